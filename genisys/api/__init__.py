@@ -1,0 +1,22 @@
+"""The genisys HTTP API: a tornado application over the intent layer.
+
+Handlers only parse, validate and call one function of ``genisys.intents``;
+they never talk to connectors (the reconciler does).
+"""
+
+import tornado.web
+
+from genisys.api import computes, health, services
+from genisys.api.base import InFlight, NotFoundHandler
+
+
+def make_app(intents, *, tracker=None):
+    tracker = tracker or InFlight()
+    deps = {"intents": intents, "tracker": tracker}
+    app = tornado.web.Application(
+        computes.routes(**deps) + services.routes(**deps) + health.routes(**deps),
+        default_handler_class=NotFoundHandler,
+        default_handler_args=deps,
+    )
+    app.tracker = tracker
+    return app

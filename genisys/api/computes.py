@@ -1,0 +1,39 @@
+"""/compute and /compute/<name>: the seed's compute endpoints, plus list and delete."""
+
+from genisys.api.base import APIHandler
+from genisys.model import Compute, validate_name
+
+
+class ComputesHandler(APIHandler):
+    async def get(self):
+        self.send(200, await self.intents.list_computes())
+
+    async def post(self):
+        compute = Compute.from_body(self.json_body())
+        record = await self.intents.create_compute(compute)
+        self.set_header("Location", "/compute/%s" % compute.name)
+        self.send(201, record.value, version=record.version)
+
+
+class ComputeHandler(APIHandler):
+    async def get(self, name):
+        record = await self.intents.get_compute(validate_name(name, "name"))
+        self.send(200, record.value, version=record.version)
+
+    async def put(self, name):
+        validate_name(name, "name")
+        compute = Compute.from_body(self.json_body(), name=name)
+        record, created = await self.intents.put_compute(compute, expect_version=self.if_match())
+        self.send(201 if created else 200, record.value, version=record.version)
+
+    async def delete(self, name):
+        record = await self.intents.delete_compute(validate_name(name, "name"),
+                                                   expect_version=self.if_match())
+        self.send(200, record.value)
+
+
+def routes(**deps):
+    return [
+        (r"/compute/?", ComputesHandler, deps),
+        (r"/compute/([^/]+)/?", ComputeHandler, deps),
+    ]

@@ -1,0 +1,72 @@
+"""/service endpoints: the seed's upscale and downscale, plus scale, get, put, delete."""
+
+from genisys.api.base import APIHandler
+from genisys.errors import Invalid
+from genisys.model import check_fields, validate_count, validate_name, validate_replicas
+
+
+class ServicesHandler(APIHandler):
+    async def get(self):
+        self.send(200, await self.intents.list_services())
+
+
+class ServiceHandler(APIHandler):
+    async def get(self, name):
+        view = await self.intents.get_service(validate_name(name, "name"))
+        self.send(200, view, version=view["resourceVersion"])
+
+    async def put(self, name):
+        validate_name(name, "name")
+        body = self.json_body()
+        check_fields(body, required=("replicas",), optional=("name",))
+        if "name" in body and body["name"] != name:
+            raise Invalid("%r does not match the name in the URL (%r)" % (body["name"], name),
+                          field="name")
+        replicas = validate_replicas(body["replicas"], maximum=self.intents.max_replicas)
+        view, created = await self.intents.put_service(name, replicas,
+                                                       expect_version=self.if_match())
+        self.send(201 if created else 200, view, version=view["resourceVersion"])
+
+    async def delete(self, name):
+        view = await self.intents.delete_service(validate_name(name, "name"),
+                                                 expect_version=self.if_match())
+        self.send(202, view, version=view["resourceVersion"])
+
+
+class UpscaleHandler(APIHandler):
+    async def post(self, name):
+        validate_name(name, "name")
+        body = self.json_body()
+        check_fields(body, required=("compute",))
+        view = await self.intents.upscale(name, validate_name(body["compute"], "compute"))
+        self.send(202, view, version=view["resourceVersion"])
+
+
+class DownscaleHandler(APIHandler):
+    async def post(self, name):
+        validate_name(name, "name")
+        body = self.json_body()
+        check_fields(body, required=("compute",))
+        view = await self.intents.downscale(name, validate_name(body["compute"], "compute"))
+        self.send(202, view, version=view["resourceVersion"])
+
+
+class ScaleHandler(APIHandler):
+    async def post(self, name):
+        validate_name(name, "name")
+        body = self.json_body()
+        check_fields(body, required=("compute", "number"))
+        compute = validate_name(body["compute"], "compute")
+        number = validate_count(body["number"], "number", self.intents.max_replicas)
+        view = await self.intents.scale(name, compute, number)
+        self.send(202, view, version=view["resourceVersion"])
+
+
+def routes(**deps):
+    return [
+        (r"/service/?", ServicesHandler, deps),
+        (r"/service/([^/]+)/?", ServiceHandler, deps),
+        (r"/service/([^/]+)/upscale/?", UpscaleHandler, deps),
+        (r"/service/([^/]+)/downscale/?", DownscaleHandler, deps),
+        (r"/service/([^/]+)/scale/?", ScaleHandler, deps),
+    ]

@@ -1,0 +1,94 @@
+"""The controller process: open the store, load computes.py, serve the API,
+and shut down cleanly on SIGTERM or SIGINT.
+
+Shutdown order: stop accepting connections, let in-flight requests finish
+(their writes are acknowledged only once durable), close idle connections,
+then close the store, which drains its pending writes.
+"""
+
+import asyncio
+import errno
+import logging
+import signal
+
+import tornado.httpserver
+
+from genisys.api import make_app
+from genisys.computefile import load_compute_file
+from genisys.errors import GenisysError
+from genisys.intents import Intents
+from genisys.store import store_from_url
+
+log = logging.getLogger("genisys")
+
+#: How long shutdown waits for in-flight requests before closing connections.
+SHUTDOWN_GRACE_SECONDS = 10.0
+#: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
+SERVER_MAX_BODY_BYTES = 1024 * 1024
+
+
+class StartupError(GenisysError):
+    """genisys cannot start: the message says why (exit status 1)."""
+
+    reason = "StartupError"
+
+
+async def sync_computes(intents, computes, source):
+    """Create or update the computes of computes.py in the store."""
+    for compute in computes:
+        _, created = await intents.put_compute(compute)
+        log.info("%s compute %s -> %s (from %s)", "created" if created else "loaded",
+                 compute.name, compute.connector, source)
+
+
+def _listen(server, settings):
+    try:
+        sockets = tornado.netutil.bind_sockets(settings.server.port, address=settings.server.bind)
+    except OSError as e:
+        hint = " (address already in use)" if e.errno == errno.EADDRINUSE else ""
+        raise StartupError("cannot listen on %s:%d: %s%s" % (
+            settings.server.bind, settings.server.port, e.strerror or e, hint)) from e
+    server.add_sockets(sockets)
+    return sockets[0].getsockname()[1]
+
+
+async def run(settings, *, stop=None):
+    """Serve until ``stop`` (an asyncio.Event) is set or a signal arrives."""
+    computes = []
+    if settings.intents.compute_file:
+        computes = load_compute_file(settings.intents.compute_file)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    store = store_from_url(settings.store.url)
+    try:
+        await store.open()
+    except GenisysError as e:
+        raise StartupError("cannot open the store %s: %s" % (settings.store.url, e.message)) \
+            from e
+    try:
+        intents = Intents(store, max_replicas=settings.intents.max_replicas)
+        await sync_computes(intents, computes, settings.intents.compute_file)
+        app = make_app(intents)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
+                                               xheaders=False)
+        port = _listen(server, settings)
+        log.info("genisys listening on http://%s:%d (store %s)", settings.server.bind, port,
+                 settings.store.url)
+        await stop.wait()
+        log.info("shutting down: no new connections, finishing %d request(s)",
+                 app.tracker.count)
+        server.stop()
+        await app.tracker.wait_idle(SHUTDOWN_GRACE_SECONDS)
+        try:
+            await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
+    finally:
+        await store.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")

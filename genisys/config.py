@@ -1,0 +1,284 @@
+"""Settings: defaults < genisys.yml < GENISYS_* environment < command-line flags.
+
+One table (``OPTIONS``) names every setting once: its genisys.yml key, its
+environment variable, its flag, how to parse it and its default. The file,
+the environment, the flags and ``genisys serve --help`` are all derived from
+it, so they cannot disagree. Settings are validated once, at start-up; a bad
+value raises ConfigError naming the setting and where the value came from.
+"""
+
+import dataclasses
+import ipaddress
+import os
+import re
+from typing import Optional
+
+import yaml
+
+from genisys.errors import ConfigError
+from genisys.model import DEFAULT_MAX_REPLICAS
+from genisys.store import validate_store_url
+
+DEFAULT_CONFIG_FILE = "./genisys.yml"
+DEFAULT_COMPUTE_FILE = "./computes.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    #: Address to listen on. Loopback by default: genisys creates and destroys
+    #: resources, so exposing it is a decision the operator makes explicitly.
+    bind: str = "127.0.0.1"
+    #: TCP port of the HTTP API (the seed's 7001). 0 picks a free port.
+    port: int = 7001
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    #: Where intents and status live: sqlite:///path (durable, the default)
+    #: or memory:// (tests only: everything is lost on exit).
+    url: str = "sqlite:///./var/genisys.db"
+
+
+@dataclasses.dataclass(frozen=True)
+class IntentSettings:
+    #: Highest desired count for one (service, compute): catches typos such as
+    #: 10000 for 100 before they cost money.
+    max_replicas: int = DEFAULT_MAX_REPLICAS
+    #: computes.py in the seed's format, loaded at start (None: no file).
+    compute_file: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectorSettings:
+    #: Seconds between full resyncs of every service (the seed's 15s): the
+    #: bound on how long drift (a dead resource, a manual change) goes unseen.
+    poll_interval: float = 15.0
+    #: Seconds one connector call may take before it counts as failed.
+    timeout: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    intents: IntentSettings = IntentSettings()
+    connector: ConnectorSettings = ConnectorSettings()
+    #: Logging level of the controller (DEBUG, INFO, WARNING, ERROR).
+    log_level: str = "INFO"
+    #: The genisys.yml that was read, if any.
+    config_file: Optional[str] = None
+
+
+# -- parsers: text or YAML value -> setting, or ValueError with the reason --
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value):
+    """"15s", "500ms", "2m", "1h" or a plain number of seconds; must be > 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 15s, 500ms or 2m")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError("%r is not a duration (like 15s, 500ms or 2m)" % (value,))
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not 0 < seconds <= 86400:
+        raise ValueError("must be more than 0 and at most 24h, got %r" % (value,))
+    return seconds
+
+
+def _integer(value, low, high):
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, got %r" % (value,))
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*\d+\s*", value):
+            raise ValueError("must be an integer, got %r" % (value,))
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError("must be an integer, got %r" % (value,))
+    if not low <= value <= high:
+        raise ValueError("must be from %d to %d, got %d" % (low, high, value))
+    return value
+
+
+def parse_port(value):
+    return _integer(value, 0, 65535)
+
+
+def parse_max_replicas(value):
+    return _integer(value, 1, 1_000_000)
+
+
+def parse_bind(value):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be an IP address or host name, got %r" % (value,))
+    value = value.strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", value):
+            raise ValueError("%r is not an IP address or host name" % value) from None
+    return value
+
+
+def parse_store(value):
+    if not isinstance(value, str):
+        raise ValueError("must be a store URL, got %r" % (value,))
+    try:
+        validate_store_url(value)
+    except ConfigError as e:
+        raise ValueError(e.message) from e
+    return value
+
+
+def parse_path(value):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a file path, got %r" % (value,))
+    return value
+
+
+def parse_log_level(value):
+    level = str(value).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, got %r" % (value,))
+    return level
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    key: str  # genisys.yml, "section.name"
+    env: str
+    flag: str
+    parse: object
+    target: str  # "group.field" in Settings, or "field"
+    help: str
+    metavar: str = "VALUE"
+
+
+OPTIONS = [
+    Option("genisys.bind", "GENISYS_BIND", "--bind", parse_bind, "server.bind",
+           "address to listen on (default 127.0.0.1)", "ADDRESS"),
+    Option("genisys.port", "GENISYS_PORT", "--port", parse_port, "server.port",
+           "HTTP API port (default 7001; 0 picks a free one)", "PORT"),
+    Option("genisys.compute_file", "GENISYS_COMPUTE_FILE", "--compute-file", parse_path,
+           "intents.compute_file",
+           "computes.py to load at start (default ./computes.py if it exists)", "FILE"),
+    Option("genisys.store", "GENISYS_STORE", "--store", parse_store, "store.url",
+           "state store URL: sqlite:///path or memory:// (default sqlite:///./var/genisys.db)",
+           "URL"),
+    Option("genisys.max_replicas", "GENISYS_MAX_REPLICAS", "--max-replicas", parse_max_replicas,
+           "intents.max_replicas",
+           "highest desired count per service and compute (default 1000)", "N"),
+    Option("connector.poll_interval", "GENISYS_POLL_INTERVAL", "--poll-interval", parse_duration,
+           "connector.poll_interval", "time between full resyncs, e.g. 15s (default 15s)",
+           "DURATION"),
+    Option("connector.timeout", "GENISYS_CONNECTOR_TIMEOUT", "--connector-timeout",
+           parse_duration, "connector.timeout",
+           "timeout of one connector call, e.g. 10s (default 10s)", "DURATION"),
+    Option("genisys.log_level", "GENISYS_LOG_LEVEL", "--log-level", parse_log_level,
+           "log_level", "DEBUG, INFO, WARNING or ERROR (default INFO)", "LEVEL"),
+]
+
+CONFIG_OPTION = Option("-", "GENISYS_CONFIG", "--config", parse_path, "config_file",
+                       "genisys.yml to read (default ./genisys.yml if it exists)", "FILE")
+
+
+def _read_config_file(path):
+    """The settings of a genisys.yml as {key: value}; unknown keys are errors."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError("cannot read %s: %s" % (path, e.strerror or e), field="config") from e
+    except yaml.YAMLError as e:
+        raise ConfigError("%s is not valid YAML: %s" % (path, str(e).replace("\n", " ")),
+                          field="config") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("%s must be a mapping of sections (genisys:, connector:)" % path,
+                          field="config")
+    known = {o.key: o for o in OPTIONS}
+    sections = sorted({k.split(".")[0] for k in known})
+    values = {}
+    for section, entries in data.items():
+        if section not in sections:
+            raise ConfigError("unknown section %r in %s (known: %s)"
+                              % (section, path, ", ".join(sections)), field=str(section))
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise ConfigError("must be a mapping in %s" % path, field=str(section))
+        for name, value in entries.items():
+            key = "%s.%s" % (section, name)
+            if key not in known:
+                raise ConfigError("unknown setting in %s (known: %s)"
+                                  % (path, ", ".join(k for k in known if k.startswith(section))),
+                                  field=key)
+            values[key] = value
+    return values
+
+
+def _assign(groups, target, value):
+    if "." in target:
+        group, field = target.split(".")
+        groups[group][field] = value
+    else:
+        groups[""][target] = value
+
+
+def load_settings(flags=None, environ=None):
+    """Build Settings from ``flags`` ({flag: text or None}) and ``environ``.
+
+    ``flags`` maps flag names such as "--port" to what the command line
+    gave (None: not given)."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+
+    config_path, explicit = DEFAULT_CONFIG_FILE, False
+    for source, value in (("GENISYS_CONFIG", environ.get("GENISYS_CONFIG")),
+                          ("--config", flags.get("--config"))):
+        if value is not None:
+            config_path, explicit = value, True
+    file_values = {}
+    if explicit or os.path.exists(config_path):
+        if explicit and not os.path.exists(config_path):
+            raise ConfigError("config file %s does not exist" % config_path, field="config")
+        file_values = _read_config_file(config_path)
+    else:
+        config_path = None
+
+    groups = {"server": {}, "store": {}, "intents": {}, "connector": {}, "": {}}
+    explicit_compute_file = False
+    for option in OPTIONS:
+        layers = [(option.key + " in " + str(config_path), file_values.get(option.key)),
+                  (option.env, environ.get(option.env)),
+                  (option.flag, flags.get(option.flag))]
+        for source, raw in layers:
+            if raw is None:
+                continue
+            try:
+                value = option.parse(raw)
+            except ValueError as e:
+                raise ConfigError("%s (from %s)" % (e, source), field=option.key) from e
+            _assign(groups, option.target, value)
+            if option.target == "intents.compute_file":
+                explicit_compute_file = True
+
+    compute_file = groups["intents"].get("compute_file")
+    if compute_file is None and os.path.exists(DEFAULT_COMPUTE_FILE):
+        groups["intents"]["compute_file"] = DEFAULT_COMPUTE_FILE
+    elif explicit_compute_file and not os.path.isfile(compute_file):
+        raise ConfigError("compute file %s does not exist" % compute_file,
+                          field="genisys.compute_file")
+
+    return Settings(server=ServerSettings(**groups["server"]),
+                    store=StoreSettings(**groups["store"]),
+                    intents=IntentSettings(**groups["intents"]),
+                    connector=ConnectorSettings(**groups["connector"]),
+                    config_file=config_path, **groups[""])

@@ -1,0 +1,61 @@
+"""Domain errors shared by every layer.
+
+The store, the intent layer and the loaders raise these; the HTTP API maps
+them to status codes in exactly one place (``genisys.api.base``) and the CLI
+to exit codes. Nothing here knows about HTTP libraries.
+"""
+
+
+class GenisysError(Exception):
+    """Base of every error genisys raises on purpose."""
+
+    #: Short machine-readable reason, used as ``error.reason`` in API bodies.
+    reason = "InternalError"
+
+    def __init__(self, message, *, field=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self):
+        if self.field:
+            return "%s: %s" % (self.field, self.message)
+        return self.message
+
+
+class Invalid(GenisysError):
+    """The input is malformed: a field is missing, of the wrong type or out of range."""
+
+    reason = "Invalid"
+
+
+class NotFound(GenisysError):
+    reason = "NotFound"
+
+
+class AlreadyExists(GenisysError):
+    reason = "AlreadyExists"
+
+
+class Conflict(GenisysError):
+    """The request is well-formed but the current state forbids it."""
+
+    reason = "Conflict"
+
+
+class VersionMismatch(GenisysError):
+    """A conditional write found another version than the one it expected."""
+
+    reason = "PreconditionFailed"
+
+
+class StoreUnavailable(GenisysError):
+    """The store can't be reached or used (I/O error, closed, locked by another process)."""
+
+    reason = "StoreUnavailable"
+
+
+class ConfigError(GenisysError):
+    """Bad settings: the message names the setting and where it came from."""
+
+    reason = "ConfigError"

@@ -1,0 +1,212 @@
+"""The service layer: every change of intent goes through here.
+
+The HTTP handlers, the computes.py loader (and later the manifests) call
+these functions; they validate against the current state, write the store
+atomically and raise domain errors. They never call a connector: making
+reality match is the reconciler's job.
+
+Keys: ``computes/<name>`` (a compute), ``services/<name>`` (a service's
+spec: the intent), ``status/<name>`` (what the reconciler observed).
+"""
+
+import dataclasses
+
+from genisys.errors import AlreadyExists, Conflict, NotFound, VersionMismatch
+from genisys.model import Compute, Service, empty_status
+from genisys.store import Condition
+
+COMPUTES = "computes/"
+SERVICES = "services/"
+STATUS = "status/"
+
+#: An If-Match of "*": the object must exist, whatever its version.
+ANY_VERSION = "*"
+
+
+def compute_key(name):
+    return COMPUTES + name
+
+
+def service_key(name):
+    return SERVICES + name
+
+
+def status_key(name):
+    return STATUS + name
+
+
+def _check_version(record, expect_version, what):
+    """If-Match semantics against the current record (None: absent)."""
+    if expect_version is None:
+        return
+    if record is None:
+        raise VersionMismatch("%s does not exist, If-Match cannot match" % what)
+    if expect_version != ANY_VERSION and record.version != expect_version:
+        raise VersionMismatch("%s is at resourceVersion %d, If-Match asked for %s"
+                              % (what, record.version, expect_version))
+
+
+def service_view(spec_record, status_record):
+    """The API representation of a service: spec, resourceVersion and status."""
+    view = dict(spec_record.value)
+    view["resourceVersion"] = spec_record.version
+    view["status"] = status_record.value if status_record else empty_status()
+    return view
+
+
+class Intents:
+    def __init__(self, store, *, max_replicas):
+        self.store = store
+        self.max_replicas = max_replicas
+
+    # -- computes ----------------------------------------------------------
+
+    async def list_computes(self):
+        listing = await self.store.list(COMPUTES)
+        return {r.value["name"]: r.value for r in listing.records}
+
+    async def get_compute(self, name):
+        record = await self.store.get(compute_key(name))
+        if record is None:
+            raise NotFound("compute %r does not exist" % name, field="compute")
+        return record
+
+    async def create_compute(self, compute: Compute):
+        try:
+            return await self.store.put(compute_key(compute.name), compute.to_json(),
+                                        expect_version=0)
+        except VersionMismatch as e:
+            raise AlreadyExists("compute %r already exists (use PUT /compute/%s to change it)"
+                                % (compute.name, compute.name), field="name") from e
+
+    async def put_compute(self, compute: Compute, *, expect_version=None):
+        """Create or replace; returns (record, created)."""
+        def replace(current):
+            _check_version(current, expect_version, "compute %r" % compute.name)
+            if current is not None and current.value == compute.to_json():
+                return current.value
+            replace.created = current is None
+            return compute.to_json()
+        replace.created = False
+        record = await self.store.update(compute_key(compute.name), replace)
+        return record, replace.created
+
+    async def delete_compute(self, name, *, expect_version=None):
+        """Delete a compute no service wants resources on."""
+        for _ in range(10):
+            current = await self.get_compute(name)
+            _check_version(current, expect_version, "compute %r" % name)
+            services = await self.store.list(SERVICES)
+            users = sorted(r.value["name"] for r in services.records
+                           if r.value["replicas"].get(name, 0) > 0)
+            if users:
+                raise Conflict("compute %r is in use by service(s) %s: scale them to 0 there first"
+                               % (name, ", ".join(users)), field="compute")
+            try:
+                # Both conditions make check-then-delete atomic: the compute is the
+                # one we checked, and no service changed since we looked.
+                await self.store.delete(
+                    compute_key(name), expect_version=current.version,
+                    conditions=[Condition.unchanged(SERVICES, services.revision)])
+                return current
+            except VersionMismatch:
+                continue  # something moved under us: look again
+        raise Conflict("compute %r keeps changing, try again" % name, field="compute")
+
+    # -- services ----------------------------------------------------------
+
+    async def list_services(self):
+        specs = await self.store.list(SERVICES)
+        statuses = {r.key[len(STATUS):]: r for r in (await self.store.list(STATUS)).records}
+        return {r.value["name"]: service_view(r, statuses.get(r.value["name"]))
+                for r in specs.records}
+
+    async def get_service(self, name):
+        spec = await self.store.get(service_key(name))
+        if spec is None:
+            raise NotFound("service %r does not exist" % name, field="service")
+        return service_view(spec, await self.store.get(status_key(name)))
+
+    async def _change_replicas(self, name, change, *, computes, create, expect_version=None):
+        """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
+
+        ``computes``: the computes the change needs; the write only happens
+        if they all exist at that moment. Returns (view, created)."""
+        for compute in computes:
+            await self.get_compute(compute)  # a clear 404 in the common case
+        created = False
+
+        def apply(current):
+            nonlocal created
+            _check_version(current, expect_version, "service %r" % name)
+            if current is None:
+                if not create:
+                    raise NotFound("service %r does not exist" % name, field="service")
+                service = Service(name=name, generation=0)
+            else:
+                service = Service.from_store(current.value)
+                if service.deleting:
+                    raise Conflict("service %r is being deleted" % name, field="service")
+            updated = service.with_replicas(change(dict(service.replicas)))
+            if current is None and updated.generation == 0:
+                updated = dataclasses.replace(updated, generation=1)
+            created = current is None
+            return updated.to_store()
+
+        conditions = [Condition.exists(compute_key(c)) for c in computes]
+        try:
+            spec = await self.store.update(service_key(name), apply, conditions=conditions)
+        except VersionMismatch as e:
+            if not (e.field or "").startswith(COMPUTES):
+                raise
+            raise NotFound("compute %r does not exist" % e.field[len(COMPUTES):],
+                           field="compute") from e
+        return service_view(spec, await self.store.get(status_key(name))), created
+
+    async def upscale(self, name, compute):
+        def add_one(replicas):
+            current = replicas.get(compute, 0)
+            if current >= self.max_replicas:
+                raise Conflict("service %r already has %d resources on %r, the maximum "
+                               "(max_replicas)" % (name, current, compute), field="compute")
+            replicas[compute] = current + 1
+            return replicas
+        view, _ = await self._change_replicas(name, add_one, computes=[compute], create=True)
+        return view
+
+    async def downscale(self, name, compute):
+        def remove_one(replicas):
+            current = replicas.get(compute, 0)
+            if current == 0:
+                raise Conflict("service %r has no resources on %r to remove" % (name, compute),
+                               field="compute")
+            replicas[compute] = current - 1
+            return replicas
+        view, _ = await self._change_replicas(name, remove_one, computes=[compute], create=False)
+        return view
+
+    async def scale(self, name, compute, number):
+        def set_number(replicas):
+            replicas[compute] = number
+            return replicas
+        view, _ = await self._change_replicas(name, set_number, computes=[compute], create=True)
+        return view
+
+    async def put_service(self, name, replicas, *, expect_version=None):
+        """Replace a service's replicas map; returns (view, created)."""
+        return await self._change_replicas(name, lambda _: dict(replicas), computes=sorted(replicas),
+                                           create=True, expect_version=expect_version)
+
+    async def delete_service(self, name, *, expect_version=None):
+        """Mark a service for deletion; the reconciler scales it to 0, then removes it."""
+        def mark(current):
+            if current is None:
+                raise NotFound("service %r does not exist" % name, field="service")
+            _check_version(current, expect_version, "service %r" % name)
+            service = Service.from_store(current.value)
+            if service.deleting:
+                return current.value
+            return dataclasses.replace(service, deleting=True,
+                                       generation=service.generation + 1).to_store()
+        spec = await self.store.update(service_key(name), mark)
+        return service_view(spec, await self.store.get(status_key(name)))

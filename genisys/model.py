@@ -1,0 +1,162 @@
+"""Resources and their validation: computes, services, service status.
+
+Everything that enters genisys (an HTTP body, a computes.py entry, later a
+manifest) is turned into these objects by the functions here, which raise
+``Invalid`` naming the offending field. Nothing unvalidated reaches the store.
+"""
+
+import dataclasses
+import re
+import urllib.parse
+from typing import Dict, NewType
+
+from genisys.errors import Invalid
+
+ComputeName = NewType("ComputeName", str)
+ServiceName = NewType("ServiceName", str)
+
+#: RFC 1123 host label: letters, digits and '-', starting and ending with a
+#: letter or digit, at most 63 characters. Upper case is allowed because the
+#: seed's own examples use names such as "myService" and "myCompute" (DNS
+#: labels are case-insensitive; only Kubernetes insists on lower case).
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+NAME_RULE = ("1 to 63 letters, digits or '-', starting and ending with a letter or digit")
+
+#: Desired counts are bounded by a configurable maximum; this is the default.
+DEFAULT_MAX_REPLICAS = 1000
+
+
+def describe(value):
+    """A short rendering of a bad value for error messages (never huge)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def type_name(value):
+    return {dict: "object", list: "array", str: "string", bool: "boolean",
+            int: "integer", float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def validate_name(value, field):
+    if not isinstance(value, str):
+        raise Invalid("must be a string, got %s" % type_name(value), field=field)
+    if not _NAME_RE.match(value):
+        raise Invalid("%s is not a valid name (%s)" % (describe(value), NAME_RULE), field=field)
+    return value
+
+
+def validate_connector_url(value, field="connector"):
+    if not isinstance(value, str):
+        raise Invalid("must be a string, got %s" % type_name(value), field=field)
+    if len(value) > 2048:
+        raise Invalid("URL is longer than 2048 characters", field=field)
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port  # raises ValueError on a bad port
+    except ValueError as e:
+        raise Invalid("%s is not a valid URL (%s)" % (describe(value), e), field=field) from e
+    if parts.scheme not in ("http", "https"):
+        raise Invalid("%s must be an absolute http:// or https:// URL" % describe(value), field=field)
+    if not parts.hostname:
+        raise Invalid("%s has no host" % describe(value), field=field)
+    if parts.username is not None or parts.password is not None:
+        raise Invalid("credentials in the URL are not allowed", field=field)
+    if parts.query or parts.fragment:
+        raise Invalid("%s must not have a query or fragment" % describe(value), field=field)
+    if port == 0:
+        raise Invalid("%s has port 0" % describe(value), field=field)
+    if any(c.isspace() for c in value):
+        raise Invalid("%s contains white space" % describe(value), field=field)
+    return value
+
+
+def validate_count(value, field, maximum):
+    # bool is a subclass of int in Python; true/false are not counts.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid("must be an integer, got %s %s" % (type_name(value), describe(value)), field=field)
+    if value < 0:
+        raise Invalid("must be at least 0, got %d" % value, field=field)
+    if value > maximum:
+        raise Invalid("must be at most %d (max_replicas), got %d" % (maximum, value), field=field)
+    return value
+
+
+def check_fields(body, *, required=(), optional=(), where=""):
+    """Check that ``body`` is an object with exactly the allowed fields."""
+    if not isinstance(body, dict):
+        raise Invalid("must be a JSON object, got %s" % type_name(body), field=where or "body")
+    prefix = where + "." if where else ""
+    for key in body:
+        if key not in required and key not in optional:
+            raise Invalid("unknown field", field=prefix + str(key))
+    for key in required:
+        if key not in body:
+            raise Invalid("is required", field=prefix + key)
+
+
+@dataclasses.dataclass(frozen=True)
+class Compute:
+    """A link to a connector that owns resources somewhere."""
+
+    name: ComputeName
+    connector: str
+
+    @classmethod
+    def from_body(cls, body, *, name=None):
+        """Validate a compute definition; ``name`` comes from the URL when given."""
+        if name is None:
+            check_fields(body, required=("name", "connector"))
+            name = body["name"]
+        else:
+            check_fields(body, required=("connector",), optional=("name",))
+            if "name" in body and body["name"] != name:
+                raise Invalid("%s does not match the name in the URL (%s)"
+                              % (describe(body["name"]), describe(name)), field="name")
+        return cls(name=validate_name(name, "name"),
+                   connector=validate_connector_url(body["connector"], "connector"))
+
+    def to_json(self):
+        return {"name": self.name, "connector": self.connector}
+
+
+@dataclasses.dataclass(frozen=True)
+class Service:
+    """The intent for one service: how many resources it wants on each compute."""
+
+    name: ServiceName
+    replicas: Dict[ComputeName, int] = dataclasses.field(default_factory=dict)
+    #: Bumped on every change of the spec; status reports which one it reflects.
+    generation: int = 1
+    #: Set by DELETE: the reconciler scales everything to 0, then removes the record.
+    deleting: bool = False
+
+    @classmethod
+    def from_store(cls, value):
+        return cls(name=value["name"], replicas=dict(value["replicas"]),
+                   generation=value["generation"], deleting=value["deleting"])
+
+    def to_store(self):
+        return {"name": self.name, "replicas": dict(self.replicas),
+                "generation": self.generation, "deleting": self.deleting}
+
+    def with_replicas(self, replicas):
+        """A copy with new replicas; the generation moves only if something changed."""
+        if replicas == self.replicas:
+            return self
+        return dataclasses.replace(self, replicas=dict(replicas), generation=self.generation + 1)
+
+
+def validate_replicas(value, *, maximum, field="replicas"):
+    if not isinstance(value, dict):
+        raise Invalid("must be an object mapping compute names to counts, got %s"
+                      % type_name(value), field=field)
+    replicas = {}
+    for compute, count in value.items():
+        validate_name(compute, "%s.%s" % (field, compute))
+        replicas[compute] = validate_count(count, "%s.%s" % (field, compute), maximum)
+    return replicas
+
+
+def empty_status():
+    """Status of a service the reconciler has not looked at yet."""
+    return {"observedGeneration": 0, "computes": {}}

@@ -1,0 +1,46 @@
+"""State stores: one interface (``Store``), one class per backend.
+
+``store_from_url`` picks the backend from a URL:
+
+* ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the
+  SQLAlchemy convention: the path is what follows ``sqlite:///``);
+* ``memory://`` for tests.
+"""
+
+from genisys.errors import ConfigError
+from genisys.store.base import (DELETE, Compacted, Condition, Event, Listing, Record, Store,
+                                Watch)
+
+__all__ = ["DELETE", "Compacted", "Condition", "Event", "Listing", "Record", "Store", "Watch",
+           "store_from_url", "validate_store_url"]
+
+SCHEMES = ("sqlite", "memory")
+
+
+def validate_store_url(url, field="store"):
+    """Check a store URL without opening anything; returns (scheme, location)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError("%r is not a store URL (expected sqlite:///path/genisys.db or memory://)"
+                          % (url,), field=field)
+    scheme, rest = url.split("://", 1)
+    if scheme == "memory":
+        if rest:
+            raise ConfigError("memory:// takes no location, got %r" % url, field=field)
+        return scheme, ""
+    if scheme == "sqlite":
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ConfigError("%r: a sqlite URL is sqlite:///relative/path.db or "
+                              "sqlite:////absolute/path.db" % url, field=field)
+        return scheme, rest[1:]
+    raise ConfigError("unknown store scheme %r in %r (supported: %s)"
+                      % (scheme, url, ", ".join(s + "://" for s in SCHEMES)), field=field)
+
+
+def store_from_url(url) -> Store:
+    """A not yet opened store for ``url``; open it with ``async with``."""
+    scheme, location = validate_store_url(url)
+    if scheme == "memory":
+        from genisys.store.memory import MemoryStore
+        return MemoryStore()
+    from genisys.store.sqlite import SqliteStore
+    return SqliteStore(location)

@@ -1,0 +1,345 @@
+"""The store interface every backend implements, and the logic they share.
+
+A store is a versioned key-value map of JSON objects, the single source of
+truth of genisys. Every write takes the next value of one store-wide,
+monotonically increasing *revision*; a record's ``version`` is the revision
+of its last write (etcd's ``mod_revision``), which the API exposes as
+``resourceVersion``. Writes may be conditional, either on the version of the
+key they write or on other keys (``Condition``), and ``update`` is an atomic
+read-modify-write. ``watch`` streams changes under a prefix from a revision
+on, so a consumer can ``list`` and then follow without missing anything.
+
+The in-process backends (memory, sqlite) run the same ``apply_op`` over
+their own ``View`` of the data, so their semantics cannot drift apart.
+"""
+
+import abc
+import asyncio
+import collections
+import dataclasses
+from typing import Callable, List, Optional, Sequence
+
+from genisys.errors import GenisysError, VersionMismatch
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    key: str
+    value: dict
+    #: Revision of the last write to this key (never 0 for a stored record).
+    version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    records: List[Record]
+    #: Store revision the listing reflects: watch from here to follow it.
+    revision: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: str  # "put" or "delete"
+    key: str
+    revision: int
+    #: The new record for "put", None for "delete".
+    record: Optional[Record] = None
+
+
+class Compacted(GenisysError):
+    """A watch asked for history the store no longer has: list again, then watch."""
+
+    reason = "Compacted"
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """Something about *another* key that must hold for a write to happen.
+
+    ``Condition.version(key, v)``: the key is at version v (0: it is absent).
+    ``Condition.exists(key)``: the key is present.
+    ``Condition.unchanged(prefix, revision)``: no key under the prefix was
+    written after that revision (deleted keys don't count, as in etcd).
+    """
+
+    kind: str
+    key: str
+    value: int = 0
+
+    @classmethod
+    def version(cls, key, version):
+        return cls("version", key, version)
+
+    @classmethod
+    def exists(cls, key):
+        return cls("exists", key)
+
+    @classmethod
+    def unchanged(cls, prefix, revision):
+        return cls("unchanged", prefix, revision)
+
+
+#: Returned by an update function to delete the key instead of writing it.
+DELETE = object()
+
+
+def prefix_end(prefix):
+    """The first key after every key that starts with ``prefix`` (etcd's range_end)."""
+    if not prefix:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class Store(abc.ABC):
+    """Async interface of every backend; use it as an async context manager."""
+
+    async def __aenter__(self):
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    async def open(self):
+        """Connect, create what is missing; raise StoreUnavailable if impossible."""
+
+    @abc.abstractmethod
+    async def close(self):
+        """Finish pending writes and release every resource."""
+
+    @abc.abstractmethod
+    async def get(self, key) -> Optional[Record]:
+        ...
+
+    @abc.abstractmethod
+    async def list(self, prefix) -> Listing:
+        """Every record whose key starts with ``prefix``, sorted by key."""
+
+    @abc.abstractmethod
+    async def put(self, key, value, *, expect_version=None,
+                  conditions: Sequence[Condition] = ()) -> Record:
+        """Write ``value``. ``expect_version``: None = unconditional, 0 = create
+        only, N = replace only version N. Raises VersionMismatch."""
+
+    @abc.abstractmethod
+    async def delete(self, key, *, expect_version=None,
+                     conditions: Sequence[Condition] = ()) -> Optional[Record]:
+        """Delete ``key``; returns the deleted record, None if it was absent."""
+
+    @abc.abstractmethod
+    async def update(self, key, fn: Callable, *,
+                     conditions: Sequence[Condition] = ()) -> Optional[Record]:
+        """Atomically replace the value of ``key`` with ``fn(current_record_or_None)``.
+
+        ``fn`` is pure and may run more than once (CAS backends retry); it
+        returns the new value, the same value to leave the key untouched,
+        ``DELETE`` to remove it, or raises a GenisysError to abort. Returns the
+        resulting record (None if deleted or absent)."""
+
+    @abc.abstractmethod
+    async def revision(self) -> int:
+        """The current store revision."""
+
+    @abc.abstractmethod
+    def watch(self, prefix, *, start_revision=None) -> "Watch":
+        """Changes under ``prefix`` after ``start_revision`` (default: from now).
+        Raises Compacted (on iteration) if that history is gone."""
+
+    async def check(self):
+        """Raise StoreUnavailable if the store can't serve requests (for /readyz)."""
+        await self.revision()
+
+
+# -- shared by the in-process backends -------------------------------------
+
+
+class View(abc.ABC):
+    """What ``apply_op`` needs from a backend, inside one atomic transaction."""
+
+    @abc.abstractmethod
+    def read(self, key) -> Optional[Record]:
+        ...
+
+    @abc.abstractmethod
+    def max_version(self, prefix) -> int:
+        ...
+
+    @abc.abstractmethod
+    def write(self, record: Record):
+        ...
+
+    @abc.abstractmethod
+    def remove(self, key):
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One write request: kind is "put", "delete" or "update"."""
+
+    kind: str
+    key: str
+    value: object = None
+    expect_version: Optional[int] = None
+    conditions: Sequence[Condition] = ()
+
+
+def check_conditions(view, conditions):
+    for cond in conditions:
+        if cond.kind == "unchanged":
+            latest = view.max_version(cond.key)
+            if latest > cond.value:
+                raise VersionMismatch("%s changed at revision %d, after %d"
+                                      % (cond.key, latest, cond.value), field=cond.key)
+            continue
+        record = view.read(cond.key)
+        version = record.version if record else 0
+        if cond.kind == "exists" and version == 0:
+            raise VersionMismatch("%s does not exist" % cond.key, field=cond.key)
+        if cond.kind == "version" and version != cond.value:
+            raise VersionMismatch("%s is at version %d, not %d"
+                                  % (cond.key, version, cond.value), field=cond.key)
+
+
+def check_expected(key, current, expect_version):
+    if expect_version is None:
+        return
+    version = current.version if current else 0
+    if version != expect_version:
+        if expect_version == 0:
+            raise VersionMismatch("%s already exists" % key, field=key)
+        if version == 0:
+            raise VersionMismatch("%s does not exist" % key, field=key)
+        raise VersionMismatch("%s is at version %d, not %d" % (key, version, expect_version),
+                              field=key)
+
+
+def apply_op(view, op, revision):
+    """Run ``op`` against ``view``; a write takes ``revision``.
+
+    Returns ``(result, event_or_None)``. Raises GenisysError to refuse, in
+    which case the view must be left as it was (the caller rolls back)."""
+    check_conditions(view, op.conditions)
+    current = view.read(op.key)
+    check_expected(op.key, current, op.expect_version)
+    if op.kind == "update":
+        new_value = op.value(current)
+        if new_value is DELETE:
+            if current is None:
+                return None, None
+            view.remove(op.key)
+            return None, Event("delete", op.key, revision)
+        if current is not None and new_value == current.value:
+            return current, None
+        kind = "put"
+    else:
+        new_value, kind = op.value, op.kind
+    if kind == "delete":
+        if current is None:
+            return None, None
+        view.remove(op.key)
+        return current, Event("delete", op.key, revision)
+    if not isinstance(new_value, dict):
+        raise TypeError("store values are JSON objects, got %r" % type(new_value))
+    record = Record(op.key, new_value, revision)
+    view.write(record)
+    return record, Event("put", op.key, revision, record)
+
+
+class Watch:
+    """A stream of events; ``async for event in watch``; close() ends it."""
+
+    def __init__(self, hub, prefix, *, after, limit):
+        self._hub = hub
+        self.prefix = prefix
+        #: Events at or before this revision are not for this watch.
+        self._after = after
+        self._queue = asyncio.Queue()
+        self._limit = limit
+        self._error = None
+        self._closed = False
+
+    def _offer(self, event):
+        if self._error or self._closed or event.revision <= self._after:
+            return
+        if self._queue.qsize() >= self._limit:
+            # A consumer this far behind must re-list; never grow without bound.
+            self._error = Compacted("watch on %r fell more than %d events behind"
+                                    % (self.prefix, self._limit))
+            self._queue.put_nowait(None)
+            return
+        self._queue.put_nowait(event)
+
+    def _fail(self, error):
+        self._error = error
+        self._queue.put_nowait(None)
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._hub.unsubscribe(self)
+            self._queue.put_nowait(None)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._error:
+            raise self._error
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is None:
+            if self._error:
+                raise self._error
+            raise StopAsyncIteration
+        return event
+
+
+class WatchHub:
+    """Fans committed events out to watches, with a bounded replay history."""
+
+    def __init__(self, revision, *, history=10000, watch_limit=100000):
+        self._history = collections.deque(maxlen=history)
+        self._revision = revision
+        #: Events up to this revision can no longer be replayed.
+        self._forgotten = revision
+        self._watches = set()
+        self._watch_limit = watch_limit
+
+    def publish(self, events):
+        for event in events:
+            self._revision = event.revision
+            if len(self._history) == self._history.maxlen:
+                self._forgotten = self._history[0].revision
+            self._history.append(event)
+            for watch in list(self._watches):
+                if event.key.startswith(watch.prefix):
+                    watch._offer(event)
+
+    def subscribe(self, prefix, start_revision):
+        after = self._revision if start_revision is None else start_revision
+        watch = Watch(self, prefix, after=after, limit=self._watch_limit)
+        if start_revision is not None:
+            if start_revision < self._forgotten:
+                watch._fail(Compacted("revision %d is older than the kept history (%d)"
+                                      % (start_revision, self._forgotten)))
+                return watch
+            for event in self._history:
+                if event.revision > start_revision and event.key.startswith(prefix):
+                    watch._offer(event)
+        self._watches.add(watch)
+        return watch
+
+    def unsubscribe(self, watch):
+        self._watches.discard(watch)
+
+    def close(self):
+        for watch in list(self._watches):
+            watch.close()

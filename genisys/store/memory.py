@@ -1,0 +1,96 @@
+"""``memory://``: a store that lives and dies with the process (tests, demos).
+
+Values are kept JSON-encoded, exactly as the durable backends keep them, so
+a caller can never mutate stored state through a returned object and a value
+that would not survive the sqlite store fails here too.
+"""
+
+import bisect
+import json
+
+from genisys.errors import StoreUnavailable
+from genisys.store.base import Listing, Op, Record, Store, View, WatchHub, apply_op, prefix_end
+
+
+class _MemoryView(View):
+    def __init__(self, store):
+        self._store = store
+
+    def read(self, key):
+        return self._store._read(key)
+
+    def max_version(self, prefix):
+        return max((v for _, v in self._store._range(prefix)), default=0)
+
+    def write(self, record):
+        s = self._store
+        if record.key not in s._data:
+            bisect.insort(s._keys, record.key)
+        s._data[record.key] = (json.dumps(record.value, separators=(",", ":")), record.version)
+
+    def remove(self, key):
+        s = self._store
+        del s._data[key]
+        del s._keys[bisect.bisect_left(s._keys, key)]
+
+
+class MemoryStore(Store):
+    def __init__(self):
+        self._data = {}  # key -> (encoded value, version)
+        self._keys = []  # sorted, for prefix ranges
+        self._revision = 0
+        self._closed = False
+        self._hub = WatchHub(0)
+
+    def _read(self, key):
+        item = self._data.get(key)
+        return Record(key, json.loads(item[0]), item[1]) if item else None
+
+    def _range(self, prefix):
+        start = bisect.bisect_left(self._keys, prefix)
+        end_key = prefix_end(prefix)
+        stop = len(self._keys) if end_key is None else bisect.bisect_left(self._keys, end_key)
+        for key in self._keys[start:stop]:
+            yield key, self._data[key][1]
+
+    def _check_open(self):
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+
+    def _apply(self, op):
+        # Runs without awaiting anything: atomic on the event loop by construction.
+        self._check_open()
+        result, event = apply_op(_MemoryView(self), op, self._revision + 1)
+        if event is not None:
+            self._revision = event.revision
+            self._hub.publish([event])
+        return result
+
+    async def close(self):
+        self._closed = True
+        self._hub.close()
+
+    async def get(self, key):
+        self._check_open()
+        return self._read(key)
+
+    async def list(self, prefix):
+        self._check_open()
+        return Listing([self._read(key) for key, _ in self._range(prefix)], self._revision)
+
+    async def put(self, key, value, *, expect_version=None, conditions=()):
+        return self._apply(Op("put", key, value, expect_version, tuple(conditions)))
+
+    async def delete(self, key, *, expect_version=None, conditions=()):
+        return self._apply(Op("delete", key, None, expect_version, tuple(conditions)))
+
+    async def update(self, key, fn, *, conditions=()):
+        return self._apply(Op("update", key, fn, None, tuple(conditions)))
+
+    async def revision(self):
+        self._check_open()
+        return self._revision
+
+    def watch(self, prefix, *, start_revision=None):
+        self._check_open()
+        return self._hub.subscribe(prefix, start_revision)
