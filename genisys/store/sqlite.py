@@ -106,6 +106,9 @@ class SqliteStore(Store):
             writer_conn = _connect(self.path)
             writer_conn.execute("PRAGMA journal_mode = WAL")
             writer_conn.execute("PRAGMA synchronous = FULL")
+            #: What SQLite actually applied (2 = FULL: fsync at every commit).
+            self.synchronous = writer_conn.execute("PRAGMA synchronous").fetchone()[0]
+            self.journal_mode = writer_conn.execute("PRAGMA journal_mode").fetchone()[0]
             writer_conn.executescript(_SCHEMA)
             self._reader = _connect(self.path)
             revision = self._read_revision(self._reader)

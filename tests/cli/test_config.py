@@ -1,0 +1,143 @@
+"""Settings: defaults < genisys.yml < GENISYS_* < flags, and clear errors for bad ones."""
+
+import os
+
+import pytest
+
+from genisys.config import OPTIONS, load_settings, parse_duration
+from genisys.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def in_empty_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return str(path)
+
+
+def test_defaults_are_the_documented_ones():
+    s = load_settings({}, {})
+    assert (s.server.bind, s.server.port) == ("127.0.0.1", 7001)
+    assert s.store.url == "sqlite:///./var/genisys.db"
+    assert s.intents.max_replicas == 1000
+    assert s.intents.compute_file is None  # ./computes.py absent
+    assert (s.connector.poll_interval, s.connector.timeout) == (15.0, 10.0)
+    assert s.config_file is None
+
+
+def test_computes_py_in_the_working_directory_is_picked_up():
+    write("computes.py", "")
+    assert load_settings({}, {}).intents.compute_file == "./computes.py"
+
+
+def test_every_option_has_a_key_an_env_and_a_flag():
+    keys = {o.key for o in OPTIONS}
+    for key in ["genisys.bind", "genisys.port", "genisys.compute_file", "genisys.store",
+                "genisys.max_replicas", "connector.poll_interval", "connector.timeout"]:
+        assert key in keys
+    for o in OPTIONS:
+        assert o.env == "GENISYS_" + o.key.split(".")[1].upper() or o.key.startswith("connector")
+        assert o.flag.startswith("--")
+
+
+def test_precedence_file_then_environment_then_flags(tmp_path):
+    write("genisys.yml", "genisys:\n  port: 7100\n  max_replicas: 5\n  bind: 0.0.0.0\n"
+          "connector:\n  poll_interval: 30s\n  timeout: 2s\n")
+    s = load_settings({}, {})
+    assert (s.server.port, s.intents.max_replicas, s.server.bind) == (7100, 5, "0.0.0.0")
+    assert (s.connector.poll_interval, s.connector.timeout) == (30.0, 2.0)
+    assert s.config_file == "./genisys.yml"
+    s = load_settings({}, {"GENISYS_PORT": "7200", "GENISYS_POLL_INTERVAL": "500ms"})
+    assert (s.server.port, s.intents.max_replicas) == (7200, 5)
+    assert s.connector.poll_interval == 0.5
+    s = load_settings({"--port": "7300", "--poll-interval": "2m"},
+                      {"GENISYS_PORT": "7200", "GENISYS_POLL_INTERVAL": "500ms"})
+    assert (s.server.port, s.connector.poll_interval, s.server.bind) == (7300, 120.0, "0.0.0.0")
+
+
+def test_config_path_from_environment_and_flag(tmp_path):
+    a = write(tmp_path / "a.yml", "genisys:\n  port: 1111\n")
+    b = write(tmp_path / "b.yml", "genisys:\n  port: 2222\n")
+    assert load_settings({}, {"GENISYS_CONFIG": a}).server.port == 1111
+    assert load_settings({"--config": b}, {"GENISYS_CONFIG": a}).server.port == 2222
+
+
+def test_empty_config_file_means_defaults():
+    write("genisys.yml", "")
+    assert load_settings({}, {}).server.port == 7001
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("15s", 15), ("500ms", 0.5), ("2m", 120), ("1h", 3600), ("10", 10), (3, 3), ("1.5s", 1.5),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+BAD = [
+    # (where, key or flag, value, words the message must contain)
+    ("flag", "--port", "abc", ["genisys.port", "integer", "--port"]),
+    ("flag", "--port", "70000", ["genisys.port", "65535"]),
+    ("env", "GENISYS_PORT", "-1", ["genisys.port", "GENISYS_PORT"]),
+    ("env", "GENISYS_MAX_REPLICAS", "0", ["genisys.max_replicas", "from 1"]),
+    ("flag", "--max-replicas", "ten", ["genisys.max_replicas", "integer"]),
+    ("env", "GENISYS_POLL_INTERVAL", "fast", ["connector.poll_interval", "duration"]),
+    ("flag", "--poll-interval", "0s", ["connector.poll_interval", "more than 0"]),
+    ("flag", "--connector-timeout", "-5s", ["connector.timeout", "duration"]),
+    ("flag", "--store", "postgres://x", ["genisys.store", "unknown store scheme"]),
+    ("flag", "--store", "sqlite:", ["genisys.store", "store URL"]),
+    ("env", "GENISYS_STORE", "sqlite://", ["genisys.store", "sqlite:///"]),
+    ("flag", "--bind", "not a host!", ["genisys.bind", "not an IP address"]),
+    ("flag", "--log-level", "LOUD", ["genisys.log_level", "DEBUG"]),
+    ("flag", "--compute-file", "missing.py", ["genisys.compute_file", "does not exist"]),
+    ("flag", "--config", "missing.yml", ["config", "does not exist"]),
+]
+
+
+@pytest.mark.parametrize("where,name,value,words", BAD, ids=[b[1] + "=" + b[2] for b in BAD])
+def test_bad_values_name_the_setting_and_the_source(where, name, value, words):
+    flags, env = ({name: value}, {}) if where == "flag" else ({}, {name: value})
+    with pytest.raises(ConfigError) as info:
+        load_settings(flags, env)
+    message = str(info.value)
+    for word in words:
+        assert word in message, message
+
+
+BAD_FILES = [
+    ("genisys:\n  port: [1]\n", ["genisys.port", "genisys.yml"]),
+    ("genisys:\n  colour: blue\n", ["genisys.colour", "unknown setting"]),
+    ("server:\n  port: 1\n", ["unknown section", "server"]),
+    ("- a\n- b\n", ["must be a mapping"]),
+    ("genisys: [1, 2]\n", ["genisys", "must be a mapping"]),
+    ("genisys:\n  port: 1\n port: 2\n", ["not valid YAML"]),
+    ("connector:\n  timeout: true\n", ["connector.timeout", "duration"]),
+    ("genisys:\n  max_replicas: 2.5\n", ["genisys.max_replicas", "integer"]),
+]
+
+
+@pytest.mark.parametrize("text,words", BAD_FILES)
+def test_bad_config_files_are_reported(text, words):
+    write("genisys.yml", text)
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, {})
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_a_bad_file_value_is_reported_even_when_a_flag_overrides_it():
+    """Every layer is validated: a typo in genisys.yml never hides behind a flag."""
+    write("genisys.yml", "genisys:\n  port: nope\n")
+    with pytest.raises(ConfigError):
+        load_settings({"--port": "7001"}, {})
+
+
+def test_relative_paths_resolve_against_the_working_directory(tmp_path):
+    os.mkdir("conf")
+    write("conf/computes.py", "")
+    s = load_settings({"--compute-file": "conf/computes.py"}, {})
+    assert s.intents.compute_file == "conf/computes.py"

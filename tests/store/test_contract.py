@@ -1,0 +1,233 @@
+"""The store contract, written once and run against every backend."""
+
+import asyncio
+
+import pytest
+
+from genisys.errors import GenisysError, StoreUnavailable, VersionMismatch
+from genisys.store import DELETE, Compacted, Condition
+
+
+@pytest.mark.gen_test
+async def test_get_missing_is_none(store):
+    assert await store.get("computes/nope") is None
+
+
+@pytest.mark.gen_test
+async def test_put_then_get_round_trips_and_versions_grow(store):
+    first = await store.put("computes/a", {"name": "a", "n": [1, 2, {"x": None}]})
+    assert first.version > 0
+    assert (await store.get("computes/a")) == first
+    second = await store.put("computes/b", {"name": "b"})
+    third = await store.put("computes/a", {"name": "a", "n": 2})
+    assert first.version < second.version < third.version
+    assert (await store.get("computes/a")).value == {"name": "a", "n": 2}
+    assert await store.revision() == third.version
+
+
+@pytest.mark.gen_test
+async def test_returned_values_are_copies(store):
+    await store.put("k/a", {"list": [1]})
+    record = await store.get("k/a")
+    record.value["list"].append(2)
+    assert (await store.get("k/a")).value == {"list": [1]}
+
+
+@pytest.mark.gen_test
+async def test_list_by_prefix_is_sorted_and_bounded(store):
+    for key in ["services/b", "services/a", "services/a-1", "computes/a", "servicesX/a",
+                "status/a"]:
+        await store.put(key, {"k": key})
+    listing = await store.list("services/")
+    assert [r.key for r in listing.records] == ["services/a", "services/a-1", "services/b"]
+    assert listing.revision == await store.revision()
+    assert [r.key for r in (await store.list("")).records][0] == "computes/a"
+    assert (await store.list("nothing/")).records == []
+
+
+@pytest.mark.gen_test
+async def test_create_only_put(store):
+    await store.put("k/a", {"v": 1}, expect_version=0)
+    with pytest.raises(VersionMismatch):
+        await store.put("k/a", {"v": 2}, expect_version=0)
+    assert (await store.get("k/a")).value == {"v": 1}
+
+
+@pytest.mark.gen_test
+async def test_conditional_put_and_delete(store):
+    rec = await store.put("k/a", {"v": 1})
+    newer = await store.put("k/a", {"v": 2}, expect_version=rec.version)
+    before = await store.revision()
+    with pytest.raises(VersionMismatch):
+        await store.put("k/a", {"v": 3}, expect_version=rec.version)
+    with pytest.raises(VersionMismatch):
+        await store.delete("k/a", expect_version=rec.version)
+    with pytest.raises(VersionMismatch):
+        await store.put("k/missing", {"v": 1}, expect_version=7)
+    assert await store.revision() == before, "refused writes must not move the revision"
+    deleted = await store.delete("k/a", expect_version=newer.version)
+    assert deleted.value == {"v": 2}
+    assert await store.get("k/a") is None
+    assert await store.delete("k/a") is None
+
+
+@pytest.mark.gen_test
+async def test_conditions_on_other_keys(store):
+    await store.put("computes/a", {"name": "a"})
+    await store.put("services/x", {"x": 1}, conditions=[Condition.exists("computes/a")])
+    with pytest.raises(VersionMismatch) as info:
+        await store.put("services/y", {"y": 1}, conditions=[Condition.exists("computes/b")])
+    assert info.value.field == "computes/b"
+    assert await store.get("services/y") is None
+    rec = await store.get("computes/a")
+    await store.put("services/x", {"x": 2}, conditions=[Condition.version("computes/a",
+                                                                           rec.version)])
+    with pytest.raises(VersionMismatch):
+        await store.put("services/x", {"x": 3}, conditions=[Condition.version("computes/b", 5)])
+    await store.put("services/z", {"z": 1}, conditions=[Condition.version("computes/b", 0)])
+
+
+@pytest.mark.gen_test
+async def test_prefix_unchanged_condition(store):
+    await store.put("services/a", {"a": 1})
+    listing = await store.list("services/")
+    await store.put("computes/c", {"c": 1})  # outside the prefix: no effect
+    await store.delete("computes/c", conditions=[Condition.unchanged("services/",
+                                                                     listing.revision)])
+    await store.put("computes/c", {"c": 1})
+    await store.put("services/b", {"b": 1})
+    with pytest.raises(VersionMismatch):
+        await store.delete("computes/c", conditions=[Condition.unchanged("services/",
+                                                                         listing.revision)])
+    assert await store.get("computes/c") is not None
+
+
+@pytest.mark.gen_test
+async def test_update_is_read_modify_write(store):
+    def bump(current):
+        value = dict(current.value) if current else {"n": 0}
+        value["n"] += 1
+        return value
+    first = await store.update("counters/a", bump)
+    assert first.value == {"n": 1}
+    second = await store.update("counters/a", bump)
+    assert second.value == {"n": 2} and second.version > first.version
+
+
+@pytest.mark.gen_test
+async def test_update_returning_same_value_writes_nothing(store):
+    rec = await store.put("k/a", {"v": 1})
+    before = await store.revision()
+    same = await store.update("k/a", lambda current: current.value)
+    assert same.version == rec.version
+    assert await store.revision() == before
+
+
+@pytest.mark.gen_test
+async def test_update_can_delete_and_abort(store):
+    await store.put("k/a", {"v": 1})
+    assert await store.update("k/a", lambda current: DELETE) is None
+    assert await store.get("k/a") is None
+    assert await store.update("k/missing", lambda current: DELETE) is None
+
+    class Refused(GenisysError):
+        pass
+
+    def refuse(current):
+        raise Refused("no")
+    await store.put("k/b", {"v": 1})
+    before = await store.revision()
+    with pytest.raises(Refused):
+        await store.update("k/b", refuse)
+    assert (await store.get("k/b")).value == {"v": 1}
+    assert await store.revision() == before
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_updates_lose_nothing(store):
+    def bump(current):
+        return {"n": (current.value["n"] if current else 0) + 1}
+    await asyncio.gather(*[store.update("counters/c", bump) for _ in range(300)])
+    assert (await store.get("counters/c")).value == {"n": 300}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_one_refused_write_does_not_fail_its_neighbours(store):
+    """With group commit, writes batched together must still succeed or fail alone."""
+    await store.put("k/taken", {"v": 0})
+    results = await asyncio.gather(
+        *[store.put("k/%d" % i, {"v": i}) for i in range(50)],
+        store.put("k/taken", {"v": 1}, expect_version=0),
+        *[store.put("k/%d" % i, {"v": i}) for i in range(50, 100)],
+        return_exceptions=True)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], VersionMismatch)
+    assert len((await store.list("k/")).records) == 101
+    assert (await store.get("k/taken")).value == {"v": 0}
+
+
+@pytest.mark.gen_test
+async def test_non_object_values_are_refused(store):
+    with pytest.raises(TypeError):
+        await store.put("k/a", [1, 2])
+    assert await store.get("k/a") is None
+
+
+async def _next(watch, timeout=5):
+    return await asyncio.wait_for(watch.__anext__(), timeout)
+
+
+@pytest.mark.gen_test
+async def test_watch_from_now_sees_changes_under_prefix_in_order(store):
+    async with store.watch("services/") as watch:
+        await store.put("computes/a", {"a": 1})
+        put = await store.put("services/a", {"a": 1})
+        await store.put("services/a", {"a": 2})
+        await store.delete("services/a")
+        events = [await _next(watch) for _ in range(3)]
+    assert [e.type for e in events] == ["put", "put", "delete"]
+    assert events[0].record == put and events[1].record.value == {"a": 2}
+    assert [e.key for e in events] == ["services/a"] * 3
+    assert events[0].revision < events[1].revision < events[2].revision
+
+
+@pytest.mark.gen_test
+async def test_list_then_watch_misses_nothing(store):
+    await store.put("services/a", {"a": 1})
+    listing = await store.list("services/")
+    await store.put("services/b", {"b": 1})  # after the listing, before the watch
+    async with store.watch("services/", start_revision=listing.revision) as watch:
+        await store.put("services/c", {"c": 1})
+        keys = [(await _next(watch)).key for _ in range(2)]
+    assert keys == ["services/b", "services/c"]
+
+
+@pytest.mark.gen_test
+async def test_watch_of_forgotten_history_says_compacted(store):
+    for i in range(3):
+        await store.put("k/%d" % i, {"i": i})
+    watch = store.watch("k/", start_revision=-1)
+    with pytest.raises(Compacted):
+        await _next(watch)
+    watch.close()
+
+
+@pytest.mark.gen_test
+async def test_closed_watch_ends_iteration(store):
+    watch = store.watch("k/")
+    watch.close()
+    with pytest.raises(StopAsyncIteration):
+        await _next(watch)
+
+
+@pytest.mark.gen_test
+async def test_closed_store_refuses_everything(store):
+    await store.put("k/a", {"v": 1})
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.get("k/a")
+    with pytest.raises(StoreUnavailable):
+        await store.put("k/a", {"v": 2})
+    with pytest.raises(StoreUnavailable):
+        await store.check()
+    await store.close()  # closing twice is harmless
