@@ -241,8 +241,7 @@ def load_settings(flags=None, environ=None):
     environ = os.environ if environ is None else environ
 
     config_path, explicit = DEFAULT_CONFIG_FILE, False
-    for source, value in (("GENISYS_CONFIG", environ.get("GENISYS_CONFIG")),
-                          ("--config", flags.get("--config"))):
+    for value in (environ.get("GENISYS_CONFIG"), flags.get("--config")):
         if value is not None:
             config_path, explicit = value, True
     file_values = {}

@@ -194,8 +194,9 @@ class Intents:
 
     async def put_service(self, name, replicas, *, expect_version=None):
         """Replace a service's replicas map; returns (view, created)."""
-        return await self._change_replicas(name, lambda _: dict(replicas), computes=sorted(replicas),
-                                           create=True, expect_version=expect_version)
+        return await self._change_replicas(name, lambda _: dict(replicas),
+                                           computes=sorted(replicas), create=True,
+                                           expect_version=expect_version)
 
     async def delete_service(self, name, *, expect_version=None):
         """Mark a service for deletion; the reconciler scales it to 0, then removes it."""

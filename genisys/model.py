@@ -8,7 +8,7 @@ manifest) is turned into these objects by the functions here, which raise
 import dataclasses
 import re
 import urllib.parse
-from typing import Dict, NewType
+from typing import NewType
 
 from genisys.errors import Invalid
 
@@ -33,8 +33,9 @@ def describe(value):
 
 
 def type_name(value):
-    return {dict: "object", list: "array", str: "string", bool: "boolean",
-            int: "integer", float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    names = {dict: "object", list: "array", str: "string", bool: "boolean",
+             int: "integer", float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def validate_name(value, field):
@@ -56,13 +57,15 @@ def validate_connector_url(value, field="connector"):
     except ValueError as e:
         raise Invalid("%s is not a valid URL (%s)" % (describe(value), e), field=field) from e
     if parts.scheme not in ("http", "https"):
-        raise Invalid("%s must be an absolute http:// or https:// URL" % describe(value), field=field)
+        raise Invalid("%s must be an absolute http:// or https:// URL" % describe(value),
+                      field=field)
     if not parts.hostname:
         raise Invalid("%s has no host" % describe(value), field=field)
     if parts.username is not None or parts.password is not None:
         raise Invalid("credentials in the URL are not allowed", field=field)
     if parts.query or parts.fragment:
-        raise Invalid("%s must not have a query or fragment" % describe(value), field=field)
+        raise Invalid("%s must not have a query or fragment" % describe(value),
+                      field=field)
     if port == 0:
         raise Invalid("%s has port 0" % describe(value), field=field)
     if any(c.isspace() for c in value):
@@ -73,7 +76,8 @@ def validate_connector_url(value, field="connector"):
 def validate_count(value, field, maximum):
     # bool is a subclass of int in Python; true/false are not counts.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid("must be an integer, got %s %s" % (type_name(value), describe(value)), field=field)
+        raise Invalid("must be an integer, got %s %s" % (type_name(value), describe(value)),
+                      field=field)
     if value < 0:
         raise Invalid("must be at least 0, got %d" % value, field=field)
     if value > maximum:
@@ -124,7 +128,7 @@ class Service:
     """The intent for one service: how many resources it wants on each compute."""
 
     name: ServiceName
-    replicas: Dict[ComputeName, int] = dataclasses.field(default_factory=dict)
+    replicas: dict = dataclasses.field(default_factory=dict)
     #: Bumped on every change of the spec; status reports which one it reflects.
     generation: int = 1
     #: Set by DELETE: the reconciler scales everything to 0, then removes the record.

@@ -97,11 +97,11 @@ class GenisysProcess:
         self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as e:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("genisys did not exit within %.0fs of %s:\n%s"
-                                 % (timeout, sig, self.log()))
+                                 % (timeout, sig, self.log())) from e
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:

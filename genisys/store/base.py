@@ -17,7 +17,8 @@ import abc
 import asyncio
 import collections
 import dataclasses
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, Optional
 
 from genisys.errors import GenisysError, VersionMismatch
 
@@ -32,7 +33,7 @@ class Record:
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
-    records: List[Record]
+    records: list[Record]
     #: Store revision the listing reflects: watch from here to follow it.
     revision: int
 
@@ -100,7 +101,7 @@ class Store(abc.ABC):
     async def __aexit__(self, *exc):
         await self.close()
 
-    async def open(self):
+    async def open(self):  # noqa: B027 (backends with nothing to open keep this one)
         """Connect, create what is missing; raise StoreUnavailable if impossible."""
 
     @abc.abstractmethod

@@ -123,7 +123,7 @@ class SqliteStore(Store):
 
     def _acquire_lock(self):
         lock_path = self.path + ".lock"
-        self._lock_file = open(lock_path, "a+")
+        self._lock_file = open(lock_path, "a+")  # noqa: SIM115 (held until close())
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -131,7 +131,7 @@ class SqliteStore(Store):
             holder = self._lock_file.read().strip() or "another process"
             self._lock_file.close()
             self._lock_file = None
-            raise StoreUnavailable(
+            raise StoreUnavailable(  # noqa: B904 (the BlockingIOError says nothing more)
                 "%s is in use by %s: only one genisys may use a sqlite store "
                 "(use etcd to run several)" % (self.path, holder))
         self._lock_file.seek(0)

@@ -1,7 +1,6 @@
 """Acknowledged means durable: real genisys processes, SIGKILLed and restarted."""
 
 import concurrent.futures
-import os
 import signal
 import threading
 
