@@ -72,7 +72,7 @@ class Settings:
 # -- parsers: text or YAML value -> setting, or ValueError with the reason --
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -83,7 +83,7 @@ def parse_duration(value):
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        match = _DURATION_RE.match(str(value))
+        match = _DURATION_RE.fullmatch(str(value))
         if not match:
             raise ValueError("%r is not a duration (like 15s, 500ms or 2m)" % (value,))
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]

@@ -81,15 +81,15 @@ class Intents:
 
     async def put_compute(self, compute: Compute, *, expect_version=None):
         """Create or replace; returns (record, created)."""
+        created = False
+
         def replace(current):
+            nonlocal created
             _check_version(current, expect_version, "compute %r" % compute.name)
-            if current is not None and current.value == compute.to_json():
-                return current.value
-            replace.created = current is None
+            created = current is None
             return compute.to_json()
-        replace.created = False
         record = await self.store.update(compute_key(compute.name), replace)
-        return record, replace.created
+        return record, created
 
     async def delete_compute(self, name, *, expect_version=None):
         """Delete a compute no service wants resources on."""

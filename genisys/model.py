@@ -17,9 +17,10 @@ ServiceName = NewType("ServiceName", str)
 
 #: RFC 1123 host label: letters, digits and '-', starting and ending with a
 #: letter or digit, at most 63 characters. Upper case is allowed because the
-#: seed's own examples use names such as "myService" and "myCompute" (DNS
-#: labels are case-insensitive; only Kubernetes insists on lower case).
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+#: seed's own examples use names such as "myService" and "myCompute" (RFC 1123
+#: allows either case; only Kubernetes insists on lower case). Names are
+#: compared exactly: "Web" and "web" are two services.
+_NAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 NAME_RULE = ("1 to 63 letters, digits or '-', starting and ending with a letter or digit")
 
 #: Desired counts are bounded by a configurable maximum; this is the default.
@@ -41,7 +42,7 @@ def type_name(value):
 def validate_name(value, field):
     if not isinstance(value, str):
         raise Invalid("must be a string, got %s" % type_name(value), field=field)
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise Invalid("%s is not a valid name (%s)" % (describe(value), NAME_RULE), field=field)
     return value
 

@@ -7,7 +7,6 @@ read. Every error, ours or tornado's, leaves as
 """
 
 import asyncio
-import http
 import json
 import logging
 
@@ -15,6 +14,7 @@ import tornado.web
 
 from genisys import errors
 from genisys.intents import ANY_VERSION
+from genisys.model import describe
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,19 @@ class ApiError(errors.GenisysError):
         self.reason = reason_for(status)
 
 
+#: Reasons of HTTP-level errors, fixed here rather than derived from the
+#: standard library's phrases (413's phrase changed in Python 3.13).
+_HTTP_REASONS = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+    405: "MethodNotAllowed", 408: "RequestTimeout", 409: "Conflict", 411: "LengthRequired",
+    412: "PreconditionFailed", 413: "PayloadTooLarge", 414: "URITooLong",
+    415: "UnsupportedMediaType", 422: "UnprocessableEntity", 429: "TooManyRequests",
+    500: "InternalError", 503: "ServiceUnavailable",
+}
+
+
 def reason_for(status):
-    try:
-        return http.HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
-    except ValueError:
-        return "Error"
+    return _HTTP_REASONS.get(status, "ClientError" if status < 500 else "ServerError")
 
 
 def _reject_constant(name):
@@ -119,6 +127,14 @@ class APIHandler(tornado.web.RequestHandler):
         if self._tracked:
             self._tracked = False
             self.tracker.finished()
+
+    def decode_argument(self, value, name=None):
+        # Path arguments are names; undecodable bytes are a bad name like any other.
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.Invalid("%s in the URL is not valid UTF-8" % describe(value),
+                                 field="name") from None
 
     # -- helpers for handlers ---------------------------------------------
 
