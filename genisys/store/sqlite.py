@@ -207,14 +207,20 @@ class SqliteStore(Store):
             if revision != start_revision:
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except Exception as e:  # the writer thread must outlive any failure
             log.error("sqlite commit of %d writes failed: %s", len(batch), e)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as rollback_error:
+                log.error("sqlite rollback failed too: %s", rollback_error)
             error = StoreUnavailable("write to %s failed: %s" % (self.path, e))
             outcomes = [(False, error)] * len(batch)
             events, revision = [], start_revision
-        self._loop.call_soon_threadsafe(self._deliver, batch, outcomes, events)
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, batch, outcomes, events)
+        except RuntimeError:
+            pass  # the event loop is gone: nobody is waiting for these answers
         return revision
 
     def _deliver(self, batch, outcomes, events):

@@ -231,3 +231,12 @@ async def test_closed_store_refuses_everything(store):
     with pytest.raises(StoreUnavailable):
         await store.check()
     await store.close()  # closing twice is harmless
+
+
+@pytest.mark.gen_test
+async def test_a_value_that_is_not_json_fails_alone_and_the_store_goes_on(store):
+    before = await store.revision()
+    with pytest.raises(TypeError):
+        await store.put("k/a", {"not json": {1, 2}})
+    assert await store.revision() == before
+    assert (await store.put("k/b", {"ok": True})).value == {"ok": True}
