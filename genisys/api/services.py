@@ -33,21 +33,18 @@ class ServiceHandler(APIHandler):
         self.send(202, view, version=view["resourceVersion"])
 
 
-class UpscaleHandler(APIHandler):
+class StepHandler(APIHandler):
+    """The seed's upscale and downscale: one resource more or less on a compute."""
+
+    def initialize(self, *, step, **deps):
+        super().initialize(**deps)
+        self.step = {"upscale": self.intents.upscale, "downscale": self.intents.downscale}[step]
+
     async def post(self, name):
         validate_name(name, "name")
         body = self.json_body()
         check_fields(body, required=("compute",))
-        view = await self.intents.upscale(name, validate_name(body["compute"], "compute"))
-        self.send(202, view, version=view["resourceVersion"])
-
-
-class DownscaleHandler(APIHandler):
-    async def post(self, name):
-        validate_name(name, "name")
-        body = self.json_body()
-        check_fields(body, required=("compute",))
-        view = await self.intents.downscale(name, validate_name(body["compute"], "compute"))
+        view = await self.step(name, validate_name(body["compute"], "compute"))
         self.send(202, view, version=view["resourceVersion"])
 
 
@@ -66,7 +63,7 @@ def routes(**deps):
     return [
         (r"/service/?", ServicesHandler, deps),
         (r"/service/([^/]+)/?", ServiceHandler, deps),
-        (r"/service/([^/]+)/upscale/?", UpscaleHandler, deps),
-        (r"/service/([^/]+)/downscale/?", DownscaleHandler, deps),
+        (r"/service/([^/]+)/upscale/?", StepHandler, dict(deps, step="upscale")),
+        (r"/service/([^/]+)/downscale/?", StepHandler, dict(deps, step="downscale")),
         (r"/service/([^/]+)/scale/?", ScaleHandler, deps),
     ]

@@ -47,73 +47,71 @@ def test_every_acknowledged_upscale_survives_sigkill(start_genisys):
     assert desired(restarted) == 500
 
 
+class UpscaleStream:
+    """Threads that send upscales until the server goes away or stop() is called."""
+
+    def __init__(self, url, threads=8):
+        self.url = url
+        self.sent = self.acked = 0
+        self.refused = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self):
+        session = requests.Session()
+        while not self._stop.is_set():
+            with self._lock:
+                self.sent += 1
+            try:
+                r = session.post(self.url + "/service/web/upscale", json=UPSCALE, timeout=10)
+            except requests.RequestException:
+                return  # the server is gone
+            with self._lock:
+                if r.status_code == 202:
+                    self.acked += 1
+                else:
+                    self.refused.append(r.text)
+
+    def wait_acked(self, count):
+        wait_for(lambda: self.acked >= count, timeout=60,
+                 message="%d acknowledged upscales" % count)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
 def test_sigkill_in_the_middle_of_a_stream_loses_no_acknowledged_write(start_genisys):
     server = start_genisys()
     seed(server)
-    acked, sent = [0], [0]
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def stream():
-        session = requests.Session()
-        while not stop.is_set():
-            with lock:
-                sent[0] += 1
-            try:
-                r = session.post(server.url + "/service/web/upscale", json=UPSCALE, timeout=10)
-            except requests.RequestException:
-                return  # the server is gone
-            if r.status_code == 202:
-                with lock:
-                    acked[0] += 1
-    threads = [threading.Thread(target=stream) for _ in range(8)]
-    for t in threads:
-        t.start()
-    wait_for(lambda: acked[0] >= 300, timeout=60, message="300 acknowledged upscales")
+    stream = UpscaleStream(server.url)
+    stream.wait_acked(300)
     server.stop(signal.SIGKILL)
-    stop.set()
-    for t in threads:
-        t.join(30)
-    restarted = start_genisys()
-    stored = desired(restarted)
-    assert acked[0] <= stored <= sent[0], (acked[0], stored, sent[0])
+    stream.stop()
+    stored = desired(start_genisys())
+    assert stream.acked <= stored <= stream.sent, (stream.acked, stored, stream.sent)
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(start_genisys):
     server = start_genisys()
     seed(server)
-    acked = [0]
-    lock = threading.Lock()
-    errors = []
-
-    def stream():
-        session = requests.Session()
-        while True:
-            try:
-                r = session.post(server.url + "/service/web/upscale", json=UPSCALE, timeout=10)
-            except requests.RequestException:
-                return
-            if r.status_code != 202:
-                errors.append(r.text)
-                return
-            with lock:
-                acked[0] += 1
-    threads = [threading.Thread(target=stream) for _ in range(8)]
-    for t in threads:
-        t.start()
-    wait_for(lambda: acked[0] >= 100, timeout=60, message="100 acknowledged upscales")
+    stream = UpscaleStream(server.url)
+    stream.wait_acked(100)
     assert server.stop(signal.SIGTERM) == 0
-    for t in threads:
-        t.join(30)
-    assert not errors, errors
+    stream.stop()
+    assert not stream.refused, stream.refused
     log = server.log()
     assert "shutting down" in log and "stopped" in log
     assert "Traceback" not in log
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url + "/healthz", timeout=5)
-    restarted = start_genisys()
     # Every answered request is stored; one cut off mid-answer may be stored too.
-    assert acked[0] <= desired(restarted) <= acked[0] + 8
+    stored = desired(start_genisys())
+    assert stream.acked <= stored <= stream.acked + 8, (stream.acked, stored)
 
 
 def test_sigint_stops_it_too(start_genisys):
