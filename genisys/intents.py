@@ -131,9 +131,9 @@ class Intents:
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
-        if they all exist at that moment. Returns (view, created)."""
-        for compute in computes:
-            await self.get_compute(compute)  # a clear 404 in the common case
+        if they all exist at that moment (checked inside the write, before
+        ``change``, so an unknown compute is a 404 whatever else is wrong).
+        Returns (view, created)."""
         created = False
 
         def apply(current):
