@@ -1,0 +1,58 @@
+"""Prometheus metrics of the controller, on a registry of its own.
+
+Each controller (and each test's in-process app) gets its own ``Metrics``,
+so two of them in one process never mix their numbers. The API serves
+``render()`` at /metrics.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+#: Connector calls are loopback-fast or WAN-slow; the buckets cover both.
+CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.passes = Counter("genisys_reconcile_passes", "Reconcile passes of one service, by "
+                              "result (converged, progressing, failed).", ["result"], registry=r)
+        self.errors = Counter("genisys_reconcile_errors", "Failed (service, compute) reconciles, "
+                              "by reason.", ["reason"], registry=r)
+        self.pass_seconds = Histogram("genisys_reconcile_pass_seconds", "Duration of one "
+                                      "reconcile pass of one service.", registry=r,
+                                      buckets=CALL_BUCKETS)
+        self.queue_depth = Gauge("genisys_queue_depth", "Services waiting in the work queue "
+                                 "(ready now, not counting those waiting for a backoff).",
+                                 registry=r)
+        self.queue_delayed = Gauge("genisys_queue_delayed", "Services waiting for a retry "
+                                   "delay to pass.", registry=r)
+        self.call_seconds = Histogram("genisys_connector_call_seconds", "Latency of connector "
+                                      "calls, by compute, operation and outcome.",
+                                      ["compute", "operation", "outcome"], registry=r,
+                                      buckets=CALL_BUCKETS)
+        self.desired = Gauge("genisys_desired_resources", "Desired resources, by service and "
+                             "compute.", ["service", "compute"], registry=r)
+        self.running = Gauge("genisys_running_resources", "Running resources last reported by "
+                             "the connector, by service and compute.", ["service", "compute"],
+                             registry=r)
+        self.leader = Gauge("genisys_reconciler_active", "1 while this process runs the "
+                            "reconciler.", registry=r)
+
+    def set_pair(self, service, compute, *, desired, running):
+        self.desired.labels(service, compute).set(desired)
+        if running is not None:
+            self.running.labels(service, compute).set(running)
+
+    def forget_pair(self, service, compute):
+        for gauge in (self.desired, self.running):
+            try:
+                gauge.remove(service, compute)
+            except KeyError:
+                pass
+
+    def render(self):
+        return generate_latest(self.registry)

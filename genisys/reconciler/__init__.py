@@ -1,0 +1,1 @@
+"""The reconciler: makes what connectors run match what the intents say."""
