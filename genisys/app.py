@@ -1,9 +1,10 @@
-"""The controller process: open the store, load computes.py, serve the API,
-and shut down cleanly on SIGTERM or SIGINT.
+"""The controller process: open the store, load computes.py, run the
+reconciler, serve the API, and shut down cleanly on SIGTERM or SIGINT.
 
 Shutdown order: stop accepting connections, let in-flight requests finish
 (their writes are acknowledged only once durable), close idle connections,
-then close the store, which drains its pending writes.
+stop the reconciler (a pass cut short is redone at the next start: it is
+level-triggered), then close the store, which drains its pending writes.
 """
 
 import asyncio
@@ -15,8 +16,12 @@ import tornado.httpserver
 
 from genisys.api import make_app
 from genisys.computefile import load_compute_file
+from genisys.connector.client import ConnectorClient
 from genisys.errors import GenisysError
 from genisys.intents import Intents
+from genisys.metrics import Metrics
+from genisys.reconciler.controller import Reconciler
+from genisys.reconciler.queue import Backoff
 from genisys.store import store_from_url
 
 log = logging.getLogger("genisys")
@@ -39,6 +44,17 @@ async def sync_computes(intents, computes, source):
         _, created = await intents.put_compute(compute)
         log.info("%s compute %s -> %s (from %s)", "created" if created else "loaded",
                  compute.name, compute.connector, source)
+
+
+def make_reconciler(store, settings, metrics):
+    client = ConnectorClient(connect_timeout=settings.connector.connect_timeout,
+                             request_timeout=settings.connector.timeout,
+                             max_in_flight=settings.connector.max_in_flight, metrics=metrics)
+    backoff = Backoff(initial=settings.reconciler.backoff_initial,
+                      maximum=settings.reconciler.backoff_max)
+    return Reconciler(store, client, metrics=metrics,
+                      poll_interval=settings.connector.poll_interval,
+                      workers=settings.reconciler.workers, backoff=backoff)
 
 
 def _listen(server, settings):
@@ -69,10 +85,14 @@ async def run(settings, *, stop=None):
     except GenisysError as e:
         raise StartupError("cannot open the store %s: %s" % (settings.store.url, e.message)) \
             from e
+    reconciler = None
     try:
         intents = Intents(store, max_replicas=settings.intents.max_replicas)
         await sync_computes(intents, computes, settings.intents.compute_file)
-        app = make_app(intents)
+        metrics = Metrics()
+        reconciler = make_reconciler(store, settings, metrics)
+        await reconciler.start()
+        app = make_app(intents, metrics=metrics)
         server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
                                                xheaders=False)
         port = _listen(server, settings)
@@ -88,6 +108,9 @@ async def run(settings, *, stop=None):
         except asyncio.TimeoutError:
             log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
     finally:
+        if reconciler is not None:
+            await reconciler.stop()
+            reconciler.client.close()
         await store.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

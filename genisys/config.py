@@ -55,6 +55,25 @@ class ConnectorSettings:
     poll_interval: float = 15.0
     #: Seconds one connector call may take before it counts as failed.
     timeout: float = 10.0
+    #: Seconds to establish a connection to a connector: short, because a
+    #: connector that can't be reached should show as Unreachable quickly.
+    connect_timeout: float = 3.0
+    #: Calls in flight to one connector at most, so one slow connector never
+    #: holds every connection (others wait their turn).
+    max_in_flight: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcilerSettings:
+    #: Services reconciled at the same time. Passes mostly wait on connectors,
+    #: so this is about concurrency, not CPU.
+    workers: int = 16
+    #: First retry delay of a failing (service, compute); it doubles with
+    #: each failure (with jitter) up to backoff_max.
+    backoff_initial: float = 1.0
+    #: Longest retry delay: how long a connector back from an outage may go
+    #: unnoticed at worst.
+    backoff_max: float = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +82,7 @@ class Settings:
     store: StoreSettings = StoreSettings()
     intents: IntentSettings = IntentSettings()
     connector: ConnectorSettings = ConnectorSettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
     #: Logging level of the controller (DEBUG, INFO, WARNING, ERROR).
     log_level: str = "INFO"
     #: The genisys.yml that was read, if any.
@@ -112,6 +132,14 @@ def parse_port(value):
 
 def parse_max_replicas(value):
     return _integer(value, 1, 1_000_000)
+
+
+def parse_max_in_flight(value):
+    return _integer(value, 1, 1024)
+
+
+def parse_workers(value):
+    return _integer(value, 1, 1024)
 
 
 def parse_bind(value):
@@ -180,6 +208,20 @@ OPTIONS = [
     Option("connector.timeout", "GENISYS_CONNECTOR_TIMEOUT", "--connector-timeout",
            parse_duration, "connector.timeout",
            "timeout of one connector call, e.g. 10s (default 10s)", "DURATION"),
+    Option("connector.connect_timeout", "GENISYS_CONNECTOR_CONNECT_TIMEOUT",
+           "--connector-connect-timeout", parse_duration, "connector.connect_timeout",
+           "timeout to connect to a connector (default 3s)", "DURATION"),
+    Option("connector.max_in_flight", "GENISYS_CONNECTOR_MAX_IN_FLIGHT",
+           "--connector-max-in-flight", parse_max_in_flight, "connector.max_in_flight",
+           "calls in flight to one connector at most (default 8)", "N"),
+    Option("reconciler.workers", "GENISYS_RECONCILER_WORKERS", "--reconciler-workers",
+           parse_workers, "reconciler.workers",
+           "services reconciled at the same time (default 16)", "N"),
+    Option("reconciler.backoff_initial", "GENISYS_BACKOFF_INITIAL", "--backoff-initial",
+           parse_duration, "reconciler.backoff_initial",
+           "first retry delay of a failing service on a compute (default 1s)", "DURATION"),
+    Option("reconciler.backoff_max", "GENISYS_BACKOFF_MAX", "--backoff-max", parse_duration,
+           "reconciler.backoff_max", "longest retry delay (default 60s)", "DURATION"),
     Option("genisys.log_level", "GENISYS_LOG_LEVEL", "--log-level", parse_log_level,
            "log_level", "DEBUG, INFO, WARNING or ERROR (default INFO)", "LEVEL"),
 ]
@@ -201,7 +243,8 @@ def _read_config_file(path):
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError("%s must be a mapping of sections (genisys:, connector:)" % path,
+        raise ConfigError("%s must be a mapping of sections (genisys:, connector:, "
+                          "reconciler:)" % path,
                           field="config")
     known = {o.key: o for o in OPTIONS}
     sections = sorted({k.split(".")[0] for k in known})
@@ -252,7 +295,8 @@ def load_settings(flags=None, environ=None):
     else:
         config_path = None
 
-    groups = {"server": {}, "store": {}, "intents": {}, "connector": {}, "": {}}
+    groups = {"server": {}, "store": {}, "intents": {}, "connector": {}, "reconciler": {},
+              "": {}}
     explicit_compute_file = False
     for option in OPTIONS:
         layers = [(option.key + " in " + str(config_path), file_values.get(option.key)),
@@ -280,4 +324,5 @@ def load_settings(flags=None, environ=None):
                     store=StoreSettings(**groups["store"]),
                     intents=IntentSettings(**groups["intents"]),
                     connector=ConnectorSettings(**groups["connector"]),
+                    reconciler=ReconcilerSettings(**groups["reconciler"]),
                     config_file=config_path, **groups[""])

@@ -46,12 +46,27 @@ def _check_version(record, expect_version, what):
                               % (what, record.version, expect_version))
 
 
-def service_view(spec_record, status_record):
-    """The API representation of a service: spec, resourceVersion and status."""
+def service_view(spec_record, status_record, *, events=False):
+    """The API representation of a service: spec, resourceVersion, status and,
+    if asked, its recent events (newest first)."""
     view = dict(spec_record.value)
     view["resourceVersion"] = spec_record.version
-    view["status"] = status_record.value if status_record else empty_status()
+    status = dict(status_record.value) if status_record else empty_status()
+    recent = status.pop("events", [])
+    view["status"] = status
+    if events:
+        view["events"] = recent
     return view
+
+
+def _in_use(services, statuses, compute):
+    """Services that want resources on ``compute`` or still run some there."""
+    users = {r.value["name"] for r in services.records if r.value["replicas"].get(compute, 0) > 0}
+    for record in statuses.records:
+        entry = record.value.get("computes", {}).get(compute)
+        if entry and ((entry.get("running") or 0) > 0 or entry.get("desired", 0) > 0):
+            users.add(record.key[len(STATUS):])
+    return sorted(users)
 
 
 class Intents:
@@ -92,15 +107,15 @@ class Intents:
         return record, created
 
     async def delete_compute(self, name, *, expect_version=None):
-        """Delete a compute no service wants resources on."""
+        """Delete a compute no service wants or still runs resources on."""
         for _ in range(10):
             current = await self.get_compute(name)
             _check_version(current, expect_version, "compute %r" % name)
             services = await self.store.list(SERVICES)
-            users = sorted(r.value["name"] for r in services.records
-                           if r.value["replicas"].get(name, 0) > 0)
+            users = _in_use(services, await self.store.list(STATUS), name)
             if users:
-                raise Conflict("compute %r is in use by service(s) %s: scale them to 0 there first"
+                raise Conflict("compute %r is in use by service(s) %s: scale them to 0 there "
+                               "first, and wait until nothing runs there"
                                % (name, ", ".join(users)), field="compute")
             try:
                 # Both conditions make check-then-delete atomic: the compute is the
@@ -125,7 +140,11 @@ class Intents:
         spec = await self.store.get(service_key(name))
         if spec is None:
             raise NotFound("service %r does not exist" % name, field="service")
-        return service_view(spec, await self.store.get(status_key(name)))
+        return service_view(spec, await self.store.get(status_key(name)), events=True)
+
+    async def service_events(self, name):
+        """Recent events of a service, newest first."""
+        return (await self.get_service(name))["events"]
 
     async def _change_replicas(self, name, change, *, computes, create, expect_version=None):
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.

@@ -165,3 +165,19 @@ def validate_replicas(value, *, maximum, field="replicas"):
 def empty_status():
     """Status of a service the reconciler has not looked at yet."""
     return {"observedGeneration": 0, "computes": {}}
+
+
+# -- status: written only by the reconciler --------------------------------
+
+#: running == desired, as last reported by the connector.
+CONVERGED = "Converged"
+#: A scale order was sent; waiting for the connector to report desired.
+PROGRESSING = "Progressing"
+#: The connector can't be reached or didn't answer in time.
+UNREACHABLE = "Unreachable"
+#: The connector answered with an error or with something that isn't the protocol.
+ERROR = "Error"
+#: The spec names a compute that does not exist (any more).
+COMPUTE_MISSING = "ComputeMissing"
+
+CONDITIONS = (CONVERGED, PROGRESSING, UNREACHABLE, ERROR, COMPUTE_MISSING)

@@ -44,6 +44,19 @@ def sqlite_dump(path):
         conn.close()
 
 
+def intents_dump(path):
+    """The intents (computes and services, with their versions) in a SQLite
+    store, read by another connection; status, which the reconciler writes
+    on its own, is left out."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT key, value, version FROM kv WHERE key LIKE 'computes/%' "
+                            "OR key LIKE 'services/%' ORDER BY key").fetchall()
+        return "\n".join("%s %s %d" % row for row in rows)
+    finally:
+        conn.close()
+
+
 class GenisysProcess:
     """``python genisys.py serve`` as a real OS process on a free loopback port."""
 

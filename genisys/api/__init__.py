@@ -7,14 +7,17 @@ they never talk to connectors (the reconciler does).
 import tornado.web
 
 from genisys.api import computes, health, services
+from genisys.api import metrics as metrics_api
 from genisys.api.base import InFlight, NotFoundHandler
+from genisys.metrics import Metrics
 
 
-def make_app(intents, *, tracker=None):
+def make_app(intents, *, tracker=None, metrics=None):
     tracker = tracker or InFlight()
     deps = {"intents": intents, "tracker": tracker}
     app = tornado.web.Application(
-        computes.routes(**deps) + services.routes(**deps) + health.routes(**deps),
+        computes.routes(**deps) + services.routes(**deps) + health.routes(**deps)
+        + metrics_api.routes(metrics=metrics or Metrics(), **deps),
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
     )

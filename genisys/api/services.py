@@ -1,4 +1,5 @@
-"""/service endpoints: the seed's upscale and downscale, plus scale, get, put, delete."""
+"""/service endpoints: the seed's upscale and downscale, plus scale, get, put, delete
+and the events of a service."""
 
 from genisys.api.base import APIHandler
 from genisys.errors import Invalid
@@ -31,6 +32,11 @@ class ServiceHandler(APIHandler):
         view = await self.intents.delete_service(validate_name(name, "name"),
                                                  expect_version=self.if_match())
         self.send(202, view, version=view["resourceVersion"])
+
+
+class EventsHandler(APIHandler):
+    async def get(self, name):
+        self.send(200, await self.intents.service_events(validate_name(name, "name")))
 
 
 class StepHandler(APIHandler):
@@ -66,4 +72,5 @@ def routes(**deps):
         (r"/service/([^/]+)/upscale/?", StepHandler, dict(deps, step="upscale")),
         (r"/service/([^/]+)/downscale/?", StepHandler, dict(deps, step="downscale")),
         (r"/service/([^/]+)/scale/?", ScaleHandler, deps),
+        (r"/service/([^/]+)/events/?", EventsHandler, deps),
     ]

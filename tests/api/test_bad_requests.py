@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import pytest
 
-from tests.support import GenisysProcess, sqlite_dump
+from tests.support import GenisysProcess, intents_dump
 
 SEED_COMPUTES = {
     "local": {"name": "local", "connector": "http://127.0.0.1:7051"},
@@ -401,7 +401,7 @@ def server(tmp_path_factory):
             r = process.request("POST", "/service/web/upscale", json={"compute": "local"})
             assert r.status_code == 202, r.text
             assert r.json()["replicas"] == {"local": expected}
-        yield Server(process, db_path, sqlite_dump(db_path))
+        yield Server(process, db_path, intents_dump(db_path))
     finally:
         process.kill()
 
@@ -459,10 +459,10 @@ CASES += NEWLINE_CASES
 
 @pytest.mark.parametrize("c", CASES)
 def test_bad_request(server, c):
-    before = sqlite_dump(server.db_path)
+    before = intents_dump(server.db_path)
     r = send(server, c)
     error = check_error_shape(c, r)
-    assert sqlite_dump(server.db_path) == before, "the store changed: %s %s" % (c.method, c.path)
+    assert intents_dump(server.db_path) == before, "the store changed: %s %s" % (c.method, c.path)
     assert error["reason"] == c.reason, "%s %s -> %s" % (c.method, c.path, r.text)
 
 
@@ -477,7 +477,7 @@ def test_table_is_big_enough():
 
 def test_seeded_state_reads_back_unchanged(server):
     """After every bad request above, the API shows exactly what was seeded."""
-    assert sqlite_dump(server.db_path) == server.seeded_dump
+    assert intents_dump(server.db_path) == server.seeded_dump
 
     r = server.request("GET", "/compute")
     assert r.status_code == 200, r.text

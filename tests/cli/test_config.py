@@ -40,7 +40,8 @@ def test_every_option_has_a_key_an_env_and_a_flag():
                 "genisys.max_replicas", "connector.poll_interval", "connector.timeout"]:
         assert key in keys
     for o in OPTIONS:
-        assert o.env == "GENISYS_" + o.key.split(".")[1].upper() or o.key.startswith("connector")
+        section, name = o.key.upper().split(".")
+        assert o.env in ("GENISYS_" + name, "GENISYS_%s_%s" % (section, name))
         assert o.flag.startswith("--")
 
 

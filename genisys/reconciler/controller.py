@@ -1,0 +1,342 @@
+"""The reconciler: watches intents, and makes connectors run what they say.
+
+It is level-triggered. A service name enters the work queue when its spec
+changes (store watch), when a compute it uses changes, and every
+``poll_interval`` for all services (resync: catches a resource that died or
+was scaled by hand). A worker then runs one pass, ``reconcile_service``:
+read desired and observed, send absolute set-points where they differ,
+write status. A lost wake-up or a crash costs latency, never correctness.
+
+Failures are per (service, compute) pair: a connector that is down, hanging,
+answering 500 or garbage only marks its own pairs, which are retried with
+exponential backoff (sooner if the intent changes), while every other pair
+keeps converging.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Optional
+
+from genisys.connector.client import ConnectorFailure
+from genisys.errors import GenisysError, VersionMismatch
+from genisys.intents import COMPUTES, SERVICES, STATUS, compute_key, service_key, status_key
+from genisys.model import (
+    COMPUTE_MISSING,
+    CONVERGED,
+    ERROR,
+    PROGRESSING,
+    Compute,
+    Service,
+    empty_status,
+)
+from genisys.reconciler import status as st
+from genisys.reconciler.queue import Backoff, QueueClosed, WorkQueue
+from genisys.store import Compacted
+from genisys.tasks import start_task, stop_tasks
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PairState:
+    """What the reconciler remembers about one (service, compute) between passes."""
+
+    #: Consecutive failures (also shown in status).
+    failures: int = 0
+    #: Loop time before which a failed pair is not called again.
+    not_before: float = 0.0
+    #: Spec generation at the last failure: a newer intent retries at once.
+    generation: int = 0
+    #: Progress checks since the last scale order (spaces them out).
+    checks: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PairResult:
+    #: The status entry; None drops the compute from status (it is done there).
+    entry: Optional[dict]
+    events: list
+    #: Look at the service again after this many seconds (None: at resync).
+    retry_in: Optional[float]
+    outcome: str  # converged, progressing, failed, waiting
+
+
+class Reconciler:
+    def __init__(self, store, client, *, metrics, poll_interval=15.0, workers=16,
+                 backoff=None, progress_check=0.25):
+        self.store = store
+        self.client = client
+        self.metrics = metrics
+        #: Seconds between resyncs of every service.
+        self.poll_interval = poll_interval
+        self.workers = workers
+        #: Backoff of failing (service, compute) pairs.
+        self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        #: First delay before checking that a scale order took effect; doubles
+        #: with each check, up to poll_interval (a crash-looping command is not
+        #: restarted more often than that).
+        self.progress_check = progress_check
+        # Whole-pass failures (store errors, bugs) back off like pairs do.
+        self.queue = WorkQueue(backoff=Backoff(initial=self.backoff.initial,
+                                               maximum=self.backoff.maximum),
+                               on_change=self._queue_changed)
+        self._pairs = {}
+        self._tasks = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self):
+        self.metrics.leader.set(1)
+        self._tasks = [
+            start_task(self._follow(SERVICES, self._service_changed), name="service-watcher"),
+            start_task(self._follow(COMPUTES, self._compute_changed, initial=False),
+                       name="compute-watcher"),
+            start_task(self.resync_timer(), name="resync-timer"),
+        ] + [start_task(self.worker(), name="worker-%d" % i) for i in range(self.workers)]
+
+    async def stop(self, timeout=10.0):
+        """Stop every task; a pass cut short is simply redone by the next leader or start."""
+        self.queue.close()
+        await stop_tasks(self._tasks, timeout=timeout)
+        self._tasks = []
+        self.metrics.leader.set(0)
+
+    # -- what puts services in the queue ------------------------------------
+
+    async def _follow(self, prefix, changed, *, initial=True):
+        """List ``prefix``, then watch it from the listing's revision, forever.
+
+        A compacted or broken watch lists again, so no change is ever missed."""
+        failures = 0
+        retry = Backoff(initial=0.2, maximum=5.0)
+        while True:
+            try:
+                listing = await self.store.list(prefix)
+                if initial:
+                    for record in listing.records:
+                        await changed(record.key)
+                initial = True  # after a gap, treat everything as changed
+                failures = 0
+                async with self.store.watch(prefix, start_revision=listing.revision) as watch:
+                    async for event in watch:
+                        await changed(event.key)
+            except Compacted as e:
+                log.info("watch of %s: %s; listing again", prefix, e)
+            except GenisysError as e:
+                failures += 1
+                delay = retry.delay(failures)
+                log.warning("watch of %s failed (%s); again in %.1fs", prefix, e, delay)
+                await asyncio.sleep(delay)
+
+    async def _service_changed(self, key):
+        self.queue.add(key[len(SERVICES):])
+
+    async def _compute_changed(self, key):
+        """A compute appeared, moved or went: look again at every service using it."""
+        name = key[len(COMPUTES):]
+        for service in await self._services_using(name):
+            self.queue.add(service)
+
+    async def _services_using(self, compute):
+        specs = await self.store.list(SERVICES)
+        statuses = await self.store.list(STATUS)
+        users = {r.key[len(SERVICES):] for r in specs.records if compute in r.value["replicas"]}
+        users |= {r.key[len(STATUS):] for r in statuses.records
+                  if compute in r.value.get("computes", {})}
+        return sorted(users)
+
+    async def resync_timer(self):
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.resync()
+            except GenisysError as e:
+                log.warning("resync failed: %s", e)
+
+    async def resync(self):
+        """Queue every service, and every status left without one (a crash
+        between the finalizer's two deletes)."""
+        specs = await self.store.list(SERVICES)
+        statuses = await self.store.list(STATUS)
+        names = {r.key[len(SERVICES):] for r in specs.records}
+        names |= {r.key[len(STATUS):] for r in statuses.records}
+        for name in sorted(names):
+            self.queue.add(name)
+
+    def _queue_changed(self):
+        self.metrics.queue_depth.set(len(self.queue))
+        self.metrics.queue_delayed.set(self.queue.delayed)
+
+    # -- workers ---------------------------------------------------------------
+
+    async def worker(self):
+        while True:
+            try:
+                name = await self.queue.get()
+            except QueueClosed:
+                return
+            try:
+                retry_in = await self.reconcile_service(name)
+            except Exception as e:  # noqa: BLE001 - one bad pass must not end the worker
+                delay = self.queue.retry(name)
+                self.metrics.passes.labels("failed").inc()
+                self.metrics.errors.labels(getattr(e, "reason", type(e).__name__)).inc()
+                if isinstance(e, GenisysError):
+                    log.warning("reconcile %s failed: %s; again in %.1fs", name, e, delay)
+                else:
+                    log.exception("reconcile %s crashed; again in %.1fs", name, delay)
+            else:
+                self.queue.forget(name)
+                if retry_in is not None:
+                    self.queue.add_after(name, retry_in)
+            finally:
+                self.queue.done(name)
+
+    # -- one pass ----------------------------------------------------------------
+
+    async def reconcile_service(self, name):
+        """One pass over a service; returns when to look again (None: at resync)."""
+        started = time.monotonic()
+        spec = await self.store.get(service_key(name))
+        current = await self.store.get(status_key(name))
+        if spec is None:
+            if current is not None:
+                await self.store.delete(status_key(name), expect_version=current.version)
+            self._forget(name)
+            return None
+        service = Service.from_store(spec.value)
+        previous = current.value if current else empty_status()
+        before = previous.get("computes", {})
+
+        desired = {c: 0 if service.deleting else n for c, n in service.replicas.items()}
+        dropped = {c for c in before if c not in desired}
+        desired.update({c: 0 for c in dropped})
+        computes = sorted(desired)
+        results = await asyncio.gather(*(
+            self._reconcile_pair(service, c, desired[c], before.get(c), dropped=c in dropped)
+            for c in computes))
+
+        entries, events, retries = {}, list(previous.get("events", [])), []
+        for compute, result in zip(computes, results):
+            if result.entry is not None:
+                entries[compute] = result.entry
+            else:
+                self._forget_pair(name, compute)
+            for new in result.events:
+                events = st.add_event(events, new)
+            if result.retry_in is not None:
+                retries.append(result.retry_in)
+        outcomes = {r.outcome for r in results}
+        self.metrics.passes.labels("failed" if outcomes & {"failed", "waiting"} else
+                                   "progressing" if "progressing" in outcomes
+                                   else "converged").inc()
+        self.metrics.pass_seconds.observe(time.monotonic() - started)
+
+        if service.deleting and st.is_finished(entries):
+            return await self._finalize(name, spec, current)
+        new = {"observedGeneration": service.generation, "computes": entries, "events": events}
+        if new != previous:
+            await self.store.put(status_key(name), new,
+                                 expect_version=current.version if current else 0)
+        return min(retries) if retries else None
+
+    async def _finalize(self, name, spec, current):
+        """The service is being deleted and nothing is left: remove its records."""
+        try:
+            await self.store.delete(service_key(name), expect_version=spec.version)
+        except VersionMismatch:
+            return 0  # changed under us: look again
+        if current is not None:
+            await self.store.delete(status_key(name))
+        self._forget(name)
+        log.info("deleted service %s: every resource is gone", name)
+        return None
+
+    async def _reconcile_pair(self, service, compute_name, desired, previous, *, dropped):
+        name = service.name
+        state = self._pairs.setdefault((name, compute_name), PairState(
+            failures=(previous or {}).get("failures", 0)))
+        loop_now = asyncio.get_running_loop().time()
+        if (state.not_before > loop_now and state.generation == service.generation
+                and previous is not None):
+            return PairResult(previous, [], state.not_before - loop_now, "waiting")
+
+        record = await self.store.get(compute_key(compute_name))
+        if record is None:
+            if dropped:
+                return PairResult(None, [], None, "converged")
+            entry = st.entry(previous, desired=desired, running=None, condition=COMPUTE_MISSING,
+                             reason="ComputeMissing",
+                             message="compute %r does not exist: create it, or remove it "
+                                     "from the service" % compute_name)
+            events = [] if (previous or {}).get("condition") == COMPUTE_MISSING else [
+                st.event(st.WARNING, "ComputeMissing", compute_name, entry["message"])]
+            self.metrics.set_pair(name, compute_name, desired=desired, running=None)
+            return PairResult(entry, events, None, "failed")
+        compute = Compute(name=record.value["name"], connector=record.value["connector"])
+
+        running = (previous or {}).get("running")
+        try:
+            running = await self.client.running(compute, name)
+            self.metrics.set_pair(name, compute_name, desired=desired, running=running)
+            if running == desired:
+                return self._converged(state, name, compute_name, desired, previous,
+                                       dropped=dropped)
+            await self.client.scale(compute, name, desired)
+        except ConnectorFailure as e:
+            return self._failed(state, service, compute_name, desired, running, previous,
+                                reason=e.reason, condition=e.condition, message=e.message)
+        except Exception as e:  # noqa: BLE001 - a bug in one pair must not stop the others
+            log.exception("reconcile %s on %s crashed", name, compute_name)
+            return self._failed(state, service, compute_name, desired, running, previous,
+                                reason="InternalError", condition=ERROR,
+                                message="internal error: %r (see the controller log)" % e)
+
+        # The order is taken; check again soon that it took effect.
+        state.failures, state.not_before = 0, 0.0
+        state.checks += 1
+        message = "scaling from %d to %d" % (running, desired)
+        entry = st.entry(previous, desired=desired, running=running, condition=PROGRESSING,
+                         reason="Scaling", message=message)
+        events = []
+        if not previous or (previous.get("condition"), previous.get("desired"),
+                            previous.get("running")) != (PROGRESSING, desired, running):
+            events.append(st.event(st.NORMAL, "Scaled", compute_name, "scaled %s on %s from "
+                                   "%d to %d" % (name, compute_name, running, desired)))
+        retry_in = min(self.poll_interval, self.progress_check * 2 ** min(state.checks - 1, 20))
+        return PairResult(entry, events, retry_in, "progressing")
+
+    def _converged(self, state, name, compute_name, desired, previous, *, dropped):
+        state.failures, state.not_before, state.checks = 0, 0.0, 0
+        events = []
+        if (previous or {}).get("condition") != CONVERGED or previous.get("running") != desired:
+            events.append(st.event(st.NORMAL, "Converged", compute_name, "%s on %s: %d running,"
+                                   " as desired" % (name, compute_name, desired)))
+        if dropped and desired == 0:
+            return PairResult(None, events, None, "converged")
+        entry = st.entry(previous, desired=desired, running=desired, condition=CONVERGED)
+        return PairResult(entry, events, None, "converged")
+
+    def _failed(self, state, service, compute_name, desired, running, previous, *, reason,
+                condition, message):
+        state.failures += 1
+        state.generation = service.generation
+        delay = self.backoff.delay(state.failures)
+        state.not_before = asyncio.get_running_loop().time() + delay
+        self.metrics.errors.labels(reason).inc()
+        log.info("%s on %s: %s: %s (attempt %d, again in %.1fs)", service.name, compute_name,
+                 reason, message, state.failures, delay)
+        entry = st.entry(previous, desired=desired, running=running, condition=condition,
+                         reason=reason, message=message, failures=state.failures)
+        events = [st.event(st.WARNING, reason, compute_name, message)]
+        return PairResult(entry, events, delay, "failed")
+
+    def _forget_pair(self, name, compute):
+        self._pairs.pop((name, compute), None)
+        self.metrics.forget_pair(name, compute)
+
+    def _forget(self, name):
+        for service, compute in [k for k in self._pairs if k[0] == name]:
+            self._forget_pair(service, compute)

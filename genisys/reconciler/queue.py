@@ -1,0 +1,148 @@
+"""The work queue of the reconciler: service names waiting for a reconcile pass.
+
+Like client-go's workqueue:
+
+* a key is in the queue at most once, however many times it is added
+  (a burst of 100 upscales of one service costs one or two passes);
+* a key is never handed to two workers at once: added while a worker has it,
+  it is marked dirty and handed out again once that worker is done;
+* ``add_after`` delays a key (progress checks, per-pair retries);
+  ``retry`` delays it by an exponential backoff with jitter that grows with
+  each consecutive failure; ``forget`` resets that count after a success.
+"""
+
+import asyncio
+import collections
+import random
+
+
+class QueueClosed(Exception):
+    """``get`` on a queue that was shut down."""
+
+
+class Backoff:
+    """Exponential backoff with jitter: failure n waits about initial * 2**(n-1),
+    at most ``maximum``; the jitter (a random half of the delay) spreads
+    retries so a fleet of failing keys doesn't retry in lock-step."""
+
+    def __init__(self, *, initial=1.0, maximum=60.0, rng=None):
+        self.initial = initial
+        self.maximum = maximum
+        self._random = (rng or random.Random()).random
+
+    def ceiling(self, failures):
+        """The largest delay after ``failures`` consecutive failures (>= 1)."""
+        return min(self.maximum, self.initial * 2 ** min(max(failures, 1) - 1, 62))
+
+    def delay(self, failures):
+        ceiling = self.ceiling(failures)
+        return ceiling / 2 + self._random() * ceiling / 2
+
+
+class WorkQueue:
+    def __init__(self, *, backoff=None, on_change=None):
+        self.backoff = backoff or Backoff()
+        #: Called with no argument when the depth changes (metrics).
+        self._on_change = on_change
+        self._ready = collections.deque()
+        self._queued = set()  # in _ready
+        self._active = set()  # handed to a worker, not done yet
+        self._dirty = set()  # added while active: queue again when done
+        self._delayed = {}  # key -> (due time, TimerHandle)
+        self._failures = collections.Counter()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+
+    def __len__(self):
+        """Keys ready to be handed out."""
+        return len(self._ready)
+
+    @property
+    def delayed(self):
+        return len(self._delayed)
+
+    def add(self, key):
+        """Queue ``key`` now (a delayed add of it is superseded)."""
+        if self._closed:
+            return
+        pending = self._delayed.pop(key, None)
+        if pending:
+            pending[1].cancel()
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.append(key)
+            self._wakeup.set()
+        self._changed()
+
+    def add_after(self, key, delay):
+        """Queue ``key`` after ``delay`` seconds, unless it is queued sooner."""
+        if self._closed:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        pending = self._delayed.get(key)
+        if pending and pending[0] <= due:
+            return
+        if pending:
+            pending[1].cancel()
+        self._delayed[key] = (due, loop.call_at(due, self._due, key))
+        self._changed()
+
+    def _due(self, key):
+        self._delayed.pop(key, None)
+        self.add(key)
+
+    def retry(self, key):
+        """A pass of ``key`` failed: queue it again after its backoff; returns the delay."""
+        self._failures[key] += 1
+        delay = self.backoff.delay(self._failures[key])
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key):
+        """A pass of ``key`` succeeded: its next failure starts the backoff over."""
+        self._failures.pop(key, None)
+
+    def failures(self, key):
+        return self._failures[key]
+
+    async def get(self):
+        """The next key; the caller must call ``done(key)`` when finished with it."""
+        while not self._ready:
+            if self._closed:
+                raise QueueClosed()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self._closed:
+            raise QueueClosed()
+        key = self._ready.popleft()
+        self._queued.discard(key)
+        self._active.add(key)
+        self._changed()
+        return key
+
+    def done(self, key):
+        self._active.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+
+    def is_active(self, key):
+        return key in self._active
+
+    def close(self):
+        """Wake every waiting ``get`` with QueueClosed; cancel delayed adds."""
+        self._closed = True
+        for _, handle in self._delayed.values():
+            handle.cancel()
+        self._delayed.clear()
+        self._wakeup.set()
+
+    def _changed(self):
+        if self._on_change is not None:
+            self._on_change()

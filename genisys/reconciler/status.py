@@ -1,0 +1,58 @@
+"""The status record of a service: per-compute entries and recent events.
+
+Pure functions over plain JSON values, so the reconcile pass reads as a
+sequence of decisions and these rules are tested on their own. A status
+record is ``{"observedGeneration", "computes": {name: entry}, "events": [...]}``;
+the API shows ``events`` apart from ``status``.
+"""
+
+import datetime
+
+from genisys.model import COMPUTE_MISSING, CONVERGED
+
+#: Events kept per service, newest first; older ones are dropped.
+EVENTS_KEPT = 50
+
+NORMAL = "Normal"
+WARNING = "Warning"
+
+
+def timestamp(now=None):
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def entry(previous, *, desired, running, condition, reason="", message="", failures=0,
+          now=None):
+    """A compute's status entry; lastTransitionTime moves only when the condition does."""
+    if previous and previous.get("condition") == condition:
+        since = previous.get("lastTransitionTime") or timestamp(now)
+    else:
+        since = timestamp(now)
+    return {"desired": desired, "running": running, "condition": condition, "reason": reason,
+            "message": message, "lastTransitionTime": since, "failures": failures}
+
+
+def event(kind, reason, compute, message, now=None):
+    return {"time": timestamp(now), "type": kind, "reason": reason, "compute": compute,
+            "message": message, "count": 1}
+
+
+def add_event(events, new):
+    """``events`` (newest first) with ``new`` in front; a repeat of the newest
+    event for the same compute only bumps its count and time, so a connector
+    failing for an hour is one line, not hundreds."""
+    for i, old in enumerate(events):
+        if old["compute"] != new["compute"]:
+            continue
+        if all(old[k] == new[k] for k in ("type", "reason", "message")):
+            bumped = dict(old, time=new["time"], count=old.get("count", 1) + 1)
+            return [bumped] + events[:i] + events[i + 1:]
+        break
+    return ([new] + events)[:EVENTS_KEPT]
+
+
+def is_finished(entries):
+    """True when a service being deleted has nothing left anywhere."""
+    return all((e["condition"] == CONVERGED and e["running"] == 0)
+               or e["condition"] == COMPUTE_MISSING for e in entries.values())
