@@ -101,13 +101,22 @@ class ConnectorClient:
         #: Calls in flight to one connector at most; others wait their turn.
         self.max_in_flight = max_in_flight
         self.metrics = metrics
-        # A pool large enough that the per-connector bound, not the pool, is
-        # what limits calls: requests queued in the pool would time out there.
-        self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=512)
+        self._http = None
         self._limits = {}
 
+    def _client(self):
+        # Made on first use: the curl client binds to the loop current when it
+        # is created. The pool is large enough that the per-connector bound,
+        # not the pool, limits calls (a request queued in the pool would time
+        # out there).
+        if self._http is None:
+            self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=512)
+        return self._http
+
     def close(self):
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     # -- the protocol -------------------------------------------------------
 
@@ -170,7 +179,7 @@ class ConnectorClient:
 
     async def _fetch(self, request, url):
         try:
-            return await self._http.fetch(request, raise_error=False)
+            return await self._client().fetch(request, raise_error=False)
         except CurlError as e:
             if e.errno == pycurl.E_OPERATION_TIMEDOUT:
                 raise ConnectorTimeout("%s %s: no answer within %gs"

@@ -1,0 +1,194 @@
+"""The reconcile loop against fake connectors on real loopback HTTP, over every store."""
+
+import pytest
+
+from genisys.errors import Conflict, NotFound
+from genisys.model import Compute
+from tests.reconciler.conftest import eventually
+from tests.reconciler.fake_connector import ERROR_500, GARBAGE, HANG, NOT_FOUND, OK
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_intent_is_converged_with_absolute_set_points(harness):
+    local = await harness.connector("local")
+    await harness.start()
+    for _ in range(3):
+        await harness.intents.upscale("web", "local")
+    await eventually(lambda: harness.converged("web", "local", 3), message="web at 3")
+    assert local.running["web"] == 3
+    # Only absolute set-points, never more than desired at any moment.
+    assert local.scales("web") and max(local.scales("web")) <= 3
+    status = await harness.status("web")
+    assert status["observedGeneration"] == 3
+    entry = status["computes"]["local"]
+    assert entry["desired"] == 3 and entry["failures"] == 0 and entry["lastTransitionTime"]
+
+    await harness.intents.downscale("web", "local")
+    await eventually(lambda: harness.converged("web", "local", 2), message="web at 2")
+    assert local.running["web"] == 2 and local.scales("web")[-1] == 2
+
+    events = (await harness.intents.get_service("web"))["events"]
+    assert events[0]["reason"] == "Converged" and "2 running" in events[0]["message"]
+    assert any(e["reason"] == "Scaled" and "from 3 to 2" in e["message"] for e in events)
+    assert await harness.intents.service_events("web") == events
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_resync_repairs_drift(harness):
+    local = await harness.connector("local")
+    await harness.start(poll_interval=0.2)
+    await harness.intents.scale("web", "local", 2)
+    await eventually(lambda: harness.converged("web", "local", 2))
+    scales = len(local.scales("web"))
+    local.running["web"] = 1  # a resource died behind genisys' back
+    await eventually(lambda: len(local.scales("web")) > scales and local.running["web"] == 2,
+                     message="the resync to scale back to 2")
+    assert local.scales("web")[-1] == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("mode, condition, reason", [
+    (ERROR_500, "Error", "ConnectorError"),
+    (GARBAGE, "Error", "ConnectorBadResponse"),
+    (NOT_FOUND, "Error", "ServiceNotDefined"),
+    (HANG, "Unreachable", "ConnectorTimeout"),
+])
+async def test_a_broken_connector_only_affects_its_own_pairs(harness, mode, condition, reason):
+    good = await harness.connector("good")
+    bad = await harness.connector("bad")
+    bad.mode = mode
+    await harness.start(timeout=0.3, backoff=(0.1, 30.0))
+    await harness.intents.put_service("web", {"good": 2, "bad": 2})
+    await harness.intents.scale("api", "good", 1)
+
+    await eventually(lambda: harness.converged("web", "good", 2), message="web on good")
+    await eventually(lambda: harness.converged("api", "good", 1), message="api on good")
+    entry = await eventually(lambda: _failed_at_least(harness, "web", "bad", 3),
+                             message="3 failures on bad")
+    assert entry["condition"] == condition and entry["reason"] == reason
+    assert entry["message"] and entry["desired"] == 2
+    events = await harness.intents.service_events("web")
+    warning = [e for e in events if e["compute"] == "bad"][0]
+    assert warning["type"] == "Warning" and warning["reason"] == reason
+    assert warning["count"] >= 3  # repeats fold into one event
+
+    # Retries back off: each wait is longer than the one two attempts before.
+    await eventually(lambda: _attempts(bad, "web") >= 5, message="5 attempts")
+    times = [t for t, op, s, _ in bad.calls if op == "status" and s == "web"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(gaps[i + 2] > gaps[i] for i in range(len(gaps) - 2)), gaps
+
+    bad.mode = OK  # healed: converges, failures reset
+    bad.released.set()
+    harness.reconciler.queue.add("web")
+    await eventually(lambda: harness.converged("web", "bad", 2), message="web on bad healed")
+    assert (await harness.status("web", "bad"))["failures"] == 0
+    assert max(bad.scales("web")) <= 2 and max(good.scales("web")) <= 2
+
+
+async def _failed_at_least(harness, service, compute, failures):
+    entry = await harness.status(service, compute)
+    return entry if entry and entry["failures"] >= failures else None
+
+
+def _attempts(fake, service):
+    return fake.count("status", service)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unreachable_connector_shows_and_recovers(harness):
+    await harness.intents.create_compute(Compute("gone", "http://127.0.0.1:9"))
+    await harness.start(backoff=(0.05, 0.2))
+    await harness.intents.scale("web", "gone", 1)
+    entry = await eventually(lambda: _failed_at_least(harness, "web", "gone", 1))
+    assert entry["condition"] == "Unreachable" and entry["reason"] == "ConnectorUnreachable"
+    assert "127.0.0.1:9" in entry["message"]
+    # The connector comes up at another address: the compute changes, the
+    # reconciler looks again at once.
+    fake = await harness.connector("elsewhere")
+    await harness.intents.put_compute(Compute("gone", fake.url))
+    await eventually(lambda: harness.converged("web", "gone", 1), message="converged")
+    assert fake.scales("web") == [1]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_compute_dropped_from_a_service_is_scaled_to_zero_first(harness):
+    one = await harness.connector("one")
+    two = await harness.connector("two")
+    await harness.start()
+    await harness.intents.put_service("web", {"one": 2, "two": 3})
+    await eventually(lambda: harness.converged("web", "two", 3))
+    await harness.intents.put_service("web", {"one": 2})
+    await eventually(lambda: two.running["web"] == 0, message="web scaled to 0 on two")
+    status = await eventually(lambda: _without(harness, "web", "two"))
+    assert set(status["computes"]) == {"one"}
+    assert one.running["web"] == 2
+
+
+async def _without(harness, service, compute):
+    status = await harness.status(service)
+    return status if compute not in status["computes"] else None
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_delete_scales_to_zero_everywhere_then_removes_the_record(harness):
+    one = await harness.connector("one")
+    two = await harness.connector("two")
+    await harness.start()
+    await harness.intents.put_service("web", {"one": 2, "two": 1})
+    await eventually(lambda: harness.converged("web", "two", 1))
+    await eventually(lambda: harness.converged("web", "one", 2))
+    # While web runs there, its computes can't be deleted.
+    with pytest.raises(Conflict):
+        await harness.intents.delete_compute("one")
+
+    view = await harness.intents.delete_service("web")
+    assert view["deleting"] is True
+    await eventually(lambda: _gone(harness, "web"), message="the record to go")
+    assert one.running["web"] == 0 and two.running["web"] == 0
+    assert one.scales("web")[-1] == 0 and two.scales("web")[-1] == 0
+    assert await harness.store.get("status/web") is None
+    await harness.intents.delete_compute("one")  # nothing runs there any more
+
+
+async def _gone(harness, service):
+    try:
+        await harness.intents.get_service(service)
+    except NotFound:
+        return True
+    return False
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_missing_compute_shows_in_status_until_it_exists(harness):
+    await harness.connector("local")
+    await harness.start()
+    await harness.intents.put_service("web", {"local": 0})
+    await eventually(lambda: harness.converged("web", "local", 0))
+    await harness.intents.delete_compute("local")  # nothing wanted, nothing running
+    entry = await eventually(lambda: _condition(harness, "web", "local", "ComputeMissing"))
+    assert "does not exist" in entry["message"]
+    fake = await harness.connector("local")
+    await harness.intents.scale("web", "local", 1)
+    await eventually(lambda: harness.converged("web", "local", 1))
+    assert fake.running["web"] == 1
+
+
+async def _condition(harness, service, compute, condition):
+    entry = await harness.status(service, compute)
+    return entry if entry and entry["condition"] == condition else None
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_metrics_follow_the_loop(harness):
+    await harness.connector("local")
+    await harness.start()
+    await harness.intents.scale("web", "local", 2)
+    await eventually(lambda: harness.converged("web", "local", 2))
+    text = harness.metrics.render().decode()
+    assert 'genisys_desired_resources{compute="local",service="web"} 2.0' in text
+    assert 'genisys_running_resources{compute="local",service="web"} 2.0' in text
+    assert 'genisys_reconcile_passes_total{result="converged"}' in text
+    assert 'genisys_connector_call_seconds_count{compute="local",operation="scale",' \
+           'outcome="ok"}' in text
+    assert "genisys_queue_depth 0.0" in text
