@@ -200,3 +200,28 @@ async def test_readiness_fails_when_the_store_is_gone(api, store):
     assert code == 503 and body["status"] == "unavailable"
     code, body, _ = await api.call("POST", "/compute", {"name": "a", "connector": "http://a:1"})
     assert code == 503 and body["error"]["reason"] == "StoreUnavailable"
+
+
+@pytest.mark.gen_test
+async def test_events_of_a_service_and_in_its_representation(api):
+    await add_compute(api)
+    await api.call("POST", "/service/web/upscale", {"compute": "local"})
+    code, body, _ = await api.call("GET", "/service/web/events")
+    assert code == 200 and body == []  # no reconciler in this app: nothing happened yet
+    code, body, _ = await api.call("GET", "/service/web")
+    assert body["events"] == [] and "events" not in body["status"]
+    code, body, _ = await api.call("GET", "/service")
+    assert "events" not in body["web"] and "events" not in body["web"]["status"]
+    code, body, _ = await api.call("GET", "/service/nope/events")
+    assert code == 404 and body["error"]["field"] == "service"
+    code, body, _ = await api.call("POST", "/service/web/events", {})
+    assert code == 405
+
+
+@pytest.mark.gen_test
+async def test_metrics_are_prometheus_text(api):
+    response = await api.client.fetch(api.base_url + "/metrics")
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = response.body.decode()
+    assert "# TYPE genisys_reconcile_passes_total counter" in text
+    assert "# TYPE genisys_connector_call_seconds histogram" in text
