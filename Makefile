@@ -17,10 +17,15 @@ $(STAMP): setup.py requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-## run: genisys on the embedded SQLite store (./var/genisys.db) with ./computes.py
+## run: genisys (embedded SQLite store in ./var, computes from ./computes.py) and the
+## bundled process connector on :7051 (services from ./local-services.yml).
+## Ctrl-C stops both; the connector stops every process it started.
 run: $(STAMP)
 	mkdir -p var
-	$(PY) genisys.py
+	@trap 'kill $$connector 2>/dev/null; wait $$connector' EXIT INT TERM; \
+	$(PY) genisys.py connector --backend process --port 7051 \
+	    --services local-services.yml --state-dir var/connector & connector=$$!; \
+	$(PY) genisys.py serve
 
 ## test: the whole test suite
 test: $(STAMP)

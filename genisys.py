@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Start genisys, as the seed does: ``python genisys.py`` serves the API.
 
-Flags are those of ``genisys serve`` (``python genisys.py --help``).
+``python genisys.py [flags]`` is ``genisys serve [flags]``; a first argument
+that names a command (``serve``, ``connector``, ...) runs that command.
 """
 
 import sys
 
-from genisys.cli import main
+from genisys.cli import COMMANDS, main
 
 if __name__ == "__main__":
-    sys.exit(main(["serve"] + sys.argv[1:]))
+    argv = sys.argv[1:]
+    if not argv or argv[0] not in COMMANDS:
+        argv = ["serve"] + argv
+    sys.exit(main(argv))

@@ -1,17 +1,19 @@
 """The ``genisys`` command.
 
-``genisys serve`` runs the controller (``python genisys.py`` does the same).
-Exit status: 0 after a clean shutdown, 1 when genisys cannot start or a
-request fails, 2 for bad usage or bad configuration. Errors are one line on
-stderr, never a traceback.
+``genisys serve`` runs the controller (``python genisys.py`` does the same);
+``genisys connector`` runs the bundled connector. Exit status: 0 after a
+clean shutdown, 1 when genisys cannot start or a request fails, 2 for bad
+usage or bad configuration. Errors are one line on stderr, never a traceback.
 """
 
 import argparse
 import asyncio
 import logging
+import re
 import sys
 
 from genisys import config
+from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
 
 SERVE_EPILOG = """\
@@ -47,6 +49,13 @@ def build_parser():
                                 description="Run the genisys controller.", epilog=SERVE_EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_setting_flags(serve)
+    connector = commands.add_parser(
+        "connector", help="run the bundled connector (processes or simulated resources)",
+        description="Run a connector: the HTTP agent genisys calls to run resources.\n"
+        "Every flag is checked before anything starts.", epilog=CONNECTOR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flag, metavar, _, _, text in CONNECTOR_FLAGS:
+        connector.add_argument(flag, dest=flag, metavar=metavar, default=None, help=text)
     return parser
 
 
@@ -68,6 +77,125 @@ def fail(message, status):
     return status
 
 
+# -- genisys connector ------------------------------------------------------------
+
+
+def parse_backend(value):
+    if value not in connector_main.BACKENDS:
+        raise ValueError("must be one of %s, got %r" % (", ".join(connector_main.BACKENDS),
+                                                         value))
+    return value
+
+
+def parse_delay(value):
+    """A duration that may be 0 (latency, start delay): "0", "250ms", "2s"."""
+    if re.fullmatch(r"\s*0+(\.0*)?\s*(ms|s|m|h)?\s*", value):
+        return 0.0
+    return config.parse_duration(value)
+
+
+def parse_rate(value):
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError("must be a number from 0 to 1, got %r" % value) from None
+    if not 0 <= rate <= 1:  # also refuses nan
+        raise ValueError("must be from 0 to 1, got %s" % value.strip())
+    return rate
+
+
+def parse_directory(value):
+    if not value.strip():
+        raise ValueError("must be a directory path, got %r" % value)
+    return value
+
+
+#: flag, metavar, parser, target in ConnectorServerSettings ("group.field" or "field"),
+#: help. A flag not given keeps the default of genisys.connector.main's dataclasses; a
+#: flag of the "process" or "simulated" group applies to that backend only.
+CONNECTOR_FLAGS = [
+    ("--backend", "NAME", parse_backend, "backend", "process (OS processes) or simulated "
+     "(virtual resources) (default process)"),
+    ("--bind", "ADDRESS", config.parse_bind, "bind", "address to listen on (default "
+     "127.0.0.1)"),
+    ("--port", "PORT", config.parse_port, "port", "port to listen on (default 7051; 0 picks "
+     "a free one)"),
+    ("--services", "FILE", config.parse_path, "services_file", "YAML or JSON file of service "
+     "definitions to apply at start: a list of definitions or a mapping name -> definition"),
+    ("--state-dir", "DIR", parse_directory, "process.state_dir", "process backend: state "
+     "file, lock and process logs (default ./var/connector)"),
+    ("--grace-period", "DURATION", config.parse_duration, "process.grace_period", "process "
+     "backend: time between SIGTERM and SIGKILL when stopping a process (default 10s)"),
+    ("--latency", "DURATION", parse_delay, "simulated.latency", "simulated backend: added to "
+     "every status and scale call (default 0)"),
+    ("--failure-rate", "RATE", parse_rate, "simulated.failure_rate", "simulated backend: "
+     "probability 0..1 that a status or scale call answers 500 SimulatedFailure (default 0)"),
+    ("--start-delay", "DURATION", parse_delay, "simulated.start_delay", "simulated backend: "
+     "time before a new resource counts as running (default 0)"),
+    ("--log-level", "LEVEL", config.parse_log_level, "log_level", "DEBUG, INFO, WARNING or "
+     "ERROR (default INFO)"),
+]
+
+CONNECTOR_EPILOG = """\
+The connector answers the protocol genisys calls (GET /service/NAME/status,
+POST /service/NAME/scale {"number": N}) and keeps service definitions
+(GET/POST /service, GET/PUT/DELETE /service/NAME): {"name": "web",
+"command": ["python3", "-m", "http.server"], "environment": {}, "cwd": null}.
+The simulated backend needs no definition.
+
+Durations are written 10s, 500ms, 2m or 1h.
+
+examples:
+  genisys connector --services services.yml
+  genisys connector --backend simulated --port 7052 --latency 200ms --failure-rate 0.1
+"""
+
+
+def connector_settings(args):
+    """ConnectorServerSettings from the parsed flags; ConfigError naming the bad flag."""
+    groups = {"": {}, "process": {}, "simulated": {}}
+    given = []
+    for flag, _, parse, target, _ in CONNECTOR_FLAGS:
+        raw = getattr(args, flag)
+        if raw is None:
+            continue
+        try:
+            value = parse(raw)
+        except ValueError as e:
+            raise ConfigError(str(e), field=flag) from e
+        group, _, field = target.rpartition(".")
+        groups[group][field] = value
+        given.append((flag, group))
+    backend = groups[""].get("backend", "process")
+    for flag, group in given:
+        if group and group != backend:
+            raise ConfigError("applies only to --backend %s (this is --backend %s)"
+                              % (group, backend), field=flag)
+    return connector_main.ConnectorServerSettings(
+        process=connector_main.ProcessSettings(**groups["process"]),
+        simulated=connector_main.SimulatedSettings(**groups["simulated"]), **groups[""])
+
+
+def cmd_connector(args):
+    try:
+        settings = connector_settings(args)
+    except ConfigError as e:
+        return fail("connector: %s" % e, 2)
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(connector_main.run_connector(settings))
+    except ConfigError as e:
+        return fail("connector: %s" % e, 2)
+    except GenisysError as e:
+        return fail("connector: %s" % e, 1)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        return 130
+    return 0
+
+
+# -- genisys serve ------------------------------------------------------------------
+
+
 def cmd_serve(args):
     from genisys import app
     flags = {o.flag: getattr(args, o.flag) for o in config.OPTIONS + [config.CONFIG_OPTION]}
@@ -87,11 +215,13 @@ def cmd_serve(args):
     return 0
 
 
+#: Every command and the function that runs it (genisys.py passes these through).
+COMMANDS = {"serve": cmd_serve, "connector": cmd_connector}
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return cmd_serve(args)
-    return 2
+    return COMMANDS[args.command](args)
 
 
 if __name__ == "__main__":

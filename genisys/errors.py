@@ -1,7 +1,7 @@
 """Domain errors shared by every layer.
 
 The store, the intent layer and the loaders raise these; the HTTP API maps
-them to status codes in exactly one place (``genisys.api.base``) and the CLI
+them to status codes in exactly one place (``genisys.web``) and the CLI
 to exit codes. Nothing here knows about HTTP libraries.
 """
 
@@ -49,6 +49,25 @@ class VersionMismatch(GenisysError):
     reason = "PreconditionFailed"
 
 
+class ServiceNotDefined(NotFound):
+    """A connector was asked about a service it has no definition for (how to run it)."""
+
+    reason = "ServiceNotDefined"
+
+
+class StartFailed(GenisysError):
+    """A connector could not start a resource: the command can't be run (missing, not
+    executable, bad cwd). Nothing of the refused order is left running."""
+
+    reason = "StartFailed"
+
+
+class SimulatedFailure(GenisysError):
+    """A failure injected on purpose by the simulated connector backend."""
+
+    reason = "SimulatedFailure"
+
+
 class StoreUnavailable(GenisysError):
     """The store can't be reached or used (I/O error, closed, locked by another process)."""
 
@@ -59,3 +78,9 @@ class ConfigError(GenisysError):
     """Bad settings: the message names the setting and where it came from."""
 
     reason = "ConfigError"
+
+
+class StartupError(GenisysError):
+    """A process cannot start: port in use, state directory locked (exit status 1)."""
+
+    reason = "StartupError"

@@ -1,13 +1,14 @@
 """Fixtures shared by every topic: real genisys processes and stores on every backend."""
 
 import os
+import uuid
 
 import pytest
 
 from genisys.api import make_app
 from genisys.intents import Intents
 from genisys.store import store_from_url
-from tests.support import GenisysProcess
+from tests.support import ConnectorProcess, GenisysProcess
 
 #: Store backends the contract and API tests run against (etcd joins later).
 BACKENDS = ["memory", "sqlite"]
@@ -68,3 +69,46 @@ def intents(store, max_replicas):
 def app(intents):
     """The API over each backend, served by pytest-tornado's http_server on a free port."""
     return make_app(intents)
+
+
+@pytest.fixture
+def start_connector(tmp_path):
+    """Factory: ``start_connector(*args, backend="process", state_dir=None, name="connector",
+    env=None)`` runs a real ``genisys connector --backend BACKEND ARGS... --port 0`` and
+    returns its ``tests.support.ConnectorProcess`` (``.url``, ``.request()``, ``.stop(sig)``,
+    ``.kill()``, ``.log()``, ``.state_dir``, ``.running_pids(service)``).
+
+    With the process backend, each connector gets a fresh ``--state-dir`` under tmp_path
+    unless ``state_dir`` is given (give the previous one's ``.state_dir`` to restart "the
+    same" connector) or ``args`` has ``--state-dir``.
+
+    At the end of the test every connector it started is SIGKILLed, and so is every
+    process any of them started: all carry a marker in their environment, and the
+    process groups recorded in the state files are killed too."""
+    marker = uuid.uuid4().hex
+    started = []
+
+    def start(*args, backend="process", state_dir=None, name="connector", env=None):
+        args = ["--backend", backend] + list(args)
+        if backend == "process":
+            for i, arg in enumerate(args):
+                if arg == "--state-dir" and i + 1 < len(args):
+                    state_dir = tmp_path / args[i + 1]  # relative to the connector's cwd
+                elif arg.startswith("--state-dir="):
+                    state_dir = tmp_path / arg.split("=", 1)[1]
+                else:
+                    continue
+                break
+            else:
+                state_dir = str(state_dir or tmp_path / ("%s-%d-state" % (name, len(started))))
+                args += ["--state-dir", state_dir]
+        process = ConnectorProcess(str(tmp_path), args, env=env,
+                                   name="%s-%d" % (name, len(started)),
+                                   state_dir=str(state_dir) if state_dir else None,
+                                   marker=marker)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.cleanup()

@@ -1,5 +1,6 @@
 """Test helpers: real genisys processes on loopback, free ports, waiting on conditions."""
 
+import json
 import os
 import re
 import signal
@@ -129,3 +130,128 @@ def run_genisys(args, *, cwd, env=None, timeout=30):
     return subprocess.run([sys.executable, GENISYS_PY] + list(args), cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+# -- connectors ------------------------------------------------------------------------
+
+_CONNECTOR_LISTENING = re.compile(r"genisys connector listening on http://([^:]+):(\d+)")
+
+#: Environment variable every connector started by the tests carries (with a value
+#: unique to its fixture), inherited by every process it starts: cleanup finds them all.
+TEST_MARKER = "GENISYS_TEST_MARKER"
+
+
+def proc_stat(pid):
+    """(state, start_time) of ``pid`` from /proc, or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def process_alive(pid, start_time=None):
+    """True while ``pid`` runs (a zombie has exited); with ``start_time``, only if it is
+    still that process (not a later one that got the same pid)."""
+    stat = proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):
+        return False
+    return start_time is None or stat[1] == start_time
+
+
+def kill_marked_processes(marker):
+    """SIGKILL every process whose environment has TEST_MARKER=marker; returns their pids."""
+    needle = ("%s=%s" % (TEST_MARKER, marker)).encode()
+    killed = []
+    for _ in range(5):  # again, in case one forked while we looked
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/environ" % entry, "rb") as f:
+                    environ = f.read().split(b"\0")
+            except OSError:
+                continue
+            if needle in environ:
+                found.append(int(entry))
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        killed += found
+        if not found:
+            break
+    return killed
+
+
+class ConnectorProcess(GenisysProcess):
+    """``python genisys.py connector ...`` as a real OS process on a free loopback port.
+
+    ``state_dir`` is its --state-dir (process backend) or None; ``marker`` is put in
+    its environment (TEST_MARKER) so that ``cleanup`` finds every process it started."""
+
+    def __init__(self, workdir, args=(), env=None, name="connector", state_dir=None,
+                 marker=None):
+        env = dict(env or {})
+        if marker is not None:
+            env[TEST_MARKER] = marker
+        super().__init__(workdir, ["connector"] + list(args), env=env, name=name)
+        self.state_dir = state_dir
+        self.marker = marker
+
+    def start(self, timeout=20.0):
+        if not any(a == "--port" or a.startswith("--port=") for a in self.args):
+            self.args += ["--port", "0"]
+        with open(self.log_path, "ab") as log:
+            self._log_offset = log.tell()
+            self.proc = subprocess.Popen([sys.executable, GENISYS_PY] + self.args,
+                                         cwd=self.workdir, env=self.env, stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL)
+
+        def listening():
+            match = _CONNECTOR_LISTENING.search(self.log())
+            if match:
+                return int(match.group(2))
+            if self.proc.poll() is not None:
+                raise AssertionError("the connector exited with %s before listening:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            return None
+        self.port = wait_for(listening, timeout=timeout, message="the connector to listen")
+        return self
+
+    def state(self):
+        """The connector's state file (process backend), or None if there is none."""
+        if self.state_dir is None:
+            return None
+        try:
+            with open(os.path.join(self.state_dir, "state.json"), encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def recorded(self, service=None):
+        """The process entries of the state file (of ``service`` only, if given)."""
+        state = self.state() or {"processes": []}
+        return [p for p in state["processes"] if service is None or p["service"] == service]
+
+    def running_pids(self, service=None):
+        """Recorded, not being stopped, and alive."""
+        return sorted(p["pid"] for p in self.recorded(service)
+                      if not p["stopping"] and process_alive(p["pid"], p["start_time"]))
+
+    def cleanup(self):
+        """SIGKILL the connector, then every process it (or an earlier connector with
+        the same marker) started: marked ones, and the recorded process groups."""
+        self.kill()
+        if self.marker is not None:
+            kill_marked_processes(self.marker)
+        for entry in self.recorded():
+            if process_alive(entry["pid"], entry["start_time"]):
+                try:
+                    os.killpg(entry["pgid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

@@ -1,153 +1,34 @@
-"""The base of every API handler: JSON in, JSON out, errors mapped in one place.
+"""The base of every API handler: ``genisys.web.JSONHandler`` plus the intent layer.
 
-Bodies are streamed in (``stream_request_body``) so an oversized request is
-refused with a JSON 413 as soon as its headers arrive, before any of it is
-read. Every error, ours or tornado's, leaves as
-``{"error": {"reason": ..., "message": ..., "field": ...}}``.
+JSON in/out, the body limit and the error mapping are generic and live in
+``genisys.web`` (the connector server uses them too); what is API-specific
+is here: handlers get the intent layer, and writes may be conditional on a
+resourceVersion through ``If-Match``. The names other modules import from
+here (ApiError, parse_json, MAX_BODY_BYTES, ...) are re-exported.
 """
-
-import asyncio
-import json
-import logging
-
-import tornado.web
 
 from genisys import errors
 from genisys.intents import ANY_VERSION
-from genisys.model import describe
+from genisys.web import (
+    MAX_BODY_BYTES,
+    ApiError,
+    InFlight,
+    JSONHandler,
+    parse_json,
+    reason_for,
+)
+from genisys.web import NotFoundHandler as _NotFoundHandler
 
-log = logging.getLogger(__name__)
-
-#: Largest request body accepted, in bytes (JSON intents are tiny).
-MAX_BODY_BYTES = 64 * 1024
-
-_STATUS_BY_ERROR = {
-    errors.Invalid: 400,
-    errors.NotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.Conflict: 409,
-    errors.VersionMismatch: 412,
-    errors.StoreUnavailable: 503,
-}
+__all__ = ["APIHandler", "ApiError", "InFlight", "MAX_BODY_BYTES", "NotFoundHandler",
+           "parse_json", "reason_for"]
 
 
-class ApiError(errors.GenisysError):
-    """An HTTP-level refusal that has no domain meaning (413, 415, ...)."""
-
-    def __init__(self, status, message, *, field=None):
-        super().__init__(message, field=field)
-        self.status = status
-        self.reason = reason_for(status)
-
-
-#: Reasons of HTTP-level errors, fixed here rather than derived from the
-#: standard library's phrases (413's phrase changed in Python 3.13).
-_HTTP_REASONS = {
-    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-    405: "MethodNotAllowed", 408: "RequestTimeout", 409: "Conflict", 411: "LengthRequired",
-    412: "PreconditionFailed", 413: "PayloadTooLarge", 414: "URITooLong",
-    415: "UnsupportedMediaType", 422: "UnprocessableEntity", 429: "TooManyRequests",
-    500: "InternalError", 503: "ServiceUnavailable",
-}
-
-
-def reason_for(status):
-    return _HTTP_REASONS.get(status, "ClientError" if status < 500 else "ServerError")
-
-
-def _reject_constant(name):
-    raise ValueError("%s is not valid JSON" % name)
-
-
-def _unique_object(pairs):
-    obj = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError("duplicate field %r" % key)
-        obj[key] = value
-    return obj
-
-
-def parse_json(raw):
-    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate fields."""
-    if not raw.strip():
-        raise errors.Invalid("request body is empty, expected a JSON object", field="body")
-    try:
-        text = raw.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
-    except UnicodeDecodeError as e:
-        raise errors.Invalid("request body is not UTF-8: %s" % e, field="body") from e
-    except ValueError as e:
-        raise errors.Invalid("request body is not valid JSON: %s" % e, field="body") from e
-    except RecursionError as e:
-        raise errors.Invalid("request body is nested too deeply", field="body") from e
-
-
-@tornado.web.stream_request_body
-class APIHandler(tornado.web.RequestHandler):
-    """Handlers get their dependencies from the route table through initialize()."""
+class APIHandler(JSONHandler):
+    """Handlers get the intent layer and the in-flight tracker from the route table."""
 
     def initialize(self, *, intents, tracker):
+        super().initialize(tracker=tracker)
         self.intents = intents
-        self.tracker = tracker
-        self._body = bytearray()
-        self._too_large = False
-        self._tracked = False
-
-    def set_default_headers(self):
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-
-    def prepare(self):
-        self.tracker.started()
-        self._tracked = True
-        if self.request.method.upper() not in self.allowed_methods():
-            raise tornado.web.HTTPError(405)
-        declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise ApiError(413, "request body is %s bytes, the limit is %d"
-                           % (declared, MAX_BODY_BYTES), field="body")
-        if self.request.method in ("POST", "PUT", "PATCH"):
-            ctype = self.request.headers.get("Content-Type")
-            if ctype is not None:
-                media = ctype.split(";", 1)[0].strip().lower()
-                if media != "application/json" and not media.endswith("+json"):
-                    raise ApiError(415, "Content-Type must be application/json, got %r" % ctype,
-                                   field="Content-Type")
-
-    def data_received(self, chunk):
-        if self._too_large:
-            return
-        self._body += chunk
-        if len(self._body) > MAX_BODY_BYTES:
-            self._too_large = True
-            self._body = bytearray()
-
-    def on_finish(self):
-        if self._tracked:
-            self._tracked = False
-            self.tracker.finished()
-
-    def decode_argument(self, value, name=None):
-        # Path arguments are names; undecodable bytes are a bad name like any other.
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise errors.Invalid("%s in the URL is not valid UTF-8" % describe(value),
-                                 field="name") from None
-
-    # -- helpers for handlers ---------------------------------------------
-
-    @classmethod
-    def allowed_methods(cls):
-        return [m for m in ("GET", "POST", "PUT", "DELETE")
-                if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
-
-    def json_body(self):
-        if self._too_large:
-            raise ApiError(413, "request body is larger than %d bytes" % MAX_BODY_BYTES,
-                           field="body")
-        return parse_json(bytes(self._body))
 
     def if_match(self):
         """The If-Match precondition: None, ANY_VERSION or a resourceVersion."""
@@ -165,89 +46,6 @@ class APIHandler(tornado.web.RequestHandler):
                                          % header)
         return int(tag)
 
-    def send(self, status, body, *, version=None):
-        self.set_status(status)
-        if version is not None:
-            self.set_header("ETag", '"%d"' % version)
-        self.finish(json.dumps(body, indent=None, sort_keys=True) + "\n")
 
-    # -- errors ------------------------------------------------------------
-
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        field = None
-        if isinstance(exc, ApiError):
-            status, reason, message, field = exc.status, exc.reason, exc.message, exc.field
-        elif isinstance(exc, errors.GenisysError) and type(exc) in _STATUS_BY_ERROR:
-            status, reason, message, field = (_STATUS_BY_ERROR[type(exc)], exc.reason,
-                                              exc.message, exc.field)
-        elif isinstance(exc, tornado.web.HTTPError):
-            status, reason = exc.status_code, reason_for(exc.status_code)
-            message = exc.log_message % exc.args if exc.log_message else reason_for(status)
-            if status == 405:
-                message = "method %s is not allowed on %s" % (self.request.method,
-                                                               self.request.path)
-        else:
-            status, reason, message = 500, "InternalError", "internal error, see the server log"
-        self.set_status(status)
-        if status == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
-        error = {"reason": reason, "message": message}
-        if field:
-            error["field"] = field
-        self.finish(json.dumps({"error": error}) + "\n")
-
-    def _handle_request_exception(self, e):
-        # Domain errors are answers, not server faults: map them without a traceback.
-        if isinstance(e, (ApiError, errors.GenisysError)) and not isinstance(
-                e, errors.StoreUnavailable):
-            if self._finished:
-                return
-            self.send_error(exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)
-
-    def log_exception(self, typ, value, tb):
-        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
-            return
-        if isinstance(value, errors.StoreUnavailable):
-            log.error("store unavailable on %s %s: %s", self.request.method, self.request.path,
-                      value)
-            return
-        super().log_exception(typ, value, tb)
-
-
-class NotFoundHandler(APIHandler):
-    """Unknown paths get a JSON 404 like everything else."""
-
-    def prepare(self):
-        self.tracker.started()
-        self._tracked = True
-        raise ApiError(404, "no such endpoint: %s %s" % (self.request.method, self.request.path),
-                       field="path")
-
-
-class InFlight:
-    """Counts requests being handled, so shutdown can wait for them to finish."""
-
-    def __init__(self):
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def started(self):
-        self.count += 1
-        self._idle.clear()
-
-    def finished(self):
-        self.count -= 1
-        if self.count == 0:
-            self._idle.set()
-
-    async def wait_idle(self, timeout):
-        """True once no request is in flight, False if ``timeout`` passed first."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+class NotFoundHandler(_NotFoundHandler, APIHandler):
+    """Unknown paths get a JSON 404; takes the same route arguments as every API handler."""

@@ -1,6 +1,9 @@
 """Connectors: the HTTP agents that own real resources.
 
-``client`` is how genisys calls a connector (the protocol, timeouts, errors);
-``server`` is the SDK to write one (a tornado application over a Backend);
-``process`` and ``simulated`` are the two bundled backends.
+``client`` is how genisys calls a connector (the protocol, timeouts, errors).
+The rest is the connector side: ``backend`` (the SDK's interface),
+``definitions`` (how to run a service), ``server`` (a tornado application
+over a Backend) with its ``metrics``, the two bundled backends ``process``
+and ``simulated``, and ``main`` (``genisys connector``: settings, start-up,
+shutdown).
 """

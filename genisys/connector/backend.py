@@ -1,0 +1,115 @@
+"""What a connector does, without HTTP: the ``Backend`` interface of the connector SDK.
+
+A backend owns the resources of a connector (processes, virtual resources,
+...) and answers the two calls of the protocol: how many resources of a
+service run (``count``), and run exactly N of them (``scale``). It also keeps
+the service definitions (how to run a service); the definitions part is
+implemented here once, in memory, with a hook for backends that persist them.
+``genisys.connector.server`` turns HTTP requests into these calls.
+"""
+
+import abc
+import asyncio
+
+from genisys.errors import AlreadyExists, Conflict, NotFound, ServiceNotDefined
+
+#: Largest count one scale order may ask for: a typo guard (10000 for 100),
+#: like the controller's max_replicas, well above what one machine runs.
+MAX_RESOURCES = 10000
+
+
+class Backend(abc.ABC):
+    """The resources of one connector. Subclasses implement count, scale and snapshot."""
+
+    #: Short name, shown in logs and the listening line.
+    name = "backend"
+    #: True if count and scale need a definition of the service (how to run it).
+    requires_definitions = True
+
+    def __init__(self):
+        self._definitions = {}
+        self._locks = {}
+
+    @abc.abstractmethod
+    async def start(self):
+        """Take ownership of what the backend runs (re-adopt, start background tasks)."""
+
+    @abc.abstractmethod
+    async def close(self):
+        """Stop everything the backend owns; after it, none of its resources remain."""
+
+    @abc.abstractmethod
+    async def count(self, service):
+        """How many resources of ``service`` run now."""
+
+    @abc.abstractmethod
+    async def scale(self, service, number):
+        """Take the order to run exactly ``number`` resources of ``service``.
+
+        Returns once the order is taken (resources may still be starting or
+        stopping), with the count of running resources at that moment."""
+
+    @abc.abstractmethod
+    def snapshot(self):
+        """{service: running count} right now; cheap and never failing (for metrics)."""
+
+    def lock(self, service):
+        """The lock that keeps two changes of one service from interleaving."""
+        return self._locks.setdefault(service, asyncio.Lock())
+
+    def definition_for(self, service):
+        """The definition count and scale work from; ServiceNotDefined if it is needed."""
+        definition = self._definitions.get(service)
+        if definition is None and self.requires_definitions:
+            raise ServiceNotDefined(
+                "service %s is not defined on this connector: define it with PUT /service/%s "
+                '{"command": [...]} or in the --services file' % (service, service),
+                field="name")
+        return definition
+
+    # -- definitions -------------------------------------------------------
+
+    def definitions_changed(self):
+        """Called after every change of the definitions; backends that persist them do it here."""
+        return None
+
+    async def list_definitions(self):
+        return dict(sorted(self._definitions.items()))
+
+    async def get_definition(self, name):
+        try:
+            return self._definitions[name]
+        except KeyError:
+            raise NotFound("service %s is not defined on this connector" % name,
+                           field="name") from None
+
+    async def create_definition(self, definition):
+        """Add a definition; AlreadyExists if the service has one."""
+        async with self.lock(definition.name):
+            if definition.name in self._definitions:
+                raise AlreadyExists("service %s is already defined (PUT /service/%s replaces it)"
+                                    % (definition.name, definition.name), field="name")
+            self._definitions[definition.name] = definition
+            self.definitions_changed()
+
+    async def put_definition(self, definition):
+        """Create or replace a definition; True if it was created.
+
+        Resources already running keep the command they were started with."""
+        async with self.lock(definition.name):
+            created = definition.name not in self._definitions
+            self._definitions[definition.name] = definition
+            self.definitions_changed()
+            return created
+
+    async def delete_definition(self, name):
+        """Remove a definition; Conflict while resources of the service run."""
+        async with self.lock(name):
+            definition = await self.get_definition(name)
+            running = self.snapshot().get(name, 0)
+            if running:
+                raise Conflict("service %s has %d running resource(s): scale it to 0 first"
+                               % (name, running), field="name")
+            del self._definitions[name]
+            self.definitions_changed()
+            return definition

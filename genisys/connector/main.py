@@ -1,0 +1,148 @@
+"""The bundled connector as a process: ``genisys connector`` (settings, start-up, shutdown).
+
+Start-up, in an order where a failure costs nothing: read the ``--services``
+file (a bad one: exit 2, nothing touched), bind the port (in use: exit 1),
+start the backend (take the state directory's lock, re-adopt processes),
+apply the file's definitions, serve. SIGTERM or SIGINT: stop accepting, let
+in-flight requests finish, ``backend.close()`` (which stops every process it
+runs), exit 0. A connector killed with SIGKILL leaves its processes running;
+the next one on the same state directory adopts them.
+"""
+
+import asyncio
+import dataclasses
+import errno
+import logging
+import signal
+from typing import Optional
+
+import tornado.httpserver
+import tornado.netutil
+
+from genisys.connector.definitions import load_definitions_file
+from genisys.connector.process import ProcessBackend
+from genisys.connector.server import make_connector_app
+from genisys.connector.simulated import SimulatedBackend
+from genisys.errors import StartupError
+
+log = logging.getLogger("genisys.connector")
+
+#: How long shutdown waits for in-flight requests before closing connections.
+SHUTDOWN_GRACE_SECONDS = 10.0
+#: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
+SERVER_MAX_BODY_BYTES = 1024 * 1024
+
+BACKENDS = ("process", "simulated")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessSettings:
+    #: Where the state file, the lock and the processes' logs live. Under ./var,
+    #: beside the controller's database, so `make clean` style tidying finds it.
+    state_dir: str = "./var/connector"
+    #: Seconds a stopped process gets between SIGTERM and SIGKILL: long enough
+    #: for a server to finish its requests, short enough for a scale-down to end.
+    grace_period: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatedSettings:
+    #: Seconds added to every status and scale call (0: answer at once).
+    latency: float = 0.0
+    #: Probability (0 to 1) that a status or scale call answers 500 (0: never).
+    failure_rate: float = 0.0
+    #: Seconds before a new resource counts as running (0: at once).
+    start_delay: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectorServerSettings:
+    #: "process" (real OS processes) or "simulated" (virtual resources, for demos and tests).
+    backend: str = "process"
+    #: Address to listen on. Loopback by default: whoever reaches the connector can
+    #: start and stop processes, so exposing it is a decision made explicitly.
+    bind: str = "127.0.0.1"
+    #: TCP port (the seed's connectors listen on 7051). 0 picks a free port.
+    port: int = 7051
+    #: YAML or JSON file of service definitions applied at start (None: none).
+    services_file: Optional[str] = None
+    #: Logging level (DEBUG, INFO, WARNING, ERROR).
+    log_level: str = "INFO"
+    process: ProcessSettings = ProcessSettings()
+    simulated: SimulatedSettings = SimulatedSettings()
+
+
+def make_backend(settings):
+    if settings.backend == "process":
+        return ProcessBackend(state_dir=settings.process.state_dir,
+                              grace_period=settings.process.grace_period)
+    if settings.backend == "simulated":
+        return SimulatedBackend(latency=settings.simulated.latency,
+                                failure_rate=settings.simulated.failure_rate,
+                                start_delay=settings.simulated.start_delay)
+    raise ValueError("unknown backend %r" % settings.backend)
+
+
+def _bind(settings):
+    try:
+        return tornado.netutil.bind_sockets(settings.port, address=settings.bind)
+    except OSError as e:
+        hint = " (address already in use)" if e.errno == errno.EADDRINUSE else ""
+        raise StartupError("cannot listen on %s:%d: %s%s" % (
+            settings.bind, settings.port, e.strerror or e, hint)) from e
+
+
+async def run_connector(settings, *, stop=None):
+    """Serve until ``stop`` (an asyncio.Event) is set or SIGTERM/SIGINT arrives.
+
+    Raises ConfigError for a bad services file, StartupError when it cannot start."""
+    definitions = []
+    if settings.services_file:
+        definitions = load_definitions_file(settings.services_file)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        sockets = _bind(settings)
+        try:
+            backend = make_backend(settings)
+            await backend.start()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        try:
+            for definition in definitions:
+                created = await backend.put_definition(definition)
+                log.info("%s service %s from %s", "defined" if created else "loaded",
+                         definition.name, settings.services_file)
+            await _serve(settings, backend, sockets, stop)
+        finally:
+            await backend.close()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+
+
+async def _serve(settings, backend, sockets, stop):
+    app = make_connector_app(backend)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
+                                           xheaders=False)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    log.info("genisys connector listening on http://%s:%d (backend %s)", settings.bind, port,
+             backend.name)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: no new connections, finishing %d request(s)",
+                 app.tracker.count)
+        server.stop()
+        await app.tracker.wait_idle(SHUTDOWN_GRACE_SECONDS)
+        try:
+            await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)

@@ -1,0 +1,40 @@
+"""Prometheus metrics of a connector server, on a registry of its own.
+
+Each connector app (and each test's in-process one) gets its own
+``ConnectorMetrics``, never prometheus_client's global registry, so two of
+them in one process never mix their numbers.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+#: A scale order is taken in microseconds (simulated) to seconds (a thousand
+#: processes to fork); the buckets cover both.
+SCALE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class ConnectorMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("genisys_connector_requests", "HTTP requests answered, by "
+                                "endpoint, method and status code.",
+                                ["endpoint", "method", "code"], registry=r)
+        self.scale_seconds = Histogram("genisys_connector_scale_seconds", "Time to take one "
+                                       "scale order, by outcome (ok, error).", ["outcome"],
+                                       registry=r, buckets=SCALE_BUCKETS)
+        self.resources = Gauge("genisys_connector_resources", "Running resources, by service.",
+                               ["service"], registry=r)
+
+    def set_resources(self, counts):
+        """Make the resources gauge say ``counts`` ({service: running}), and nothing else."""
+        for service, running in counts.items():
+            self.resources.labels(service).set(running)
+        for labels in [s.labels for m in self.resources.collect() for s in m.samples]:
+            if labels["service"] not in counts:
+                self.resources.remove(labels["service"])
+
+    def render(self):
+        return generate_latest(self.registry)

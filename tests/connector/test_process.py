@@ -1,0 +1,330 @@
+"""The process backend with real OS processes, through real connectors on loopback.
+
+Scaling starts and stops processes (newest first, SIGTERM then SIGKILL), processes
+that die on their own stop counting, and a connector that is SIGKILLed and started
+again on the same state directory adopts what was running: nothing orphaned,
+nothing duplicated. A SIGTERMed connector leaves no process behind.
+"""
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from genisys.connector.process import ProcessBackend, Resource, adoptable, read_proc_stat
+from genisys.errors import ServiceNotDefined
+from tests.connector.common import (
+    IGNORES_SIGTERM,
+    SLEEPER,
+    define,
+    error_of,
+    output_of,
+    running,
+    scale,
+)
+from tests.support import process_alive, wait_for
+
+
+def all_gone(pids):
+    return not any(process_alive(pid) for pid in pids)
+
+
+def test_scale_starts_and_stops_processes_newest_first(start_connector):
+    connector = start_connector("--grace-period", "5s")
+    define(connector, "sleeper", SLEEPER)
+
+    r = scale(connector, "sleeper", 3)
+    assert r.status_code == 200 and r.json() == {"running_resources": 3, "number": 3}
+    assert running(connector, "sleeper") == 3
+    entries = connector.recorded("sleeper")  # in start order
+    pids = [e["pid"] for e in entries]
+    assert len(set(pids)) == 3 and all(process_alive(pid) for pid in pids)
+    # Each in a session (and process group) of its own, so a stop reaches its children.
+    assert all(os.getsid(pid) == pid and os.getpgid(pid) == pid for pid in pids)
+
+    r = scale(connector, "sleeper", 1)
+    assert r.status_code == 200 and r.json() == {"running_resources": 1, "number": 1}
+    assert running(connector, "sleeper") == 1  # those being stopped don't count
+    wait_for(lambda: all_gone(pids[1:]), message="the two newest processes to stop")
+    assert process_alive(pids[0])
+    log = wait_for(lambda: connector.log().count("killed by SIGTERM") == 2 and connector.log(),
+                   message="the stops in the connector's log")
+    for pid in pids[1:]:
+        assert "stopped process %d of sleeper: killed by SIGTERM" % pid in log
+    assert connector.running_pids("sleeper") == [pids[0]]
+
+
+def test_a_process_that_dies_stops_counting(start_connector):
+    connector = start_connector()
+    define(connector, "sleeper", SLEEPER)
+    assert scale(connector, "sleeper", 2).status_code == 200
+    victim, survivor = connector.running_pids("sleeper")
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: running(connector, "sleeper") == 1, message="the dead process to be reaped")
+    assert "process %d of sleeper killed by SIGKILL" % victim in connector.log()
+    assert connector.running_pids("sleeper") == [survivor]
+    # The set-point holds again once asked: one more is started, not two.
+    assert scale(connector, "sleeper", 2).json()["running_resources"] == 2
+    assert len(connector.running_pids("sleeper")) == 2
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(start_connector):
+    connector = start_connector("--grace-period", "500ms")
+    define(connector, "stubborn", IGNORES_SIGTERM)
+    assert scale(connector, "stubborn", 1).status_code == 200
+    (entry,) = connector.recorded("stubborn")
+    wait_for(lambda: "ready" in output_of(entry), message="the process to ignore SIGTERM")
+    assert scale(connector, "stubborn", 0).json() == {"running_resources": 0, "number": 0}
+    wait_for(lambda: not process_alive(entry["pid"]), message="the SIGKILL")
+    wait_for(lambda: "killed by SIGKILL" in connector.log(), message="the log of the stop")
+    assert ("process %d of stubborn did not exit within 0.5s of SIGTERM: sending SIGKILL"
+            % entry["pid"]) in connector.log()
+    wait_for(lambda: connector.recorded() == [], message="the state file to forget it")
+
+
+def test_definition_environment_cwd_and_string_command(start_connector, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    command = ("%s -c 'import os, time; print(os.getcwd(), os.environ[\"GREETING\"], "
+               "os.environ[\"GENISYS_SERVICE\"], flush=True); time.sleep(600)'" % sys.executable)
+    connector = start_connector()
+    definition = define(connector, "greeter", command, environment={"GREETING": "hello there"},
+                        cwd=str(workdir))
+    assert definition["command"][1:3] == ["-c", definition["command"][2]]
+    assert len(definition["command"]) == 3  # split like a shell would, quotes respected
+    assert scale(connector, "greeter", 1).status_code == 200
+    (entry,) = connector.recorded("greeter")
+    assert entry["argv"] == definition["command"]
+    wait_for(lambda: "greeter" in output_of(entry), message="the process's output in its log")
+    assert output_of(entry).strip() == "%s hello there greeter" % workdir
+
+
+def test_a_command_that_cannot_start_fails_the_order_and_starts_nothing(start_connector,
+                                                                       tmp_path):
+    connector = start_connector()
+    define(connector, "missing", ["/nonexistent/program", "--flag"])
+    error = error_of(scale(connector, "missing", 2), 422)
+    assert error["reason"] == "StartFailed"
+    assert "/nonexistent/program" in error["message"]
+    assert "No such file or directory" in error["message"]
+    assert running(connector, "missing") == 0
+    assert connector.recorded() == []
+
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\nsleep 600\n")
+    define(connector, "noexec", [str(script)])
+    error = error_of(scale(connector, "noexec", 1), 422)
+    assert error["reason"] == "StartFailed" and "Permission denied" in error["message"]
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    define(connector, "nocwd", SLEEPER, cwd=str(gone))
+    gone.rmdir()
+    error = error_of(scale(connector, "nocwd", 1), 422)
+    assert "working directory" in error["message"] and str(gone) in error["message"]
+    assert connector.recorded() == []
+    assert not [name for name in os.listdir(os.path.join(connector.state_dir, "logs"))
+                if "starting" in name]
+
+
+def test_definition_cannot_be_deleted_while_it_runs(start_connector):
+    connector = start_connector()
+    define(connector, "sleeper", SLEEPER)
+    assert scale(connector, "sleeper", 1).status_code == 200
+    error = error_of(connector.request("DELETE", "/service/sleeper"), 409)
+    assert error["reason"] == "Conflict" and "scale it to 0" in error["message"]
+    assert scale(connector, "sleeper", 0).status_code == 200
+    r = connector.request("DELETE", "/service/sleeper")
+    assert r.status_code == 200 and r.json()["name"] == "sleeper"
+    assert error_of(connector.request("GET", "/service/sleeper/status"),
+                    404)["reason"] == "ServiceNotDefined"
+
+
+def test_sigkilled_connector_is_adopted_by_the_next_one_and_sigterm_leaves_nothing(
+        start_connector):
+    first = start_connector("--grace-period", "5s")
+    define(first, "sleeper", SLEEPER)
+    assert scale(first, "sleeper", 3).status_code == 200
+    entries = first.recorded("sleeper")
+    pids = [e["pid"] for e in entries]
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert all(process_alive(pid) for pid in pids), "the processes outlive a SIGKILLed connector"
+
+    second = start_connector("--grace-period", "5s", state_dir=first.state_dir)
+    assert running(second, "sleeper") == 3  # adopted, none duplicated
+    assert second.running_pids("sleeper") == sorted(pids)
+    assert "adopted process %d of sleeper" % pids[0] in second.log()
+    assert all(process_alive(pid) for pid in pids)
+    # The definition came back with the state file, and the adopted ones scale like ours.
+    assert scale(second, "sleeper", 1).json()["running_resources"] == 1
+    wait_for(lambda: all_gone(pids[1:]), message="the two newest adopted processes to stop")
+    assert process_alive(pids[0])
+    assert scale(second, "sleeper", 0).json()["running_resources"] == 0
+    wait_for(lambda: all_gone(pids), message="every adopted process to stop")
+
+    assert scale(second, "sleeper", 2).status_code == 200
+    new_pids = second.running_pids("sleeper")
+    assert len(new_pids) == 2
+    assert second.stop(signal.SIGTERM) == 0
+    assert all_gone(new_pids), "a SIGTERMed connector stops every process it runs"
+    assert second.recorded() == []
+    assert "stopped process %d of sleeper" % new_pids[0] in second.log()
+
+
+def test_a_process_being_stopped_when_the_connector_dies_is_stopped_by_the_next_one(
+        start_connector):
+    first = start_connector("--grace-period", "30s")
+    define(first, "stubborn", IGNORES_SIGTERM)
+    assert scale(first, "stubborn", 1).status_code == 200
+    (entry,) = first.recorded("stubborn")
+    wait_for(lambda: "ready" in output_of(entry), message="the process to be ready")
+    assert scale(first, "stubborn", 0).status_code == 200
+    assert first.recorded("stubborn")[0]["stopping"] is True
+    first.stop(signal.SIGKILL)
+
+    second = start_connector("--grace-period", "500ms", state_dir=first.state_dir)
+    assert running(second, "stubborn") == 0  # still being stopped: not running
+    wait_for(lambda: not process_alive(entry["pid"]), message="the next connector to stop it")
+    wait_for(lambda: second.recorded() == [], message="the state file to forget it")
+
+
+# -- adoption, in-process ---------------------------------------------------------------
+
+
+def test_adoption_checks_the_start_time_against_pid_reuse(tmp_path):
+    sleeper = subprocess.Popen(SLEEPER, start_new_session=True)
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        exited.wait()
+        stat = read_proc_stat(sleeper.pid)
+
+        def resource(pid, start_time):
+            return Resource(service="web", pid=pid, pgid=pid, start_time=start_time,
+                            argv=tuple(SLEEPER), log="", started="")
+        assert adoptable(resource(sleeper.pid, stat.start_time))
+        assert not adoptable(resource(sleeper.pid, stat.start_time - 1))  # pid reused
+        assert not adoptable(resource(exited.pid, 0))
+
+        zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+        wait_for(lambda: read_proc_stat(zombie.pid).state == "Z", message="a zombie")
+        assert not adoptable(resource(zombie.pid, read_proc_stat(zombie.pid).start_time))
+        zombie.wait()
+
+        # A state file that names a process with the wrong start time: the backend
+        # neither counts it nor touches it (it is someone else's process).
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        state = {"version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
+                 "processes": [dict(resource(sleeper.pid, stat.start_time + 7).to_state())]}
+        (state_dir / "state.json").write_text(json.dumps(state))
+
+        async def scenario():
+            backend = ProcessBackend(state_dir=str(state_dir), grace_period=1.0)
+            await backend.start()
+            try:
+                return await backend.count("web")
+            finally:
+                await backend.close()
+        assert asyncio.run(scenario()) == 0
+        assert process_alive(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_adopted_process_is_counted_and_stopped_in_process(tmp_path):
+    sleeper = subprocess.Popen(SLEEPER, start_new_session=True)
+    try:
+        start_time = read_proc_stat(sleeper.pid).start_time
+        entry = Resource(service="web", pid=sleeper.pid, pgid=sleeper.pid,
+                         start_time=start_time, argv=tuple(SLEEPER), log="", started="")
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        state = {"version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
+                 "processes": [entry.to_state()]}
+        (state_dir / "state.json").write_text(json.dumps(state))
+
+        async def scenario():
+            backend = ProcessBackend(state_dir=str(state_dir), grace_period=5.0)
+            await backend.start()
+            counted = await backend.count("web")
+            await backend.close()
+            return counted
+        assert asyncio.run(scenario()) == 1
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_a_stop_reaches_the_whole_process_group(start_connector):
+    connector = start_connector("--grace-period", "5s")
+    # The shell forks a child and waits: stopping the resource must stop both.
+    define(connector, "family", ["sh", "-c", "sleep 600 & echo child $!; wait"])
+    assert scale(connector, "family", 1).status_code == 200
+    (entry,) = connector.recorded("family")
+    child = int(wait_for(lambda: re.search(r"child (\d+)", output_of(entry)),
+                         message="the child's pid").group(1))
+    assert process_alive(child) and os.getpgid(child) == entry["pid"]
+    assert scale(connector, "family", 0).status_code == 200
+    wait_for(lambda: all_gone([entry["pid"], child]), message="the group to stop")
+
+
+def test_what_a_process_leaves_behind_when_it_exits_is_killed(start_connector):
+    connector = start_connector()
+    define(connector, "daemonizer", ["sh", "-c", "sleep 600 & echo child $!"])
+    assert scale(connector, "daemonizer", 1).status_code == 200
+    (entry,) = connector.recorded("daemonizer")
+    child = int(wait_for(lambda: re.search(r"child (\d+)", output_of(entry)),
+                         message="the child's pid").group(1))
+    wait_for(lambda: running(connector, "daemonizer") == 0, message="the exit to be seen")
+    assert "exited with status 0" in connector.log()
+    wait_for(lambda: not process_alive(child), message="the orphan to be killed")
+
+
+def test_a_big_order_is_recorded_whole(start_connector):
+    connector = start_connector()
+    define(connector, "many", ["sleep", "600"])
+    assert scale(connector, "many", 40).json()["running_resources"] == 40
+    pids = connector.running_pids("many")
+    assert len(pids) == 40
+    assert connector.stop(signal.SIGTERM) == 0
+    assert all_gone(pids)
+
+
+def test_processes_without_a_definition_still_count_and_stop(tmp_path):
+    """Only a hand-edited state file can do this; the processes must not become invisible."""
+    sleeper = subprocess.Popen(SLEEPER, start_new_session=True)
+    try:
+        entry = Resource(service="ghost", pid=sleeper.pid, pgid=sleeper.pid,
+                         start_time=read_proc_stat(sleeper.pid).start_time,
+                         argv=tuple(SLEEPER), log="", started="")
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        (state_dir / "state.json").write_text(json.dumps(
+            {"version": 1, "definitions": {}, "processes": [entry.to_state()]}))
+
+        async def scenario():
+            backend = ProcessBackend(state_dir=str(state_dir), grace_period=5.0)
+            await backend.start()
+            try:
+                assert await backend.count("ghost") == 1
+                with pytest.raises(ServiceNotDefined):
+                    await backend.scale("ghost", 2)
+                assert await backend.scale("ghost", 0) == 0
+                with pytest.raises(ServiceNotDefined):
+                    await backend.count("ghost")
+            finally:
+                await backend.close()
+        asyncio.run(scenario())
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()

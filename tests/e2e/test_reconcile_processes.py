@@ -1,0 +1,218 @@
+"""End to end: a real genisys, a real process connector, real OS processes.
+
+Every resource is a process whose command line carries a marker unique to
+the test, so the tests count what really runs (as `ps` would), not what
+anyone reports.
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import uuid
+
+import pytest
+
+from tests.support import free_port, wait_for
+
+#: Fast loops for tests: resync every 0.5 s, retries from 0.1 s up to 1 s.
+FAST = ["--poll-interval", "500ms", "--backoff-initial", "100ms", "--backoff-max", "1s",
+        "--connector-timeout", "2s", "--connector-connect-timeout", "1s"]
+
+
+def processes(marker):
+    """Pids of live (not zombie) processes whose command line has ``marker``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read()
+            with open("/proc/%s/stat" % entry) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+class Lab:
+    """genisys + a process connector + a service definition with a marker."""
+
+    def __init__(self, tmp_path, start_genisys, start_connector):
+        self.tmp_path = tmp_path
+        self.start_genisys = start_genisys
+        self.start_connector = start_connector
+        self.marker = "genisys-test-%s" % uuid.uuid4().hex[:12]
+        self.state_dir = str(tmp_path / "connector-state")
+        self.connector_port = free_port()
+        self.services_file = tmp_path / "services.json"
+        self.services_file.write_text(json.dumps([{
+            "name": "web",
+            "command": [sys.executable, "-c", "import time; time.sleep(3600)", self.marker],
+        }]))
+        self.genisys = None
+        self.connector = None
+
+    def start_the_connector(self, *args):
+        self.connector = self.start_connector(
+            "--port", str(self.connector_port), "--services", str(self.services_file),
+            "--grace-period", "2s", *args, state_dir=self.state_dir)
+        return self.connector
+
+    def start(self, *args):
+        self.genisys = self.start_genisys(*FAST, *args)
+        r = self.genisys.request("PUT", "/compute/local",
+                                 json={"connector": "http://127.0.0.1:%d" % self.connector_port})
+        assert r.status_code in (200, 201), r.text
+        return self.genisys
+
+    def scale(self, number, service="web"):
+        r = self.genisys.request("POST", "/service/%s/scale" % service,
+                                 json={"compute": "local", "number": number})
+        assert r.status_code == 202, r.text
+
+    def entry(self, service="web"):
+        r = self.genisys.request("GET", "/service/" + service)
+        if r.status_code != 200:
+            return None
+        return r.json()["status"]["computes"].get("local")
+
+    def converged(self, number, service="web"):
+        def check():
+            entry = self.entry(service)
+            return (entry and entry["condition"] == "Converged" and entry["running"] == number
+                    and len(processes(self.marker)) == number)
+        wait_for(check, timeout=30, interval=0.05,
+                 message="%s converged at %d (status %s, processes %s)"
+                 % (service, number, self.entry(service), processes(self.marker)))
+        return processes(self.marker)
+
+
+@pytest.fixture
+def lab(tmp_path, start_genisys, start_connector):
+    return Lab(tmp_path, start_genisys, start_connector)
+
+
+class Sampler:
+    """Counts the marked processes in the background; remembers the most seen."""
+
+    def __init__(self, marker):
+        self.marker = marker
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.most = max(self.most, len(processes(self.marker)))
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def test_upscale_makes_processes_and_downscale_stops_one(lab):
+    lab.start_the_connector()
+    lab.start()
+    for _ in range(3):
+        r = lab.genisys.request("POST", "/service/web/upscale", json={"compute": "local"})
+        assert r.status_code == 202
+    three = lab.converged(3)
+    r = lab.genisys.request("POST", "/service/web/downscale", json={"compute": "local"})
+    assert r.status_code == 202
+    two = lab.converged(2)
+    assert set(two) < set(three)
+    stopped = (set(three) - set(two)).pop()
+    wait_for(lambda: not os.path.exists("/proc/%d" % stopped) or stopped not in
+             processes(lab.marker), message="the stopped process to be gone")
+    events = lab.genisys.request("GET", "/service/web/events").json()
+    assert any(e["reason"] == "Scaled" and "from 3 to 2" in e["message"] for e in events)
+
+
+def test_a_process_killed_by_hand_is_replaced_at_the_next_resync(lab):
+    lab.start_the_connector()
+    lab.start()
+    lab.scale(3)
+    before = lab.converged(3)
+    os.kill(before[0], signal.SIGKILL)
+    wait_for(lambda: len(processes(lab.marker)) == 3 and before[0] not in processes(lab.marker),
+             timeout=30, message="a replacement process")
+    assert len(lab.converged(3)) == 3
+
+
+def test_connector_down_shows_unreachable_and_recovers_without_overshoot(lab):
+    lab.start_the_connector()
+    lab.start()
+    with Sampler(lab.marker) as sampler:
+        lab.scale(3)
+        lab.converged(3)
+        assert lab.connector.stop() == 0  # a graceful stop stops its processes
+        assert processes(lab.marker) == []
+        lab.scale(4)
+        entry = wait_for(lambda: (lab.entry() or {}).get("condition") == "Unreachable"
+                         and lab.entry(), timeout=30, message="status Unreachable")
+        assert entry["reason"] == "ConnectorUnreachable"
+        assert str(lab.connector_port) in entry["message"] and entry["failures"] >= 1
+        lab.start_the_connector()
+        lab.converged(4)
+    assert sampler.most == 4
+
+
+def test_a_controller_killed_mid_convergence_converges_exactly_after_restart(lab):
+    lab.start_the_connector()
+    genisys = lab.start()
+    lab.scale(12)
+    wait_for(lambda: processes(lab.marker), message="the first processes")
+    genisys.kill()  # SIGKILL, while the connector is starting processes
+    lab.start()  # same store
+    assert len(lab.converged(12)) == 12
+    lab.scale(5)
+    assert len(lab.converged(5)) == 5
+
+
+def test_a_connector_killed_with_running_processes_readopts_them(lab):
+    lab.start_the_connector()
+    lab.start()
+    lab.scale(3)
+    before = lab.converged(3)
+    lab.connector.kill()  # SIGKILL: no chance to stop anything
+    assert processes(lab.marker) == before  # still running, nobody's child now
+    lab.start_the_connector()
+    r = lab.connector.request("GET", "/service/web/status")
+    assert r.json() == {"running_resources": 3}
+    assert lab.converged(3) == before  # re-adopted: none duplicated, none orphaned
+    lab.scale(1)
+    assert len(lab.converged(1)) == 1
+
+
+def test_deleting_a_service_stops_everything_then_removes_it(lab):
+    lab.start_the_connector()
+    lab.start()
+    lab.scale(2)
+    lab.converged(2)
+    r = lab.genisys.request("DELETE", "/service/web")
+    assert r.status_code == 202 and r.json()["deleting"] is True
+    wait_for(lambda: lab.genisys.request("GET", "/service/web").status_code == 404,
+             timeout=30, message="the service record to go")
+    assert processes(lab.marker) == []
+    r = lab.genisys.request("DELETE", "/compute/local")
+    assert r.status_code == 200, r.text
+
+
+def test_a_service_the_connector_does_not_define_shows_its_own_reason(lab):
+    lab.start_the_connector()
+    lab.start()
+    lab.scale(1, service="ghost")
+    entry = wait_for(lambda: (lab.entry("ghost") or {}).get("failures") and lab.entry("ghost"),
+                     timeout=30, message="ghost to fail")
+    assert entry["condition"] == "Error" and entry["reason"] == "ServiceNotDefined"
+    assert "ghost" in entry["message"]
