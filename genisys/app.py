@@ -17,7 +17,7 @@ import tornado.httpserver
 from genisys.api import make_app
 from genisys.computefile import load_compute_file
 from genisys.connector.client import ConnectorClient
-from genisys.errors import GenisysError
+from genisys.errors import GenisysError, StartupError
 from genisys.intents import Intents
 from genisys.metrics import Metrics
 from genisys.reconciler.controller import Reconciler
@@ -30,12 +30,6 @@ log = logging.getLogger("genisys")
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
 SERVER_MAX_BODY_BYTES = 1024 * 1024
-
-
-class StartupError(GenisysError):
-    """genisys cannot start: the message says why (exit status 1)."""
-
-    reason = "StartupError"
 
 
 async def sync_computes(intents, computes, source):

@@ -74,7 +74,8 @@ def validate_connector_url(value, field="connector"):
     return value
 
 
-def validate_count(value, field, maximum):
+def validate_count(value, field, maximum, *, limit="max_replicas"):
+    """A count from 0 to ``maximum``; ``limit`` names the setting behind the maximum."""
     # bool is a subclass of int in Python; true/false are not counts.
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid("must be an integer, got %s %s" % (type_name(value), describe(value)),
@@ -82,7 +83,7 @@ def validate_count(value, field, maximum):
     if value < 0:
         raise Invalid("must be at least 0, got %d" % value, field=field)
     if value > maximum:
-        raise Invalid("must be at most %d (max_replicas), got %d" % (maximum, value), field=field)
+        raise Invalid("must be at most %d (%s), got %d" % (maximum, limit, value), field=field)
     return value
 
 

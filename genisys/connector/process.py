@@ -11,7 +11,10 @@ duplicating anything: ``state.json`` records every live process (with its
 start time from ``/proc/<pid>/stat``, which tells it apart from a later
 process that got the same pid) and the service definitions. A connector
 that starts again (after a crash or SIGKILL) re-adopts the recorded processes
-that still run. ``lock`` (flock) keeps two connectors off one directory.
+that still run. Every process also carries its state directory in its
+environment (``GENISYS_CONNECTOR_STATE_DIR``), so a process started in the
+instant before a crash, before the state file recorded it, is found in
+/proc and adopted too. ``lock`` (flock) keeps two connectors off one directory.
 A graceful stop (``close``) stops every process; nothing is left behind.
 """
 
@@ -48,8 +51,11 @@ STOP_POLL_INTERVAL = 0.05
 CLOSE_EXTRA_SECONDS = 10.0
 #: While a big order starts processes, the state file is rewritten at most this often
 #: (seconds): rewriting it after each of 10000 starts would cost O(n^2). A connector
-#: SIGKILLed in that window orphans the processes started since the last write.
+#: SIGKILLed in that window finds the processes it had not recorded in /proc when it
+#: starts again (``find_unrecorded``).
 SAVE_INTERVAL = 0.1
+#: In the environment of every process: the (real) state directory that owns it.
+STATE_DIR_ENV = "GENISYS_CONNECTOR_STATE_DIR"
 
 
 # -- /proc ------------------------------------------------------------------------
@@ -73,6 +79,37 @@ def read_proc_stat(pid):
     # "pid (comm) state ppid pgrp session ..." -- comm may hold spaces and parentheses.
     fields = data[data.rindex(b")") + 2:].split()
     return ProcStat(state=fields[0].decode(), pgid=int(fields[2]), start_time=int(fields[19]))
+
+
+def find_unrecorded(state_dir, known):
+    """Resources for the processes started from ``state_dir`` whose pid is not in
+    ``known``: the leaders of their own process group (as every process the backend
+    starts is) with ``STATE_DIR_ENV`` naming it in their environment."""
+    marker = ("%s=%s" % (STATE_DIR_ENV, state_dir)).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in known:
+            continue
+        pid = int(entry)
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                environ = f.read().split(b"\0")
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = tuple(a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1])
+        except OSError:
+            continue  # gone, or not ours to read
+        if marker not in environ:
+            continue
+        stat = read_proc_stat(pid)
+        if stat is None or stat.pgid != pid or stat.state in ("Z", "X"):
+            continue  # a child of one of ours, not a resource
+        service = next((v.split(b"=", 1)[1].decode() for v in environ
+                        if v.startswith(b"GENISYS_SERVICE=")), None)
+        if service:
+            found.append(Resource(service=service, pid=pid, pgid=pid,
+                                  start_time=stat.start_time, argv=argv, log="",
+                                  started="(found in /proc)"))
+    return found
 
 
 def is_running(pid, start_time):
@@ -173,7 +210,8 @@ class ProcessBackend(Backend):
         """``state_dir``: where the state file, lock and logs live; ``grace_period``:
         seconds between SIGTERM and SIGKILL when a process is stopped."""
         super().__init__()
-        self.state_dir = state_dir
+        # Real path: it is how processes are recognised in /proc (STATE_DIR_ENV).
+        self.state_dir = os.path.realpath(state_dir)
         self.grace_period = grace_period
         self.state_path = os.path.join(state_dir, STATE_FILE)
         self.log_dir = os.path.join(state_dir, LOG_DIR)
@@ -317,6 +355,10 @@ class ProcessBackend(Backend):
                 log.info("forgetting %s: no longer running", resource.describe())
                 continue
             adopted.append(resource)
+        for resource in find_unrecorded(self.state_dir, {r.pid for r in adopted}):
+            log.warning("found %s in /proc, not in the state file (the connector died "
+                        "while starting it): adopting it", resource.describe())
+            adopted.append(resource)
         # Oldest first, as if we had started them: scale-down stops the newest.
         adopted.sort(key=lambda r: (r.start_time, r.pid))
         for resource in adopted:
@@ -390,6 +432,7 @@ class ProcessBackend(Backend):
         env = dict(os.environ)
         env.update(definition.environment)
         env["GENISYS_SERVICE"] = definition.name
+        env[STATE_DIR_ENV] = self.state_dir
         starting = os.path.join(self.log_dir, "%s-starting.log" % definition.name)
         with open(starting, "ab") as out:
             try:

@@ -48,7 +48,8 @@ class ScaleHandler(ConnectorHandler):
         validate_name(name, "name")
         body = self.json_body()
         check_fields(body, required=("number",))
-        number = validate_count(body["number"], "number", MAX_RESOURCES)
+        number = validate_count(body["number"], "number", MAX_RESOURCES,
+                                limit="the connector's limit")
         started, outcome = time.monotonic(), "error"
         try:
             running = await self.backend.scale(name, number)

@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Optional
 
-from genisys.connector.client import ConnectorFailure
+from genisys.connector.client import ConnectorFailure, ServiceNotDefined
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import COMPUTES, SERVICES, STATUS, compute_key, service_key, status_key
 from genisys.model import (
@@ -285,6 +285,14 @@ class Reconciler:
                 return self._converged(state, name, compute_name, desired, previous,
                                        dropped=dropped)
             await self.client.scale(compute, name, desired)
+        except ServiceNotDefined as e:
+            if desired == 0:
+                # A connector that doesn't know the service runs none of it: that is
+                # what is wanted, and what lets a deletion finish.
+                self.metrics.set_pair(name, compute_name, desired=0, running=0)
+                return self._converged(state, name, compute_name, 0, previous, dropped=dropped)
+            return self._failed(state, service, compute_name, desired, running, previous,
+                                reason=e.reason, condition=e.condition, message=e.message)
         except ConnectorFailure as e:
             return self._failed(state, service, compute_name, desired, running, previous,
                                 reason=e.reason, condition=e.condition, message=e.message)

@@ -111,7 +111,9 @@ def test_unusable_state_dir_exits_1(tmp_path):
     result = run_genisys(["connector", "--port", "0", "--state-dir", "afile/state"],
                          cwd=str(tmp_path))
     assert result.returncode == 1
-    assert "cannot create the state directory afile/state" in one_line_error(result)
+    message = one_line_error(result)
+    assert "cannot create the state directory" in message
+    assert "afile/state: Not a directory" in message
 
 
 def test_corrupt_state_file_exits_1_rather_than_orphan_its_processes(tmp_path):

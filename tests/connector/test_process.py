@@ -263,6 +263,36 @@ def test_adopted_process_is_counted_and_stopped_in_process(tmp_path):
             sleeper.wait()
 
 
+def test_a_process_the_state_file_missed_is_found_in_proc_and_adopted(tmp_path):
+    """The connector died between starting a process and recording it: the next
+    one finds it by the state directory in its environment, and only it."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text(json.dumps({
+        "version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
+        "processes": []}))
+    env = dict(os.environ, GENISYS_SERVICE="web",
+               GENISYS_CONNECTOR_STATE_DIR=os.path.realpath(str(state_dir)))
+    unrecorded = subprocess.Popen(SLEEPER, start_new_session=True, env=env)
+    other_dir = dict(env, GENISYS_CONNECTOR_STATE_DIR=str(tmp_path / "elsewhere"))
+    stranger = subprocess.Popen(SLEEPER, start_new_session=True, env=other_dir)
+    try:
+        async def scenario():
+            backend = ProcessBackend(state_dir=str(state_dir), grace_period=5.0)
+            await backend.start()
+            counted = await backend.count("web")
+            await backend.close()
+            return counted
+        assert asyncio.run(scenario()) == 1
+        assert unrecorded.wait(timeout=10) == -signal.SIGTERM
+        assert stranger.poll() is None  # another connector's process: untouched
+    finally:
+        for process in (unrecorded, stranger):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def test_a_stop_reaches_the_whole_process_group(start_connector):
     connector = start_connector("--grace-period", "5s")
     # The shell forks a child and waits: stopping the resource must stop both.

@@ -160,6 +160,21 @@ async def _gone(harness, service):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_connector_that_does_not_know_a_service_runs_none_of_it(harness):
+    """404 is an error while resources are wanted, and "0 running" when none are:
+    so a service deleted after a failed start is not stuck for ever."""
+    fake = await harness.connector("local")
+    fake.mode = NOT_FOUND
+    await harness.start()
+    await harness.intents.scale("web", "local", 1)
+    entry = await eventually(lambda: _condition(harness, "web", "local", "Error"))
+    assert entry["reason"] == "ServiceNotDefined"
+    await harness.intents.delete_service("web")
+    await eventually(lambda: _gone(harness, "web"), message="the record to go")
+    assert fake.scales("web") == []
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_missing_compute_shows_in_status_until_it_exists(harness):
     await harness.connector("local")
     await harness.start()
