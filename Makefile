@@ -2,6 +2,9 @@
 # Both set up everything they need (a virtualenv in .venv) on first use.
 
 PYTHON ?= python3
+# Where `make run` puts the bundled connector (computes.py points at 7051).
+CONNECTOR_PORT  ?= 7051
+CONNECTOR_STATE ?= var/connector
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -23,8 +26,8 @@ $(STAMP): setup.py requirements.txt requirements-dev.txt
 run: $(STAMP)
 	mkdir -p var
 	@trap 'kill $$connector 2>/dev/null; wait $$connector' EXIT INT TERM; \
-	$(PY) genisys.py connector --backend process --port 7051 \
-	    --services local-services.yml --state-dir var/connector & connector=$$!; \
+	$(PY) genisys.py connector --backend process --port $(CONNECTOR_PORT) \
+	    --services local-services.yml --state-dir $(CONNECTOR_STATE) & connector=$$!; \
 	$(PY) genisys.py serve
 
 ## test: the whole test suite

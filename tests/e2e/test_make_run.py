@@ -1,0 +1,93 @@
+"""`make run` itself: genisys and the process connector together, real processes,
+and Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops
+both and leaves nothing behind."""
+
+import os
+import signal
+import subprocess
+
+import requests
+
+from tests.support import ROOT, free_port, wait_for
+
+
+def processes_of(state_dir):
+    """Pids of live processes started by the connector owning ``state_dir``."""
+    marker = ("GENISYS_CONNECTOR_STATE_DIR=%s" % os.path.realpath(state_dir)).encode()
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                environ = f.read().split(b"\0")
+            with open("/proc/%s/stat" % entry) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+def group_members(pgid):
+    members = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def test_make_run_serves_converges_and_ctrl_c_stops_everything(tmp_path):
+    api_port, connector_port = free_port(), free_port()
+    computes = tmp_path / "computes.py"
+    computes.write_text('local = {"name": "local", "connector": "http://127.0.0.1:%d"}\n'
+                        % connector_port)
+    state_dir = str(tmp_path / "connector")
+    env = dict(os.environ, GENISYS_PORT=str(api_port), GENISYS_COMPUTE_FILE=str(computes),
+               GENISYS_STORE="sqlite:///%s/genisys.db" % tmp_path, GENISYS_POLL_INTERVAL="1s")
+    env.pop("GENISYS_CONFIG", None)
+    env.pop("MAKEFLAGS", None)
+    log_path = tmp_path / "make-run.log"
+    with open(log_path, "wb") as log:
+        make = subprocess.Popen(["make", "-s", "run", "CONNECTOR_PORT=%d" % connector_port,
+                                 "CONNECTOR_STATE=%s" % state_dir], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        wait_for(lambda: "genisys listening on" in log_path.read_text()
+                 and "connector listening on" in log_path.read_text(), timeout=60,
+                 message="make run to start both servers")
+        url = "http://127.0.0.1:%d" % api_port
+        for _ in range(2):
+            r = requests.post(url + "/service/web/upscale", json={"compute": "local"}, timeout=30)
+            assert r.status_code == 202, r.text
+
+        def converged():
+            entry = requests.get(url + "/service/web", timeout=30).json()["status"][
+                "computes"].get("local", {})
+            return entry.get("condition") == "Converged" and len(processes_of(state_dir)) == 2
+        wait_for(converged, timeout=30, message="2 web processes")
+        servers = processes_of(state_dir)
+        with open("/proc/%d/cmdline" % servers[0], "rb") as f:
+            assert b"http.server" in f.read()
+
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C
+        make.wait(timeout=60)
+        assert processes_of(state_dir) == []
+        wait_for(lambda: group_members(make.pid) == [], timeout=30,
+                 message="genisys and the connector to exit")
+        log = log_path.read_text()
+        assert "INFO genisys: stopped" in log and "INFO genisys.connector: stopped" in log
+    finally:
+        for pid in group_members(make.pid) + processes_of(state_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if make.poll() is None:
+            make.kill()
+            make.wait()
