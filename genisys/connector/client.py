@@ -156,26 +156,36 @@ class ConnectorClient:
             url, method=method, body=body, connect_timeout=self.connect_timeout,
             request_timeout=self.request_timeout, follow_redirects=False,
             headers={"Content-Type": "application/json", "Accept": "application/json"})
-        outcome = "error"
-        async with self._limit(compute.connector):
-            started = time.monotonic()
-            try:
-                response = await self._fetch(request, url)
-                if 200 <= response.code < 300:
-                    outcome = "ok"
-                    return response.body or b""
-                outcome = str(response.code)
-                raise self._status_error(response, method, url)
-            except ConnectorTimeout:
-                outcome = "timeout"
-                raise
-            except ConnectorUnreachable:
-                outcome = "unreachable"
-                raise
-            finally:
-                if self.metrics is not None:
-                    self.metrics.call_seconds.labels(compute.name, operation, outcome).observe(
-                        time.monotonic() - started)
+        limit = self._limit(compute.connector)
+        # Waiting for a turn counts against the timeout too: with a connector that
+        # hangs, the calls queued behind the hung ones fail as fast as those do.
+        try:
+            await asyncio.wait_for(limit.acquire(), self.request_timeout)
+        except asyncio.TimeoutError:
+            self._observe(compute, operation, "queued", self.request_timeout)
+            raise ConnectorTimeout("%s %s: %d calls to this connector were still in flight "
+                                   "after %gs" % (method, url, self.max_in_flight,
+                                                  self.request_timeout)) from None
+        started, outcome = time.monotonic(), "error"
+        try:
+            response = await self._fetch(request, url)
+            outcome = "ok" if 200 <= response.code < 300 else str(response.code)
+        except ConnectorTimeout:
+            outcome = "timeout"
+            raise
+        except ConnectorUnreachable:
+            outcome = "unreachable"
+            raise
+        finally:
+            limit.release()
+            self._observe(compute, operation, outcome, time.monotonic() - started)
+        if outcome != "ok":
+            raise self._status_error(response, method, url)
+        return response.body or b""
+
+    def _observe(self, compute, operation, outcome, seconds):
+        if self.metrics is not None:
+            self.metrics.call_seconds.labels(compute.name, operation, outcome).observe(seconds)
 
     async def _fetch(self, request, url):
         try:

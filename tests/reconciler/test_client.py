@@ -95,3 +95,17 @@ async def test_nothing_listening_is_unreachable(client):
 async def test_a_connector_url_with_a_path_prefix_is_kept(fake, client):
     with pytest.raises(ServiceNotDefined):  # tornado's default 404: the prefix was sent
         await client.running(Compute("local", fake.url + "/agent/"), "web")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_calls_queued_behind_a_hung_connector_time_out_too(fake):
+    fake.mode = HANG
+    client = ConnectorClient(connect_timeout=2, request_timeout=0.3, max_in_flight=1)
+    try:
+        results = await asyncio.gather(*(client.running(compute(fake), "s%d" % i)
+                                         for i in range(5)), return_exceptions=True)
+    finally:
+        client.close()
+    assert all(isinstance(r, ConnectorTimeout) for r in results), results
+    assert sum("still in flight" in r.message for r in results) >= 3
+    assert fake.most_in_flight == 1
