@@ -61,6 +61,10 @@ def intents_dump(path):
 class GenisysProcess:
     """``python genisys.py serve`` as a real OS process on a free loopback port."""
 
+    #: The log line that says the process listens, and on which port.
+    LISTENING = _LISTENING
+    WHAT = "genisys"
+
     def __init__(self, workdir, args=(), env=None, name="genisys"):
         self.workdir = workdir
         self.args = list(args)
@@ -85,14 +89,14 @@ class GenisysProcess:
                                          stdin=subprocess.DEVNULL)
 
         def listening():
-            match = _LISTENING.search(self.log())
+            match = self.LISTENING.search(self.log())
             if match:
                 return int(match.group(2))
             if self.proc.poll() is not None:
-                raise AssertionError("genisys exited with %s before listening:\n%s"
-                                     % (self.proc.returncode, self.log()))
+                raise AssertionError("%s exited with %s before listening:\n%s"
+                                     % (self.WHAT, self.proc.returncode, self.log()))
             return None
-        self.port = wait_for(listening, timeout=timeout, message="genisys to listen")
+        self.port = wait_for(listening, timeout=timeout, message="%s to listen" % self.WHAT)
         return self
 
     def log(self):
@@ -161,22 +165,40 @@ def process_alive(pid, start_time=None):
     return start_time is None or stat[1] == start_time
 
 
+def find_processes(*, cmdline=None, environ=None, pgid=None):
+    """Pids of live (not zombie) processes, other than this one, whose command line
+    contains ``cmdline``, whose environment has the entry ``environ`` ("NAME=value"),
+    and whose process group is ``pgid`` (each only if given): what `ps` would show."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                data = f.read()
+            fields = data[data.rindex(b")") + 2:].split()
+            if fields[0] in (b"Z", b"X") or (pgid is not None and int(fields[2]) != pgid):
+                continue
+            if cmdline is not None:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    if cmdline.encode() not in f.read():
+                        continue
+            if environ is not None:
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    if environ.encode() not in f.read().split(b"\0"):
+                        continue
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        pids.append(pid)
+    return sorted(pids)
+
+
 def kill_marked_processes(marker):
     """SIGKILL every process whose environment has TEST_MARKER=marker; returns their pids."""
-    needle = ("%s=%s" % (TEST_MARKER, marker)).encode()
     killed = []
     for _ in range(5):  # again, in case one forked while we looked
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open("/proc/%s/environ" % entry, "rb") as f:
-                    environ = f.read().split(b"\0")
-            except OSError:
-                continue
-            if needle in environ:
-                found.append(int(entry))
+        found = find_processes(environ="%s=%s" % (TEST_MARKER, marker))
         for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -194,6 +216,9 @@ class ConnectorProcess(GenisysProcess):
     ``state_dir`` is its --state-dir (process backend) or None; ``marker`` is put in
     its environment (TEST_MARKER) so that ``cleanup`` finds every process it started."""
 
+    LISTENING = _CONNECTOR_LISTENING
+    WHAT = "the connector"
+
     def __init__(self, workdir, args=(), env=None, name="connector", state_dir=None,
                  marker=None):
         env = dict(env or {})
@@ -202,26 +227,6 @@ class ConnectorProcess(GenisysProcess):
         super().__init__(workdir, ["connector"] + list(args), env=env, name=name)
         self.state_dir = state_dir
         self.marker = marker
-
-    def start(self, timeout=20.0):
-        if not any(a == "--port" or a.startswith("--port=") for a in self.args):
-            self.args += ["--port", "0"]
-        with open(self.log_path, "ab") as log:
-            self._log_offset = log.tell()
-            self.proc = subprocess.Popen([sys.executable, GENISYS_PY] + self.args,
-                                         cwd=self.workdir, env=self.env, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-
-        def listening():
-            match = _CONNECTOR_LISTENING.search(self.log())
-            if match:
-                return int(match.group(2))
-            if self.proc.poll() is not None:
-                raise AssertionError("the connector exited with %s before listening:\n%s"
-                                     % (self.proc.returncode, self.log()))
-            return None
-        self.port = wait_for(listening, timeout=timeout, message="the connector to listen")
-        return self
 
     def state(self):
         """The connector's state file (process backend), or None if there is none."""

@@ -8,37 +8,13 @@ import subprocess
 
 import requests
 
-from tests.support import ROOT, free_port, wait_for
+from tests.support import ROOT, find_processes, free_port, wait_for
 
 
 def processes_of(state_dir):
-    """Pids of live processes started by the connector owning ``state_dir``."""
-    marker = ("GENISYS_CONNECTOR_STATE_DIR=%s" % os.path.realpath(state_dir)).encode()
-    pids = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/environ" % entry, "rb") as f:
-                environ = f.read().split(b"\0")
-            with open("/proc/%s/stat" % entry) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in environ and state != "Z":
-            pids.append(int(entry))
-    return pids
-
-
-def group_members(pgid):
-    members = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
+    """Live processes started by the connector owning ``state_dir``."""
+    return find_processes(environ="GENISYS_CONNECTOR_STATE_DIR=%s"
+                          % os.path.realpath(state_dir))
 
 
 def test_make_run_serves_converges_and_ctrl_c_stops_everything(tmp_path):
@@ -78,12 +54,12 @@ def test_make_run_serves_converges_and_ctrl_c_stops_everything(tmp_path):
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C
         make.wait(timeout=60)
         assert processes_of(state_dir) == []
-        wait_for(lambda: group_members(make.pid) == [], timeout=30,
+        wait_for(lambda: find_processes(pgid=make.pid) == [], timeout=30,
                  message="genisys and the connector to exit")
         log = log_path.read_text()
         assert "INFO genisys: stopped" in log and "INFO genisys.connector: stopped" in log
     finally:
-        for pid in group_members(make.pid) + processes_of(state_dir):
+        for pid in find_processes(pgid=make.pid) + processes_of(state_dir):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

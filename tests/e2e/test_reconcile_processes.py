@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.support import free_port, wait_for
+from tests.support import find_processes, free_port, wait_for
 
 #: Fast loops for tests: resync every 0.5 s, retries from 0.1 s up to 1 s.
 FAST = ["--poll-interval", "500ms", "--backoff-initial", "100ms", "--backoff-max", "1s",
@@ -22,21 +22,8 @@ FAST = ["--poll-interval", "500ms", "--backoff-initial", "100ms", "--backoff-max
 
 
 def processes(marker):
-    """Pids of live (not zombie) processes whose command line has ``marker``."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                cmdline = f.read()
-            with open("/proc/%s/stat" % entry) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            pids.append(int(entry))
-    return sorted(pids)
+    """Pids of live processes whose command line has ``marker``."""
+    return find_processes(cmdline=marker)
 
 
 class Lab:
