@@ -135,8 +135,19 @@ class ConnectorClient:
         return value
 
     async def scale(self, compute, service, number):
-        """Order the connector of ``compute`` to run exactly ``number`` resources."""
-        await self._call(compute, service, "scale", "POST", json.dumps({"number": number}))
+        """Order the connector of ``compute`` to run exactly ``number`` resources.
+
+        Returns the running count the answer reports, if it does (the SDK's
+        connectors do; the protocol only asks for a 2xx), else None."""
+        body = await self._call(compute, service, "scale", "POST",
+                                json.dumps({"number": number}))
+        try:
+            value = json.loads(body)["running_resources"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return None
+        return value
 
     # -- transport ----------------------------------------------------------
 

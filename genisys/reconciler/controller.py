@@ -284,7 +284,7 @@ class Reconciler:
             if running == desired:
                 return self._converged(state, name, compute_name, desired, previous,
                                        dropped=dropped)
-            await self.client.scale(compute, name, desired)
+            reported = await self.client.scale(compute, name, desired)
         except ServiceNotDefined as e:
             if desired == 0:
                 # A connector that doesn't know the service runs none of it: that is
@@ -302,17 +302,23 @@ class Reconciler:
                                 reason="InternalError", condition=ERROR,
                                 message="internal error: %r (see the controller log)" % e)
 
-        # The order is taken; check again soon that it took effect.
-        state.failures, state.not_before = 0, 0.0
-        state.checks += 1
-        message = "scaling from %d to %d" % (running, desired)
-        entry = st.entry(previous, desired=desired, running=running, condition=PROGRESSING,
-                         reason="Scaling", message=message)
+        # The order is taken.
         events = []
         if not previous or (previous.get("condition"), previous.get("desired"),
                             previous.get("running")) != (PROGRESSING, desired, running):
             events.append(st.event(st.NORMAL, "Scaled", compute_name, "scaled %s on %s from "
                                    "%d to %d" % (name, compute_name, running, desired)))
+        if reported == desired:  # and done already, says the answer
+            self.metrics.set_pair(name, compute_name, desired=desired, running=desired)
+            result = self._converged(state, name, compute_name, desired, previous,
+                                     dropped=dropped)
+            return dataclasses.replace(result, events=events + result.events)
+        # Check again soon that it took effect.
+        state.failures, state.not_before = 0, 0.0
+        state.checks += 1
+        message = "scaling from %d to %d" % (running, desired)
+        entry = st.entry(previous, desired=desired, running=running, condition=PROGRESSING,
+                         reason="Scaling", message=message)
         retry_in = min(self.poll_interval, self.progress_check * 2 ** min(state.checks - 1, 20))
         return PairResult(entry, events, retry_in, "progressing")
 

@@ -68,7 +68,10 @@ class ScaleHandler(_Handler):
         self.fake.calls.append((time.monotonic(), "scale", service, number))
         if not await self.misbehave():
             self.fake.running[service] = number
-            self.finish({"running_resources": number})
+            if self.fake.terse_scale:
+                self.finish("")  # like the seed's connectors: a bare 200
+            else:
+                self.finish({"running_resources": number})
 
 
 class FakeConnector:
@@ -84,6 +87,8 @@ class FakeConnector:
         self.delay = 0.0
         #: What WRONG_SHAPE answers.
         self.body = "{}"
+        #: Answer scale with an empty 200, not the count: genisys must check.
+        self.terse_scale = False
         app = tornado.web.Application([
             (r"/service/([^/]+)/status", StatusHandler, {"fake": self}),
             (r"/service/([^/]+)/scale", ScaleHandler, {"fake": self}),

@@ -34,6 +34,19 @@ async def test_an_intent_is_converged_with_absolute_set_points(harness):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_scale_answer_without_a_count_is_checked_until_it_took_effect(harness):
+    local = await harness.connector("local")
+    local.terse_scale = True
+    await harness.start()
+    await harness.intents.scale("web", "local", 2)
+    await eventually(lambda: harness.converged("web", "local", 2))
+    assert local.scales("web") == [2]
+    assert local.count("status", "web") >= 2  # before the order, and to see it done
+    reasons = [e["reason"] for e in await harness.intents.service_events("web")]
+    assert reasons == ["Converged", "Scaled"]
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_resync_repairs_drift(harness):
     local = await harness.connector("local")
     await harness.start(poll_interval=0.2)
