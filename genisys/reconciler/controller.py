@@ -136,6 +136,10 @@ class Reconciler:
     async def _compute_changed(self, key):
         """A compute appeared, moved or went: look again at every service using it."""
         name = key[len(COMPUTES):]
+        # A new address deserves a try now, not at the end of the old one's backoff.
+        for (_, compute), state in self._pairs.items():
+            if compute == name:
+                state.not_before = 0.0
         for service in await self._services_using(name):
             self.queue.add(service)
 
