@@ -15,7 +15,9 @@ import signal
 import tornado.httpserver
 
 from genisys.api import make_app
+from genisys.auth import Authenticator
 from genisys.computefile import load_compute_file
+from genisys.config import is_loopback
 from genisys.connector.client import ConnectorClient
 from genisys.errors import GenisysError, StartupError
 from genisys.intents import Intents
@@ -49,6 +51,18 @@ def make_reconciler(store, settings, metrics):
     return Reconciler(store, client, metrics=metrics,
                       poll_interval=settings.connector.poll_interval,
                       workers=settings.reconciler.workers, backoff=backoff)
+
+
+def _log_access(settings):
+    tokens = settings.auth.tokens
+    if tokens:
+        log.info("API tokens: %s", ", ".join("%s (%s)" % (t.name, t.role) for t in tokens))
+    elif settings.auth.insecure_bind_any and not is_loopback(settings.server.bind):
+        log.warning("INSECURE: listening on %s without any API token (--insecure-bind-any): "
+                    "anyone who can reach this port can create and destroy resources",
+                    settings.server.bind)
+    else:
+        log.info("no API tokens configured: requests are not authenticated (loopback only)")
 
 
 def _listen(server, settings):
@@ -86,10 +100,11 @@ async def run(settings, *, stop=None):
         metrics = Metrics()
         reconciler = make_reconciler(store, settings, metrics)
         await reconciler.start()
-        app = make_app(intents, metrics=metrics)
+        app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens))
         server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
                                                xheaders=False)
         port = _listen(server, settings)
+        _log_access(settings)
         log.info("genisys listening on http://%s:%d (store %s)", settings.server.bind, port,
                  settings.store.url)
         await stop.wait()

@@ -23,6 +23,8 @@ later wins: defaults < genisys.yml < GENISYS_* environment < flags.
   genisys.yml key          environment                flag
 """ + "\n".join("  %-24s %-26s %s" % (o.key, o.env, o.flag) for o in config.OPTIONS) + """
   -                        GENISYS_CONFIG             --config
+  -                        GENISYS_TOKEN              - (admin token(s), comma-separated;
+                                                         never a flag: flags show in ps)
 
 Durations are written 15s, 500ms, 2m or 1h. Store URLs: sqlite:///relative.db,
 sqlite:////absolute/path.db, memory:// (tests only).
@@ -61,8 +63,13 @@ def build_parser():
 
 def add_setting_flags(parser):
     for option in config.OPTIONS + [config.CONFIG_OPTION]:
-        parser.add_argument(option.flag, dest=option.flag, metavar=option.metavar,
-                            default=None, help="%s [%s]" % (option.help, option.env))
+        if option.flag_value:
+            parser.add_argument(option.flag, dest=option.flag, metavar=option.metavar,
+                                default=None, help="%s [%s]" % (option.help, option.env))
+        else:
+            parser.add_argument(option.flag, dest=option.flag, action="store_const",
+                                const="true", default=None,
+                                help="%s [%s]" % (option.help, option.env))
 
 
 def setup_logging(level):

@@ -15,6 +15,7 @@ from typing import Optional
 
 import yaml
 
+from genisys import auth
 from genisys.errors import ConfigError
 from genisys.model import DEFAULT_MAX_REPLICAS
 from genisys.store import validate_store_url
@@ -30,6 +31,18 @@ class ServerSettings:
     bind: str = "127.0.0.1"
     #: TCP port of the HTTP API (the seed's 7001). 0 picks a free port.
     port: int = 7001
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthSettings:
+    #: Tokens that may call the API (from tokens_file and GENISYS_TOKEN). Empty:
+    #: no authentication, which is only allowed on a loopback address.
+    tokens: tuple = ()
+    #: YAML list of {name, token, role: admin|read-only}; keep it private (chmod 600).
+    tokens_file: Optional[str] = None
+    #: Listen on a non-loopback address without tokens anyway (anyone who can
+    #: reach the port controls the resources): an explicit, logged choice.
+    insecure_bind_any: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +92,7 @@ class ReconcilerSettings:
 @dataclasses.dataclass(frozen=True)
 class Settings:
     server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
     store: StoreSettings = StoreSettings()
     intents: IntentSettings = IntentSettings()
     connector: ConnectorSettings = ConnectorSettings()
@@ -170,6 +184,17 @@ def parse_path(value):
     return value
 
 
+def parse_bool(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false, got %r" % (value,))
+
+
 def parse_log_level(value):
     level = str(value).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -186,6 +211,8 @@ class Option:
     target: str  # "group.field" in Settings, or "field"
     help: str
     metavar: str = "VALUE"
+    #: False for a flag that is a switch (``--insecure-bind-any``), not ``--flag VALUE``.
+    flag_value: bool = True
 
 
 OPTIONS = [
@@ -193,6 +220,12 @@ OPTIONS = [
            "address to listen on (default 127.0.0.1)", "ADDRESS"),
     Option("genisys.port", "GENISYS_PORT", "--port", parse_port, "server.port",
            "HTTP API port (default 7001; 0 picks a free one)", "PORT"),
+    Option("genisys.tokens_file", "GENISYS_TOKENS_FILE", "--tokens-file", parse_path,
+           "auth.tokens_file", "YAML list of API tokens {name, token, role} (default: none; "
+           "GENISYS_TOKEN adds one admin token)", "FILE"),
+    Option("genisys.insecure_bind_any", "GENISYS_INSECURE_BIND_ANY", "--insecure-bind-any",
+           parse_bool, "auth.insecure_bind_any",
+           "allow a non-loopback --bind without any token (dangerous)", flag_value=False),
     Option("genisys.compute_file", "GENISYS_COMPUTE_FILE", "--compute-file", parse_path,
            "intents.compute_file",
            "computes.py to load at start (default ./computes.py if it exists)", "FILE"),
@@ -275,6 +308,36 @@ def _assign(groups, target, value):
         groups[""][target] = value
 
 
+def _load_tokens(tokens_file, environ):
+    tokens = []
+    if tokens_file is not None:
+        tokens, exposed = auth.load_tokens_file(tokens_file)
+        if exposed:
+            raise ConfigError("the tokens file %s can be read by other users: chmod 600 it"
+                              % tokens_file, field="genisys.tokens_file")
+    if environ.get("GENISYS_TOKEN") is not None:
+        tokens += auth.tokens_from_environment(environ["GENISYS_TOKEN"])
+    return tuple(auth.check_unique(tokens))
+
+
+def is_loopback(bind):
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_exposure(bind, auth_settings):
+    if auth_settings["tokens"] or is_loopback(bind) or auth_settings.get("insecure_bind_any"):
+        return
+    raise ConfigError("refusing to listen on %s without API tokens: anyone who reaches it "
+                      "could create and destroy resources. Configure tokens (GENISYS_TOKEN or "
+                      "genisys.tokens_file), bind to 127.0.0.1, or pass --insecure-bind-any"
+                      % bind, field="genisys.bind")
+
+
 def load_settings(flags=None, environ=None):
     """Build Settings from ``flags`` ({flag: text or None}) and ``environ``.
 
@@ -295,8 +358,8 @@ def load_settings(flags=None, environ=None):
     else:
         config_path = None
 
-    groups = {"server": {}, "store": {}, "intents": {}, "connector": {}, "reconciler": {},
-              "": {}}
+    groups = {"server": {}, "auth": {}, "store": {}, "intents": {}, "connector": {},
+              "reconciler": {}, "": {}}
     explicit_compute_file = False
     for option in OPTIONS:
         layers = [(option.key + " in " + str(config_path), file_values.get(option.key)),
@@ -320,7 +383,11 @@ def load_settings(flags=None, environ=None):
         raise ConfigError("compute file %s does not exist" % compute_file,
                           field="genisys.compute_file")
 
+    groups["auth"]["tokens"] = _load_tokens(groups["auth"].get("tokens_file"), environ)
+    _check_exposure(groups["server"].get("bind", ServerSettings.bind), groups["auth"])
+
     return Settings(server=ServerSettings(**groups["server"]),
+                    auth=AuthSettings(**groups["auth"]),
                     store=StoreSettings(**groups["store"]),
                     intents=IntentSettings(**groups["intents"]),
                     connector=ConnectorSettings(**groups["connector"]),

@@ -68,6 +68,18 @@ class SimulatedFailure(GenisysError):
     reason = "SimulatedFailure"
 
 
+class Unauthenticated(GenisysError):
+    """No token, or one that is not valid (HTTP 401)."""
+
+    reason = "Unauthorized"
+
+
+class Forbidden(GenisysError):
+    """A valid token that may not do this (a read-only token writing: HTTP 403)."""
+
+    reason = "Forbidden"
+
+
 class StoreUnavailable(GenisysError):
     """The store can't be reached or used (I/O error, closed, locked by another process)."""
 

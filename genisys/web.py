@@ -26,6 +26,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: keeping its own ``reason`` (ServiceNotDefined is a 404 that says why).
 _STATUS_BY_ERROR = {
     errors.Invalid: 400,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.AlreadyExists: 409,
     errors.Conflict: 409,
@@ -101,10 +103,18 @@ def parse_json(raw):
 
 @tornado.web.stream_request_body
 class JSONHandler(tornado.web.RequestHandler):
-    """Handlers get their dependencies from the route table through initialize()."""
+    """Handlers get their dependencies from the route table through initialize().
 
-    def initialize(self, *, tracker):
+    ``auth`` (an ``genisys.auth.Authenticator``, or None) checks the caller's
+    token before anything else; handlers with ``public = True`` (health
+    checks) need none. ``self.current_user`` is the caller's token, if any."""
+
+    #: True for endpoints anyone may call, tokens or not (health checks).
+    public = False
+
+    def initialize(self, *, tracker, auth=None):
         self.tracker = tracker
+        self.auth = auth
         self._body = bytearray()
         self._too_large = False
         self._tracked = False
@@ -117,8 +127,15 @@ class JSONHandler(tornado.web.RequestHandler):
         self.tracker.started()
         self._tracked = True
 
+    def authenticate(self):
+        if self.public or self.auth is None or not self.auth.enabled:
+            return
+        self.current_user = self.auth.authorize(self.request.headers.get("Authorization"),
+                                                self.request.method, self.request.path)
+
     def prepare(self):
         self._track()
+        self.authenticate()
         if self.request.method.upper() not in self.allowed_methods():
             raise tornado.web.HTTPError(405)
         declared = self.request.headers.get("Content-Length")
@@ -193,6 +210,11 @@ class JSONHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if status == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if status == 401:
+            challenge = 'Bearer realm="genisys"'
+            if self.request.headers.get("Authorization"):
+                challenge += ', error="invalid_token"'
+            self.set_header("WWW-Authenticate", challenge)
         error = {"reason": reason, "message": message}
         if field:
             error["field"] = field
@@ -225,6 +247,7 @@ class NotFoundHandler(JSONHandler):
 
     def prepare(self):
         self._track()
+        self.authenticate()  # an unknown path tells a stranger nothing
         raise ApiError(404, "no such endpoint: %s %s" % (self.request.method, self.request.path),
                        field="path")
 

@@ -12,9 +12,11 @@ from genisys.api.base import InFlight, NotFoundHandler
 from genisys.metrics import Metrics
 
 
-def make_app(intents, *, tracker=None, metrics=None):
+def make_app(intents, *, tracker=None, metrics=None, auth=None):
+    """The API application; ``auth`` (an Authenticator) makes every endpoint but
+    the health checks require a token."""
     tracker = tracker or InFlight()
-    deps = {"intents": intents, "tracker": tracker}
+    deps = {"intents": intents, "tracker": tracker, "auth": auth}
     app = tornado.web.Application(
         computes.routes(**deps) + services.routes(**deps) + health.routes(**deps)
         + metrics_api.routes(metrics=metrics or Metrics(), **deps),

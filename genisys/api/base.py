@@ -26,8 +26,8 @@ __all__ = ["APIHandler", "ApiError", "InFlight", "MAX_BODY_BYTES", "NotFoundHand
 class APIHandler(JSONHandler):
     """Handlers get the intent layer and the in-flight tracker from the route table."""
 
-    def initialize(self, *, intents, tracker):
-        super().initialize(tracker=tracker)
+    def initialize(self, *, intents, tracker, auth=None):
+        super().initialize(tracker=tracker, auth=auth)
         self.intents = intents
 
     def if_match(self):

@@ -5,11 +5,15 @@ from genisys.errors import StoreUnavailable
 
 
 class HealthHandler(APIHandler):
+    public = True  # probes carry no token
+
     async def get(self):
         self.send(200, {"status": "ok"})
 
 
 class ReadyHandler(APIHandler):
+    public = True
+
     async def get(self):
         try:
             await self.intents.store.check()

@@ -21,7 +21,10 @@ class Api:
         response = await self.client.fetch(
             self.base_url + path, method=method, body=raw, headers=headers, raise_error=False,
             allow_nonstandard_methods=True, request_timeout=60)
-        data = json.loads(response.body) if response.body else None
+        data = None
+        if response.body:
+            json_body = "json" in response.headers.get("Content-Type", "")
+            data = json.loads(response.body) if json_body else response.body.decode()
         return response.code, data, response.headers
 
     def close(self):

@@ -47,7 +47,7 @@ def test_every_option_has_a_key_an_env_and_a_flag():
 
 def test_precedence_file_then_environment_then_flags(tmp_path):
     write("genisys.yml", "genisys:\n  port: 7100\n  max_replicas: 5\n  bind: 0.0.0.0\n"
-          "connector:\n  poll_interval: 30s\n  timeout: 2s\n")
+          "  insecure_bind_any: true\nconnector:\n  poll_interval: 30s\n  timeout: 2s\n")
     s = load_settings({}, {})
     assert (s.server.port, s.intents.max_replicas, s.server.bind) == (7100, 5, "0.0.0.0")
     assert (s.connector.poll_interval, s.connector.timeout) == (30.0, 2.0)

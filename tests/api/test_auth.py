@@ -1,0 +1,137 @@
+"""API tokens: every route of the application x no token / wrong token / read-only / admin."""
+
+import logging
+import re
+
+import pytest
+
+from genisys.api import make_app
+from genisys.auth import ADMIN, READ_ONLY, Authenticator, Token
+from tests.api.client import Api
+
+ADMIN_TOKEN = Token("ops", "admin-secret-0123456789", ADMIN)
+OLD_ADMIN_TOKEN = Token("ops-old", "rotated-out-secret-98765", ADMIN)
+READER_TOKEN = Token("dashboard", "reader-secret-0123456789", READ_ONLY)
+SECRETS = [t.secret for t in (ADMIN_TOKEN, OLD_ADMIN_TOKEN, READER_TOKEN)]
+PUBLIC = {"/healthz", "/readyz"}
+
+
+@pytest.fixture
+def backend():
+    return "memory"  # authentication happens before the store is touched
+
+
+@pytest.fixture
+def app(intents):
+    return make_app(intents, auth=Authenticator([ADMIN_TOKEN, OLD_ADMIN_TOKEN, READER_TOKEN]))
+
+
+@pytest.fixture
+def api(app, http_server, base_url):
+    client = Api(base_url)
+    yield client
+    client.close()
+
+
+def every_route(app):
+    """(method, path) for every route and method of the application itself, so a
+    new endpoint is in this matrix the day it is added."""
+    routes = []
+    for rule in app.wildcard_router.rules:
+        pattern = rule.matcher.regex.pattern.rstrip("$").replace("/?", "")
+        path = re.sub(r"\(\[\^/\]\+\)", "web", pattern)
+        for method in rule.target.allowed_methods():
+            routes.append((method, path))
+    return routes
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token.secret}
+
+
+async def seed(api):
+    code, body, _ = await api.call("POST", "/compute", {"name": "web", "connector": "http://h:1"},
+                                   headers=bearer(ADMIN_TOKEN))
+    assert code == 201, body
+    code, body, _ = await api.call("POST", "/service/web/upscale", {"compute": "web"},
+                                   headers=bearer(ADMIN_TOKEN))
+    assert code == 202, body
+
+
+async def snapshot(intents):
+    return await intents.list_computes(), await intents.list_services()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_auth_matrix(api, app, intents):
+    await seed(api)
+    routes = every_route(app)
+    assert len(routes) >= 15 and ("POST", "/service/web/upscale") in routes
+    for method, path in routes:
+        body = {} if method in ("POST", "PUT") else None
+        public = path in PUBLIC
+        before = await snapshot(intents)
+
+        code, answer, headers = await api.call(method, path, body)
+        if public:
+            assert code == 200, (method, path, code)
+        else:
+            assert code == 401, (method, path, code)
+            assert answer["error"]["reason"] == "Unauthorized"
+            assert headers["WWW-Authenticate"] == 'Bearer realm="genisys"'
+
+        for wrong in ("Bearer not-a-valid-token-at-all", "Basic b3BzOnNlY3JldA==",
+                      "Bearer " + ADMIN_TOKEN.secret[:-1], "Bearer"):
+            code, answer, headers = await api.call(method, path, body,
+                                                   headers={"Authorization": wrong})
+            if not public:
+                assert code == 401, (method, path, wrong, code)
+                assert "error=" in headers["WWW-Authenticate"] or wrong == "Bearer"
+
+        code, answer, _ = await api.call(method, path, body, headers=bearer(READER_TOKEN))
+        if method == "GET" or public:
+            assert code not in (401, 403), (method, path, code)
+        else:
+            assert code == 403, (method, path, code)
+            assert answer["error"]["reason"] == "Forbidden"
+            assert "dashboard" in answer["error"]["message"]
+        assert await snapshot(intents) == before, "refused %s %s changed state" % (method, path)
+
+        for admin in (ADMIN_TOKEN, OLD_ADMIN_TOKEN):
+            code, _, _ = await api.call(method, path, body, headers=bearer(admin))
+            assert code not in (401, 403), (method, path, code)
+        if method == "DELETE":
+            await seed_again(api)
+
+
+async def seed_again(api):
+    """A DELETE by an admin may have removed what the next routes need."""
+    for call in (("PUT", "/compute/web", {"connector": "http://h:1"}),
+                 ("POST", "/service/web/scale", {"compute": "web", "number": 1})):
+        await api.call(*call, headers=bearer(ADMIN_TOKEN))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_unknown_paths_need_a_token_too(api):
+    code, answer, _ = await api.call("GET", "/no/such/path")
+    assert code == 401
+    code, answer, _ = await api.call("GET", "/no/such/path", headers=bearer(READER_TOKEN))
+    assert code == 404
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_secrets_are_never_logged_or_echoed(api, caplog):
+    caplog.set_level(logging.DEBUG)
+    await seed(api)
+    answers = []
+    for secret in SECRETS + ["wrong-" + SECRETS[0]]:
+        for method, path, body in (("GET", "/service/web", None),
+                                   ("POST", "/service/web/upscale", {"compute": "web"}),
+                                   ("POST", "/service/web/upscale", b"{not json"),
+                                   ("DELETE", "/compute/nope", None)):
+            answers.append(await api.call(method, path, body,
+                                          headers={"Authorization": "Bearer " + secret}))
+    text = caplog.text + repr(answers)
+    for secret in SECRETS:
+        assert secret not in text
+    assert "dashboard" in text  # names are what logs and answers say
