@@ -32,6 +32,9 @@ log = logging.getLogger("genisys")
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
 SERVER_MAX_BODY_BYTES = 1024 * 1024
+#: Largest request head (request line and headers) read at all: beyond it the
+#: connection is closed. Handlers answer a JSON 431 beyond 16 KiB.
+SERVER_MAX_HEADER_BYTES = 64 * 1024
 
 
 async def sync_computes(intents, computes, source):
@@ -95,14 +98,20 @@ async def run(settings, *, stop=None):
             from e
     reconciler = None
     try:
-        intents = Intents(store, max_replicas=settings.intents.max_replicas)
+        intents = Intents(store, max_replicas=settings.intents.max_replicas,
+                          max_services=settings.intents.max_services,
+                          max_computes=settings.intents.max_computes,
+                          connector_hosts=settings.intents.connector_hosts)
         await sync_computes(intents, computes, settings.intents.compute_file)
         metrics = Metrics()
         reconciler = make_reconciler(store, settings, metrics)
         await reconciler.start()
         app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens))
-        server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
-                                               xheaders=False)
+        server = tornado.httpserver.HTTPServer(
+            app, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
+            max_header_size=SERVER_MAX_HEADER_BYTES,
+            idle_connection_timeout=settings.server.idle_timeout,
+            body_timeout=settings.server.body_timeout)
         port = _listen(server, settings)
         _log_access(settings)
         log.info("genisys listening on http://%s:%d (store %s)", settings.server.bind, port,

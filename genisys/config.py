@@ -31,6 +31,11 @@ class ServerSettings:
     bind: str = "127.0.0.1"
     #: TCP port of the HTTP API (the seed's 7001). 0 picks a free port.
     port: int = 7001
+    #: Seconds a connection may stay idle, and the most a client may take to send
+    #: its request headers: a slow client (slow-loris) can't hold connections.
+    idle_timeout: float = 20.0
+    #: Seconds a client may take to send a request body (bodies are tiny).
+    body_timeout: float = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,14 @@ class IntentSettings:
     max_replicas: int = DEFAULT_MAX_REPLICAS
     #: computes.py in the seed's format, loaded at start (None: no file).
     compute_file: Optional[str] = None
+    #: Most services that may exist: a runaway script can't fill the store.
+    max_services: int = 10000
+    #: Most computes that may be registered.
+    max_computes: int = 1000
+    #: Host patterns (``*.internal``, ``10.0.*``) connector URLs must match, so
+    #: whoever may register a compute can't make genisys call any address
+    #: (SSRF). Empty: any host.
+    connector_hosts: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +169,21 @@ def parse_workers(value):
     return _integer(value, 1, 1024)
 
 
+def parse_max_objects(value):
+    return _integer(value, 1, 10_000_000)
+
+
+def parse_host_patterns(value):
+    """A YAML list or a comma-separated string of host patterns."""
+    items = value if isinstance(value, list) else str(value).split(",")
+    patterns = []
+    for item in items:
+        if not isinstance(item, str) or not re.fullmatch(r"[A-Za-z0-9*?.:\[\]-]+", item.strip()):
+            raise ValueError("%r is not a host pattern (like *.internal or 10.0.*)" % (item,))
+        patterns.append(item.strip().lower())
+    return tuple(patterns)
+
+
 def parse_bind(value):
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be an IP address or host name, got %r" % (value,))
@@ -226,6 +254,23 @@ OPTIONS = [
     Option("genisys.insecure_bind_any", "GENISYS_INSECURE_BIND_ANY", "--insecure-bind-any",
            parse_bool, "auth.insecure_bind_any",
            "allow a non-loopback --bind without any token (dangerous)", flag_value=False),
+    Option("genisys.max_services", "GENISYS_MAX_SERVICES", "--max-services",
+           parse_max_objects, "intents.max_services",
+           "most services that may exist (default 10000)", "N"),
+    Option("genisys.max_computes", "GENISYS_MAX_COMPUTES", "--max-computes",
+           parse_max_objects, "intents.max_computes",
+           "most computes that may be registered (default 1000)", "N"),
+    Option("genisys.connector_hosts", "GENISYS_CONNECTOR_HOSTS", "--connector-hosts",
+           parse_host_patterns, "intents.connector_hosts",
+           "allowed connector hosts, comma-separated patterns like *.internal (default: any)",
+           "PATTERNS"),
+    Option("genisys.idle_timeout", "GENISYS_IDLE_TIMEOUT", "--idle-timeout", parse_duration,
+           "server.idle_timeout",
+           "idle connections and slow request headers are cut after this (default 20s)",
+           "DURATION"),
+    Option("genisys.body_timeout", "GENISYS_BODY_TIMEOUT", "--body-timeout", parse_duration,
+           "server.body_timeout", "most time to send a request body (default 20s)",
+           "DURATION"),
     Option("genisys.compute_file", "GENISYS_COMPUTE_FILE", "--compute-file", parse_path,
            "intents.compute_file",
            "computes.py to load at start (default ./computes.py if it exists)", "FILE"),

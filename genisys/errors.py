@@ -43,6 +43,12 @@ class Conflict(GenisysError):
     reason = "Conflict"
 
 
+class LimitExceeded(Conflict):
+    """A configured maximum (computes, services) would be exceeded (HTTP 409)."""
+
+    reason = "LimitExceeded"
+
+
 class VersionMismatch(GenisysError):
     """A conditional write found another version than the one it expected."""
 

@@ -10,8 +10,17 @@ spec: the intent), ``status/<name>`` (what the reconciler observed).
 """
 
 import dataclasses
+import fnmatch
+import urllib.parse
 
-from genisys.errors import AlreadyExists, Conflict, NotFound, VersionMismatch
+from genisys.errors import (
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    LimitExceeded,
+    NotFound,
+    VersionMismatch,
+)
 from genisys.model import Compute, Service, empty_status
 from genisys.store import Condition
 
@@ -70,9 +79,33 @@ def _in_use(services, statuses, compute):
 
 
 class Intents:
-    def __init__(self, store, *, max_replicas):
+    def __init__(self, store, *, max_replicas, max_services=None, max_computes=None,
+                 connector_hosts=()):
         self.store = store
         self.max_replicas = max_replicas
+        #: Most services and computes that may exist (None: no limit).
+        self.max_services = max_services
+        self.max_computes = max_computes
+        #: Host patterns (fnmatch) connector URLs must match; empty: any host.
+        self.connector_hosts = tuple(connector_hosts)
+
+    def _check_connector(self, compute):
+        """Only allowed hosts: whoever may register a compute must not be able to make
+        genisys call arbitrary addresses (SSRF)."""
+        if not self.connector_hosts:
+            return
+        host = (urllib.parse.urlsplit(compute.connector).hostname or "").lower()
+        if not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in self.connector_hosts):
+            raise Invalid("host %r is not one of the allowed connector hosts (%s)"
+                          % (host, ", ".join(self.connector_hosts)), field="connector")
+
+    async def _check_room(self, prefix, maximum, what, setting):
+        """Room for one more object under ``prefix``; returns the listing's revision."""
+        listing = await self.store.list(prefix)
+        if len(listing.records) >= maximum:
+            raise LimitExceeded("there are already %d %s, the maximum (%s)"
+                                % (len(listing.records), what, setting), field="name")
+        return listing.revision
 
     # -- computes ----------------------------------------------------------
 
@@ -87,15 +120,31 @@ class Intents:
         return record
 
     async def create_compute(self, compute: Compute):
-        try:
-            return await self.store.put(compute_key(compute.name), compute.to_json(),
-                                        expect_version=0)
-        except VersionMismatch as e:
-            raise AlreadyExists("compute %r already exists (use PUT /compute/%s to change it)"
-                                % (compute.name, compute.name), field="name") from e
+        self._check_connector(compute)
+        for _ in range(10):
+            conditions = await self._compute_room(compute.name)
+            try:
+                return await self.store.put(compute_key(compute.name), compute.to_json(),
+                                            expect_version=0, conditions=conditions)
+            except VersionMismatch as e:
+                if e.field == compute_key(compute.name):
+                    raise AlreadyExists("compute %r already exists (use PUT /compute/%s to "
+                                        "change it)" % (compute.name, compute.name),
+                                        field="name") from e
+        raise Conflict("computes keep changing, try again", field="name")
+
+    async def _compute_room(self, name):
+        """Conditions that keep a new compute within max_computes (computes change
+        rarely, so the whole prefix staying unchanged is a cheap, exact guard)."""
+        if self.max_computes is None or await self.store.get(compute_key(name)) is not None:
+            return []
+        revision = await self._check_room(COMPUTES, self.max_computes, "computes",
+                                          "max_computes")
+        return [Condition.unchanged(COMPUTES, revision)]
 
     async def put_compute(self, compute: Compute, *, expect_version=None):
         """Create or replace; returns (record, created)."""
+        self._check_connector(compute)
         created = False
 
         def replace(current):
@@ -103,8 +152,16 @@ class Intents:
             _check_version(current, expect_version, "compute %r" % compute.name)
             created = current is None
             return compute.to_json()
-        record = await self.store.update(compute_key(compute.name), replace)
-        return record, created
+        for _ in range(10):
+            conditions = await self._compute_room(compute.name)
+            try:
+                record = await self.store.update(compute_key(compute.name), replace,
+                                                 conditions=conditions)
+                return record, created
+            except VersionMismatch as e:
+                if not conditions or e.field != COMPUTES:
+                    raise
+        raise Conflict("computes keep changing, try again", field="name")
 
     async def delete_compute(self, name, *, expect_version=None):
         """Delete a compute no service wants or still runs resources on."""
@@ -173,6 +230,12 @@ class Intents:
             return updated.to_store()
 
         conditions = [Condition.exists(compute_key(c)) for c in computes]
+        if create and self.max_services is not None \
+                and await self.store.get(service_key(name)) is None:
+            # Checked, not enforced inside the write: services are created while
+            # others change all the time, so concurrent creations may pass the
+            # limit by a few. It guards against runaway scripts, not by the unit.
+            await self._check_room(SERVICES, self.max_services, "services", "max_services")
         try:
             spec = await self.store.update(service_key(name), apply, conditions=conditions)
         except VersionMismatch as e:

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 #: Largest request body accepted, in bytes (every JSON body genisys takes is tiny).
 MAX_BODY_BYTES = 64 * 1024
+#: Largest request line and headers answered with anything but a JSON 431. (Servers
+#: set a hard cap above it, past which the connection is just closed.)
+MAX_HEADER_BYTES = 16 * 1024
 
 #: Domain error -> HTTP status. A subclass maps like its nearest listed base,
 #: keeping its own ``reason`` (ServiceNotDefined is a 404 that says why).
@@ -65,6 +68,7 @@ _HTTP_REASONS = {
     405: "MethodNotAllowed", 408: "RequestTimeout", 409: "Conflict", 411: "LengthRequired",
     412: "PreconditionFailed", 413: "PayloadTooLarge", 414: "URITooLong",
     415: "UnsupportedMediaType", 422: "UnprocessableEntity", 429: "TooManyRequests",
+    431: "RequestHeaderFieldsTooLarge",
     500: "InternalError", 503: "ServiceUnavailable",
 }
 
@@ -133,8 +137,17 @@ class JSONHandler(tornado.web.RequestHandler):
         self.current_user = self.auth.authorize(self.request.headers.get("Authorization"),
                                                 self.request.method, self.request.path)
 
+    def check_header_size(self):
+        request = self.request
+        size = len(request.method) + len(request.uri) + len(request.version) + 4
+        size += sum(len(k) + len(v) + 4 for k, v in request.headers.get_all())
+        if size > MAX_HEADER_BYTES:
+            raise ApiError(431, "request line and headers are %d bytes, the limit is %d"
+                           % (size, MAX_HEADER_BYTES), field="headers")
+
     def prepare(self):
         self._track()
+        self.check_header_size()
         self.authenticate()
         if self.request.method.upper() not in self.allowed_methods():
             raise tornado.web.HTTPError(405)
@@ -247,6 +260,7 @@ class NotFoundHandler(JSONHandler):
 
     def prepare(self):
         self._track()
+        self.check_header_size()
         self.authenticate()  # an unknown path tells a stranger nothing
         raise ApiError(404, "no such endpoint: %s %s" % (self.request.method, self.request.path),
                        field="path")

@@ -142,3 +142,17 @@ def test_relative_paths_resolve_against_the_working_directory(tmp_path):
     write("conf/computes.py", "")
     s = load_settings({"--compute-file": "conf/computes.py"}, {})
     assert s.intents.compute_file == "conf/computes.py"
+
+
+def test_limits_and_connector_hosts():
+    s = load_settings({"--max-services": "5", "--connector-hosts": "*.internal, 10.0.*"},
+                      {"GENISYS_MAX_COMPUTES": "3", "GENISYS_IDLE_TIMEOUT": "2s"})
+    assert (s.intents.max_services, s.intents.max_computes) == (5, 3)
+    assert s.intents.connector_hosts == ("*.internal", "10.0.*")
+    assert (s.server.idle_timeout, s.server.body_timeout) == (2.0, 20.0)
+    write("genisys.yml", "genisys:\n  connector_hosts: [a.example, '*.b.example']\n")
+    assert load_settings({}, {}).intents.connector_hosts == ("a.example", "*.b.example")
+    with pytest.raises(ConfigError, match="genisys.connector_hosts: 'http://x' is not a host"):
+        load_settings({"--connector-hosts": "http://x"}, {})
+    with pytest.raises(ConfigError, match="genisys.max_services: must be from 1"):
+        load_settings({}, {"GENISYS_MAX_SERVICES": "0"})
