@@ -25,6 +25,7 @@ from genisys.metrics import Metrics
 from genisys.reconciler.controller import Reconciler
 from genisys.reconciler.queue import Backoff
 from genisys.store import store_from_url
+from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger("genisys")
 
@@ -43,6 +44,19 @@ async def sync_computes(intents, computes, source):
         _, created = await intents.put_compute(compute)
         log.info("%s compute %s -> %s (from %s)", "created" if created else "loaded",
                  compute.name, compute.connector, source)
+
+
+async def forget_expired_keys(intents):
+    """Now and then, drop the idempotency records whose time is up."""
+    interval = min(max(intents.idempotency_ttl / 10, 1.0), 3600.0)
+    while True:
+        try:
+            forgotten = await intents.forget_expired_idempotency_keys()
+            if forgotten:
+                log.info("forgot %d expired idempotency key(s)", forgotten)
+        except GenisysError as e:
+            log.warning("cannot forget expired idempotency keys: %s", e)
+        await asyncio.sleep(interval)
 
 
 def make_reconciler(store, settings, metrics):
@@ -96,16 +110,18 @@ async def run(settings, *, stop=None):
     except GenisysError as e:
         raise StartupError("cannot open the store %s: %s" % (settings.store.url, e.message)) \
             from e
-    reconciler = None
+    reconciler = janitor = None
     try:
         intents = Intents(store, max_replicas=settings.intents.max_replicas,
                           max_services=settings.intents.max_services,
                           max_computes=settings.intents.max_computes,
-                          connector_hosts=settings.intents.connector_hosts)
+                          connector_hosts=settings.intents.connector_hosts,
+                          idempotency_ttl=settings.intents.idempotency_ttl)
         await sync_computes(intents, computes, settings.intents.compute_file)
         metrics = Metrics()
         reconciler = make_reconciler(store, settings, metrics)
         await reconciler.start()
+        janitor = start_task(forget_expired_keys(intents), name="idempotency-janitor")
         app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens))
         server = tornado.httpserver.HTTPServer(
             app, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
@@ -126,6 +142,7 @@ async def run(settings, *, stop=None):
         except asyncio.TimeoutError:
             log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
     finally:
+        await stop_tasks([janitor])
         if reconciler is not None:
             await reconciler.stop()
             reconciler.client.close()

@@ -64,6 +64,9 @@ class IntentSettings:
     max_replicas: int = DEFAULT_MAX_REPLICAS
     #: computes.py in the seed's format, loaded at start (None: no file).
     compute_file: Optional[str] = None
+    #: Seconds an Idempotency-Key is remembered: a retry within it is answered
+    #: from the record, never applied twice. A day covers any sane retry loop.
+    idempotency_ttl: float = 24 * 3600.0
     #: Most services that may exist: a runaway script can't fill the store.
     max_services: int = 10000
     #: Most computes that may be registered.
@@ -264,6 +267,9 @@ OPTIONS = [
            parse_host_patterns, "intents.connector_hosts",
            "allowed connector hosts, comma-separated patterns like *.internal (default: any)",
            "PATTERNS"),
+    Option("genisys.idempotency_ttl", "GENISYS_IDEMPOTENCY_TTL", "--idempotency-ttl",
+           parse_duration, "intents.idempotency_ttl",
+           "how long an Idempotency-Key is remembered (default 24h)", "DURATION"),
     Option("genisys.idle_timeout", "GENISYS_IDLE_TIMEOUT", "--idle-timeout", parse_duration,
            "server.idle_timeout",
            "idle connections and slow request headers are cut after this (default 20s)",

@@ -49,6 +49,12 @@ class LimitExceeded(Conflict):
     reason = "LimitExceeded"
 
 
+class IdempotencyKeyReused(GenisysError):
+    """An Idempotency-Key already used for a different request (HTTP 422)."""
+
+    reason = "IdempotencyKeyReused"
+
+
 class VersionMismatch(GenisysError):
     """A conditional write found another version than the one it expected."""
 

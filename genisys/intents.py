@@ -11,22 +11,27 @@ spec: the intent), ``status/<name>`` (what the reconciler observed).
 
 import dataclasses
 import fnmatch
+import hashlib
+import time
 import urllib.parse
+from typing import Optional
 
 from genisys.errors import (
     AlreadyExists,
     Conflict,
+    IdempotencyKeyReused,
     Invalid,
     LimitExceeded,
     NotFound,
     VersionMismatch,
 )
 from genisys.model import Compute, Service, empty_status
-from genisys.store import Condition
+from genisys.store import Condition, Op, Record
 
 COMPUTES = "computes/"
 SERVICES = "services/"
 STATUS = "status/"
+IDEMPOTENCY = "idempotency/"
 
 #: An If-Match of "*": the object must exist, whatever its version.
 ANY_VERSION = "*"
@@ -55,6 +60,22 @@ def _check_version(record, expect_version, what):
                               % (what, record.version, expect_version))
 
 
+@dataclasses.dataclass
+class Idempotency:
+    """An Idempotency-Key and a digest of the request it came with."""
+
+    key: str
+    #: Digest of what was asked (operation, service, body): the same key with
+    #: another request is refused.
+    request: str
+    #: Set by the intent layer: True if this answer replays an earlier one.
+    replayed: bool = False
+
+    @property
+    def store_key(self):
+        return IDEMPOTENCY + hashlib.sha256(self.key.encode("utf-8")).hexdigest()
+
+
 def service_view(spec_record, status_record, *, events=False):
     """The API representation of a service: spec, resourceVersion, status and,
     if asked, its recent events (newest first)."""
@@ -80,8 +101,10 @@ def _in_use(services, statuses, compute):
 
 class Intents:
     def __init__(self, store, *, max_replicas, max_services=None, max_computes=None,
-                 connector_hosts=()):
+                 connector_hosts=(), idempotency_ttl=24 * 3600.0):
         self.store = store
+        #: Seconds an Idempotency-Key is remembered.
+        self.idempotency_ttl = idempotency_ttl
         self.max_replicas = max_replicas
         #: Most services and computes that may exist (None: no limit).
         self.max_services = max_services
@@ -203,14 +226,18 @@ class Intents:
         """Recent events of a service, newest first."""
         return (await self.get_service(name))["events"]
 
-    async def _change_replicas(self, name, change, *, computes, create, expect_version=None):
+    async def _change_replicas(self, name, change, *, computes, create, expect_version=None,
+                               idempotency: Optional[Idempotency] = None):
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
         if they all exist at that moment (checked inside the write, before
         ``change``, so an unknown compute is a 404 whatever else is wrong).
-        Returns (view, created)."""
+        ``idempotency``: the change is recorded under its key in the same
+        transaction, so a retry is answered from the record and never applied
+        twice. Returns (view, created)."""
         created = False
+        written = {}
 
         def apply(current):
             nonlocal created
@@ -227,25 +254,73 @@ class Intents:
             if current is None and updated.generation == 0:
                 updated = dataclasses.replace(updated, generation=1)
             created = current is None
-            return updated.to_store()
+            value = updated.to_store()
+            # The version the answer will carry: unchanged specs keep theirs.
+            written.update(spec=value, version=current.version
+                           if current is not None and current.value == value else None)
+            return value
 
-        conditions = [Condition.exists(compute_key(c)) for c in computes]
+        # An idempotency key seen before is checked first: a replay is answered as
+        # then, even if a compute it named is gone since.
+        conditions = [Condition.version(idempotency.store_key, 0)] if idempotency else []
+        conditions += [Condition.exists(compute_key(c)) for c in computes]
         if create and self.max_services is not None \
                 and await self.store.get(service_key(name)) is None:
             # Checked, not enforced inside the write: services are created while
             # others change all the time, so concurrent creations may pass the
             # limit by a few. It guards against runaway scripts, not by the unit.
             await self._check_room(SERVICES, self.max_services, "services", "max_services")
+        ops = [Op.update(service_key(name), apply, conditions=conditions)]
+        if idempotency is not None:
+            ops.append(Op.update(idempotency.store_key, lambda _: {
+                "request": idempotency.request, "service": name, "spec": written["spec"],
+                "version": written["version"], "expires": time.time() + self.idempotency_ttl}))
         try:
-            spec = await self.store.update(service_key(name), apply, conditions=conditions)
+            spec = (await self.store.transaction(ops))[0]
         except VersionMismatch as e:
+            if idempotency is not None and e.field == idempotency.store_key:
+                return await self._replay(idempotency, name, change, computes=computes,
+                                          create=create)
             if not (e.field or "").startswith(COMPUTES):
                 raise
             raise NotFound("compute %r does not exist" % e.field[len(COMPUTES):],
                            field="compute") from e
         return service_view(spec, await self.store.get(status_key(name))), created
 
-    async def upscale(self, name, compute):
+    async def _replay(self, idempotency, name, change, *, computes, create):
+        """The key was used before: answer as then, or refuse if the request differs."""
+        record = await self.store.get(idempotency.store_key)
+        if record is None or record.value["expires"] < time.time():
+            if record is not None:  # expired: forget it, and this is a new request
+                try:
+                    await self.store.delete(idempotency.store_key, expect_version=record.version)
+                except VersionMismatch:
+                    pass
+            return await self._change_replicas(name, change, computes=computes, create=create,
+                                               idempotency=idempotency)
+        if record.value["request"] != idempotency.request:
+            raise IdempotencyKeyReused("Idempotency-Key %r was used for another request (a "
+                                       "different operation, service or body)"
+                                       % idempotency.key, field="Idempotency-Key")
+        idempotency.replayed = True
+        spec = Record(service_key(record.value["service"]), record.value["spec"],
+                      record.value["version"] or record.version)
+        return service_view(spec, await self.store.get(status_key(name))), False
+
+    async def forget_expired_idempotency_keys(self, now=None):
+        """Delete the idempotency records whose time is up; returns how many."""
+        now = time.time() if now is None else now
+        forgotten = 0
+        for record in (await self.store.list(IDEMPOTENCY)).records:
+            if record.value["expires"] < now:
+                try:
+                    await self.store.delete(record.key, expect_version=record.version)
+                    forgotten += 1
+                except VersionMismatch:
+                    pass
+        return forgotten
+
+    async def upscale(self, name, compute, *, idempotency=None):
         def add_one(replicas):
             current = replicas.get(compute, 0)
             if current >= self.max_replicas:
@@ -253,10 +328,11 @@ class Intents:
                                "(max_replicas)" % (name, current, compute), field="compute")
             replicas[compute] = current + 1
             return replicas
-        view, _ = await self._change_replicas(name, add_one, computes=[compute], create=True)
+        view, _ = await self._change_replicas(name, add_one, computes=[compute], create=True,
+                                              idempotency=idempotency)
         return view
 
-    async def downscale(self, name, compute):
+    async def downscale(self, name, compute, *, idempotency=None):
         def remove_one(replicas):
             current = replicas.get(compute, 0)
             if current == 0:
@@ -264,14 +340,16 @@ class Intents:
                                field="compute")
             replicas[compute] = current - 1
             return replicas
-        view, _ = await self._change_replicas(name, remove_one, computes=[compute], create=False)
+        view, _ = await self._change_replicas(name, remove_one, computes=[compute],
+                                              create=False, idempotency=idempotency)
         return view
 
-    async def scale(self, name, compute, number):
+    async def scale(self, name, compute, number, *, idempotency=None):
         def set_number(replicas):
             replicas[compute] = number
             return replicas
-        view, _ = await self._change_replicas(name, set_number, computes=[compute], create=True)
+        view, _ = await self._change_replicas(name, set_number, computes=[compute], create=True,
+                                              idempotency=idempotency)
         return view
 
     async def put_service(self, name, replicas, *, expect_version=None):

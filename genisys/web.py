@@ -36,6 +36,7 @@ _STATUS_BY_ERROR = {
     errors.Conflict: 409,
     errors.VersionMismatch: 412,
     errors.StartFailed: 422,
+    errors.IdempotencyKeyReused: 422,
     errors.SimulatedFailure: 500,
     errors.StoreUnavailable: 503,
 }

@@ -7,8 +7,12 @@ resourceVersion through ``If-Match``. The names other modules import from
 here (ApiError, parse_json, MAX_BODY_BYTES, ...) are re-exported.
 """
 
+import hashlib
+import json
+import re
+
 from genisys import errors
-from genisys.intents import ANY_VERSION
+from genisys.intents import ANY_VERSION, Idempotency
 from genisys.web import (
     MAX_BODY_BYTES,
     ApiError,
@@ -23,12 +27,34 @@ __all__ = ["APIHandler", "ApiError", "InFlight", "MAX_BODY_BYTES", "NotFoundHand
            "parse_json", "reason_for"]
 
 
+#: What an Idempotency-Key may be: 1 to 255 visible ASCII characters.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
 class APIHandler(JSONHandler):
     """Handlers get the intent layer and the in-flight tracker from the route table."""
 
     def initialize(self, *, intents, tracker, auth=None):
         super().initialize(tracker=tracker, auth=auth)
         self.intents = intents
+
+    def idempotency(self, body):
+        """The request's Idempotency-Key with a digest of what it asks, or None."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is None:
+            return None
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise errors.Invalid("must be 1 to 255 visible ASCII characters",
+                                 field="Idempotency-Key")
+        asked = json.dumps([self.request.method, self.request.path.rstrip("/"), body],
+                           sort_keys=True)
+        return Idempotency(key=key, request=hashlib.sha256(asked.encode()).hexdigest())
+
+    def send_change(self, view, idempotency):
+        """202 with the service; a replayed answer says so."""
+        if idempotency is not None and idempotency.replayed:
+            self.set_header("Idempotent-Replayed", "true")
+        self.send(202, view, version=view["resourceVersion"])
 
     def if_match(self):
         """The If-Match precondition: None, ANY_VERSION or a resourceVersion."""

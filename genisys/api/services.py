@@ -50,8 +50,10 @@ class StepHandler(APIHandler):
         validate_name(name, "name")
         body = self.json_body()
         check_fields(body, required=("compute",))
-        view = await self.step(name, validate_name(body["compute"], "compute"))
-        self.send(202, view, version=view["resourceVersion"])
+        idempotency = self.idempotency(body)
+        view = await self.step(name, validate_name(body["compute"], "compute"),
+                               idempotency=idempotency)
+        self.send_change(view, idempotency)
 
 
 class ScaleHandler(APIHandler):
@@ -61,8 +63,9 @@ class ScaleHandler(APIHandler):
         check_fields(body, required=("compute", "number"))
         compute = validate_name(body["compute"], "compute")
         number = validate_count(body["number"], "number", self.intents.max_replicas)
-        view = await self.intents.scale(name, compute, number)
-        self.send(202, view, version=view["resourceVersion"])
+        idempotency = self.idempotency(body)
+        view = await self.intents.scale(name, compute, number, idempotency=idempotency)
+        self.send_change(view, idempotency)
 
 
 def routes(**deps):

@@ -8,10 +8,20 @@
 """
 
 from genisys.errors import ConfigError
-from genisys.store.base import DELETE, Compacted, Condition, Event, Listing, Record, Store, Watch
+from genisys.store.base import (
+    DELETE,
+    Compacted,
+    Condition,
+    Event,
+    Listing,
+    Op,
+    Record,
+    Store,
+    Watch,
+)
 
-__all__ = ["DELETE", "Compacted", "Condition", "Event", "Listing", "Record", "Store", "Watch",
-           "store_from_url", "validate_store_url"]
+__all__ = ["DELETE", "Compacted", "Condition", "Event", "Listing", "Op", "Record", "Store",
+           "Watch", "store_from_url", "validate_store_url"]
 
 SCHEMES = ("sqlite", "memory")
 

@@ -138,6 +138,13 @@ class Store(abc.ABC):
         resulting record (None if deleted or absent)."""
 
     @abc.abstractmethod
+    async def transaction(self, ops: Sequence["Op"]) -> list:
+        """Apply ``ops`` (``Op.put``/``Op.delete``/``Op.update``) in order, all or
+        nothing: if one is refused, none happened and its error is raised. Every
+        write of a transaction takes the same revision (as in etcd). Returns the
+        result of each op."""
+
+    @abc.abstractmethod
     async def revision(self) -> int:
         """The current store revision."""
 
@@ -176,13 +183,32 @@ class View(abc.ABC):
 
 @dataclasses.dataclass(frozen=True)
 class Op:
-    """One write request: kind is "put", "delete" or "update"."""
+    """One write request: kind is "put", "delete", "update" or "txn" (whose value
+    is a list of the others)."""
 
     kind: str
     key: str
     value: object = None
     expect_version: Optional[int] = None
     conditions: Sequence[Condition] = ()
+
+    @classmethod
+    def put(cls, key, value, *, expect_version=None, conditions=()):
+        return cls("put", key, value, expect_version, tuple(conditions))
+
+    @classmethod
+    def delete(cls, key, *, expect_version=None, conditions=()):
+        return cls("delete", key, None, expect_version, tuple(conditions))
+
+    @classmethod
+    def update(cls, key, fn, *, conditions=()):
+        return cls("update", key, fn, None, tuple(conditions))
+
+    @classmethod
+    def txn(cls, ops):
+        if not ops or any(op.kind == "txn" for op in ops):
+            raise ValueError("a transaction is a non-empty list of put, delete, update")
+        return cls("txn", "", list(ops))
 
 
 def check_conditions(view, conditions):
@@ -218,8 +244,21 @@ def check_expected(key, current, expect_version):
 def apply_op(view, op, revision):
     """Run ``op`` against ``view``; a write takes ``revision``.
 
-    Returns ``(result, event_or_None)``. Raises GenisysError to refuse, in
-    which case the view must be left as it was (the caller rolls back)."""
+    Returns ``(result, events)``. Raises GenisysError to refuse, in which case
+    the view must be left as it was (the caller rolls back what a transaction
+    wrote before the refused op)."""
+    if op.kind == "txn":
+        results, events = [], []
+        for sub in op.value:
+            result, more = apply_op(view, sub, revision)
+            results.append(result)
+            events += more
+        return results, events
+    result, event = _apply_one(view, op, revision)
+    return result, [event] if event is not None else []
+
+
+def _apply_one(view, op, revision):
     check_conditions(view, op.conditions)
     current = view.read(op.key)
     check_expected(op.key, current, op.expect_version)

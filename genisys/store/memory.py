@@ -60,11 +60,26 @@ class MemoryStore(Store):
     def _apply(self, op):
         # Runs without awaiting anything: atomic on the event loop by construction.
         self._check_open()
-        result, event = apply_op(_MemoryView(self), op, self._revision + 1)
-        if event is not None:
-            self._revision = event.revision
-            self._hub.publish([event])
+        keys = [sub.key for sub in op.value] if op.kind == "txn" else [op.key]
+        saved = {key: self._data.get(key) for key in keys}
+        try:
+            result, events = apply_op(_MemoryView(self), op, self._revision + 1)
+        except BaseException:
+            self._restore(saved)  # a refused op of a transaction undoes the ones before
+            raise
+        if events:
+            self._revision = events[-1].revision
+            self._hub.publish(events)
         return result
+
+    def _restore(self, saved):
+        view = _MemoryView(self)
+        for key, item in saved.items():
+            if item is None:
+                if key in self._data:
+                    view.remove(key)
+            else:
+                view.write(Record(key, json.loads(item[0]), item[1]))
 
     async def close(self):
         self._closed = True
@@ -79,13 +94,18 @@ class MemoryStore(Store):
         return Listing([self._read(key) for key, _ in self._range(prefix)], self._revision)
 
     async def put(self, key, value, *, expect_version=None, conditions=()):
-        return self._apply(Op("put", key, value, expect_version, tuple(conditions)))
+        return self._apply(Op.put(key, value, expect_version=expect_version,
+                                     conditions=conditions))
 
     async def delete(self, key, *, expect_version=None, conditions=()):
-        return self._apply(Op("delete", key, None, expect_version, tuple(conditions)))
+        return self._apply(Op.delete(key, expect_version=expect_version,
+                                        conditions=conditions))
 
     async def update(self, key, fn, *, conditions=()):
-        return self._apply(Op("update", key, fn, None, tuple(conditions)))
+        return self._apply(Op.update(key, fn, conditions=conditions))
+
+    async def transaction(self, ops):
+        return self._apply(Op.txn(ops))
 
     async def revision(self):
         self._check_open()

@@ -193,16 +193,16 @@ class SqliteStore(Store):
             for op, _ in batch:
                 conn.execute("SAVEPOINT op")
                 try:
-                    result, event = apply_op(view, op, revision + 1)
+                    result, op_events = apply_op(view, op, revision + 1)
                 except Exception as e:  # refused (GenisysError) or a bug in an update fn
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((False, e))
                     continue
                 conn.execute("RELEASE op")
-                if event is not None:
-                    revision = event.revision
-                    events.append(event)
+                if op_events:
+                    revision = op_events[-1].revision
+                    events += op_events
                 outcomes.append((True, result))
             if revision != start_revision:
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
@@ -273,13 +273,18 @@ class SqliteStore(Store):
         return Listing([Record(k, json.loads(v), ver) for k, v, ver in rows], revision)
 
     async def put(self, key, value, *, expect_version=None, conditions=()):
-        return await self._submit(Op("put", key, value, expect_version, tuple(conditions)))
+        return await self._submit(Op.put(key, value, expect_version=expect_version,
+                                     conditions=conditions))
 
     async def delete(self, key, *, expect_version=None, conditions=()):
-        return await self._submit(Op("delete", key, None, expect_version, tuple(conditions)))
+        return await self._submit(Op.delete(key, expect_version=expect_version,
+                                        conditions=conditions))
 
     async def update(self, key, fn, *, conditions=()):
-        return await self._submit(Op("update", key, fn, None, tuple(conditions)))
+        return await self._submit(Op.update(key, fn, conditions=conditions))
+
+    async def transaction(self, ops):
+        return await self._submit(Op.txn(ops))
 
     async def revision(self):
         conn = self._reading()

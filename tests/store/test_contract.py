@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from genisys.errors import GenisysError, StoreUnavailable, VersionMismatch
-from genisys.store import DELETE, Compacted, Condition
+from genisys.store import DELETE, Compacted, Condition, Op
 
 
 @pytest.mark.gen_test
@@ -240,3 +240,43 @@ async def test_a_value_that_is_not_json_fails_alone_and_the_store_goes_on(store)
         await store.put("k/a", {"not json": {1, 2}})
     assert await store.revision() == before
     assert (await store.put("k/b", {"ok": True})).value == {"ok": True}
+
+
+@pytest.mark.gen_test
+async def test_a_transaction_is_all_or_nothing_at_one_revision(store):
+    await store.put("k/a", {"n": 1})
+    watch = store.watch("k/")
+    results = await store.transaction([
+        Op.update("k/a", lambda r: {"n": r.value["n"] + 1}),
+        Op.put("k/b", {"n": 10}, expect_version=0),
+        Op.delete("k/c"),
+    ])
+    assert [r.value if r else None for r in results] == [{"n": 2}, {"n": 10}, None]
+    assert results[0].version == results[1].version == await store.revision()
+    events = [await watch.__anext__(), await watch.__anext__()]
+    assert [(e.type, e.key) for e in events] == [("put", "k/a"), ("put", "k/b")]
+    assert events[0].revision == events[1].revision
+    watch.close()
+
+    before = await store.revision()
+    for refused in (Op.put("k/b", {"n": 11}, expect_version=0),  # exists
+                    Op.update("k/b", lambda r: (_ for _ in ()).throw(VersionMismatch("no")))):
+        with pytest.raises(VersionMismatch):
+            await store.transaction([Op.put("k/a", {"n": 99}), Op.delete("k/a"),
+                                     Op.put("k/new", {"n": 1}), refused])
+        assert (await store.get("k/a")).value == {"n": 2}  # nothing of it happened
+        assert (await store.get("k/b")).value == {"n": 10}
+        assert await store.get("k/new") is None
+        assert await store.revision() == before
+
+
+@pytest.mark.gen_test
+async def test_a_later_op_of_a_transaction_sees_the_earlier_ones(store):
+    results = await store.transaction([
+        Op.put("k/a", {"n": 1}, expect_version=0),
+        Op.update("k/a", lambda r: {"n": r.value["n"] + 1}),
+        Op.put("k/b", {"n": 1}, conditions=[Condition.exists("k/a")]),
+    ])
+    assert results[1].value == {"n": 2} and (await store.get("k/b")).value == {"n": 1}
+    with pytest.raises(ValueError):
+        await store.transaction([])
