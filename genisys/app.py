@@ -15,6 +15,7 @@ import signal
 import tornado.httpserver
 
 from genisys.api import make_app
+from genisys.audit import AuditLog
 from genisys.auth import Authenticator
 from genisys.computefile import load_compute_file
 from genisys.config import is_loopback
@@ -110,7 +111,7 @@ async def run(settings, *, stop=None):
     except GenisysError as e:
         raise StartupError("cannot open the store %s: %s" % (settings.store.url, e.message)) \
             from e
-    reconciler = janitor = None
+    reconciler = janitor = audit = audit_writer = None
     try:
         intents = Intents(store, max_replicas=settings.intents.max_replicas,
                           max_services=settings.intents.max_services,
@@ -121,8 +122,11 @@ async def run(settings, *, stop=None):
         metrics = Metrics()
         reconciler = make_reconciler(store, settings, metrics)
         await reconciler.start()
+        audit = AuditLog(store)
         janitor = start_task(forget_expired_keys(intents), name="idempotency-janitor")
-        app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens))
+        audit_writer = start_task(audit.run(), name="audit-writer")
+        app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens),
+                       audit=audit)
         server = tornado.httpserver.HTTPServer(
             app, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
             max_header_size=SERVER_MAX_HEADER_BYTES,
@@ -142,7 +146,9 @@ async def run(settings, *, stop=None):
         except asyncio.TimeoutError:
             log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
     finally:
-        await stop_tasks([janitor])
+        await stop_tasks([janitor, audit_writer])
+        if audit is not None:
+            await audit.flush()  # what was answered is in the trail
         if reconciler is not None:
             await reconciler.stop()
             reconciler.client.close()

@@ -120,6 +120,8 @@ class JSONHandler(tornado.web.RequestHandler):
     def initialize(self, *, tracker, auth=None):
         self.tracker = tracker
         self.auth = auth
+        #: The ``reason`` of the error this request was answered with, if any.
+        self.error_reason = None
         self._body = bytearray()
         self._too_large = False
         self._tracked = False
@@ -135,8 +137,8 @@ class JSONHandler(tornado.web.RequestHandler):
     def authenticate(self):
         if self.public or self.auth is None or not self.auth.enabled:
             return
-        self.current_user = self.auth.authorize(self.request.headers.get("Authorization"),
-                                                self.request.method, self.request.path)
+        self.current_user = self.auth.identify(self.request.headers.get("Authorization"))
+        self.auth.authorize(self.current_user, self.request.method, self.request.path)
 
     def check_header_size(self):
         request = self.request
@@ -222,6 +224,7 @@ class JSONHandler(tornado.web.RequestHandler):
         else:
             status, reason, message = 500, "InternalError", "internal error, see the server log"
         self.set_status(status)
+        self.error_reason = reason
         if status == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         if status == 401:

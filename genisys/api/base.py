@@ -12,6 +12,7 @@ import json
 import re
 
 from genisys import errors
+from genisys.auth import WRITE_METHODS
 from genisys.intents import ANY_VERSION, Idempotency
 from genisys.web import (
     MAX_BODY_BYTES,
@@ -34,9 +35,17 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 class APIHandler(JSONHandler):
     """Handlers get the intent layer and the in-flight tracker from the route table."""
 
-    def initialize(self, *, intents, tracker, auth=None):
+    def initialize(self, *, intents, tracker, auth=None, audit=None):
         super().initialize(tracker=tracker, auth=auth)
         self.intents = intents
+        self.audit = audit
+
+    def on_finish(self):
+        if self.audit is not None and self.request.method in WRITE_METHODS:
+            who = self.current_user.name if self.current_user else "anonymous"
+            self.audit.record(who=who, method=self.request.method, path=self.request.path,
+                              status=self.get_status(), reason=self.error_reason)
+        super().on_finish()
 
     def idempotency(self, body):
         """The request's Idempotency-Key with a digest of what it asks, or None."""

@@ -1,0 +1,89 @@
+"""The audit trail: who asked to change what, when, and what came of it.
+
+Every mutating request (POST, PUT, DELETE), granted or refused, leaves an
+entry: the token name that made it (``anonymous`` without one), the method
+and path, the answer's status and error reason, and the time. Entries go to
+the ``genisys.audit`` log at once and to the store (``audit/<time>``) in
+batches, written by one background task so a burst of requests costs one
+transaction, not one per request. The store keeps the newest ``keep``.
+"""
+
+import asyncio
+import datetime
+import logging
+import time
+
+from genisys.errors import GenisysError
+from genisys.store import Op
+
+log = logging.getLogger("genisys.audit")
+
+AUDIT = "audit/"
+#: Entries kept in the store; older ones are deleted.
+KEEP = 10000
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
+
+
+class AuditLog:
+    def __init__(self, store, *, keep=KEEP):
+        self.store = store
+        self.keep = keep
+        self._pending = []
+        self._wake = asyncio.Event()
+        self._seq = 0
+        #: Entries in the store, as far as this process knows (None: not counted yet).
+        self._stored = None
+
+    def record(self, *, who, method, path, status, reason=None):
+        entry = {"time": _now(), "who": who, "method": method, "path": path, "status": status}
+        if reason:
+            entry["reason"] = reason
+        log.info("%s %s %s -> %d%s", who, method, path, status,
+                 " " + reason if reason else "")
+        self._seq += 1
+        self._pending.append(("%s%020d-%06d" % (AUDIT, time.time_ns(), self._seq % 10**6),
+                              entry))
+        self._wake.set()
+
+    async def run(self):
+        """The writer task: flush whenever entries are waiting."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self):
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            await self.store.transaction([Op.put(key, entry) for key, entry in batch])
+        except GenisysError as e:
+            # The log line above already has them; the store will again later.
+            log.error("cannot store %d audit entries: %s", len(batch), e)
+            return
+        if self._stored is not None:
+            self._stored += len(batch)
+        if self._stored is None or self._stored > self.keep * 1.1:
+            await self._trim()
+
+    async def _trim(self):
+        records = (await self.store.list(AUDIT)).records
+        excess = records[:max(0, len(records) - self.keep)]
+        if excess:
+            try:
+                await self.store.transaction([Op.delete(r.key) for r in excess])
+            except GenisysError as e:
+                log.error("cannot trim the audit trail: %s", e)
+                return
+        self._stored = len(records) - len(excess)
+
+    async def entries(self, limit=100):
+        """The newest ``limit`` entries, newest first."""
+        await self.flush()
+        records = (await self.store.list(AUDIT)).records
+        return [r.value for r in reversed(records[-limit:])] if limit else []
