@@ -11,6 +11,7 @@ import asyncio
 import errno
 import logging
 import signal
+import urllib.parse
 
 import tornado.httpserver
 
@@ -18,7 +19,7 @@ from genisys.api import make_app
 from genisys.audit import AuditLog
 from genisys.auth import Authenticator
 from genisys.computefile import load_compute_file
-from genisys.config import is_loopback
+from genisys.config import is_loopback, server_tls_context
 from genisys.connector.client import ConnectorClient
 from genisys.errors import GenisysError, StartupError
 from genisys.intents import Intents
@@ -47,6 +48,15 @@ async def sync_computes(intents, computes, source):
                  compute.name, compute.connector, source)
 
 
+async def warn_plain_http(intents):
+    for compute in (await intents.list_computes()).values():
+        url = urllib.parse.urlsplit(compute["connector"])
+        if url.scheme == "http" and not is_loopback(url.hostname or ""):
+            log.warning("compute %s reaches its connector over plain http (%s): calls are "
+                        "neither encrypted nor authenticated on the way", compute["name"],
+                        compute["connector"])
+
+
 async def forget_expired_keys(intents):
     """Now and then, drop the idempotency records whose time is up."""
     interval = min(max(intents.idempotency_ttl / 10, 1.0), 3600.0)
@@ -63,7 +73,8 @@ async def forget_expired_keys(intents):
 def make_reconciler(store, settings, metrics):
     client = ConnectorClient(connect_timeout=settings.connector.connect_timeout,
                              request_timeout=settings.connector.timeout,
-                             max_in_flight=settings.connector.max_in_flight, metrics=metrics)
+                             max_in_flight=settings.connector.max_in_flight,
+                             ca_file=settings.connector.ca_file, metrics=metrics)
     backoff = Backoff(initial=settings.reconciler.backoff_initial,
                       maximum=settings.reconciler.backoff_max)
     return Reconciler(store, client, metrics=metrics,
@@ -119,6 +130,7 @@ async def run(settings, *, stop=None):
                           connector_hosts=settings.intents.connector_hosts,
                           idempotency_ttl=settings.intents.idempotency_ttl)
         await sync_computes(intents, computes, settings.intents.compute_file)
+        await warn_plain_http(intents)
         metrics = Metrics()
         reconciler = make_reconciler(store, settings, metrics)
         await reconciler.start()
@@ -127,15 +139,18 @@ async def run(settings, *, stop=None):
         audit_writer = start_task(audit.run(), name="audit-writer")
         app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens),
                        audit=audit)
+        tls = None
+        if settings.server.tls_cert:
+            tls = server_tls_context(settings.server.tls_cert, settings.server.tls_key)
         server = tornado.httpserver.HTTPServer(
-            app, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
+            app, ssl_options=tls, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
             max_header_size=SERVER_MAX_HEADER_BYTES,
             idle_connection_timeout=settings.server.idle_timeout,
             body_timeout=settings.server.body_timeout)
         port = _listen(server, settings)
         _log_access(settings)
-        log.info("genisys listening on http://%s:%d (store %s)", settings.server.bind, port,
-                 settings.store.url)
+        log.info("genisys listening on %s://%s:%d (store %s)", "https" if tls else "http",
+                 settings.server.bind, port, settings.store.url)
         await stop.wait()
         log.info("shutting down: no new connections, finishing %d request(s)",
                  app.tracker.count)

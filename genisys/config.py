@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import ssl
 from typing import Optional
 
 import yaml
@@ -36,6 +37,10 @@ class ServerSettings:
     idle_timeout: float = 20.0
     #: Seconds a client may take to send a request body (bodies are tiny).
     body_timeout: float = 20.0
+    #: PEM certificate (chain) and private key: with both, the API is served
+    #: over HTTPS only. Neither: plain HTTP (fine on loopback).
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +95,10 @@ class ConnectorSettings:
     #: Calls in flight to one connector at most, so one slow connector never
     #: holds every connection (others wait their turn).
     max_in_flight: int = 8
+    #: PEM bundle of the CAs that sign connector certificates (https
+    #: connectors); None: the system's trusted CAs. Certificates are always
+    #: verified.
+    ca_file: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +286,14 @@ OPTIONS = [
     Option("genisys.body_timeout", "GENISYS_BODY_TIMEOUT", "--body-timeout", parse_duration,
            "server.body_timeout", "most time to send a request body (default 20s)",
            "DURATION"),
+    Option("genisys.tls_cert", "GENISYS_TLS_CERT", "--tls-cert", parse_path, "server.tls_cert",
+           "PEM certificate chain: serve HTTPS (with --tls-key)", "FILE"),
+    Option("genisys.tls_key", "GENISYS_TLS_KEY", "--tls-key", parse_path, "server.tls_key",
+           "PEM private key of --tls-cert", "FILE"),
+    Option("connector.ca_file", "GENISYS_CONNECTOR_CA_FILE", "--connector-ca-file", parse_path,
+           "connector.ca_file",
+           "PEM CA bundle that signs https connectors' certificates (default: system CAs)",
+           "FILE"),
     Option("genisys.compute_file", "GENISYS_COMPUTE_FILE", "--compute-file", parse_path,
            "intents.compute_file",
            "computes.py to load at start (default ./computes.py if it exists)", "FILE"),
@@ -371,6 +388,37 @@ def _load_tokens(tokens_file, environ):
     return tuple(auth.check_unique(tokens))
 
 
+def server_tls_context(cert, key):
+    """The SSL context that serves the API, or ConfigError naming what is wrong."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError("cannot use certificate %s with key %s: %s"
+                          % (cert, key, getattr(e, "strerror", None) or e),
+                          field="genisys.tls_cert") from e
+    return context
+
+
+def _check_tls(cert, key):
+    if (cert is None) != (key is None):
+        missing = "genisys.tls_key" if key is None else "genisys.tls_cert"
+        raise ConfigError("HTTPS needs both a certificate and its key", field=missing)
+    if cert is not None:
+        server_tls_context(cert, key)
+
+
+def _check_ca_file(path):
+    if path is None:
+        return
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError("cannot load CA certificates from %s: %s"
+                          % (path, getattr(e, "strerror", None) or e),
+                          field="connector.ca_file") from e
+
+
 def is_loopback(bind):
     if bind == "localhost":
         return True
@@ -435,6 +483,8 @@ def load_settings(flags=None, environ=None):
                           field="genisys.compute_file")
 
     groups["auth"]["tokens"] = _load_tokens(groups["auth"].get("tokens_file"), environ)
+    _check_tls(groups["server"].get("tls_cert"), groups["server"].get("tls_key"))
+    _check_ca_file(groups["connector"].get("ca_file"))
     _check_exposure(groups["server"].get("bind", ServerSettings.bind), groups["auth"])
 
     return Settings(server=ServerSettings(**groups["server"]),

@@ -15,7 +15,7 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENISYS_PY = os.path.join(ROOT, "genisys.py")
 
-_LISTENING = re.compile(r"genisys listening on http://([^:]+):(\d+)")
+_LISTENING = re.compile(r"genisys listening on https?://([^:]+):(\d+)")
 
 
 def free_port():

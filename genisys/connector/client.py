@@ -93,13 +93,16 @@ def _error_message(body):
 class ConnectorClient:
     """Calls connectors; one per controller, closed with ``close()``."""
 
-    def __init__(self, *, connect_timeout, request_timeout, max_in_flight=8, metrics=None):
+    def __init__(self, *, connect_timeout, request_timeout, max_in_flight=8, ca_file=None,
+                 metrics=None):
         #: Seconds to establish a connection.
         self.connect_timeout = connect_timeout
         #: Seconds for a whole call, connection included.
         self.request_timeout = request_timeout
         #: Calls in flight to one connector at most; others wait their turn.
         self.max_in_flight = max_in_flight
+        #: CA bundle that signs https connectors' certificates (None: the system's).
+        self.ca_file = ca_file
         self.metrics = metrics
         self._http = None
         self._limits = {}
@@ -166,6 +169,7 @@ class ConnectorClient:
         request = tornado.httpclient.HTTPRequest(
             url, method=method, body=body, connect_timeout=self.connect_timeout,
             request_timeout=self.request_timeout, follow_redirects=False,
+            validate_cert=True, ca_certs=self.ca_file,
             headers={"Content-Type": "application/json", "Accept": "application/json"})
         limit = self._limit(compute.connector)
         # Waiting for a turn counts against the timeout too: with a connector that

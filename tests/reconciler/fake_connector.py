@@ -75,7 +75,7 @@ class ScaleHandler(_Handler):
 
 
 class FakeConnector:
-    def __init__(self):
+    def __init__(self, *, ssl_options=None):
         self.mode = OK
         self.running = collections.Counter()
         self.calls = []
@@ -93,11 +93,11 @@ class FakeConnector:
             (r"/service/([^/]+)/status", StatusHandler, {"fake": self}),
             (r"/service/([^/]+)/scale", ScaleHandler, {"fake": self}),
         ])
-        self.server = tornado.httpserver.HTTPServer(app)
+        self.server = tornado.httpserver.HTTPServer(app, ssl_options=ssl_options)
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.server.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if ssl_options else "http", self.port)
 
     def scales(self, service=None):
         return [n for _, op, s, n in self.calls if op == "scale" and service in (None, s)]
