@@ -105,6 +105,39 @@ def _listen(server, settings):
     return sockets[0].getsockname()[1]
 
 
+def make_intents(store, settings):
+    return Intents(store, max_replicas=settings.intents.max_replicas,
+                   max_services=settings.intents.max_services,
+                   max_computes=settings.intents.max_computes,
+                   connector_hosts=settings.intents.connector_hosts,
+                   idempotency_ttl=settings.intents.idempotency_ttl)
+
+
+async def serve(app, settings, stop):
+    """Serve ``app`` until ``stop`` is set, then drain: no new connections, let
+    in-flight requests finish, close what is left."""
+    tls = None
+    if settings.server.tls_cert:
+        tls = server_tls_context(settings.server.tls_cert, settings.server.tls_key)
+    server = tornado.httpserver.HTTPServer(
+        app, ssl_options=tls, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
+        max_header_size=SERVER_MAX_HEADER_BYTES,
+        idle_connection_timeout=settings.server.idle_timeout,
+        body_timeout=settings.server.body_timeout)
+    port = _listen(server, settings)
+    _log_access(settings)
+    log.info("genisys listening on %s://%s:%d (store %s)", "https" if tls else "http",
+             settings.server.bind, port, settings.store.url)
+    await stop.wait()
+    log.info("shutting down: no new connections, finishing %d request(s)", app.tracker.count)
+    server.stop()
+    await app.tracker.wait_idle(SHUTDOWN_GRACE_SECONDS)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
+
+
 async def run(settings, *, stop=None):
     """Serve until ``stop`` (an asyncio.Event) is set or a signal arrives."""
     computes = []
@@ -122,46 +155,22 @@ async def run(settings, *, stop=None):
     except GenisysError as e:
         raise StartupError("cannot open the store %s: %s" % (settings.store.url, e.message)) \
             from e
-    reconciler = janitor = audit = audit_writer = None
+    reconciler = audit = None
+    background = []
     try:
-        intents = Intents(store, max_replicas=settings.intents.max_replicas,
-                          max_services=settings.intents.max_services,
-                          max_computes=settings.intents.max_computes,
-                          connector_hosts=settings.intents.connector_hosts,
-                          idempotency_ttl=settings.intents.idempotency_ttl)
+        intents = make_intents(store, settings)
         await sync_computes(intents, computes, settings.intents.compute_file)
         await warn_plain_http(intents)
-        metrics = Metrics()
+        metrics, audit = Metrics(), AuditLog(store)
         reconciler = make_reconciler(store, settings, metrics)
         await reconciler.start()
-        audit = AuditLog(store)
-        janitor = start_task(forget_expired_keys(intents), name="idempotency-janitor")
-        audit_writer = start_task(audit.run(), name="audit-writer")
+        background = [start_task(forget_expired_keys(intents), name="idempotency-janitor"),
+                      start_task(audit.run(), name="audit-writer")]
         app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens),
                        audit=audit)
-        tls = None
-        if settings.server.tls_cert:
-            tls = server_tls_context(settings.server.tls_cert, settings.server.tls_key)
-        server = tornado.httpserver.HTTPServer(
-            app, ssl_options=tls, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
-            max_header_size=SERVER_MAX_HEADER_BYTES,
-            idle_connection_timeout=settings.server.idle_timeout,
-            body_timeout=settings.server.body_timeout)
-        port = _listen(server, settings)
-        _log_access(settings)
-        log.info("genisys listening on %s://%s:%d (store %s)", "https" if tls else "http",
-                 settings.server.bind, port, settings.store.url)
-        await stop.wait()
-        log.info("shutting down: no new connections, finishing %d request(s)",
-                 app.tracker.count)
-        server.stop()
-        await app.tracker.wait_idle(SHUTDOWN_GRACE_SECONDS)
-        try:
-            await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
-        except asyncio.TimeoutError:
-            log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
+        await serve(app, settings, stop)
     finally:
-        await stop_tasks([janitor, audit_writer])
+        await stop_tasks(background)
         if audit is not None:
             await audit.flush()  # what was answered is in the trail
         if reconciler is not None:
