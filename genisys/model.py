@@ -52,6 +52,11 @@ def validate_connector_url(value, field="connector"):
         raise Invalid("must be a string, got %s" % type_name(value), field=field)
     if len(value) > 2048:
         raise Invalid("URL is longer than 2048 characters", field=field)
+    odd = [c for c in value if not c.isspace() and not "!" <= c <= "~"]
+    if odd:
+        # Control and non-ASCII characters can't go on the wire as they are.
+        raise Invalid("%s contains %s, which is not visible ASCII (percent-encode it)"
+                      % (describe(value), describe(odd[0])), field=field)
     try:
         parts = urllib.parse.urlsplit(value)
         port = parts.port  # raises ValueError on a bad port

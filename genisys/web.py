@@ -155,7 +155,8 @@ class JSONHandler(tornado.web.RequestHandler):
         if self.request.method.upper() not in self.allowed_methods():
             raise tornado.web.HTTPError(405)
         declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if (declared is not None and declared.isascii() and declared.isdigit()
+                and int(declared) > MAX_BODY_BYTES):
             raise ApiError(413, "request body is %s bytes, the limit is %d"
                            % (declared, MAX_BODY_BYTES), field="body")
         if self.request.method in ("POST", "PUT", "PATCH"):

@@ -6,22 +6,27 @@ they never talk to connectors (the reconciler does).
 
 import tornado.web
 
-from genisys.api import computes, health, services
+from genisys.api import audit as audit_api
+from genisys.api import computes, health, openapi, services
 from genisys.api import metrics as metrics_api
 from genisys.api.base import InFlight, NotFoundHandler
+from genisys.audit import AuditLog
 from genisys.metrics import Metrics
 
 
-def make_app(intents, *, tracker=None, metrics=None, auth=None):
+def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None):
     """The API application; ``auth`` (an Authenticator) makes every endpoint but
-    the health checks require a token."""
+    the health checks require a token; ``audit`` records every change asked for."""
     tracker = tracker or InFlight()
-    deps = {"intents": intents, "tracker": tracker, "auth": auth}
+    audit = audit or AuditLog(intents.store)
+    deps = {"intents": intents, "tracker": tracker, "auth": auth, "audit": audit}
     app = tornado.web.Application(
         computes.routes(**deps) + services.routes(**deps) + health.routes(**deps)
-        + metrics_api.routes(metrics=metrics or Metrics(), **deps),
+        + metrics_api.routes(metrics=metrics or Metrics(), **deps)
+        + openapi.routes(**deps) + audit_api.routes(**deps),
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
     )
     app.tracker = tracker
+    app.audit = audit
     return app

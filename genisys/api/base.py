@@ -76,7 +76,7 @@ class APIHandler(JSONHandler):
         if tag.startswith("W/"):
             tag = tag[2:]
         tag = tag.strip('"')
-        if not tag.isdigit():
+        if not (tag.isascii() and tag.isdigit()):
             raise errors.VersionMismatch("If-Match %r is not a resourceVersion of this object"
                                          % header)
         return int(tag)

@@ -253,6 +253,13 @@ CASES = [
             compute_body(connector="http://127.0.0.1:7051/#top"), "connector", "fragment"),
     invalid("url-with-white-space", "POST", "/compute",
             compute_body(connector="http://127.0.0.1:7051/a b"), "connector", "white space"),
+    invalid("url-with-nul", "POST", "/compute",
+            compute_body(connector="\u0000http://127.0.0.1:7051"), "connector", "visible ASCII"),
+    invalid("url-with-nul-in-path", "PUT", "/compute/local",
+            {"connector": "http://127.0.0.1:7051/a\u0000b"}, "connector", "visible ASCII"),
+    invalid("url-not-ascii", "POST", "/compute",
+            compute_body(connector="http://127.0.0.1:7051/\u00e9"), "connector",
+            "percent-encode"),
     invalid("put-url-ftp", "PUT", "/compute/local", {"connector": "ftp://127.0.0.1:7051"},
             "connector", "http://"),
     invalid("put-url-no-scheme", "PUT", "/compute/other", {"connector": "127.0.0.1:7052"},
@@ -500,3 +507,20 @@ def test_seeded_state_reads_back_unchanged(server):
     assert web["generation"] == 2
     assert web["deleting"] is False
     assert r.headers["ETag"] == '"%d"' % web["resourceVersion"]
+
+
+@pytest.mark.parametrize("method, path, headers", [
+    ("PUT", "/compute/local", {"If-Match": b'"\xb2"'}),
+    ("DELETE", "/compute/local", {"If-Match": b"\xb9"}),
+    ("GET", "/audit?limit=%C2%B2", {}),
+    ("GET", "/audit?limit=%EF%BC%91", {}),
+])
+def test_digits_that_are_not_ascii_are_refused_not_crashed_on(server, method, path, headers):
+    before = intents_dump(server.db_path)
+    r = server.request(method, path, headers=headers, json={"connector": "http://h:1"})
+    error = r.json()["error"]
+    if "If-Match" in headers:
+        assert r.status_code == 412 and "If-Match" in error["message"], r.text
+    else:
+        assert r.status_code == 400 and error["field"] == "limit", r.text
+    assert intents_dump(server.db_path) == before
