@@ -1,3 +1,5 @@
 """genisys: compute resource management as a reconciling controller."""
 
-__version__ = "0.1.0"
+from genisys.version import __version__
+
+__all__ = ["__version__"]

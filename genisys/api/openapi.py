@@ -20,19 +20,17 @@ must equal the one in the path; counts are integer literals (JSON Schema takes
 portable core of what genisys accepts (see ``CONNECTOR_URL_PATTERN``).
 """
 
-import sys
 
 from genisys.api.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
 from genisys.api.base import APIHandler
 from genisys.model import CONDITIONS, DEFAULT_MAX_REPLICAS
+from genisys.version import __version__
 from genisys.web import MAX_BODY_BYTES, MAX_HEADER_BYTES
 
 OPENAPI_VERSION = "3.1.0"
 
-#: genisys.__version__. The package is always imported before its modules, so it is read
-#: from sys.modules: ``from genisys import __version__`` would look to import-linter like
-#: an import of genisys.cli (grimp takes the repository's genisys.py for the root package).
-VERSION = sys.modules["genisys"].__version__
+#: info.version of the document: the package version.
+VERSION = __version__
 
 #: ``genisys.model``'s name rule (an RFC 1123 label, either case), anchored for JSON Schema.
 NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
