@@ -19,11 +19,12 @@ from genisys.api import make_app
 from genisys.audit import AuditLog
 from genisys.auth import Authenticator
 from genisys.computefile import load_compute_file
-from genisys.config import is_loopback, server_tls_context
+from genisys.config import server_tls_context
 from genisys.connector.client import ConnectorClient
 from genisys.errors import GenisysError, StartupError
 from genisys.intents import Intents
 from genisys.metrics import Metrics
+from genisys.model import is_loopback
 from genisys.reconciler.controller import Reconciler
 from genisys.reconciler.queue import Backoff
 from genisys.store import store_from_url

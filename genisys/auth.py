@@ -19,8 +19,7 @@ import os
 import re
 import stat
 
-import yaml
-
+from genisys import files
 from genisys.errors import ConfigError, Forbidden, Unauthenticated
 
 ADMIN = "admin"
@@ -62,17 +61,13 @@ def validate_token(name, secret, role, where):
 
 def load_tokens_file(path):
     """The tokens of a YAML file: a list of {name, token, role (default admin)}."""
+    name = "the tokens file %s" % path
+    data = files.load_yaml(path, field="genisys.tokens_file", name=name, quote=False)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
         mode = os.stat(path).st_mode
     except OSError as e:
-        raise ConfigError("cannot read the tokens file %s: %s" % (path, e.strerror or e),
+        raise ConfigError("cannot read %s: %s" % (name, e.strerror or e),
                           field="genisys.tokens_file") from e
-    except yaml.YAMLError as e:
-        raise ConfigError("the tokens file %s is not valid YAML: %s"
-                          % (path, str(e).replace("\n", " ")), field="genisys.tokens_file") \
-            from e
     if not isinstance(data, list) or not data:
         raise ConfigError("the tokens file %s must be a non-empty list of {name, token, role}"
                           % path, field="genisys.tokens_file")
@@ -93,13 +88,14 @@ def load_tokens_file(path):
     return tokens, bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
-def tokens_from_environment(value):
-    """GENISYS_TOKEN: one admin token, or several separated by commas (rotation)."""
+def tokens_from_environment(value, *, variable="GENISYS_TOKEN", name="env"):
+    """One admin token from an environment variable, or several separated by commas
+    (rotation): named ``name``, or ``name-1``, ``name-2``, ..."""
     secrets = [s.strip() for s in value.split(",") if s.strip()]
     if not secrets:
-        raise ConfigError("GENISYS_TOKEN is set but empty", field="auth")
-    return [validate_token("env" if len(secrets) == 1 else "env-%d" % (i + 1), secret, ADMIN,
-                           "GENISYS_TOKEN[%d]" % i) for i, secret in enumerate(secrets)]
+        raise ConfigError("%s is set but empty" % variable, field="auth")
+    return [validate_token(name if len(secrets) == 1 else "%s-%d" % (name, i + 1), secret,
+                           ADMIN, "%s[%d]" % (variable, i)) for i, secret in enumerate(secrets)]
 
 
 def check_unique(tokens):

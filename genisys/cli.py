@@ -9,12 +9,14 @@ usage or bad configuration. Errors are one line on stderr, never a traceback.
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 
-from genisys import config
+from genisys import auth, config
 from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
+from genisys.model import is_loopback
 
 SERVE_EPILOG = """\
 Every setting can come from genisys.yml, the environment or a flag; the
@@ -58,6 +60,9 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, metavar, _, _, text in CONNECTOR_FLAGS:
         connector.add_argument(flag, dest=flag, metavar=metavar, default=None, help=text)
+    connector.add_argument("--insecure-bind-any", action="store_true",
+                           help="allow a non-loopback --bind without GENISYS_CONNECTOR_TOKEN "
+                           "(dangerous: anyone who reaches the port runs processes)")
     return parser
 
 
@@ -150,6 +155,10 @@ POST /service/NAME/scale {"number": N}) and keeps service definitions
 "command": ["python3", "-m", "http.server"], "environment": {}, "cwd": null}.
 The simulated backend needs no definition.
 
+GENISYS_CONNECTOR_TOKEN (environment only; several separated by commas for
+rotation): every request but /healthz must carry Authorization: Bearer
+<token>. Give genisys the same token as the compute's "token".
+
 Durations are written 10s, 500ms, 2m or 1h.
 
 examples:
@@ -158,8 +167,10 @@ examples:
 """
 
 
-def connector_settings(args):
-    """ConnectorServerSettings from the parsed flags; ConfigError naming the bad flag."""
+def connector_settings(args, environ=None):
+    """ConnectorServerSettings from the parsed flags and GENISYS_CONNECTOR_TOKEN;
+    ConfigError naming the bad flag."""
+    environ = os.environ if environ is None else environ
     groups = {"": {}, "process": {}, "simulated": {}}
     given = []
     for flag, _, parse, target, _ in CONNECTOR_FLAGS:
@@ -178,9 +189,21 @@ def connector_settings(args):
         if group and group != backend:
             raise ConfigError("applies only to --backend %s (this is --backend %s)"
                               % (group, backend), field=flag)
+    tokens = ()
+    if environ.get("GENISYS_CONNECTOR_TOKEN") is not None:
+        tokens = tuple(auth.check_unique(auth.tokens_from_environment(
+            environ["GENISYS_CONNECTOR_TOKEN"], variable="GENISYS_CONNECTOR_TOKEN",
+            name="genisys")))
+    bind = groups[""].get("bind", "127.0.0.1")
+    if not tokens and not is_loopback(bind) and not args.insecure_bind_any:
+        raise ConfigError("refusing to listen on %s without a token: anyone who reaches it "
+                          "could run processes. Set GENISYS_CONNECTOR_TOKEN (and the "
+                          "compute's token in genisys), bind to 127.0.0.1, or pass "
+                          "--insecure-bind-any" % bind, field="--bind")
     return connector_main.ConnectorServerSettings(
         process=connector_main.ProcessSettings(**groups["process"]),
-        simulated=connector_main.SimulatedSettings(**groups["simulated"]), **groups[""])
+        simulated=connector_main.SimulatedSettings(**groups["simulated"]), tokens=tokens,
+        insecure_bind_any=args.insecure_bind_any, **groups[""])
 
 
 def cmd_connector(args):

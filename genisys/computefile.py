@@ -13,29 +13,37 @@ error, so a computes.py can never run code inside the controller.
 """
 
 import ast
+import io
+import tokenize
 
+from genisys import files
 from genisys.errors import ConfigError, Invalid
 from genisys.model import Compute
 
 
 def load_compute_file(path):
     """The computes a file defines, in file order; ConfigError with file:line on error."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            source = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError("cannot read %s: %s" % (path, e), field="genisys.compute_file") from e
-    return parse_computes(source, path)
+    return parse_computes(files.read_text(path, field="genisys.compute_file"), path)
 
 
 def parse_computes(source, path="computes.py"):
     def fail(line, message):
-        return ConfigError("%s:%s: %s" % (path, line, message), field="genisys.compute_file")
+        where = path if line is None else "%s:%d" % (path, line)
+        return ConfigError("%s: %s" % (where, message), field="genisys.compute_file")
 
+    if "\0" in source:
+        # Python refuses it too, but without a line (SyntaxError.lineno is None).
+        raise fail(files.line_of(source, source.index("\0")), "contains a NUL character")
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:
         raise fail(e.lineno, "invalid Python syntax: %s" % e.msg) from e
+    except ValueError as e:  # a lone surrogate: not text Python can read
+        raise fail(None, "cannot be parsed as Python: %s" % e) from e
+    except (RecursionError, MemoryError) as e:
+        # CPython's parser gives up on deep nesting (a RecursionError building the
+        # tree, a MemoryError when its own stack is full), without saying where.
+        raise fail(_too_deep_line(source), "nested too deeply for Python's parser") from e
 
     computes, seen = [], {}
     for node in tree.body:
@@ -48,11 +56,22 @@ def parse_computes(source, path="computes.py"):
                                     "\"connector\": ...} are allowed, found %s"
                        % type(node).__name__)
         variable = node.targets[0].id
+        for leaf in ast.walk(node.value):
+            # A hex literal makes an int too long for str(), which error messages need.
+            if isinstance(leaf, ast.Constant) and type(leaf.value) is int \
+                    and not files.printable_int(leaf.value):
+                raise fail(leaf.lineno, "%s: a number with more than %d digits"
+                           % (variable, files.digit_limit()))
         try:
             definition = ast.literal_eval(node.value)
         except ValueError as e:
             raise fail(node.lineno, "%s: the value must be a literal dict (%s)" % (variable, e)) \
                 from e
+        except TypeError as e:  # {[]: 1}, {1, []}: a list as a dict key or set member
+            raise fail(node.lineno, "%s: dict keys and set members must be hashable (%s)"
+                       % (variable, e)) from e
+        except RecursionError as e:
+            raise fail(node.lineno, "%s: the value is nested too deeply" % variable) from e
         try:
             compute = Compute.from_body(definition)
         except Invalid as e:
@@ -63,3 +82,32 @@ def parse_computes(source, path="computes.py"):
         seen[compute.name] = node.lineno
         computes.append(compute)
     return computes
+
+
+def _too_deep_line(source):
+    """The line of the first statement Python's parser can't nest that deep, or None.
+
+    Only called once parsing the whole file failed: each logical line is parsed on
+    its own (nesting never spans statements) until one fails the same way."""
+    text = io.StringIO(source, newline=None)  # \r and \r\n end lines, as for Python
+    lines, first = text.readlines(), None
+    tokens = tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
+    while True:
+        try:
+            token = next(tokens)
+        except (StopIteration, tokenize.TokenError, SyntaxError):
+            return None  # the end, or a syntax error past every complete statement
+        if token.type in (tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT,
+                          tokenize.ENDMARKER):
+            continue
+        if first is None:
+            first = token.start
+        if token.type == tokenize.NEWLINE:
+            (row, column), end = first, token.end[0]
+            first = None
+            try:
+                ast.parse("".join(lines[row - 1:end])[column:])
+            except (RecursionError, MemoryError):
+                return row
+            except (SyntaxError, ValueError):
+                pass  # a line of a compound statement, such as "if x:", alone

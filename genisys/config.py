@@ -14,11 +14,9 @@ import re
 import ssl
 from typing import Optional
 
-import yaml
-
-from genisys import auth
+from genisys import auth, files
 from genisys.errors import ConfigError
-from genisys.model import DEFAULT_MAX_REPLICAS
+from genisys.model import DEFAULT_MAX_REPLICAS, describe, is_loopback
 from genisys.store import validate_store_url
 
 DEFAULT_CONFIG_FILE = "./genisys.yml"
@@ -131,7 +129,9 @@ class Settings:
 # -- parsers: text or YAML value -> setting, or ValueError with the reason --
 
 
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+# ASCII: \d would take other scripts' digits too ("\u0661\u0665s"), which float() reads.
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.ASCII)
+_INTEGER_RE = re.compile(r"\s*\d+\s*", re.ASCII)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -139,15 +139,21 @@ def parse_duration(value):
     """"15s", "500ms", "2m", "1h" or a plain number of seconds; must be > 0."""
     if isinstance(value, bool):
         raise ValueError("must be a duration like 15s, 500ms or 2m")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
+    if isinstance(value, int):
+        # Compared as an int: float() of one past 1e308 raises OverflowError.
+        if not 0 < value <= 86400:
+            raise ValueError("must be more than 0 and at most 24h, got %s" % describe(value))
+        return float(value)
+    if isinstance(value, float):
+        seconds = value
     else:
         match = _DURATION_RE.fullmatch(str(value))
         if not match:
-            raise ValueError("%r is not a duration (like 15s, 500ms or 2m)" % (value,))
+            raise ValueError("%s is not a duration (like 15s, 500ms or 2m)" % describe(value))
+        # A long run of digits reads as inf, never OverflowError: refused just below.
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if not 0 < seconds <= 86400:
-        raise ValueError("must be more than 0 and at most 24h, got %r" % (value,))
+        raise ValueError("must be more than 0 and at most 24h, got %s" % describe(value))
     return seconds
 
 
@@ -155,13 +161,17 @@ def _integer(value, low, high):
     if isinstance(value, bool):
         raise ValueError("must be an integer, got %r" % (value,))
     if isinstance(value, str):
-        if not re.fullmatch(r"\s*\d+\s*", value):
-            raise ValueError("must be an integer, got %r" % (value,))
-        value = int(value)
+        if not _INTEGER_RE.fullmatch(value):
+            raise ValueError("must be an integer, got %s" % describe(value))
+        try:
+            value = int(value)
+        except ValueError:  # more digits than int() converts: out of range anyway
+            raise ValueError("must be from %d to %d, got a %d-digit number"
+                             % (low, high, len(value.strip()))) from None
     if not isinstance(value, int):
-        raise ValueError("must be an integer, got %r" % (value,))
+        raise ValueError("must be an integer, got %s" % describe(value))
     if not low <= value <= high:
-        raise ValueError("must be from %d to %d, got %d" % (low, high, value))
+        raise ValueError("must be from %d to %d, got %s" % (low, high, describe(value)))
     return value
 
 
@@ -333,14 +343,7 @@ CONFIG_OPTION = Option("-", "GENISYS_CONFIG", "--config", parse_path, "config_fi
 
 def _read_config_file(path):
     """The settings of a genisys.yml as {key: value}; unknown keys are errors."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError("cannot read %s: %s" % (path, e.strerror or e), field="config") from e
-    except yaml.YAMLError as e:
-        raise ConfigError("%s is not valid YAML: %s" % (path, str(e).replace("\n", " ")),
-                          field="config") from e
+    data = files.load_yaml(path, field="config")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -353,7 +356,8 @@ def _read_config_file(path):
     for section, entries in data.items():
         if section not in sections:
             raise ConfigError("unknown section %r in %s (known: %s)"
-                              % (section, path, ", ".join(sections)), field=str(section))
+                              % (section, path, ", ".join(sections)),
+                              field=str(section) or "config")  # a section named ''
         if entries is None:
             continue
         if not isinstance(entries, dict):
@@ -417,15 +421,6 @@ def _check_ca_file(path):
         raise ConfigError("cannot load CA certificates from %s: %s"
                           % (path, getattr(e, "strerror", None) or e),
                           field="connector.ca_file") from e
-
-
-def is_loopback(bind):
-    if bind == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(bind).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_exposure(bind, auth_settings):

@@ -25,7 +25,7 @@ from genisys.errors import (
     NotFound,
     VersionMismatch,
 )
-from genisys.model import Compute, Service, empty_status
+from genisys.model import Compute, Service, empty_status, public_compute
 from genisys.store import Condition, Op, Record
 
 COMPUTES = "computes/"
@@ -134,7 +134,7 @@ class Intents:
 
     async def list_computes(self):
         listing = await self.store.list(COMPUTES)
-        return {r.value["name"]: r.value for r in listing.records}
+        return {r.value["name"]: public_compute(r.value) for r in listing.records}
 
     async def get_compute(self, name):
         record = await self.store.get(compute_key(name))

@@ -6,9 +6,10 @@ manifest) is turned into these objects by the functions here, which raise
 """
 
 import dataclasses
+import ipaddress
 import re
 import urllib.parse
-from typing import NewType
+from typing import NewType, Optional
 
 from genisys.errors import Invalid
 
@@ -79,6 +80,16 @@ def validate_connector_url(value, field="connector"):
     return value
 
 
+def is_loopback(host):
+    """True for an address (or "localhost") that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def validate_count(value, field, maximum, *, limit="max_replicas"):
     """A count from 0 to ``maximum``; ``limit`` names the setting behind the maximum."""
     # bool is a subclass of int in Python; true/false are not counts.
@@ -105,29 +116,65 @@ def check_fields(body, *, required=(), optional=(), where=""):
             raise Invalid("is required", field=prefix + key)
 
 
+#: What a connector token may be: visible ASCII (it travels in a header), long
+#: enough not to be a placeholder such as the "set" genisys shows instead of it.
+_CONNECTOR_TOKEN = re.compile(r"[\x21-\x7e]{8,4096}")
+
+
+def validate_connector_token(value, field="token"):
+    if not isinstance(value, str):
+        raise Invalid("must be a string, got %s" % type_name(value), field=field)
+    if not _CONNECTOR_TOKEN.fullmatch(value):
+        # Never quote the value: it is a secret, even when it is a wrong one.
+        raise Invalid("must be 8 to 4096 visible ASCII characters (got %d characters)"
+                      % len(value), field=field)
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Compute:
     """A link to a connector that owns resources somewhere."""
 
     name: ComputeName
     connector: str
+    #: Sent to the connector as ``Authorization: Bearer <token>``; stored, but never
+    #: shown (the API says "set"), logged or put in a repr.
+    token: Optional[str] = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def from_body(cls, body, *, name=None):
         """Validate a compute definition; ``name`` comes from the URL when given."""
         if name is None:
-            check_fields(body, required=("name", "connector"))
+            check_fields(body, required=("name", "connector"), optional=("token",))
             name = body["name"]
         else:
-            check_fields(body, required=("connector",), optional=("name",))
+            check_fields(body, required=("connector",), optional=("name", "token"))
             if "name" in body and body["name"] != name:
                 raise Invalid("%s does not match the name in the URL (%s)"
                               % (describe(body["name"]), describe(name)), field="name")
+        token = body.get("token")
         return cls(name=validate_name(name, "name"),
-                   connector=validate_connector_url(body["connector"], "connector"))
+                   connector=validate_connector_url(body["connector"], "connector"),
+                   token=None if token is None else validate_connector_token(token))
+
+    @classmethod
+    def from_store(cls, value):
+        return cls(name=value["name"], connector=value["connector"], token=value.get("token"))
 
     def to_json(self):
-        return {"name": self.name, "connector": self.connector}
+        """The stored form, token included."""
+        value = {"name": self.name, "connector": self.connector}
+        if self.token is not None:
+            value["token"] = self.token
+        return value
+
+
+def public_compute(value):
+    """A stored compute as the API shows it: the token, if any, is only "set"."""
+    shown = {"name": value["name"], "connector": value["connector"]}
+    if value.get("token") is not None:
+        shown["token"] = "set"
+    return shown
 
 
 @dataclasses.dataclass(frozen=True)

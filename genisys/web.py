@@ -11,6 +11,7 @@ and nowhere else.
 import asyncio
 import json
 import logging
+import math
 
 import tornado.web
 
@@ -82,6 +83,14 @@ def _reject_constant(name):
     raise ValueError("%s is not valid JSON" % name)
 
 
+def _finite_float(text):
+    value = float(text)
+    if math.isinf(value):  # 1e400: valid JSON, but not a number genisys can keep
+        raise errors.Invalid("request body has a number too large for a float: %s"
+                             % describe(text), field="body")
+    return value
+
+
 def _unique_object(pairs):
     obj = {}
     for key, value in pairs:
@@ -97,7 +106,8 @@ def parse_json(raw):
         raise errors.Invalid("request body is empty, expected a JSON object", field="body")
     try:
         text = raw.decode("utf-8")
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_object)
     except UnicodeDecodeError as e:
         raise errors.Invalid("request body is not UTF-8: %s" % e, field="body") from e
     except ValueError as e:

@@ -1,7 +1,7 @@
 """/compute and /compute/<name>: the seed's compute endpoints, plus list and delete."""
 
 from genisys.api.base import APIHandler
-from genisys.model import Compute, validate_name
+from genisys.model import Compute, public_compute, validate_name
 
 
 class ComputesHandler(APIHandler):
@@ -12,24 +12,25 @@ class ComputesHandler(APIHandler):
         compute = Compute.from_body(self.json_body())
         record = await self.intents.create_compute(compute)
         self.set_header("Location", "/compute/%s" % compute.name)
-        self.send(201, record.value, version=record.version)
+        self.send(201, public_compute(record.value), version=record.version)
 
 
 class ComputeHandler(APIHandler):
     async def get(self, name):
         record = await self.intents.get_compute(validate_name(name, "name"))
-        self.send(200, record.value, version=record.version)
+        self.send(200, public_compute(record.value), version=record.version)
 
     async def put(self, name):
         validate_name(name, "name")
         compute = Compute.from_body(self.json_body(), name=name)
         record, created = await self.intents.put_compute(compute, expect_version=self.if_match())
-        self.send(201 if created else 200, record.value, version=record.version)
+        self.send(201 if created else 200, public_compute(record.value),
+                  version=record.version)
 
     async def delete(self, name):
         record = await self.intents.delete_compute(validate_name(name, "name"),
                                                    expect_version=self.if_match())
-        self.send(200, record.value)
+        self.send(200, public_compute(record.value))
 
 
 def routes(**deps):

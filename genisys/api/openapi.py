@@ -319,11 +319,17 @@ def _schemas(max_replicas):
                            "default), written as an integer (3, not 3.0 nor 3e0)."
                            % (max_replicas, DEFAULT_MAX_REPLICAS)},
         "ResourceVersion": dict(integer, minimum=1, description="Grows with every write."),
+        "ConnectorToken": {
+            "type": ["string", "null"], "pattern": r"^[!-~]{8,4096}$", "writeOnly": True,
+            "description": "Sent to the connector as `Authorization: Bearer <token>`. Stored, "
+                           "never shown: a compute that has one reads `\"token\": \"set\"`. "
+                           "Absent or null: no token (a PUT without it removes it)."},
         "NewCompute": dict(obj, required=["name", "connector"], properties={
-            "name": name, "connector": _schema("ConnectorURL")},
+            "name": name, "connector": _schema("ConnectorURL"),
+            "token": _schema("ConnectorToken")},
             examples=[{"name": "local", "connector": "http://127.0.0.1:7051"}]),
         "ComputeUpdate": dict(obj, required=["connector"], properties={
-            "connector": _schema("ConnectorURL"),
+            "connector": _schema("ConnectorURL"), "token": _schema("ConnectorToken"),
             "name": dict(name, description="If given, must equal the name in the path.")},
             examples=[{"connector": "http://127.0.0.1:7051"}]),
         "Compute": dict(obj, required=["name", "connector"], properties={
@@ -331,7 +337,10 @@ def _schemas(max_replicas):
             # What genisys stored may be beyond the portable pattern (an IPv6 host, say).
             "connector": {"type": "string", "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://\S+$",
                           "maxLength": CONNECTOR_URL_MAX_LENGTH,
-                          "description": "As given (see ConnectorURL)."}}),
+                          "description": "As given (see ConnectorURL)."},
+            "token": {"type": "string", "enum": ["set"],
+                      "description": "Present when the compute has a connector token; the "
+                                     "token itself is never shown."}}),
         "ComputeList": {"type": "object", "propertyNames": name,
                         "additionalProperties": _schema("Compute")},
         "Replicas": {"type": "object", "propertyNames": name,

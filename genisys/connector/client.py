@@ -64,6 +64,12 @@ class ConnectorError(ConnectorFailure):
         self.body = body[:BODY_EXCERPT]
 
 
+class ConnectorUnauthorized(ConnectorError):
+    """401/403: the connector wants a token, or another one (the compute's ``token``)."""
+
+    reason = "ConnectorUnauthorized"
+
+
 class ServiceNotDefined(ConnectorError):
     """404: the connector has no definition for this service."""
 
@@ -166,11 +172,13 @@ class ConnectorClient:
 
     async def _call(self, compute, service, operation, method, body):
         url = self._url(compute, service, operation)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if compute.token is not None:
+            headers["Authorization"] = "Bearer " + compute.token
         request = tornado.httpclient.HTTPRequest(
             url, method=method, body=body, connect_timeout=self.connect_timeout,
             request_timeout=self.request_timeout, follow_redirects=False,
-            validate_cert=True, ca_certs=self.ca_file,
-            headers={"Content-Type": "application/json", "Accept": "application/json"})
+            validate_cert=True, ca_certs=self.ca_file, headers=headers)
         limit = self._limit(compute.connector)
         # Waiting for a turn counts against the timeout too: with a connector that
         # hangs, the calls queued behind the hung ones fail as fast as those do.
@@ -223,6 +231,12 @@ class ConnectorClient:
     def _status_error(self, response, method, url):
         body = response.body or b""
         detail = _error_message(body)
+        if response.code in (401, 403):
+            return ConnectorUnauthorized(
+                "%s %s: %d, the connector refused %s: %s"
+                % (method, url, response.code, "the compute's token" if response.request.headers
+                   .get("Authorization") else "a call without a token (give the compute one)",
+                   detail), status=response.code, body=body)
         if response.code == 404:
             return ServiceNotDefined("%s %s: 404, the connector has no such service: %s"
                                      % (method, url, detail), status=404, body=body)

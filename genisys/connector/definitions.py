@@ -9,13 +9,11 @@ file) is validated here and refused with ``Invalid`` naming the field.
 """
 
 import dataclasses
-import json
 import os
 import shlex
 from typing import Optional
 
-import yaml
-
+from genisys import files
 from genisys.errors import ConfigError, Invalid
 from genisys.model import ServiceName, check_fields, describe, type_name, validate_name
 
@@ -92,6 +90,9 @@ def validate_environment(value, field):
         raise Invalid("must be an object mapping variable names to strings, got %s"
                       % type_name(value), field=field)
     for key, text in value.items():
+        if not isinstance(key, str):  # YAML keys may be numbers, booleans or null
+            raise Invalid("variable names must be strings, got %s %s"
+                          % (type_name(key), describe(key)), field=field)
         if not key or "=" in key or "\0" in key:
             raise Invalid("%s is not a valid environment variable name" % describe(key),
                           field=field)
@@ -123,22 +124,7 @@ def load_definitions_file(path):
     The file is either a list of definitions or a mapping name -> definition
     (where ``name`` may be left out). Every error is a ConfigError naming the
     file and the entry."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError("cannot read %s: %s" % (path, e.strerror or e),
-                          field="--services") from e
-    try:
-        # JSON is YAML, except for details (tabs, duplicate keys): read JSON as JSON.
-        if path.endswith(".json"):
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise ConfigError("%s is not valid %s: %s" % (
-            path, "JSON" if path.endswith(".json") else "YAML", str(e).replace("\n", " ")),
-            field="--services") from e
+    data = files.load_data(path, field="--services")
     if data is None:
         return []
     if isinstance(data, list):

@@ -19,11 +19,13 @@ from typing import Optional
 import tornado.httpserver
 import tornado.netutil
 
+from genisys.auth import Authenticator
 from genisys.connector.definitions import load_definitions_file
 from genisys.connector.process import ProcessBackend
 from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
 from genisys.errors import StartupError
+from genisys.model import is_loopback
 
 log = logging.getLogger("genisys.connector")
 
@@ -68,6 +70,11 @@ class ConnectorServerSettings:
     services_file: Optional[str] = None
     #: Logging level (DEBUG, INFO, WARNING, ERROR).
     log_level: str = "INFO"
+    #: Tokens a caller must present (GENISYS_CONNECTOR_TOKEN; genisys sends the
+    #: compute's ``token``). Empty: no authentication, loopback only.
+    tokens: tuple = ()
+    #: Listen beyond loopback without a token anyway (explicit, and warned about).
+    insecure_bind_any: bool = False
     process: ProcessSettings = ProcessSettings()
     simulated: SimulatedSettings = SimulatedSettings()
 
@@ -128,7 +135,12 @@ async def run_connector(settings, *, stop=None):
 
 
 async def _serve(settings, backend, sockets, stop):
-    app = make_connector_app(backend)
+    app = make_connector_app(backend, auth=Authenticator(settings.tokens))
+    if settings.tokens:
+        log.info("tokens: %s", ", ".join(t.name for t in settings.tokens))
+    elif not is_loopback(settings.bind):
+        log.warning("INSECURE: listening on %s without a token (--insecure-bind-any): anyone "
+                    "who can reach this port can start and stop processes", settings.bind)
     server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
                                            xheaders=False)
     server.add_sockets(sockets)

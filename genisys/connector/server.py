@@ -25,8 +25,8 @@ from genisys.web import InFlight, JSONHandler, NotFoundHandler
 class ConnectorHandler(JSONHandler):
     """Handlers get the backend and the metrics from the route table."""
 
-    def initialize(self, *, backend, metrics, endpoint, tracker):
-        super().initialize(tracker=tracker)
+    def initialize(self, *, backend, metrics, endpoint, tracker, auth=None):
+        super().initialize(tracker=tracker, auth=auth)
         self.backend = backend
         self.metrics = metrics
         self.endpoint = endpoint
@@ -88,6 +88,8 @@ class DefinitionHandler(ConnectorHandler):
 
 
 class HealthHandler(ConnectorHandler):
+    public = True  # probes carry no token
+
     async def get(self):
         self.send(200, {"status": "ok"})
 
@@ -116,11 +118,14 @@ def routes(**deps):
     ]
 
 
-def make_connector_app(backend, *, tracker=None, metrics=None):
-    """The connector's tornado Application over ``backend`` (already started)."""
+def make_connector_app(backend, *, tracker=None, metrics=None, auth=None):
+    """The connector's tornado Application over ``backend`` (already started).
+
+    ``auth`` (a ``genisys.auth.Authenticator``): every request but /healthz must
+    carry one of its tokens (the compute's ``token`` in genisys)."""
     tracker = tracker or InFlight()
     metrics = metrics or ConnectorMetrics()
-    deps = {"backend": backend, "metrics": metrics, "tracker": tracker}
+    deps = {"backend": backend, "metrics": metrics, "tracker": tracker, "auth": auth}
     app = tornado.web.Application(
         routes(**deps),
         default_handler_class=UnknownPathHandler,

@@ -279,7 +279,7 @@ class Reconciler:
                 st.event(st.WARNING, "ComputeMissing", compute_name, entry["message"])]
             self.metrics.set_pair(name, compute_name, desired=desired, running=None)
             return PairResult(entry, events, None, "failed")
-        compute = Compute(name=record.value["name"], connector=record.value["connector"])
+        compute = Compute.from_store(record.value)
 
         running = (previous or {}).get("running")
         try:

@@ -57,12 +57,31 @@ def test_tokens_from_the_file_and_the_environment():
     ("[]\n", "must be a non-empty list"),
     ("- [unclosed\n", "not valid YAML"),
     ("- oops\n", "tokens[0]: must be a mapping"),
+    # The line a YAML error is on is never quoted: it may hold a secret.
+    ("- name: ops\n  token: admin-secret-0123456789: x\n", "not valid YAML"),
+    ("- name: ops\n  token: admin-secret-0123456789\n  role: [\n", "not valid YAML"),
+    ("- name: ops\n  token: *admin-secret-0123456789\n", "found undefined alias ... (line 2"),
+    ("[" * 999, "tokens.yml is nested too deeply"),
+    ("- name: ops\n  token: admin-secret-0123456789\n  role: " + "[" * 40 + "]" * 40 + "\n",
+     "tokens.yml is nested too deeply"),
+    ("- &a {name: *a, token: admin-secret-0123456789}\n", "contains itself"),
+    ("- name: 0x" + "f" * 4000 + "\n  token: admin-secret-0123456789\n",
+     "tokens.yml: line 1, column 9: cannot use this value: a number with more than"),
 ])
 def test_bad_tokens_files_are_refused_with_the_entry_and_field(text, words):
     with pytest.raises(ConfigError) as caught:
         load_settings({"--tokens-file": tokens_file(text)}, {})
     assert words in str(caught.value)
     assert "0123456789" not in str(caught.value)  # never the secret itself
+
+
+def test_a_tokens_file_that_is_not_utf8_is_refused():
+    with open("tokens.yml", "wb") as f:
+        f.write(b"- name: ops\n  token: admin-secret-0123456789\x80\n")
+    os.chmod("tokens.yml", 0o600)
+    with pytest.raises(ConfigError, match="cannot read the tokens file tokens.yml: line 2 is "
+                                          "not UTF-8"):
+        load_settings({"--tokens-file": "tokens.yml"}, {})
 
 
 def test_a_tokens_file_others_can_read_is_refused():

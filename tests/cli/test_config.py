@@ -96,6 +96,10 @@ BAD = [
     ("flag", "--log-level", "LOUD", ["genisys.log_level", "DEBUG"]),
     ("flag", "--compute-file", "missing.py", ["genisys.compute_file", "does not exist"]),
     ("flag", "--config", "missing.yml", ["config", "does not exist"]),
+    # Other scripts' digits: \d and int() take them, the settings don't.
+    ("env", "GENISYS_CONNECTOR_TIMEOUT", "\u0661\u0665s", ["connector.timeout", "duration"]),
+    ("env", "GENISYS_PORT", "\u0668\u0660", ["genisys.port", "integer"]),
+    ("flag", "--port", "1" * 5000, ["genisys.port", "65535", "5000-digit"]),
 ]
 
 
@@ -118,6 +122,14 @@ BAD_FILES = [
     ("genisys:\n  port: 1\n port: 2\n", ["not valid YAML"]),
     ("connector:\n  timeout: true\n", ["connector.timeout", "duration"]),
     ("genisys:\n  max_replicas: 2.5\n", ["genisys.max_replicas", "integer"]),
+    ("connector:\n  timeout: 1" + "0" * 400 + "\n", ["connector.timeout", "at most 24h"]),
+    ("genisys:\n  port: 1" + "0" * 5000 + "\n", ["genisys.yml", "line 2", "4300 digits"]),
+    ("genisys:\n  port: 0x" + "f" * 4000 + "\n", ["genisys.yml", "line 2", "4300 digits"]),
+    ("genisys:\n  port: 2020-13-01\n", ["genisys.yml", "line 2", "month"]),
+    ("[" * 999, ["genisys.yml", "nested too deeply"]),
+    ("genisys: {port: " + "[" * 40 + "]" * 40 + "}\n", ["genisys.yml", "nested too deeply"]),
+    ("genisys: &a {port: *a}\n", ["genisys.yml", "contains itself"]),
+    ("'': {}\n", ["config: unknown section ''"]),
 ]
 
 
@@ -128,6 +140,13 @@ def test_bad_config_files_are_reported(text, words):
         load_settings({}, {})
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_reported():
+    with open("genisys.yml", "wb") as f:
+        f.write(b"genisys:\n  bind: caf\xe9\n")
+    with pytest.raises(ConfigError, match="line 2 is not UTF-8"):
+        load_settings({}, {})
 
 
 def test_a_bad_file_value_is_reported_even_when_a_flag_overrides_it():

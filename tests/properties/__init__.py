@@ -1,0 +1,1 @@
+"""Hypothesis property tests of everything that turns outside input into genisys values."""

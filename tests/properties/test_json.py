@@ -1,0 +1,150 @@
+"""Properties of request-body parsing (genisys.web.parse_json): any bytes are either a
+JSON value or refused with ``Invalid`` on the field ``body``; standard JSON comes back
+as what was sent; duplicate fields, NaN and Infinity are refused."""
+
+import json
+import math
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from genisys.errors import Invalid
+from genisys.web import parse_json
+from tests.properties.common import (
+    PROPERTY,
+    any_json,
+    file_text,
+    json_values,
+    nested,
+    outcome,
+    strict_json,
+    text,
+)
+
+
+def _encoded(value_and_ascii):
+    value, ensure_ascii = value_and_ascii
+    return json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def spliced(draw, documents):
+    """A document with some of it cut out and other bytes put in: almost-JSON."""
+    raw = draw(documents)
+    start = draw(st.integers(0, len(raw)))
+    end = draw(st.integers(start, len(raw)))
+    return raw[:start] + draw(st.binary(max_size=4)) + raw[end:]
+
+
+json_documents = st.tuples(any_json, st.booleans()).map(_encoded)
+bodies = st.one_of(
+    st.binary(),
+    json_documents,
+    spliced(json_documents),
+    # Other encodings of JSON text, and a UTF-8 byte order mark.
+    st.tuples(strict_json.map(json.dumps), st.sampled_from(["utf-16", "utf-32", "utf-8-sig",
+                                                           "latin-1"]))
+    .map(lambda t: t[0].encode(t[1], "replace")),
+    nested("[", "", "]", deep=(999, 3_000)).map(str.encode),
+    nested('{"a":', "1", "}", deep=(999, 3_000)).map(str.encode),
+    st.sampled_from([b"NaN", b"-Infinity", b"[1e999]", b"\xef\xbb\xbf{}", b"\x00", b" \t\n",
+                     b'"\\ud800"', b'{"a":1,"a":2}', b"1" * 5000]),
+)
+
+
+@PROPERTY
+@given(bodies)
+def test_any_body_is_json_or_refused(raw):
+    _, error = outcome(lambda: parse_json(raw), Invalid)
+    if error is not None:
+        assert error.field == "body"
+
+
+def _same(a, b):
+    # == alone says True == 1 == 1.0; the re-encoded text tells them apart.
+    return a == b and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@PROPERTY
+@given(strict_json)
+def test_json_values_come_back_as_sent(value):
+    assert _same(parse_json(json.dumps(value).encode()), value)
+
+
+#: Standard JSON whose text can be sent as raw UTF-8 (no lone surrogates).
+utf8_json = json_values(st.none() | st.booleans() | st.integers()
+                        | st.floats(allow_nan=False, allow_infinity=False) | file_text,
+                        keys=file_text)
+
+
+@PROPERTY
+@given(utf8_json)
+def test_json_values_sent_as_raw_utf8_come_back_as_sent(value):
+    assert _same(parse_json(json.dumps(value, ensure_ascii=False).encode()), value)
+
+
+def _escaped(key):
+    """``key`` as a JSON string with every UTF-16 code unit written as \\uXXXX."""
+    units = key.encode("utf-16-be", "surrogatepass")
+    return '"%s"' % "".join("\\u%02x%02x" % (units[i], units[i + 1])
+                            for i in range(0, len(units), 2))
+
+
+@st.composite
+def objects_with_a_duplicate_field(draw):
+    obj = draw(st.dictionaries(text, strict_json, min_size=1, max_size=4))
+    key = draw(st.sampled_from(sorted(obj)))
+    pairs = ["%s:%s" % (json.dumps(k), json.dumps(v)) for k, v in obj.items()]
+    # The second spelling may differ: "a" and "\u0061" are the same field.
+    again = draw(st.sampled_from([json.dumps(key), _escaped(key)]))
+    pairs.insert(draw(st.integers(0, len(pairs))), "%s:%s" % (again, json.dumps(
+        draw(strict_json))))
+    document = "{%s}" % ",".join(pairs)
+    # ... possibly deep inside another document.
+    for _ in range(draw(st.integers(0, 3))):
+        document = draw(st.sampled_from(["[%s]", '{"spec":%s}', '[1,%s,"x"]'])) % document
+    return document.encode()
+
+
+@PROPERTY
+@given(objects_with_a_duplicate_field())
+def test_a_duplicate_field_is_refused_wherever_it_is(raw):
+    _, error = outcome(lambda: parse_json(raw), Invalid)
+    assert error is not None and error.field == "body" and "duplicate" in error.message
+
+
+@st.composite
+def documents_with_a_non_finite_number(draw):
+    items = draw(st.lists(strict_json, max_size=3))
+    items.insert(draw(st.integers(0, len(items))),
+                 draw(st.sampled_from([math.nan, math.inf, -math.inf])))
+    value = draw(st.sampled_from([items, {"spec": items}]))
+    return json.dumps(value, allow_nan=True).encode()
+
+
+@PROPERTY
+@given(documents_with_a_non_finite_number())
+def test_nan_and_infinity_are_refused(raw):
+    _, error = outcome(lambda: parse_json(raw), Invalid)
+    assert error is not None and error.field == "body"
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+@PROPERTY
+@given(st.from_regex(r"-?(0|[1-9][0-9]{0,3})(\.[0-9]{1,3})?[eE][+-]?[0-9]{1,4}",
+                     fullmatch=True))
+@example("1e999")
+def test_a_number_is_finite_or_refused(number):
+    # The docstring promises no NaN/Infinity; a number too large for a float becomes
+    # inf in json.loads unless parse_json refuses it.
+    value, error = outcome(lambda: parse_json(("[%s]" % number).encode()), Invalid)
+    assert error is not None or _finite(value), value
