@@ -60,6 +60,7 @@ async def test_resync_repairs_drift(harness):
 
 
 @pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("backend", ["memory"])  # about the connector, not the store
 @pytest.mark.parametrize("mode, condition, reason", [
     (ERROR_500, "Error", "ConnectorError"),
     (GARBAGE, "Error", "ConnectorBadResponse"),
