@@ -27,6 +27,7 @@ from genisys.model import (
     CONVERGED,
     ERROR,
     PROGRESSING,
+    UNREACHABLE,
     Compute,
     Service,
     empty_status,
@@ -51,6 +52,9 @@ class PairState:
     generation: int = 0
     #: Progress checks since the last scale order (spaces them out).
     checks: int = 0
+    #: The last failure was the connector itself (unreachable, timeout), not this
+    #: service: any success on the same compute means it is back.
+    connector_down: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,6 +288,7 @@ class Reconciler:
         running = (previous or {}).get("running")
         try:
             running = await self.client.running(compute, name)
+            self._connector_answered(compute_name)
             self.metrics.set_pair(name, compute_name, desired=desired, running=running)
             if running == desired:
                 return self._converged(state, name, compute_name, desired, previous,
@@ -326,6 +331,15 @@ class Reconciler:
         retry_in = min(self.poll_interval, self.progress_check * 2 ** min(state.checks - 1, 20))
         return PairResult(entry, events, retry_in, "progressing")
 
+    def _connector_answered(self, compute_name):
+        """The connector of ``compute_name`` answers again: every pair waiting out a
+        backoff because it was down is retried now, not at the end of its backoff."""
+        for (service, compute), state in self._pairs.items():
+            if compute == compute_name and state.connector_down:
+                state.connector_down = False
+                state.not_before = 0.0
+                self.queue.add(service)
+
     def _converged(self, state, name, compute_name, desired, previous, *, dropped):
         state.failures, state.not_before, state.checks = 0, 0.0, 0
         events = []
@@ -341,6 +355,7 @@ class Reconciler:
                 condition, message):
         state.failures += 1
         state.generation = service.generation
+        state.connector_down = condition == UNREACHABLE
         delay = self.backoff.delay(state.failures)
         state.not_before = asyncio.get_running_loop().time() + delay
         self.metrics.errors.labels(reason).inc()

@@ -126,6 +126,23 @@ async def test_an_unreachable_connector_shows_and_recovers(harness):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_connector_back_up_releases_every_pair_waiting_on_it(harness):
+    flappy = await harness.connector("flappy")
+    flappy.mode = HANG
+    await harness.start(timeout=0.2, backoff=(60, 60))  # only a success can cut it short
+    for service in ("a", "b", "c"):
+        await harness.intents.scale(service, "flappy", 1)
+    for service in ("a", "b", "c"):
+        await eventually(lambda s=service: _failed_at_least(harness, s, "flappy", 1))
+    flappy.mode = OK
+    flappy.released.set()
+    await harness.intents.scale("a", "flappy", 2)  # a new intent: tried at once, succeeds
+    for service, number in (("a", 2), ("b", 1), ("c", 1)):
+        await eventually(lambda s=service, n=number: harness.converged(s, "flappy", n),
+                         message="%s converged long before its 60s backoff" % service)
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_compute_dropped_from_a_service_is_scaled_to_zero_first(harness):
     one = await harness.connector("one")
     two = await harness.connector("two")
