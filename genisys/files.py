@@ -61,7 +61,7 @@ def _too_long_a_number():
 
 
 def read_text(path, *, field, name=None):
-    """The text of the UTF-8 file ``path``.
+    """The text of the UTF-8 file ``path`` (a leading byte order mark is dropped).
 
     ``name`` is how messages call the file (default: its path); ``field`` is the
     ConfigError's field (the setting or flag that named the file)."""
@@ -72,7 +72,8 @@ def read_text(path, *, field, name=None):
     except OSError as e:
         raise ConfigError("cannot read %s: %s" % (name, e.strerror or e), field=field) from e
     try:
-        return data.decode("utf-8")
+        # Editors on Windows start files with a byte order mark: it is not content.
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError("cannot read %s: line %d is not UTF-8 text (byte 0x%02x)"

@@ -4,7 +4,9 @@ import os
 
 import pytest
 
+from genisys.computefile import load_compute_file
 from genisys.config import OPTIONS, load_settings, parse_duration
+from genisys.connector.definitions import load_definitions_file
 from genisys.errors import ConfigError
 
 
@@ -175,3 +177,13 @@ def test_limits_and_connector_hosts():
         load_settings({"--connector-hosts": "http://x"}, {})
     with pytest.raises(ConfigError, match="genisys.max_services: must be from 1"):
         load_settings({}, {"GENISYS_MAX_SERVICES": "0"})
+
+
+def test_files_saved_with_a_byte_order_mark_load():
+    bom = "\ufeff"
+    write("computes.py", bom + 'local = {"name": "local", "connector": "http://h:1"}\n')
+    assert [c.name for c in load_compute_file("computes.py")] == ["local"]
+    write("services.json", bom + '[{"name": "web", "command": ["sleep", "1"]}]')
+    assert [d.name for d in load_definitions_file("services.json")] == ["web"]
+    write("genisys.yml", bom + "genisys:\n  port: 7100\n")
+    assert load_settings({}, {}).server.port == 7100
