@@ -62,6 +62,12 @@ def parse_computes(source, path="computes.py"):
                     and not files.printable_int(leaf.value):
                 raise fail(leaf.lineno, "%s: a number with more than %d digits"
                            % (variable, files.digit_limit()))
+            # {"name": "a", "name": "b"} would silently be "b": say so instead.
+            if isinstance(leaf, ast.Dict):
+                keys = [k.value for k in leaf.keys if isinstance(k, ast.Constant)]
+                twice = sorted({repr(k) for k in keys if keys.count(k) > 1})
+                if twice:
+                    raise fail(leaf.lineno, "%s: key %s appears twice" % (variable, twice[0]))
         try:
             definition = ast.literal_eval(node.value)
         except ValueError as e:

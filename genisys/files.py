@@ -97,6 +97,21 @@ class _Loader(yaml.SafeLoader):
             raise _Unusable(None, None, _too_long_a_number(), node.start_mark)
         return value
 
+    def construct_mapping(self, node, deep=False):
+        # A key given twice would silently keep the last value: refuse it, as the
+        # API refuses duplicate JSON fields.
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                merge = key_node.tag == "tag:yaml.org,2002:merge"
+                if isinstance(key_node, yaml.ScalarNode) and not merge:
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        raise _Unusable(None, None, "a key appears twice in this mapping",
+                                        key_node.start_mark)
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 def _one_line(error):
     return " ".join(str(error).split())

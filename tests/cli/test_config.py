@@ -187,3 +187,21 @@ def test_files_saved_with_a_byte_order_mark_load():
     assert [d.name for d in load_definitions_file("services.json")] == ["web"]
     write("genisys.yml", bom + "genisys:\n  port: 7100\n")
     assert load_settings({}, {}).server.port == 7100
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("genisys.yml", "genisys:\n  port: 7100\n  port: 7200\n",
+     "genisys.yml: line 3, column 3: cannot use this value: a key appears twice"),
+    ("genisys.yml", "genisys:\n  port: 7100\ngenisys:\n  bind: 127.0.0.2\n",
+     "genisys.yml: line 3, column 1: cannot use this value: a key appears twice"),
+    ("computes.py", 'a = {"name": "a", "connector": "http://h:1", "name": "b"}\n',
+     "computes.py:1: a: key 'name' appears twice"),
+])
+def test_a_key_given_twice_is_an_error_not_a_silent_choice(name, text, words):
+    write(name, text)
+    with pytest.raises(ConfigError) as caught:
+        if name == "computes.py":
+            load_compute_file(name)
+        else:
+            load_settings({}, {})
+    assert words in str(caught.value)
