@@ -80,7 +80,8 @@ def make_reconciler(store, settings, metrics):
                       maximum=settings.reconciler.backoff_max)
     return Reconciler(store, client, metrics=metrics,
                       poll_interval=settings.connector.poll_interval,
-                      workers=settings.reconciler.workers, backoff=backoff)
+                      workers=settings.reconciler.workers, backoff=backoff,
+                      pass_budget=settings.reconciler.pass_budget)
 
 
 def _log_access(settings):

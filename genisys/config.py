@@ -110,6 +110,10 @@ class ReconcilerSettings:
     #: Longest retry delay: how long a connector back from an outage may go
     #: unnoticed at worst.
     backoff_max: float = 60.0
+    #: Seconds a pass waits for a service's connectors before writing the status
+    #: of those that answered; slower ones finish in the background, so one
+    #: hanging connector doesn't hold back the service's other computes.
+    pass_budget: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,6 +337,10 @@ OPTIONS = [
            "first retry delay of a failing service on a compute (default 1s)", "DURATION"),
     Option("reconciler.backoff_max", "GENISYS_BACKOFF_MAX", "--backoff-max", parse_duration,
            "reconciler.backoff_max", "longest retry delay (default 60s)", "DURATION"),
+    Option("reconciler.pass_budget", "GENISYS_PASS_BUDGET", "--pass-budget", parse_duration,
+           "reconciler.pass_budget",
+           "how long a pass waits for slow connectors before writing the others' status "
+           "(default 1s)", "DURATION"),
     Option("genisys.log_level", "GENISYS_LOG_LEVEL", "--log-level", parse_log_level,
            "log_level", "DEBUG, INFO, WARNING or ERROR (default INFO)", "LEVEL"),
 ]

@@ -65,11 +65,13 @@ class PairResult:
     #: Look at the service again after this many seconds (None: at resync).
     retry_in: Optional[float]
     outcome: str  # converged, progressing, failed, waiting
+    #: The desired count this result was worked out for.
+    desired: Optional[int] = None
 
 
 class Reconciler:
     def __init__(self, store, client, *, metrics, poll_interval=15.0, workers=16,
-                 backoff=None, progress_check=0.25):
+                 backoff=None, progress_check=0.25, pass_budget=1.0):
         self.store = store
         self.client = client
         self.metrics = metrics
@@ -82,6 +84,13 @@ class Reconciler:
         #: with each check, up to poll_interval (a crash-looping command is not
         #: restarted more often than that).
         self.progress_check = progress_check
+        #: Seconds a pass waits for its pairs. A pair whose connector is slower goes on
+        #: in the background and the pass writes the others' status now: a hanging
+        #: connector doesn't hold back the rest of the service. The pass its answer
+        #: triggers records it.
+        self.pass_budget = pass_budget
+        #: (service, compute) -> the task of a pair still waiting on its connector.
+        self._inflight = {}
         # Whole-pass failures (store errors, bugs) back off like pairs do.
         self.queue = WorkQueue(backoff=Backoff(initial=self.backoff.initial,
                                                maximum=self.backoff.maximum),
@@ -103,8 +112,9 @@ class Reconciler:
     async def stop(self, timeout=10.0):
         """Stop every task; a pass cut short is simply redone by the next leader or start."""
         self.queue.close()
-        await stop_tasks(self._tasks, timeout=timeout)
+        await stop_tasks(self._tasks + list(self._inflight.values()), timeout=timeout)
         self._tasks = []
+        self._inflight.clear()
         self.metrics.leader.set(0)
 
     # -- what puts services in the queue ------------------------------------
@@ -222,9 +232,7 @@ class Reconciler:
         dropped = {c for c in before if c not in desired}
         desired.update({c: 0 for c in dropped})
         computes = sorted(desired)
-        results = await asyncio.gather(*(
-            self._reconcile_pair(service, c, desired[c], before.get(c), dropped=c in dropped)
-            for c in computes))
+        results = await self._run_pairs(service, computes, desired, before, dropped)
 
         entries, events, retries = {}, list(previous.get("events", [])), []
         for compute, result in zip(computes, results):
@@ -249,6 +257,51 @@ class Reconciler:
             await self.store.put(status_key(name), new,
                                  expect_version=current.version if current else 0)
         return min(retries) if retries else None
+
+    async def _run_pairs(self, service, computes, desired, before, dropped):
+        """The PairResult of each compute, concurrently, within ``pass_budget``.
+
+        A pair still waiting on its connector then is left running; this pass
+        keeps its previous entry, and its completion queues the service again,
+        whose next pass takes the result (or starts over if the intent moved)."""
+        tasks = {}
+        for compute in computes:
+            key = (service.name, compute)
+            task = self._inflight.get(key)
+            if task is not None and task.done():
+                self._inflight.pop(key)
+                finished = task.result()  # a store error fails this pass, like any
+                if finished.desired == desired[compute]:
+                    tasks[compute] = task
+                    continue
+                task = None  # worked out for an older intent: start over
+            if task is None:
+                task = asyncio.ensure_future(self._pair(
+                    service, compute, desired[compute], before.get(compute),
+                    dropped=compute in dropped))
+                self._inflight[key] = task
+            tasks[compute] = task
+        pending = [t for t in tasks.values() if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.pass_budget)
+        results = []
+        for compute in computes:
+            task, key = tasks[compute], (service.name, compute)
+            if task.done():
+                if self._inflight.get(key) is task:
+                    self._inflight.pop(key)
+                results.append(task.result())
+            else:
+                task.add_done_callback(lambda _, name=service.name: self.queue.add(name))
+                entry = before.get(compute) or st.entry(
+                    None, desired=desired[compute], running=None, condition=PROGRESSING,
+                    reason="Waiting", message="waiting for the connector to answer")
+                results.append(PairResult(entry, [], None, "waiting", desired[compute]))
+        return results
+
+    async def _pair(self, service, compute, desired, previous, *, dropped):
+        result = await self._reconcile_pair(service, compute, desired, previous, dropped=dropped)
+        return dataclasses.replace(result, desired=desired)
 
     async def _finalize(self, name, spec, current):
         """The service is being deleted and nothing is left: remove its records."""

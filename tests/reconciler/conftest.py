@@ -38,13 +38,14 @@ class Harness:
         self.connectors = {}
         self.reconciler = None
 
-    async def start(self, *, poll_interval=30.0, timeout=5.0, backoff=(0.05, 1.0), workers=4):
+    async def start(self, *, poll_interval=30.0, timeout=5.0, backoff=(0.05, 1.0), workers=4,
+                    pass_budget=1.0):
         client = ConnectorClient(connect_timeout=timeout, request_timeout=timeout,
                                  max_in_flight=4, metrics=self.metrics)
         self.reconciler = Reconciler(self.store, client, metrics=self.metrics,
                                      poll_interval=poll_interval, workers=workers,
                                      backoff=Backoff(initial=backoff[0], maximum=backoff[1]),
-                                     progress_check=0.02)
+                                     progress_check=0.02, pass_budget=pass_budget)
         await self.reconciler.start()
         return self
 

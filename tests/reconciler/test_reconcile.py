@@ -126,6 +126,28 @@ async def test_an_unreachable_connector_shows_and_recovers(harness):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_hanging_connector_does_not_hold_back_the_rest_of_the_service(harness):
+    fast = await harness.connector("fast")
+    hung = await harness.connector("hung")
+    hung.mode = HANG
+    await harness.start(timeout=20, pass_budget=0.1)  # the hung call lasts the whole test
+    await harness.intents.put_service("web", {"fast": 2, "hung": 1})
+    await eventually(lambda: harness.converged("web", "fast", 2), timeout=10)
+    entry = await harness.status("web", "hung")
+    assert entry["condition"] == "Progressing" and entry["reason"] == "Waiting"
+    # A new intent for the fast compute is not stuck behind the hung call either,
+    # and the hung pair is not called twice at once.
+    await harness.intents.put_service("web", {"fast": 3, "hung": 1})
+    await eventually(lambda: harness.converged("web", "fast", 3), timeout=10)
+    assert hung.count("status", "web") == 1 and hung.in_flight == 1
+    # The hung connector answers at last: its result lands without any new intent.
+    hung.mode = OK
+    hung.released.set()
+    await eventually(lambda: harness.converged("web", "hung", 1), timeout=10)
+    assert fast.scales("web") == [2, 3] and max(hung.scales("web")) == 1
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_connector_back_up_releases_every_pair_waiting_on_it(harness):
     flappy = await harness.connector("flappy")
     flappy.mode = HANG
