@@ -269,7 +269,10 @@ class Intents:
             # Checked, not enforced inside the write: services are created while
             # others change all the time, so concurrent creations may pass the
             # limit by a few. It guards against runaway scripts, not by the unit.
-            await self._check_room(SERVICES, self.max_services, "services", "max_services")
+            existing = await self.store.count(SERVICES)
+            if existing >= self.max_services:
+                raise LimitExceeded("there are already %d services, the maximum (max_services)"
+                                    % existing, field="name")
         ops = [Op.update(service_key(name), apply, conditions=conditions)]
         if idempotency is not None:
             ops.append(Op.update(idempotency.store_key, lambda _: {

@@ -117,6 +117,10 @@ class Store(abc.ABC):
         """Every record whose key starts with ``prefix``, sorted by key."""
 
     @abc.abstractmethod
+    async def count(self, prefix) -> int:
+        """How many keys start with ``prefix`` (without reading their values)."""
+
+    @abc.abstractmethod
     async def put(self, key, value, *, expect_version=None,
                   conditions: Sequence[Condition] = ()) -> Record:
         """Write ``value``. ``expect_version``: None = unconditional, 0 = create

@@ -89,6 +89,12 @@ class MemoryStore(Store):
         self._check_open()
         return self._read(key)
 
+    async def count(self, prefix):
+        self._check_open()
+        end_key = prefix_end(prefix)
+        stop = len(self._keys) if end_key is None else bisect.bisect_left(self._keys, end_key)
+        return stop - bisect.bisect_left(self._keys, prefix)
+
     async def list(self, prefix):
         self._check_open()
         return Listing([self._read(key) for key, _ in self._range(prefix)], self._revision)

@@ -256,6 +256,14 @@ class SqliteStore(Store):
         except sqlite3.Error as e:
             raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
 
+    async def count(self, prefix):
+        conn = self._reading()
+        clause, args = _range_clause(prefix)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM kv" + clause, args).fetchone()[0]
+        except sqlite3.Error as e:
+            raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
+
     async def list(self, prefix):
         conn = self._reading()
         clause, args = _range_clause(prefix)

@@ -280,3 +280,15 @@ async def test_a_later_op_of_a_transaction_sees_the_earlier_ones(store):
     assert results[1].value == {"n": 2} and (await store.get("k/b")).value == {"n": 1}
     with pytest.raises(ValueError):
         await store.transaction([])
+
+
+@pytest.mark.gen_test
+async def test_count_by_prefix(store):
+    assert await store.count("services/") == 0
+    for key in ["services/a", "services/b", "servicesX/a", "status/a", "computes/a"]:
+        await store.put(key, {"k": key})
+    assert await store.count("services/") == 2
+    assert await store.count("s") == 4
+    assert await store.count("") == 5
+    await store.delete("services/a")
+    assert await store.count("services/") == 1
