@@ -74,7 +74,9 @@ class APIHandler(JSONHandler):
         if tag == "*":
             return ANY_VERSION
         if tag.startswith("W/"):
-            tag = tag[2:]
+            # If-Match compares strongly (RFC 9110): a weak tag never matches.
+            raise errors.VersionMismatch("If-Match %r is a weak entity tag, which never "
+                                         "matches; send the ETag as it came" % header)
         tag = tag.strip('"')
         if not (tag.isascii() and tag.isdigit()):
             raise errors.VersionMismatch("If-Match %r is not a resourceVersion of this object"
