@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -54,6 +55,9 @@ CLOSE_EXTRA_SECONDS = 10.0
 #: SIGKILLed in that window finds the processes it had not recorded in /proc when it
 #: starts again (``find_unrecorded``).
 SAVE_INTERVAL = 0.1
+#: Logs of exited processes kept per service (newest first): a command that keeps
+#: crashing must not fill the disk with one log per attempt.
+KEEP_LOGS = 20
 #: In the environment of every process: the (real) state directory that owns it.
 STATE_DIR_ENV = "GENISYS_CONNECTOR_STATE_DIR"
 
@@ -489,6 +493,7 @@ class ProcessBackend(Backend):
             if resource.exited():
                 del self._stopping[resource]
                 self._save_state()
+                self.prune_logs(resource.service)
 
     def _reap(self, service):
         """Forget the processes of ``service`` that exited on their own.
@@ -502,6 +507,25 @@ class ProcessBackend(Backend):
             log.warning("%s %s (log %s)", resource.describe(), resource.reap(), resource.log)
         if gone:
             self._save_state()
+            self.prune_logs(service)
+
+    def prune_logs(self, service):
+        """Delete the oldest logs of exited processes of ``service`` beyond KEEP_LOGS."""
+        pattern = re.compile(r"%s-\d+-\d+\.log" % re.escape(service))
+        live = {r.log for r in self._running.get(service, ())} | {r.log for r in self._stopping}
+        try:
+            names = [n for n in os.listdir(self.log_dir) if pattern.fullmatch(n)]
+        except OSError as e:
+            log.warning("cannot list %s: %s", self.log_dir, e.strerror or e)
+            return
+        paths = [os.path.join(self.log_dir, n) for n in names]
+        done = [p for p in paths if p not in live]
+        done.sort(key=lambda p: os.stat(p).st_mtime if os.path.exists(p) else 0, reverse=True)
+        for path in done[KEEP_LOGS:]:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass  # gone already, or not ours to delete: harmless
 
     async def _reap_forever(self):
         while True:

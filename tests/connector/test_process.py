@@ -16,7 +16,14 @@ import sys
 
 import pytest
 
-from genisys.connector.process import ProcessBackend, Resource, adoptable, read_proc_stat
+from genisys.connector.definitions import Definition
+from genisys.connector.process import (
+    KEEP_LOGS,
+    ProcessBackend,
+    Resource,
+    adoptable,
+    read_proc_stat,
+)
 from genisys.errors import ServiceNotDefined
 from tests.connector.common import (
     IGNORES_SIGTERM,
@@ -358,3 +365,33 @@ def test_processes_without_a_definition_still_count_and_stop(tmp_path):
         if sleeper.poll() is None:
             sleeper.kill()
             sleeper.wait()
+
+
+def test_logs_of_exited_processes_are_pruned_per_service(tmp_path):
+    """A command that keeps exiting must not leave one log per attempt for ever."""
+    async def scenario():
+        backend = ProcessBackend(state_dir=str(tmp_path / "state"), grace_period=1.0)
+        await backend.start()
+        try:
+            for name in ("web", "web-api"):
+                await backend.put_definition(Definition.from_body(
+                    {"name": name, "command": [sys.executable, "-c", "pass"]}))
+            for _ in range(KEEP_LOGS + 5):
+                await backend.scale("web", 1)
+                await wait_until_counted(backend, "web", 0)
+            await backend.scale("web-api", 1)
+            await wait_until_counted(backend, "web-api", 0)
+        finally:
+            await backend.close()
+        return sorted(os.listdir(tmp_path / "state" / "logs"))
+
+    async def wait_until_counted(backend, service, number):
+        for _ in range(500):
+            if await backend.count(service) == number:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("%s never reached %d" % (service, number))
+
+    logs = asyncio.run(scenario())
+    assert len([n for n in logs if re.fullmatch(r"web-\d+-\d+\.log", n)]) == KEEP_LOGS
+    assert len([n for n in logs if re.fullmatch(r"web-api-\d+-\d+\.log", n)]) == 1
