@@ -212,15 +212,8 @@ def cmd_connector(args):
     except ConfigError as e:
         return fail("connector: %s" % e, 2)
     setup_logging(settings.log_level)
-    try:
-        asyncio.run(connector_main.run_connector(settings))
-    except ConfigError as e:
-        return fail("connector: %s" % e, 2)
-    except GenisysError as e:
-        return fail("connector: %s" % e, 1)
-    except KeyboardInterrupt:  # before the signal handlers were in place
-        return 130
-    return 0
+    return run_main(connector_main.run_connector(settings), config_prefix="connector: ",
+                    error_prefix="connector: ")
 
 
 # -- genisys serve ------------------------------------------------------------------
@@ -234,12 +227,18 @@ def cmd_serve(args):
     except ConfigError as e:
         return fail("config: %s" % e, 2)
     setup_logging(settings.log_level)
+    return run_main(app.run(settings), config_prefix="config: ", error_prefix="")
+
+
+def run_main(main, *, config_prefix, error_prefix):
+    """Run a server's main coroutine to its end; the exit status its outcome deserves:
+    0 after a clean stop, 2 for bad configuration, 1 when it cannot start."""
     try:
-        asyncio.run(app.run(settings))
+        asyncio.run(main)
     except ConfigError as e:
-        return fail("config: %s" % e, 2)
+        return fail(config_prefix + str(e), 2)
     except GenisysError as e:
-        return fail(str(e), 1)
+        return fail(error_prefix + str(e), 1)
     except KeyboardInterrupt:  # before the signal handlers were in place
         return 130
     return 0

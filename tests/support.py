@@ -12,6 +12,8 @@ import time
 
 import requests
 
+from genisys.connector.process import read_proc_stat
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENISYS_PY = os.path.join(ROOT, "genisys.py")
 
@@ -34,15 +36,6 @@ def wait_for(condition, *, timeout=20.0, interval=0.02, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, message))
         time.sleep(interval)
-
-
-def sqlite_dump(path):
-    """The whole content of a SQLite file, as SQL text, read by another connection."""
-    conn = sqlite3.connect(path)
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def intents_dump(path):
@@ -145,24 +138,13 @@ _CONNECTOR_LISTENING = re.compile(r"genisys connector listening on http://([^:]+
 TEST_MARKER = "GENISYS_TEST_MARKER"
 
 
-def proc_stat(pid):
-    """(state, start_time) of ``pid`` from /proc, or None if there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[19])
-
-
 def process_alive(pid, start_time=None):
     """True while ``pid`` runs (a zombie has exited); with ``start_time``, only if it is
     still that process (not a later one that got the same pid)."""
-    stat = proc_stat(pid)
-    if stat is None or stat[0] in ("Z", "X"):
+    stat = read_proc_stat(pid)
+    if stat is None or stat.state in ("Z", "X"):
         return False
-    return start_time is None or stat[1] == start_time
+    return start_time is None or stat.start_time == start_time
 
 
 def find_processes(*, cmdline=None, environ=None, pgid=None):
@@ -174,12 +156,10 @@ def find_processes(*, cmdline=None, environ=None, pgid=None):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         pid = int(entry)
+        stat = read_proc_stat(pid)
+        if stat is None or stat.state in ("Z", "X") or pgid not in (None, stat.pgid):
+            continue
         try:
-            with open("/proc/%d/stat" % pid, "rb") as f:
-                data = f.read()
-            fields = data[data.rindex(b")") + 2:].split()
-            if fields[0] in (b"Z", b"X") or (pgid is not None and int(fields[2]) != pgid):
-                continue
             if cmdline is not None:
                 with open("/proc/%d/cmdline" % pid, "rb") as f:
                     if cmdline.encode() not in f.read():

@@ -14,6 +14,7 @@ keeps converging.
 """
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -52,9 +53,6 @@ class PairState:
     generation: int = 0
     #: Progress checks since the last scale order (spaces them out).
     checks: int = 0
-    #: The last failure was the connector itself (unreachable, timeout), not this
-    #: service: any success on the same compute means it is back.
-    connector_down: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +94,9 @@ class Reconciler:
                                                maximum=self.backoff.maximum),
                                on_change=self._queue_changed)
         self._pairs = {}
+        #: compute -> services whose last failure there was the connector itself
+        #: (unreachable, timeout): any answer from it means they can try again.
+        self._down = collections.defaultdict(set)
         self._tasks = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -387,9 +388,9 @@ class Reconciler:
     def _connector_answered(self, compute_name):
         """The connector of ``compute_name`` answers again: every pair waiting out a
         backoff because it was down is retried now, not at the end of its backoff."""
-        for (service, compute), state in self._pairs.items():
-            if compute == compute_name and state.connector_down:
-                state.connector_down = False
+        for service in self._down.pop(compute_name, ()):
+            state = self._pairs.get((service, compute_name))
+            if state is not None:
                 state.not_before = 0.0
                 self.queue.add(service)
 
@@ -408,7 +409,10 @@ class Reconciler:
                 condition, message):
         state.failures += 1
         state.generation = service.generation
-        state.connector_down = condition == UNREACHABLE
+        if condition == UNREACHABLE:
+            self._down[compute_name].add(service.name)
+        else:
+            self._down[compute_name].discard(service.name)
         delay = self.backoff.delay(state.failures)
         state.not_before = asyncio.get_running_loop().time() + delay
         self.metrics.errors.labels(reason).inc()
@@ -421,6 +425,7 @@ class Reconciler:
 
     def _forget_pair(self, name, compute):
         self._pairs.pop((name, compute), None)
+        self._down.get(compute, set()).discard(name)
         self.metrics.forget_pair(name, compute)
 
     def _forget(self, name):

@@ -37,6 +37,29 @@ from tests.connector.common import (
 from tests.support import process_alive, wait_for
 
 
+def write_state(tmp_path, processes):
+    """A state directory whose state file defines ``web`` and lists ``processes``."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    state = {"version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
+             "processes": [p.to_state() for p in processes]}
+    (state_dir / "state.json").write_text(json.dumps(state))
+    return state_dir
+
+
+def count_on_a_new_backend(state_dir, grace_period=5.0):
+    """Start a process backend on ``state_dir``, count ``web``, close it (stopping
+    what it adopted)."""
+    async def scenario():
+        backend = ProcessBackend(state_dir=str(state_dir), grace_period=grace_period)
+        await backend.start()
+        try:
+            return await backend.count("web")
+        finally:
+            await backend.close()
+    return asyncio.run(scenario())
+
+
 def all_gone(pids):
     return not any(process_alive(pid) for pid in pids)
 
@@ -224,20 +247,8 @@ def test_adoption_checks_the_start_time_against_pid_reuse(tmp_path):
 
         # A state file that names a process with the wrong start time: the backend
         # neither counts it nor touches it (it is someone else's process).
-        state_dir = tmp_path / "state"
-        state_dir.mkdir()
-        state = {"version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
-                 "processes": [dict(resource(sleeper.pid, stat.start_time + 7).to_state())]}
-        (state_dir / "state.json").write_text(json.dumps(state))
-
-        async def scenario():
-            backend = ProcessBackend(state_dir=str(state_dir), grace_period=1.0)
-            await backend.start()
-            try:
-                return await backend.count("web")
-            finally:
-                await backend.close()
-        assert asyncio.run(scenario()) == 0
+        state_dir = write_state(tmp_path, [resource(sleeper.pid, stat.start_time + 7)])
+        assert count_on_a_new_backend(state_dir, grace_period=1.0) == 0
         assert process_alive(sleeper.pid)
     finally:
         sleeper.kill()
@@ -250,19 +261,7 @@ def test_adopted_process_is_counted_and_stopped_in_process(tmp_path):
         start_time = read_proc_stat(sleeper.pid).start_time
         entry = Resource(service="web", pid=sleeper.pid, pgid=sleeper.pid,
                          start_time=start_time, argv=tuple(SLEEPER), log="", started="")
-        state_dir = tmp_path / "state"
-        state_dir.mkdir()
-        state = {"version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
-                 "processes": [entry.to_state()]}
-        (state_dir / "state.json").write_text(json.dumps(state))
-
-        async def scenario():
-            backend = ProcessBackend(state_dir=str(state_dir), grace_period=5.0)
-            await backend.start()
-            counted = await backend.count("web")
-            await backend.close()
-            return counted
-        assert asyncio.run(scenario()) == 1
+        assert count_on_a_new_backend(write_state(tmp_path, [entry])) == 1
         assert sleeper.wait(timeout=10) == -signal.SIGTERM
     finally:
         if sleeper.poll() is None:
@@ -273,24 +272,14 @@ def test_adopted_process_is_counted_and_stopped_in_process(tmp_path):
 def test_a_process_the_state_file_missed_is_found_in_proc_and_adopted(tmp_path):
     """The connector died between starting a process and recording it: the next
     one finds it by the state directory in its environment, and only it."""
-    state_dir = tmp_path / "state"
-    state_dir.mkdir()
-    (state_dir / "state.json").write_text(json.dumps({
-        "version": 1, "definitions": {"web": {"name": "web", "command": SLEEPER}},
-        "processes": []}))
+    state_dir = write_state(tmp_path, [])
     env = dict(os.environ, GENISYS_SERVICE="web",
                GENISYS_CONNECTOR_STATE_DIR=os.path.realpath(str(state_dir)))
     unrecorded = subprocess.Popen(SLEEPER, start_new_session=True, env=env)
     other_dir = dict(env, GENISYS_CONNECTOR_STATE_DIR=str(tmp_path / "elsewhere"))
     stranger = subprocess.Popen(SLEEPER, start_new_session=True, env=other_dir)
     try:
-        async def scenario():
-            backend = ProcessBackend(state_dir=str(state_dir), grace_period=5.0)
-            await backend.start()
-            counted = await backend.count("web")
-            await backend.close()
-            return counted
-        assert asyncio.run(scenario()) == 1
+        assert count_on_a_new_backend(state_dir) == 1
         assert unrecorded.wait(timeout=10) == -signal.SIGTERM
         assert stranger.poll() is None  # another connector's process: untouched
     finally:
