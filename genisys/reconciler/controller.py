@@ -34,6 +34,7 @@ from genisys.model import (
     empty_status,
 )
 from genisys.reconciler import status as st
+from genisys.reconciler.leader import NotLeader
 from genisys.reconciler.queue import Backoff, QueueClosed, WorkQueue
 from genisys.store import Compacted
 from genisys.tasks import start_task, stop_tasks
@@ -69,8 +70,11 @@ class PairResult:
 
 class Reconciler:
     def __init__(self, store, client, *, metrics, poll_interval=15.0, workers=16,
-                 backoff=None, progress_check=0.25, pass_budget=1.0):
-        self.store = store
+                 backoff=None, progress_check=0.25, pass_budget=1.0, leadership=None):
+        #: With a shared store, every write is fenced by the leadership (a deposed
+        #: leader can't write) and every connector call is preceded by its check().
+        self.leadership = leadership
+        self.store = leadership.fenced(store) if leadership is not None else store
         self.client = client
         self.metrics = metrics
         #: Seconds between resyncs of every service.
@@ -341,13 +345,17 @@ class Reconciler:
 
         running = (previous or {}).get("running")
         try:
+            self._check_leader()
             running = await self.client.running(compute, name)
             self._connector_answered(compute_name)
             self.metrics.set_pair(name, compute_name, desired=desired, running=running)
             if running == desired:
                 return self._converged(state, name, compute_name, desired, previous,
                                        dropped=dropped)
+            self._check_leader()
             reported = await self.client.scale(compute, name, desired)
+        except NotLeader:
+            raise  # not ours to reconcile any more: no status either
         except ServiceNotDefined as e:
             if desired == 0:
                 # A connector that doesn't know the service runs none of it: that is
@@ -384,6 +392,10 @@ class Reconciler:
                          reason="Scaling", message=message)
         retry_in = min(self.poll_interval, self.progress_check * 2 ** min(state.checks - 1, 20))
         return PairResult(entry, events, retry_in, "progressing")
+
+    def _check_leader(self):
+        if self.leadership is not None:
+            self.leadership.check()
 
     def _connector_answered(self, compute_name):
         """The connector of ``compute_name`` answers again: every pair waiting out a

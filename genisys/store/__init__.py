@@ -4,6 +4,8 @@
 
 * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the
   SQLAlchemy convention: the path is what follows ``sqlite:///``);
+* ``etcd://host:port[,host:port...][/prefix]``: etcd v3 (3.4 or newer), shared
+  by several controllers; keys live under ``prefix/`` (default ``genisys/``);
 * ``memory://`` for tests.
 """
 
@@ -23,14 +25,14 @@ from genisys.store.base import (
 __all__ = ["DELETE", "Compacted", "Condition", "Event", "Listing", "Op", "Record", "Store",
            "Watch", "store_from_url", "validate_store_url"]
 
-SCHEMES = ("sqlite", "memory")
+SCHEMES = ("sqlite", "etcd", "memory")
 
 
 def validate_store_url(url, field="store"):
     """Check a store URL without opening anything; returns (scheme, location)."""
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError("%r is not a store URL (expected sqlite:///path/genisys.db or memory://)"
-                          % (url,), field=field)
+        raise ConfigError("%r is not a store URL (expected sqlite:///path/genisys.db, "
+                          "etcd://host:port[,host:port...] or memory://)" % (url,), field=field)
     scheme, rest = url.split("://", 1)
     if scheme == "memory":
         if rest:
@@ -41,6 +43,14 @@ def validate_store_url(url, field="store"):
             raise ConfigError("%r: a sqlite URL is sqlite:///relative/path.db or "
                               "sqlite:////absolute/path.db" % url, field=field)
         return scheme, rest[1:]
+    if scheme == "etcd":
+        from genisys.store.etcd import parse_location
+        try:
+            parse_location(rest)
+        except ValueError as e:
+            raise ConfigError("%r: %s (an etcd URL is etcd://host:port[,host:port...][/prefix])"
+                              % (url, e), field=field) from None
+        return scheme, rest
     raise ConfigError("unknown store scheme %r in %r (supported: %s)"
                       % (scheme, url, ", ".join(s + "://" for s in SCHEMES)), field=field)
 
@@ -51,5 +61,9 @@ def store_from_url(url) -> Store:
     if scheme == "memory":
         from genisys.store.memory import MemoryStore
         return MemoryStore()
+    if scheme == "etcd":
+        from genisys.store.etcd import EtcdStore, parse_location
+        endpoints, prefix = parse_location(location)
+        return EtcdStore(endpoints, prefix)
     from genisys.store.sqlite import SqliteStore
     return SqliteStore(location)

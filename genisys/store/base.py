@@ -94,6 +94,11 @@ def prefix_end(prefix):
 class Store(abc.ABC):
     """Async interface of every backend; use it as an async context manager."""
 
+    #: True when other controllers may use the same store at the same time (etcd):
+    #: only the elected leader then reconciles. False: this process owns the store
+    #: (memory, or sqlite, whose file lock keeps any other controller out).
+    shared = False
+
     async def __aenter__(self):
         await self.open()
         return self

@@ -15,6 +15,7 @@ from genisys import config
 from genisys.config import load_settings, parse_bind, parse_duration, parse_port
 from genisys.errors import ConfigError
 from genisys.store import validate_store_url
+from genisys.store.etcd import parse_location
 from tests.properties.common import (
     PROPERTY,
     any_value,
@@ -142,6 +143,8 @@ def test_any_store_url_is_checked_or_refused(url):
         assert error.field == "store"
     elif url == "memory://":
         assert checked == ("memory", "")
+    elif url.startswith("etcd://"):
+        assert checked == ("etcd", url[len("etcd://"):]) and parse_location(checked[1])
     else:
         assert url.startswith("sqlite:///") and checked == ("sqlite", url[len("sqlite:///"):])
         assert checked[1]

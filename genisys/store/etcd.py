@@ -1,0 +1,454 @@
+"""``etcd://host:port[,host:port...][/prefix]``: the store shared by several replicas.
+
+The data model is etcd's own: the store revision is etcd's revision and a
+record's version its ``mod_revision``. Keys live under a prefix (default
+``genisys/``; the URL's path sets another), so several installations can
+share one cluster. Values are the same compact JSON the other backends keep.
+
+Writes are optimistic transactions, the way ``apply_op`` (shared with the
+in-process backends, so the semantics cannot drift apart) decides them:
+
+1. read, in one linearizable read, every key the write touches or whose
+   condition it checks (and, for ``Condition.unchanged``, the newest
+   ``mod_revision`` under the prefix);
+2. run the ops against that snapshot in memory: a refusal (a version that
+   does not match, a compute that does not exist, an update function that
+   raises) is raised now, and nothing was written;
+3. commit the outcome in one etcd transaction that compares every key read
+   against the ``mod_revision`` it had in the snapshot (and the prefixes of
+   ``unchanged`` conditions against their revision). If anything moved in
+   between, the transaction's failure branch returns a fresh snapshot and
+   step 2 runs again: an ``update`` is a compare-and-swap loop.
+
+Writes of one process to the same key wait for each other (a local lock),
+so concurrent updates in one process don't retry against each other; only
+other replicas' writes cause retries. Blind writes (puts and deletes with no
+condition at all, like the audit trail's) skip the snapshot and are split
+into transactions of at most ``MAX_TXN_OPS`` (etcd's default limit), so a
+large batch of them is not atomic as a whole.
+
+Watches (``etcd_watch``) are etcd watches on the prefix; a broken stream
+resumes from the last revision it delivered, on another member if need be,
+and a watch of compacted history raises ``Compacted`` so the consumer lists
+again. Transport and member fail-over are ``etcd_client``'s.
+
+Leases (for leader election, ``genisys.reconciler.leader``): ``grant_lease``,
+``keep_alive``, ``revoke_lease``, ``create_with_lease``.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from genisys.errors import StoreUnavailable
+from genisys.store.base import (
+    Listing,
+    Op,
+    Record,
+    Store,
+    View,
+    apply_op,
+)
+from genisys.store.etcd_client import (
+    EtcdClient,
+    EtcdError,
+    b64,
+    parse_endpoints,
+    range_end,
+    unb64,
+)
+from genisys.store.etcd_watch import EtcdWatch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "genisys/"
+#: Most operations in one etcd transaction (etcd's --max-txn-ops default).
+MAX_TXN_OPS = 128
+#: Records per page when listing (each page reads at the first page's revision).
+LIST_PAGE = 1000
+#: Rounds of a compare-and-swap before giving up (other replicas keep winning).
+MAX_ATTEMPTS = 200
+
+
+def parse_location(location):
+    """``host:port[,host:port...][/prefix]`` -> (endpoints, prefix); ValueError if bad."""
+    members, slash, prefix = location.partition("/")
+    if not members:
+        raise ValueError("no etcd member given")
+    endpoints = parse_endpoints(members)
+    if slash:
+        prefix = prefix.strip("/")
+        if not prefix:
+            raise ValueError("the key prefix after the members is empty")
+        if not prefix.isascii() or not prefix.isprintable() or " " in prefix:
+            raise ValueError("the key prefix %r must be printable ASCII without spaces"
+                             % prefix)
+        prefix += "/"
+    else:
+        prefix = DEFAULT_PREFIX
+    return endpoints, prefix
+
+
+def _encode(value):
+    if not isinstance(value, dict):
+        raise TypeError("store values are JSON objects, got %r" % type(value))
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+class _Snapshot:
+    """Keys and prefixes read at one revision."""
+
+    def __init__(self, revision, records, max_versions):
+        self.revision = revision
+        #: key -> Record or None (absent)
+        self.records = records
+        #: prefix -> newest mod_revision under it (0: nothing there)
+        self.max_versions = max_versions
+
+
+class _SnapshotView(View):
+    """A snapshot plus the writes of the ops run over it (``writes``: key -> Record,
+    or None for a delete), in the order they were made."""
+
+    def __init__(self, snapshot):
+        self._snapshot = snapshot
+        self.writes = {}
+
+    def read(self, key):
+        if key in self.writes:
+            return self.writes[key]
+        return self._snapshot.records[key]
+
+    def max_version(self, prefix):
+        newest = self._snapshot.max_versions.get(prefix, 0)
+        for key, record in self.writes.items():
+            if record is not None and key.startswith(prefix):
+                newest = max(newest, record.version)
+        return newest
+
+    def write(self, record):
+        self.writes[record.key] = record
+
+    def remove(self, key):
+        self.writes[key] = None
+
+
+class _KeyLocks:
+    """One asyncio.Lock per key, held while a write of this process is in flight."""
+
+    def __init__(self):
+        self._locks = {}  # key -> [lock, users]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, keys):
+        keys = sorted(set(keys))  # one order for everyone: no deadlock
+        entries = []
+        for key in keys:
+            entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
+            entry[1] += 1
+            entries.append((key, entry))
+        acquired = []
+        try:
+            for _, entry in entries:
+                await entry[0].acquire()
+                acquired.append(entry[0])
+            yield
+        finally:
+            for lock in acquired:
+                lock.release()
+            for key, entry in entries:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+
+class EtcdStore(Store):
+    #: Several controllers may use one etcd: the reconciler runs only while this
+    #: process holds the leadership (genisys.reconciler.leader).
+    shared = True
+
+    def __init__(self, endpoints, prefix=DEFAULT_PREFIX, *, timeout=None):
+        self.endpoints = list(endpoints)
+        self.prefix = prefix
+        self._client = EtcdClient(self.endpoints, **({"timeout": timeout} if timeout else {}))
+        self._client.on_failover = self._endpoint_failed
+        self._closed = True
+        self._locks = _KeyLocks()
+        self._watches = set()
+        #: What the members said at open(): version and cluster.
+        self.server_version = None
+
+    def __repr__(self):
+        return "EtcdStore(%s, prefix=%r)" % (",".join(map(str, self.endpoints)), self.prefix)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self):
+        self._client.open()
+        try:
+            status = await self._client.call("/v3/maintenance/status", {})
+            self.server_version = status.get("version")
+            major_minor = tuple(int(p) for p in (self.server_version or "0.0").split(".")[:2])
+            if major_minor < (3, 4):
+                raise StoreUnavailable("etcd %s is too old: genisys needs etcd 3.4 or newer"
+                                       % self.server_version)
+            self._closed = False
+            await self.revision()
+        except BaseException:
+            self._closed = True
+            self._client.close()
+            raise
+        log.info("etcd store: members %s, key prefix %r, etcd %s",
+                 ", ".join(map(str, self.endpoints)), self.prefix, self.server_version)
+
+    async def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        for watch in list(self._watches):
+            watch.close()
+        self._client.close()
+
+    def _check_open(self):
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+
+    def _endpoint_failed(self, endpoint):
+        # Watch streams on a member that failed a call resume on the current one.
+        for watch in list(self._watches):
+            watch.restart_if_on(endpoint)
+
+    # -- keys and records -------------------------------------------------------
+
+    def _key(self, key):
+        return self.prefix + key
+
+    def _record(self, kv):
+        key = unb64(kv["key"])[len(self.prefix):]
+        try:
+            value = json.loads(unb64(kv.get("value")))
+        except ValueError as e:
+            raise StoreUnavailable("etcd key %s%s holds no JSON object (written by something "
+                                   "other than genisys?)" % (self.prefix, key)) from e
+        return Record(key, value, int(kv["mod_revision"]))
+
+    async def _call(self, path, body, **kwargs):
+        self._check_open()
+        return await self._client.call(path, body, **kwargs)
+
+    # -- reads ------------------------------------------------------------------
+
+    async def get(self, key):
+        answer = await self._call("/v3/kv/range", {"key": b64(self._key(key))})
+        kvs = answer.get("kvs") or []
+        return self._record(kvs[0]) if kvs else None
+
+    async def list(self, prefix):
+        full = self._key(prefix)
+        body = {"key": b64(full), "range_end": range_end(full), "limit": LIST_PAGE}
+        records, revision = [], None
+        while True:
+            answer = await self._call("/v3/kv/range", body)
+            if revision is None:
+                revision = int(answer["header"]["revision"])
+                body["revision"] = revision  # every page at the first one's revision
+            kvs = answer.get("kvs") or []
+            records += [self._record(kv) for kv in kvs]
+            if not answer.get("more") or not kvs:
+                return Listing(records, revision)
+            body["key"] = b64(unb64(kvs[-1]["key"]) + "\0")
+
+    async def count(self, prefix):
+        full = self._key(prefix)
+        answer = await self._call("/v3/kv/range", {"key": b64(full), "range_end": range_end(full),
+                                                  "count_only": True})
+        return int(answer.get("count", 0))
+
+    async def revision(self, *, timeout=None):
+        answer = await self._call("/v3/kv/range", {"key": b64(self.prefix), "count_only": True},
+                                  timeout=timeout)
+        return int(answer["header"]["revision"])
+
+    async def check(self):
+        # Readiness probes want an answer quickly, not after every member timed out.
+        await self.revision(timeout=2.0)
+
+    # -- writes -----------------------------------------------------------------
+
+    async def put(self, key, value, *, expect_version=None, conditions=()):
+        return (await self._write([Op.put(key, value, expect_version=expect_version,
+                                          conditions=conditions)]))[0]
+
+    async def delete(self, key, *, expect_version=None, conditions=()):
+        return (await self._write([Op.delete(key, expect_version=expect_version,
+                                             conditions=conditions)]))[0]
+
+    async def update(self, key, fn, *, conditions=()):
+        return (await self._write([Op.update(key, fn, conditions=conditions)]))[0]
+
+    async def transaction(self, ops):
+        return await self._write(Op.txn(ops).value)
+
+    async def _write(self, ops):
+        self._check_open()
+        for op in ops:
+            if op.kind == "put":
+                _encode(op.value)  # a value that is not a JSON object fails here, alone
+        blind = all(op.kind in ("put", "delete") and op.expect_version is None
+                    and not op.conditions for op in ops)
+        if blind and len({op.key for op in ops}) == len(ops):
+            return await self._write_blind(ops)
+        keys, prefixes = [], []
+        for op in ops:
+            keys.append(op.key)
+            for cond in op.conditions:
+                (prefixes if cond.kind == "unchanged" else keys).append(cond.key)
+        keys, prefixes = sorted(set(keys)), sorted(set(prefixes))
+        if len(keys) + len(prefixes) > MAX_TXN_OPS:
+            raise StoreUnavailable("a transaction over %d keys is more than etcd takes at once "
+                                   "(%d)" % (len(keys) + len(prefixes), MAX_TXN_OPS))
+        reads = self._snapshot_reads(keys, prefixes)
+        async with self._locks.hold(op.key for op in ops):
+            answer = await self._call("/v3/kv/txn", {"success": reads})
+            snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
+            for _ in range(MAX_ATTEMPTS):
+                view = _SnapshotView(snapshot)
+                placeholder = snapshot.revision + 1
+                op = ops[0] if len(ops) == 1 else Op.txn(ops)
+                result, _ = apply_op(view, op, placeholder)
+                if not view.writes:
+                    return [result] if len(ops) == 1 else result
+                txn = {"compare": self._compares(snapshot, ops),
+                       "success": [self._request(key, record)
+                                   for key, record in view.writes.items()],
+                       "failure": reads}
+                answer = await self._call("/v3/kv/txn", txn, retry_sent=False)
+                if answer.get("succeeded"):
+                    revision = int(answer["header"]["revision"])
+                    results = [result] if len(ops) == 1 else result
+                    return [self._committed(r, placeholder, revision) for r in results]
+                snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
+        raise StoreUnavailable("gave up writing %s after %d attempts: other writers kept "
+                               "changing it" % (", ".join(keys), MAX_ATTEMPTS))
+
+    async def _write_blind(self, ops):
+        """Unconditional puts and deletes of distinct keys, in chunks of MAX_TXN_OPS.
+        Repeating one changes nothing, so they may be retried on another member."""
+        results = []
+        for start in range(0, len(ops), MAX_TXN_OPS):
+            chunk = ops[start:start + MAX_TXN_OPS]
+            requests = []
+            for op in chunk:
+                if op.kind == "put":
+                    requests.append({"request_put": {"key": b64(self._key(op.key)),
+                                                     "value": b64(_encode(op.value))}})
+                else:
+                    requests.append({"request_delete_range": {"key": b64(self._key(op.key)),
+                                                              "prev_kv": True}})
+            async with self._locks.hold(op.key for op in chunk):
+                answer = await self._call("/v3/kv/txn", {"success": requests})
+            revision = int(answer["header"]["revision"])
+            for op, response in zip(chunk, answer.get("responses") or [{}] * len(chunk)):
+                if op.kind == "put":
+                    results.append(Record(op.key, json.loads(_encode(op.value)), revision))
+                else:
+                    prev = (response.get("response_delete_range") or {}).get("prev_kvs") or []
+                    results.append(self._record(prev[0]) if prev else None)
+        return results
+
+    def _snapshot_reads(self, keys, prefixes):
+        reads = [{"request_range": {"key": b64(self._key(key))}} for key in keys]
+        for prefix in prefixes:
+            full = self._key(prefix)
+            reads.append({"request_range": {"key": b64(full), "range_end": range_end(full),
+                                            "sort_order": "DESCEND", "sort_target": "MOD",
+                                            "limit": 1, "keys_only": True}})
+        return reads
+
+    def _snapshot(self, answer, responses, keys, prefixes):
+        responses = responses or []
+        ranges = [(r.get("response_range") or {}).get("kvs") or [] for r in responses]
+        if len(ranges) != len(keys) + len(prefixes):
+            raise StoreUnavailable("etcd answered %d reads for %d asked"
+                                   % (len(ranges), len(keys) + len(prefixes)))
+        records = {key: self._record(kvs[0]) if kvs else None
+                   for key, kvs in zip(keys, ranges)}
+        max_versions = {prefix: int(kvs[0]["mod_revision"]) if kvs else 0
+                        for prefix, kvs in zip(prefixes, ranges[len(keys):])}
+        return _Snapshot(int(answer["header"]["revision"]), records, max_versions)
+
+    def _compares(self, snapshot, ops):
+        compares = []
+        for key, record in snapshot.records.items():
+            compares.append({"key": b64(self._key(key)), "target": "MOD", "result": "EQUAL",
+                             "mod_revision": record.version if record else 0})
+        for op in ops:
+            for cond in op.conditions:
+                if cond.kind == "unchanged":
+                    full = self._key(cond.key)
+                    compares.append({"key": b64(full), "range_end": range_end(full),
+                                     "target": "MOD", "result": "LESS",
+                                     "mod_revision": cond.value + 1})
+        return compares
+
+    def _request(self, key, record):
+        if record is None:
+            return {"request_delete_range": {"key": b64(self._key(key))}}
+        return {"request_put": {"key": b64(self._key(key)), "value": b64(_encode(record.value))}}
+
+    @staticmethod
+    def _committed(result, placeholder, revision):
+        if isinstance(result, Record) and result.version == placeholder:
+            return Record(result.key, result.value, revision)
+        return result
+
+    # -- watches ---------------------------------------------------------------
+
+    def watch(self, prefix, *, start_revision=None):
+        self._check_open()
+        # "From now" is pinned here, at the newest revision this store has seen, so a
+        # write made after this call (by anyone) is never missed.
+        after = self._client.seen_revision if start_revision is None else start_revision
+        watch = EtcdWatch(self, prefix, after=after)
+        self._watches.add(watch)
+        return watch
+
+    # -- leases (leader election) ------------------------------------------------
+
+    async def grant_lease(self, ttl, *, timeout=None):
+        """A new lease of ``ttl`` seconds: returns (lease id, TTL etcd granted)."""
+        answer = await self._call("/v3/lease/grant", {"TTL": int(round(ttl))}, timeout=timeout)
+        return answer["ID"], int(answer.get("TTL", 0))
+
+    async def keep_alive(self, lease, *, timeout=None):
+        """Renew ``lease``; returns its new TTL in seconds (0: the lease is gone)."""
+        answer = await self._call("/v3/lease/keepalive", {"ID": lease}, timeout=timeout)
+        result = answer.get("result", answer)
+        return int(result.get("TTL", 0))
+
+    async def revoke_lease(self, lease, *, timeout=None):
+        """End ``lease`` now: every key attached to it is deleted."""
+        try:
+            await self._call("/v3/lease/revoke", {"ID": lease}, timeout=timeout)
+        except EtcdError as e:
+            if "lease not found" not in e.message:
+                raise
+
+    async def create_with_lease(self, key, value, lease, *, timeout=None):
+        """Create ``key`` bound to ``lease`` unless it exists. Returns (won, record):
+        the record written, or the one that was there."""
+        full = b64(self._key(key))
+        answer = await self._call("/v3/kv/txn", {
+            "compare": [{"key": full, "target": "CREATE", "result": "EQUAL",
+                         "create_revision": 0}],
+            "success": [{"request_put": {"key": full, "value": b64(_encode(value)),
+                                         "lease": lease}}],
+            "failure": [{"request_range": {"key": full}}],
+        }, retry_sent=False, timeout=timeout)
+        if answer.get("succeeded"):
+            return True, Record(key, json.loads(_encode(value)),
+                                int(answer["header"]["revision"]))
+        kvs = (answer.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
+        return False, self._record(kvs[0]) if kvs else None
+

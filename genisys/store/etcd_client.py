@@ -1,0 +1,337 @@
+"""Talking to etcd: its v3 JSON gateway over HTTP, across the members of a cluster.
+
+Every call is a POST of a JSON body to one member (``/v3/kv/range``,
+``/v3/kv/txn``, ``/v3/lease/...``); keys and values travel base64-encoded and
+64-bit integers as strings. Unary calls go through tornado's curl client
+(connections stay open between calls); watches are long-lived streams of
+newline-separated JSON messages, read over a connection of their own so
+they can be closed at any moment.
+
+Fail-over: calls go to the *current* member; when it fails, the next listed
+member becomes current. A call that is safe to repeat (a read, a lease
+keep-alive, a write whose repetition changes nothing) is tried on the next
+members at once. Any other write is repeated only when it surely never
+reached etcd (no connection could be made, or etcd answered that it has no
+leader): once sent, its outcome is unknown, and repeating a compare-and-swap
+that did happen would apply it twice. Such a write fails with
+StoreUnavailable instead, and the caller decides.
+"""
+
+import asyncio
+import base64
+import dataclasses
+import json
+import logging
+import re
+import time
+
+import pycurl
+import tornado.httpclient
+import tornado.httputil
+import tornado.iostream
+import tornado.tcpclient
+import tornado.util
+from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
+from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
+
+from genisys.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Seconds one call may take on one member (a linearizable read or a commit
+#: takes milliseconds; etcd itself gives up on a proposal after about 7s).
+REQUEST_TIMEOUT = 5.0
+#: Seconds to open a connection to a member: short, so a dead member is
+#: passed over quickly.
+CONNECT_TIMEOUT = 2.0
+#: gRPC status codes etcd answers with (in the gateway's ``code`` field).
+OUT_OF_RANGE = 11
+UNAVAILABLE = 14
+#: curl errors that mean the request never left this process.
+_NOT_SENT_CURL_ERRORS = (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST)
+#: etcd errors that mean a write was refused before it was proposed, so it
+#: may be sent to another member (clientv3 retries mutations on these too).
+_NOT_APPLIED_MESSAGES = ("etcdserver: no leader", "etcdserver: not capable")
+
+
+def b64(text):
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def unb64(text):
+    return base64.b64decode(text or "").decode("utf-8")
+
+
+def range_end(prefix):
+    """etcd's range_end for every key starting with ``prefix`` (byte-wise)."""
+    data = bytearray(prefix.encode("utf-8"))
+    while data:
+        if data[-1] < 0xFF:
+            data[-1] += 1
+            return base64.b64encode(bytes(data)).decode("ascii")
+        data.pop()
+    return base64.b64encode(b"\0").decode("ascii")  # every key
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self):
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s:%d" % (host, self.port)
+
+    @property
+    def base_url(self):
+        return "http://%s" % self
+
+
+class EtcdError(StoreUnavailable):
+    """etcd answered with an error (``code`` is its gRPC status code)."""
+
+    def __init__(self, message, *, code=None, endpoint=None):
+        super().__init__(message)
+        self.code = code
+        self.endpoint = endpoint
+
+
+class _Unsent(Exception):
+    """A call failed before etcd could have acted on it: try another member."""
+
+
+class _Failed(Exception):
+    """A call failed after it may have reached etcd."""
+
+
+class EtcdClient:
+    """Calls to a cluster through its listed members; one per store."""
+
+    def __init__(self, endpoints, *, timeout=REQUEST_TIMEOUT, connect_timeout=CONNECT_TIMEOUT):
+        if not endpoints:
+            raise ValueError("etcd needs at least one endpoint")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._current = 0
+        self._http = None
+        #: Called with an Endpoint when it failed and another one became current.
+        self.on_failover = None
+        #: The highest store revision seen in any answer.
+        self.seen_revision = 0
+
+    @property
+    def current(self):
+        return self.endpoints[self._current]
+
+    def open(self):
+        # Made on the running loop: the curl client binds to the loop it is created on.
+        self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=256)
+
+    def close(self):
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def failed(self, endpoint, reason):
+        """``endpoint`` did not answer: make the next member current (and tell
+        ``on_failover``, so streams on the failed member move too)."""
+        if self.current != endpoint or len(self.endpoints) == 1:
+            return
+        self._current = (self._current + 1) % len(self.endpoints)
+        log.warning("etcd member %s failed (%s): switching to %s", endpoint, reason,
+                    self.current)
+        if self.on_failover is not None:
+            self.on_failover(endpoint)
+
+    async def call(self, path, body, *, retry_sent=True, timeout=None):
+        """POST ``body`` to ``path`` on the current member, failing over as the module
+        docstring says; returns the decoded answer or raises StoreUnavailable.
+
+        ``retry_sent``: the call may be repeated on another member even after it was
+        sent (reads, keep-alives, blind writes). ``timeout``: seconds in all."""
+        if self._http is None:
+            raise StoreUnavailable("the etcd store is closed")
+        deadline = time.monotonic() + (timeout or self.timeout)
+        errors = []
+        for tried in range(len(self.endpoints)):
+            endpoint = self.current
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # A call that may go elsewhere leaves time for the other members: one
+            # that stalls doesn't use it all up.
+            share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
+            try:
+                return await self._call_one(endpoint, path, body, share)
+            except _Unsent as e:
+                errors.append("%s: %s" % (endpoint, e))
+                self.failed(endpoint, e)
+            except _Failed as e:
+                errors.append("%s: %s" % (endpoint, e))
+                self.failed(endpoint, e)
+                if not retry_sent:
+                    raise StoreUnavailable("etcd %s: %s; the write may or may not have "
+                                           "happened" % (path, "; ".join(errors))) from None
+        raise StoreUnavailable("etcd %s: no member answered (%s)"
+                               % (path, "; ".join(errors) or "out of time"))
+
+    async def _call_one(self, endpoint, path, body, timeout):
+        request = tornado.httpclient.HTTPRequest(
+            endpoint.base_url + path, method="POST", body=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+            connect_timeout=min(self.connect_timeout, timeout), request_timeout=timeout,
+            follow_redirects=False)
+        try:
+            response = await self._http.fetch(request, raise_error=False)
+        except CurlError as e:
+            if e.errno in _NOT_SENT_CURL_ERRORS or (e.errno == pycurl.E_OPERATION_TIMEDOUT and
+                                                    e.message.startswith(("Connection timed out",
+                                                                          "Resolving timed out"))):
+                raise _Unsent(e.message) from None
+            raise _Failed(e.message) from None
+        except tornado.httpclient.HTTPClientError as e:
+            # Tornado's own timeout of a request still queued: it was never sent.
+            raise _Unsent(str(e)) from None
+        except OSError as e:
+            raise _Unsent(e.strerror or str(e)) from None
+        try:
+            answer = json.loads(response.body or b"null")
+        except ValueError:
+            answer = None
+        if response.code != 200 or not isinstance(answer, dict) or "error" in answer:
+            code = answer.get("code") if isinstance(answer, dict) else None
+            message = (answer.get("message") or answer.get("error")) if isinstance(answer, dict) \
+                else (response.body or b"")[:200].decode("utf-8", "replace")
+            message = "%s (HTTP %d)" % (message, response.code)
+            if code == UNAVAILABLE or response.code in (502, 503, 504):
+                if any(m in message for m in _NOT_APPLIED_MESSAGES):
+                    raise _Unsent(message)
+                raise _Failed(message)
+            raise EtcdError("etcd %s at %s: %s" % (path, endpoint, message), code=code,
+                            endpoint=endpoint)
+        self.note_revision(answer.get("header"))
+        return answer
+
+    def note_revision(self, header):
+        if header and "revision" in header:
+            revision = int(header["revision"])
+            if revision > self.seen_revision:
+                self.seen_revision = revision
+
+    # -- streams ------------------------------------------------------------------
+
+    async def open_stream(self, endpoint, path, body, on_message):
+        """Start a streaming call on ``endpoint``; returns a Stream whose ``done``
+        finishes when the stream ends. ``on_message(dict)`` gets each message."""
+        stream = Stream(endpoint, on_message)
+        await stream.open(path, body, connect_timeout=self.connect_timeout)
+        return stream
+
+
+class Stream:
+    """One streaming answer (a watch): newline-separated JSON messages."""
+
+    def __init__(self, endpoint, on_message):
+        self.endpoint = endpoint
+        self._on_message = on_message
+        self._iostream = None
+        self._buffer = b""
+        #: Finishes (possibly with an exception) when the stream ends.
+        self.done = None
+        self.status = None
+
+    async def open(self, path, body, *, connect_timeout):
+        try:
+            self._iostream = await tornado.tcpclient.TCPClient().connect(
+                self.endpoint.host, self.endpoint.port, timeout=connect_timeout)
+        except (OSError, tornado.iostream.StreamClosedError, asyncio.TimeoutError,
+                tornado.util.TimeoutError) as e:
+            raise StoreUnavailable("cannot connect to etcd member %s: %s"
+                                   % (self.endpoint, e)) from e
+        conn = HTTP1Connection(self._iostream, True, HTTP1ConnectionParameters(
+            no_keep_alive=True, max_body_size=1 << 60, decompress=False))
+        data = json.dumps(body).encode("utf-8")
+        conn.write_headers(
+            tornado.httputil.RequestStartLine("POST", path, "HTTP/1.1"),
+            tornado.httputil.HTTPHeaders({"Host": str(self.endpoint),
+                                          "Content-Type": "application/json",
+                                          "Content-Length": str(len(data))}))
+        conn.write(data)
+        conn.finish()
+        self.done = asyncio.ensure_future(conn.read_response(_Delegate(self)))
+        # Closing the stream is how a watch ends: that error is expected, not news.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def close(self):
+        if self._iostream is not None:
+            self._iostream.close()
+
+    def _headers(self, start_line):
+        self.status = start_line.code
+
+    def _data(self, chunk):
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            if line.strip():
+                self._message(line)
+
+    def _finish(self):
+        if self._buffer.strip():
+            self._message(self._buffer)
+        self._buffer = b""
+
+    def _message(self, line):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = {"error": {"message": "not JSON: %r" % line[:200]}}
+        self._on_message(message if isinstance(message, dict) else {"error": {}})
+
+
+class _Delegate(tornado.httputil.HTTPMessageDelegate):
+    def __init__(self, stream):
+        self.stream = stream
+
+    def headers_received(self, start_line, headers):
+        self.stream._headers(start_line)
+
+    def data_received(self, chunk):
+        self.stream._data(chunk)
+
+    def finish(self):
+        self.stream._finish()
+
+    def on_connection_close(self):
+        self.stream._finish()
+
+
+#: A member's host: a DNS name or an IPv4 address (IPv6 goes in brackets).
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", re.ASCII)
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]+", re.ASCII)
+
+
+def parse_endpoints(text):
+    """``host:port[,host:port...]`` -> [Endpoint]; ValueError says what is wrong."""
+    endpoints = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ValueError("empty member address")
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            good_host = bool(_IPV6.fullmatch(host)) and ":" in host
+            port = None if not rest else rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port = item.partition(":") if ":" in item else (item, "", None)
+            good_host = bool(_HOST.fullmatch(host))
+        if not good_host:
+            raise ValueError("%r is not host:port (a host name, an IPv4 address or an "
+                             "[IPv6] address)" % item)
+        if port is None:
+            port = 2379
+        elif not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("%r: the port must be a number from 1 to 65535" % item)
+        endpoints.append(Endpoint(host, int(port)))
+    return endpoints

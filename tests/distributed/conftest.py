@@ -1,0 +1,145 @@
+"""Distributed mode, for real: etcd members and genisys controllers as processes.
+
+Every test starts its own etcd (one member or a three-member cluster on
+loopback) and controllers with a short leadership lease (TTL), and reads what
+they do from outside: /readyz and /metrics of each controller, and the
+simulated connector's own count of running resources.
+"""
+
+import threading
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.etcd import EtcdCluster, etcd_binary, unique_prefix
+from tests.support import wait_for
+
+#: The leadership lease of the controllers under test, in seconds.
+TTL = 2.0
+COMPUTE = "sim"
+
+
+@pytest.fixture
+def start_etcd(tmp_path):
+    """Factory: ``start_etcd(size)`` runs an etcd cluster of ``size`` members; all are
+    killed at the end of the test."""
+    etcd_binary()
+    clusters = []
+
+    def start(size=1):
+        cluster = EtcdCluster(size, workdir=str(tmp_path / ("etcd-%d" % len(clusters))))
+        clusters.append(cluster)
+        return cluster.start()
+    yield start
+    for cluster in clusters:
+        cluster.stop()
+
+
+@pytest.fixture
+def prefix():
+    return unique_prefix()
+
+
+@pytest.fixture
+def start_controller(start_genisys):
+    """Factory: ``start_controller(store_url, name)`` runs a genisys on that etcd with a
+    TTL-second lease, named ``name`` in the election."""
+    def start(url, name, *args):
+        return start_genisys("--store", url, "--identity", name, "--leader-ttl", "%gs" % TTL,
+                             "--poll-interval", "2s", "--backoff-max", "2s", *args,
+                             store=False, name=name)
+    return start
+
+
+def metrics(server):
+    r = server.request("GET", "/metrics", timeout=5)
+    assert r.status_code == 200, r.text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(r.text) for s in family.samples}
+
+
+def connector_calls(server, operation):
+    """How many calls of ``operation`` (scale, status) this controller made."""
+    return sum(v for (name, labels), v in metrics(server).items()
+               if name == "genisys_connector_call_seconds_count"
+               and dict(labels).get("operation") == operation)
+
+
+def leadership(server):
+    """(role, leader) as the controller's /metrics says (no store involved)."""
+    for (name, labels), value in metrics(server).items():
+        if name == "genisys_leadership" and value == 1:
+            labels = dict(labels)
+            return labels["role"], labels["leader"] or None
+    return None, None
+
+
+def role(server):
+    try:
+        return leadership(server)[0]
+    except requests.RequestException:
+        return None
+
+
+def wait_leader(*servers, timeout=8 * TTL):
+    """The one of ``servers`` that leads, once exactly one does."""
+    def one():
+        leaders = [s for s in servers if role(s) == "leader"]
+        return leaders[0] if len(leaders) == 1 else None
+    return wait_for(one, timeout=timeout, interval=0.05, message="exactly one leader")
+
+
+def add_compute(server, connector):
+    r = server.request("POST", "/compute", json={"name": COMPUTE, "connector": connector.url})
+    assert r.status_code == 201, r.text
+
+
+def upscale(server, service="web", times=1):
+    for _ in range(times):
+        r = server.request("POST", "/service/%s/upscale" % service, json={"compute": COMPUTE})
+        assert r.status_code == 202, r.text
+
+
+def running(connector, service="web"):
+    r = connector.request("GET", "/service/%s/status" % service, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()["running_resources"]
+
+
+def wait_running(connector, count, service="web", timeout=10 * TTL):
+    wait_for(lambda: running(connector, service) == count, timeout=timeout, interval=0.05,
+             message="%d resources of %s on the connector" % (count, service))
+
+
+class RoleWatcher:
+    """Polls the role of controllers in a thread, recording when each one changes."""
+
+    def __init__(self, servers, interval=0.05):
+        self.servers = servers
+        self.changes = {s: [] for s in servers}  # server -> [(monotonic time, role)]
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            for server in self.servers:
+                now, current = time.monotonic(), role(server)
+                history = self.changes[server]
+                if not history or history[-1][1] != current:
+                    history.append((now, current))
+            self._stop.wait(self._interval)
+
+    def first(self, server, wanted, after=0.0):
+        """When ``server`` was first seen in role ``wanted`` after ``after``."""
+        for when, seen in self.changes[server]:
+            if when >= after and seen == wanted:
+                return when
+        return None
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
