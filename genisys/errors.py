@@ -74,6 +74,13 @@ class StartFailed(GenisysError):
     reason = "StartFailed"
 
 
+class BackendUnavailable(GenisysError):
+    """A connector is up but what it drives is not: the Docker engine does not answer
+    (HTTP 503; genisys shows the pair Unreachable)."""
+
+    reason = "BackendUnavailable"
+
+
 class SimulatedFailure(GenisysError):
     """A failure injected on purpose by the simulated connector backend."""
 

@@ -40,6 +40,7 @@ _STATUS_BY_ERROR = {
     errors.IdempotencyKeyReused: 422,
     errors.SimulatedFailure: 500,
     errors.StoreUnavailable: 503,
+    errors.BackendUnavailable: 503,
 }
 
 #: Mapped errors that are still worth a line in the server log (not the client's fault).

@@ -220,8 +220,8 @@ class ConnectorProcess(GenisysProcess):
 
     def recorded(self, service=None):
         """The process entries of the state file (of ``service`` only, if given)."""
-        state = self.state() or {"processes": []}
-        return [p for p in state["processes"] if service is None or p["service"] == service]
+        processes = (self.state() or {}).get("processes", [])  # the docker backend has none
+        return [p for p in processes if service is None or p["service"] == service]
 
     def running_pids(self, service=None):
         """Recorded, not being stopped, and alive."""

@@ -11,6 +11,7 @@ implemented here once, in memory, with a hook for backends that persist them.
 import abc
 import asyncio
 
+from genisys.connector.definitions import Definition
 from genisys.errors import AlreadyExists, Conflict, NotFound, ServiceNotDefined
 
 #: Largest count one scale order may ask for: a typo guard (10000 for 100),
@@ -25,6 +26,10 @@ class Backend(abc.ABC):
     name = "backend"
     #: True if count and scale need a definition of the service (how to run it).
     requires_definitions = True
+    #: What a definition of this backend is: ``from_body(body, name=None)`` validates one.
+    definition_class = Definition
+    #: The smallest definition body, for the message that says a service lacks one.
+    definition_hint = '{"command": [...]}'
 
     def __init__(self):
         self._definitions = {}
@@ -63,7 +68,7 @@ class Backend(abc.ABC):
         if definition is None and self.requires_definitions:
             raise ServiceNotDefined(
                 "service %s is not defined on this connector: define it with PUT /service/%s "
-                '{"command": [...]} or in the --services file' % (service, service),
+                "%s or in the --services file" % (service, service, self.definition_hint),
                 field="name")
         return definition
 

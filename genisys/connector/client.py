@@ -76,6 +76,14 @@ class ServiceNotDefined(ConnectorError):
     reason = "ServiceNotDefined"
 
 
+class ConnectorUnavailable(ConnectorError):
+    """503: the connector answers, but what it drives does not (its Docker engine is
+    down): as unreachable as a connector that is down itself."""
+
+    reason = "ConnectorUnavailable"
+    condition = "Unreachable"
+
+
 class ConnectorBadResponse(ConnectorFailure):
     """A 2xx answer that is not what the protocol says (garbage JSON, wrong shape)."""
 
@@ -240,5 +248,8 @@ class ConnectorClient:
         if response.code == 404:
             return ServiceNotDefined("%s %s: 404, the connector has no such service: %s"
                                      % (method, url, detail), status=404, body=body)
+        if response.code == 503:
+            return ConnectorUnavailable("%s %s: 503, the connector is unavailable: %s"
+                                        % (method, url, detail), status=503, body=body)
         return ConnectorError("%s %s: %d %s" % (method, url, response.code, detail),
                               status=response.code, body=body)

@@ -118,8 +118,9 @@ def validate_cwd(value, field, *, check=True):
 # -- the --services file -------------------------------------------------------
 
 
-def load_definitions_file(path):
-    """The definitions of a ``--services`` file (YAML or JSON), validated.
+def load_definitions_file(path, definition_class=Definition):
+    """The definitions of a ``--services`` file (YAML or JSON), validated as
+    ``definition_class`` (the backend's) does.
 
     The file is either a list of definitions or a mapping name -> definition
     (where ``name`` may be left out). Every error is a ConfigError naming the
@@ -141,7 +142,7 @@ def load_definitions_file(path):
             if key is not None and not isinstance(key, str):
                 raise Invalid("service names must be strings, got %s" % type_name(key),
                               field="name")
-            definition = Definition.from_body(body, name=key)
+            definition = definition_class.from_body(body, name=key)
         except Invalid as e:
             raise ConfigError("%s: entry %s: %s" % (path, where, e), field="--services") from e
         if definition.name in definitions:

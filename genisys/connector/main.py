@@ -6,7 +6,9 @@ start the backend (take the state directory's lock, re-adopt processes),
 apply the file's definitions, serve. SIGTERM or SIGINT: stop accepting, let
 in-flight requests finish, ``backend.close()`` (which stops every process it
 runs), exit 0. A connector killed with SIGKILL leaves its processes running;
-the next one on the same state directory adopts them.
+the next one on the same state directory adopts them. The docker backend
+leaves its containers running whichever way it stops: the engine keeps them,
+and the next connector with the same ``--connector-id`` takes them over.
 """
 
 import asyncio
@@ -21,6 +23,7 @@ import tornado.netutil
 
 from genisys.auth import Authenticator
 from genisys.connector.definitions import load_definitions_file
+from genisys.connector.docker.backend import DockerBackend
 from genisys.connector.process import ProcessBackend
 from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
@@ -34,7 +37,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 #: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
 SERVER_MAX_BODY_BYTES = 1024 * 1024
 
-BACKENDS = ("process", "simulated")
+BACKENDS = ("process", "simulated", "docker")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +61,29 @@ class SimulatedSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class DockerSettings:
+    #: The engine's API (unix://, tcp://, ssh://). None: DOCKER_HOST, else
+    #: unix:///var/run/docker.sock, as the docker command does.
+    url: Optional[str] = None
+    #: The value of the genisys.connector label on every container it creates: two
+    #: connectors on one engine need two ids. A restarted connector must keep its id to
+    #: find its containers again, so it is a fixed default, not something generated.
+    connector_id: str = "default"
+    #: Where the definitions and the lock live. Not ./var/connector, so that it can run
+    #: beside the process connector of `make run`.
+    state_dir: str = "./var/docker-connector"
+    #: Seconds a stopped container gets between its stop signal and SIGKILL (the
+    #: engine's own default for `docker stop`).
+    grace_period: float = 10.0
+    #: "missing": pull an image that is not on the engine before the first container;
+    #: "never": refuse (for engines that only run images loaded on purpose).
+    pull: str = "missing"
+
+
+@dataclasses.dataclass(frozen=True)
 class ConnectorServerSettings:
-    #: "process" (real OS processes) or "simulated" (virtual resources, for demos and tests).
+    #: "process" (real OS processes), "docker" (containers) or "simulated" (virtual
+    #: resources, for demos and tests).
     backend: str = "process"
     #: Address to listen on. Loopback by default: whoever reaches the connector can
     #: start and stop processes, so exposing it is a decision made explicitly.
@@ -77,6 +101,7 @@ class ConnectorServerSettings:
     insecure_bind_any: bool = False
     process: ProcessSettings = ProcessSettings()
     simulated: SimulatedSettings = SimulatedSettings()
+    docker: DockerSettings = DockerSettings()
 
 
 def make_backend(settings):
@@ -87,6 +112,11 @@ def make_backend(settings):
         return SimulatedBackend(latency=settings.simulated.latency,
                                 failure_rate=settings.simulated.failure_rate,
                                 start_delay=settings.simulated.start_delay)
+    if settings.backend == "docker":
+        return DockerBackend(url=settings.docker.url, connector_id=settings.docker.connector_id,
+                             state_dir=settings.docker.state_dir,
+                             grace_period=settings.docker.grace_period,
+                             pull=settings.docker.pull)
     raise ValueError("unknown backend %r" % settings.backend)
 
 
@@ -103,9 +133,10 @@ async def run_connector(settings, *, stop=None):
     """Serve until ``stop`` (an asyncio.Event) is set or SIGTERM/SIGINT arrives.
 
     Raises ConfigError for a bad services file, StartupError when it cannot start."""
+    backend = make_backend(settings)  # nothing starts yet: it says how to read the file
     definitions = []
     if settings.services_file:
-        definitions = load_definitions_file(settings.services_file)
+        definitions = load_definitions_file(settings.services_file, backend.definition_class)
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,7 +145,6 @@ async def run_connector(settings, *, stop=None):
     try:
         sockets = _bind(settings)
         try:
-            backend = make_backend(settings)
             await backend.start()
         except BaseException:
             for sock in sockets:

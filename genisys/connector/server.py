@@ -16,7 +16,6 @@ import time
 import tornado.web
 
 from genisys.connector.backend import MAX_RESOURCES
-from genisys.connector.definitions import Definition
 from genisys.connector.metrics import ConnectorMetrics
 from genisys.model import check_fields, validate_count, validate_name
 from genisys.web import InFlight, JSONHandler, NotFoundHandler
@@ -65,7 +64,7 @@ class DefinitionsHandler(ConnectorHandler):
         self.send(200, {name: d.to_json() for name, d in definitions.items()})
 
     async def post(self):
-        definition = Definition.from_body(self.json_body())
+        definition = self.backend.definition_class.from_body(self.json_body())
         await self.backend.create_definition(definition)
         self.set_header("Location", "/service/%s" % definition.name)
         self.send(201, definition.to_json())
@@ -78,7 +77,7 @@ class DefinitionHandler(ConnectorHandler):
 
     async def put(self, name):
         validate_name(name, "name")
-        definition = Definition.from_body(self.json_body(), name=name)
+        definition = self.backend.definition_class.from_body(self.json_body(), name=name)
         created = await self.backend.put_definition(definition)
         self.send(201 if created else 200, definition.to_json())
 

@@ -1,0 +1,92 @@
+"""The Docker backend's state directory: its service definitions, and a lock.
+
+Containers need no record: they carry labels, and the engine is their
+record. What the engine can't hold are definitions of services that run no
+container, so they live in ``<state-dir>/state.json``, rewritten atomically
+(write, fsync, rename, fsync the directory) on every change. ``lock`` (flock)
+keeps two connectors off one directory: they would overwrite each other's
+definitions.
+"""
+
+import errno
+import fcntl
+import json
+import os
+
+from genisys.errors import StartupError
+
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+STATE_VERSION = 1
+
+
+class StateDir:
+    """``open()`` takes the lock; ``read()`` and ``write()`` the state; ``close()``."""
+
+    def __init__(self, path):
+        self.path = path
+        self.state_path = os.path.join(path, STATE_FILE)
+        self._lock_fd = None
+
+    def open(self):
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as e:
+            raise StartupError("cannot create the state directory %s: %s"
+                               % (self.path, e.strerror or e)) from e
+        lock_path = os.path.join(self.path, LOCK_FILE)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StartupError("cannot open %s: %s" % (lock_path, e.strerror or e)) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise StartupError("state directory %s is in use by another connector%s"
+                                   % (self.path, " (pid %s)" % holder if holder else "")) from e
+            raise StartupError("cannot lock %s: %s" % (lock_path, e.strerror or e)) from e
+        os.ftruncate(fd, 0)
+        os.write(fd, b"%d\n" % os.getpid())
+        self._lock_fd = fd
+
+    def close(self):
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def read(self):
+        """The state: ``{}`` if there is none yet; StartupError if it can't be used."""
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            # Starting anyway would lose the definitions it holds: a person decides.
+            raise StartupError("cannot read the state file %s: %s (move it away to start "
+                               "afresh; the definitions in it will be lost)"
+                               % (self.state_path, getattr(e, "strerror", None) or e)) from e
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise StartupError("the state file %s is not a version %d state file of the docker "
+                               "backend" % (self.state_path, STATE_VERSION))
+        return state
+
+    def write(self, state):
+        """Replace the state file with ``state`` (plus its version), durably."""
+        if self._lock_fd is None:
+            return  # not opened (or closed): the directory is not ours to write
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(dict(state, version=STATE_VERSION), f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_path)
+        dir_fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
