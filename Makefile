@@ -5,11 +5,13 @@ PYTHON ?= python3
 # Where `make run` puts the bundled connector (computes.py points at 7051).
 CONNECTOR_PORT  ?= 7051
 CONNECTOR_STATE ?= var/connector
+# The manifests `make run` keeps applied (sidecar mode): edit them while it runs.
+MANIFESTS ?= manifests/local
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 
 venv: $(STAMP)
 
@@ -20,19 +22,27 @@ $(STAMP): setup.py requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-## run: genisys (embedded SQLite store in ./var, computes from ./computes.py) and the
-## bundled process connector on :7051 (services from ./local-services.yml).
+## run: genisys (embedded SQLite store in ./var, computes from ./computes.py, the
+## manifests of ./manifests/local kept applied) and the bundled process connector
+## on :7051 (services from ./local-services.yml).
 ## Ctrl-C stops both; the connector stops every process it started.
 run: $(STAMP)
 	mkdir -p var
 	@trap 'kill $$connector 2>/dev/null; wait $$connector' EXIT INT TERM; \
 	$(PY) genisys.py connector --backend process --port $(CONNECTOR_PORT) \
 	    --services local-services.yml --state-dir $(CONNECTOR_STATE) & connector=$$!; \
-	$(PY) genisys.py serve
+	$(PY) genisys.py serve --manifests $(MANIFESTS)
 
 ## test: the whole test suite
 test: $(STAMP)
+	bash scripts/ensure-docker.sh
+	bash scripts/ensure-etcd.sh
 	$(PY) -m pytest
+
+## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes
+## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

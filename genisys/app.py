@@ -10,6 +10,7 @@ level-triggered), then close the store, which drains its pending writes.
 import asyncio
 import errno
 import logging
+import secrets
 import signal
 import urllib.parse
 
@@ -17,16 +18,18 @@ import tornado.httpserver
 
 from genisys.api import make_app
 from genisys.audit import AuditLog
-from genisys.auth import Authenticator
+from genisys.auth import Authenticator, Token
 from genisys.computefile import load_compute_file
 from genisys.config import server_tls_context
 from genisys.connector.client import ConnectorClient
-from genisys.errors import GenisysError, StartupError
+from genisys.errors import GenisysError, NotFound, StartupError
 from genisys.intents import Intents
 from genisys.metrics import Metrics
-from genisys.model import is_loopback
+from genisys.model import Compute, is_loopback
 from genisys.reconciler.controller import Reconciler
+from genisys.reconciler.leader import make_leadership
 from genisys.reconciler.queue import Backoff
+from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
 
@@ -42,8 +45,19 @@ SERVER_MAX_HEADER_BYTES = 64 * 1024
 
 
 async def sync_computes(intents, computes, source):
-    """Create or update the computes of computes.py in the store."""
+    """Create or update the computes of computes.py in the store; one that already
+    points at the same connector (with the same token) is left as it is, labels
+    and manager included (a manifest may have applied it)."""
     for compute in computes:
+        try:
+            current = Compute.from_store((await intents.get_compute(compute.name)).value)
+        except NotFound:
+            current = None
+        if current is not None and (current.connector, current.token) == (compute.connector,
+                                                                          compute.token):
+            log.info("compute %s -> %s is up to date (from %s)", compute.name,
+                     compute.connector, source)
+            continue
         _, created = await intents.put_compute(compute)
         log.info("%s compute %s -> %s (from %s)", "created" if created else "loaded",
                  compute.name, compute.connector, source)
@@ -71,7 +85,7 @@ async def forget_expired_keys(intents):
         await asyncio.sleep(interval)
 
 
-def make_reconciler(store, settings, metrics):
+def make_reconciler(store, settings, metrics, leadership=None):
     client = ConnectorClient(connect_timeout=settings.connector.connect_timeout,
                              request_timeout=settings.connector.timeout,
                              max_in_flight=settings.connector.max_in_flight,
@@ -81,7 +95,7 @@ def make_reconciler(store, settings, metrics):
     return Reconciler(store, client, metrics=metrics,
                       poll_interval=settings.connector.poll_interval,
                       workers=settings.reconciler.workers, backoff=backoff,
-                      pass_budget=settings.reconciler.pass_budget)
+                      pass_budget=settings.reconciler.pass_budget, leadership=leadership)
 
 
 def _log_access(settings):
@@ -115,9 +129,10 @@ def make_intents(store, settings):
                    idempotency_ttl=settings.intents.idempotency_ttl)
 
 
-async def serve(app, settings, stop):
+async def serve(app, settings, stop, *, listening=None):
     """Serve ``app`` until ``stop`` is set, then drain: no new connections, let
-    in-flight requests finish, close what is left."""
+    in-flight requests finish, close what is left. ``listening(port)`` is called
+    once the port is open."""
     tls = None
     if settings.server.tls_cert:
         tls = server_tls_context(settings.server.tls_cert, settings.server.tls_key)
@@ -130,6 +145,8 @@ async def serve(app, settings, stop):
     _log_access(settings)
     log.info("genisys listening on %s://%s:%d (store %s)", "https" if tls else "http",
              settings.server.bind, port, settings.store.url)
+    if listening is not None:
+        listening(port)
     await stop.wait()
     log.info("shutting down: no new connections, finishing %d request(s)", app.tracker.count)
     server.stop()
@@ -157,27 +174,44 @@ async def run(settings, *, stop=None):
     except GenisysError as e:
         raise StartupError("cannot open the store %s: %s" % (settings.store.url, e.message)) \
             from e
-    reconciler = audit = None
+    leadership = audit = None
     background = []
     try:
         intents = make_intents(store, settings)
         await sync_computes(intents, computes, settings.intents.compute_file)
         await warn_plain_http(intents)
         metrics, audit = Metrics(), AuditLog(store)
-        reconciler = make_reconciler(store, settings, metrics)
-        await reconciler.start()
+        # With etcd, the elected leader alone reconciles; otherwise this process does.
+        leadership = make_leadership(store, metrics=metrics, ttl=settings.reconciler.leader_ttl,
+                                     identity=settings.reconciler.identity)
+        await leadership.start(lambda lead: make_reconciler(store, settings, metrics, lead))
         background = [start_task(forget_expired_keys(intents), name="idempotency-janitor"),
                       start_task(audit.run(), name="audit-writer")]
-        app = make_app(intents, metrics=metrics, auth=Authenticator(settings.auth.tokens),
-                       audit=audit)
-        await serve(app, settings, stop)
+        tokens, checks, listening = settings.auth.tokens, {}, None
+        checks["leadership"] = lambda: (True, leadership.status())
+        if settings.intents.manifests:
+            sidecar_token = secrets.token_urlsafe(32) if tokens else None
+            if sidecar_token:
+                tokens += (Token(TOKEN_NAME, sidecar_token),)
+            sync = ManifestSync(settings.intents.manifests, metrics=metrics,
+                                interval=settings.intents.manifests_interval,
+                                make_client=None)
+            checks["manifests"] = lambda: (sync.ready, sync.status())
+
+            def listening(port):
+                sync.make_client = own_client_factory(
+                    port=port, bind=settings.server.bind, tls=bool(settings.server.tls_cert),
+                    token=sidecar_token)
+                background.append(start_task(sync.run(), name="manifests-sync"))
+        app = make_app(intents, metrics=metrics, auth=Authenticator(tokens), audit=audit,
+                       checks=checks)
+        await serve(app, settings, stop, listening=listening)
     finally:
         await stop_tasks(background)
         if audit is not None:
             await audit.flush()  # what was answered is in the trail
-        if reconciler is not None:
-            await reconciler.stop()
-            reconciler.client.close()
+        if leadership is not None:
+            await leadership.stop()  # the reconciler first, then the lease
         await store.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

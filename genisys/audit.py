@@ -9,6 +9,7 @@ transaction, not one per request. The store keeps the newest ``keep``.
 """
 
 import asyncio
+import collections
 import datetime
 import logging
 import time
@@ -35,8 +36,11 @@ class AuditLog:
         self._pending = []
         self._wake = asyncio.Event()
         self._seq = 0
-        #: Entries in the store, as far as this process knows (None: not counted yet).
-        self._stored = None
+        #: Keys of the entries in the store, oldest first, as far as this process
+        #: knows (None: not listed yet). Listed once; then each flush appends its
+        #: own, so trimming never has to read the whole trail again. (Replicas on
+        #: one etcd each trim what they know: the trail holds at most keep each.)
+        self._keys = None
 
     def record(self, *, who, method, path, status, reason=None):
         entry = {"time": _now(), "who": who, "method": method, "path": path, "status": status}
@@ -66,21 +70,27 @@ class AuditLog:
             # The log line above already has them; the store will again later.
             log.error("cannot store %d audit entries: %s", len(batch), e)
             return
-        if self._stored is not None:
-            self._stored += len(batch)
-        if self._stored is None or self._stored > self.keep * 1.1:
+        if self._keys is None:
+            try:
+                self._keys = collections.deque(r.key for r in (await self.store.list(AUDIT))
+                                               .records)
+            except GenisysError as e:
+                log.error("cannot list the audit trail: %s", e)
+                return
+        else:
+            self._keys.extend(key for key, _ in batch)
+        if len(self._keys) > self.keep * 1.1:
             await self._trim()
 
     async def _trim(self):
-        records = (await self.store.list(AUDIT)).records
-        excess = records[:max(0, len(records) - self.keep)]
-        if excess:
-            try:
-                await self.store.transaction([Op.delete(r.key) for r in excess])
-            except GenisysError as e:
-                log.error("cannot trim the audit trail: %s", e)
-                return
-        self._stored = len(records) - len(excess)
+        excess = [self._keys[i] for i in range(len(self._keys) - self.keep)]
+        try:
+            await self.store.transaction([Op.delete(key) for key in excess])
+        except GenisysError as e:
+            log.error("cannot trim the audit trail: %s", e)
+            return
+        for _ in excess:
+            self._keys.popleft()
 
     async def entries(self, limit=100):
         """The newest ``limit`` entries, newest first."""

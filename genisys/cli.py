@@ -14,6 +14,7 @@ import re
 import sys
 
 from genisys import auth, config
+from genisys import commands as commands_module
 from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
 from genisys.model import is_loopback
@@ -54,7 +55,8 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_setting_flags(serve)
     connector = commands.add_parser(
-        "connector", help="run the bundled connector (processes or simulated resources)",
+        "connector", help="run the bundled connector (processes, containers or simulated "
+        "resources)",
         description="Run a connector: the HTTP agent genisys calls to run resources.\n"
         "Every flag is checked before anything starts.", epilog=CONNECTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +65,7 @@ def build_parser():
     connector.add_argument("--insecure-bind-any", action="store_true",
                            help="allow a non-loopback --bind without GENISYS_CONNECTOR_TOKEN "
                            "(dangerous: anyone who reaches the port runs processes)")
+    commands_module.add_commands(commands)
     return parser
 
 
@@ -122,22 +125,52 @@ def parse_directory(value):
     return value
 
 
+def parse_docker_url(value):
+    if not re.fullmatch(r"(unix|tcp|http|https|ssh)://\S+", value):
+        raise ValueError("must be a Docker engine address like unix:///var/run/docker.sock or "
+                         "tcp://host:2376, got %r" % value)
+    return value
+
+
+def parse_connector_id(value):
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", value):
+        raise ValueError("must be 1 to 63 letters, digits or '-', starting and ending with a "
+                         "letter or digit, got %r" % value)
+    return value
+
+
+def parse_pull(value):
+    if value not in ("missing", "never"):
+        raise ValueError("must be missing or never, got %r" % value)
+    return value
+
+
 #: flag, metavar, parser, target in ConnectorServerSettings ("group.field" or "field"),
 #: help. A flag not given keeps the default of genisys.connector.main's dataclasses; a
-#: flag of the "process" or "simulated" group applies to that backend only.
+#: flag of a backend's group ("process", "simulated", "docker") applies to that backend
+#: only, and "process|docker.state_dir" to either (into the group of the one chosen).
 CONNECTOR_FLAGS = [
-    ("--backend", "NAME", parse_backend, "backend", "process (OS processes) or simulated "
-     "(virtual resources) (default process)"),
+    ("--backend", "NAME", parse_backend, "backend", "process (OS processes), docker "
+     "(containers) or simulated (virtual resources) (default process)"),
     ("--bind", "ADDRESS", config.parse_bind, "bind", "address to listen on (default "
      "127.0.0.1)"),
     ("--port", "PORT", config.parse_port, "port", "port to listen on (default 7051; 0 picks "
      "a free one)"),
     ("--services", "FILE", config.parse_path, "services_file", "YAML or JSON file of service "
      "definitions to apply at start: a list of definitions or a mapping name -> definition"),
-    ("--state-dir", "DIR", parse_directory, "process.state_dir", "process backend: state "
-     "file, lock and process logs (default ./var/connector)"),
-    ("--grace-period", "DURATION", config.parse_duration, "process.grace_period", "process "
-     "backend: time between SIGTERM and SIGKILL when stopping a process (default 10s)"),
+    ("--state-dir", "DIR", parse_directory, "process|docker.state_dir", "process and docker "
+     "backends: state file, lock (and process logs) (default ./var/connector, docker "
+     "./var/docker-connector)"),
+    ("--grace-period", "DURATION", config.parse_duration, "process|docker.grace_period",
+     "process and docker backends: time between SIGTERM and SIGKILL when stopping a process "
+     "or container (default 10s)"),
+    ("--docker-url", "URL", parse_docker_url, "docker.url", "docker backend: the engine's "
+     "API (default DOCKER_HOST, else unix:///var/run/docker.sock)"),
+    ("--connector-id", "ID", parse_connector_id, "docker.connector_id", "docker backend: "
+     "value of the genisys.connector label of its containers; one per connector on an engine "
+     "(default default)"),
+    ("--pull", "POLICY", parse_pull, "docker.pull", "docker backend: missing (pull an image "
+     "that is not on the engine) or never (default missing)"),
     ("--latency", "DURATION", parse_delay, "simulated.latency", "simulated backend: added to "
      "every status and scale call (default 0)"),
     ("--failure-rate", "RATE", parse_rate, "simulated.failure_rate", "simulated backend: "
@@ -153,6 +186,8 @@ The connector answers the protocol genisys calls (GET /service/NAME/status,
 POST /service/NAME/scale {"number": N}) and keeps service definitions
 (GET/POST /service, GET/PUT/DELETE /service/NAME): {"name": "web",
 "command": ["python3", "-m", "http.server"], "environment": {}, "cwd": null}.
+The docker backend's definitions name an image: {"name": "web", "image":
+"nginx:1.27", "command": null, "environment": {}, "ports": ["80"]}.
 The simulated backend needs no definition.
 
 GENISYS_CONNECTOR_TOKEN (environment only; several separated by commas for
@@ -164,6 +199,7 @@ Durations are written 10s, 500ms, 2m or 1h.
 examples:
   genisys connector --services services.yml
   genisys connector --backend simulated --port 7052 --latency 200ms --failure-rate 0.1
+  genisys connector --backend docker --port 7053 --docker-url unix:///var/run/docker.sock
 """
 
 
@@ -171,7 +207,7 @@ def connector_settings(args, environ=None):
     """ConnectorServerSettings from the parsed flags and GENISYS_CONNECTOR_TOKEN;
     ConfigError naming the bad flag."""
     environ = os.environ if environ is None else environ
-    groups = {"": {}, "process": {}, "simulated": {}}
+    groups = {"": {}, "process": {}, "simulated": {}, "docker": {}}
     given = []
     for flag, _, parse, target, _ in CONNECTOR_FLAGS:
         raw = getattr(args, flag)
@@ -182,13 +218,13 @@ def connector_settings(args, environ=None):
         except ValueError as e:
             raise ConfigError(str(e), field=flag) from e
         group, _, field = target.rpartition(".")
-        groups[group][field] = value
-        given.append((flag, group))
-    backend = groups[""].get("backend", "process")
-    for flag, group in given:
-        if group and group != backend:
+        given.append((flag, group.split("|") if group else [], field, value))
+    backend = next((v for _, g, field, v in given if not g and field == "backend"), "process")
+    for flag, flag_groups, field, value in given:
+        if flag_groups and backend not in flag_groups:
             raise ConfigError("applies only to --backend %s (this is --backend %s)"
-                              % (group, backend), field=flag)
+                              % (" or ".join(flag_groups), backend), field=flag)
+        groups[backend if flag_groups else ""][field] = value
     tokens = ()
     if environ.get("GENISYS_CONNECTOR_TOKEN") is not None:
         tokens = tuple(auth.check_unique(auth.tokens_from_environment(
@@ -202,7 +238,8 @@ def connector_settings(args, environ=None):
                           "--insecure-bind-any" % bind, field="--bind")
     return connector_main.ConnectorServerSettings(
         process=connector_main.ProcessSettings(**groups["process"]),
-        simulated=connector_main.SimulatedSettings(**groups["simulated"]), tokens=tokens,
+        simulated=connector_main.SimulatedSettings(**groups["simulated"]),
+        docker=connector_main.DockerSettings(**groups["docker"]), tokens=tokens,
         insecure_bind_any=args.insecure_bind_any, **groups[""])
 
 
@@ -245,7 +282,8 @@ def run_main(main, *, config_prefix, error_prefix):
 
 
 #: Every command and the function that runs it (genisys.py passes these through).
-COMMANDS = {"serve": cmd_serve, "connector": cmd_connector}
+COMMANDS = {"serve": cmd_serve, "connector": cmd_connector,
+            **{name: commands_module.run for name in commands_module.HANDLERS}}
 
 
 def main(argv=None):

@@ -78,6 +78,11 @@ class IntentSettings:
     #: whoever may register a compute can't make genisys call any address
     #: (SSRF). Empty: any host.
     connector_hosts: tuple = ()
+    #: Sidecar mode: a folder of manifests applied at start and whenever it
+    #: changes; what it applied and no longer names is pruned (None: off).
+    manifests: Optional[str] = None
+    #: How often the manifests folder is checked for changes (one stat per file).
+    manifests_interval: float = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +119,14 @@ class ReconcilerSettings:
     #: of those that answered; slower ones finish in the background, so one
     #: hanging connector doesn't hold back the service's other computes.
     pass_budget: float = 1.0
+    #: Seconds of the leadership lease (shared etcd store only): a leader that
+    #: dies is replaced within about this long; a leader that can't renew stops
+    #: reconciling before then. Shorter fails over faster but needs etcd to
+    #: answer renewals (every ttl/3) within ttl/4.
+    leader_ttl: float = 10.0
+    #: This controller's name in the leader election (/readyz, /metrics, logs).
+    #: None: host name and process id.
+    identity: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +221,19 @@ def parse_host_patterns(value):
             raise ValueError("%r is not a host pattern (like *.internal or 10.0.*)" % (item,))
         patterns.append(item.strip().lower())
     return tuple(patterns)
+
+
+def parse_leader_ttl(value):
+    seconds = parse_duration(value)
+    if not 2 <= seconds <= 300:
+        raise ValueError("must be from 2s to 5m, got %s" % describe(value))
+    return seconds
+
+
+def parse_identity(value):
+    if not isinstance(value, str) or not re.fullmatch(r"[\x21-\x7e]{1,128}", value):
+        raise ValueError("must be 1 to 128 visible ASCII characters, got %s" % describe(value))
+    return value
 
 
 def parse_bind(value):
@@ -311,8 +337,15 @@ OPTIONS = [
     Option("genisys.compute_file", "GENISYS_COMPUTE_FILE", "--compute-file", parse_path,
            "intents.compute_file",
            "computes.py to load at start (default ./computes.py if it exists)", "FILE"),
+    Option("genisys.manifests", "GENISYS_MANIFESTS", "--manifests", parse_path,
+           "intents.manifests", "sidecar mode: folder of manifests to apply at start and "
+           "whenever it changes, pruning what it no longer names (default: none)", "DIR"),
+    Option("genisys.manifests_interval", "GENISYS_MANIFESTS_INTERVAL", "--manifests-interval",
+           parse_duration, "intents.manifests_interval",
+           "how often the manifests folder is checked for changes (default 2s)", "DURATION"),
     Option("genisys.store", "GENISYS_STORE", "--store", parse_store, "store.url",
-           "state store URL: sqlite:///path or memory:// (default sqlite:///./var/genisys.db)",
+           "state store URL: sqlite:///path, etcd://host:port[,host:port...][/prefix] or "
+           "memory:// (default sqlite:///./var/genisys.db)",
            "URL"),
     Option("genisys.max_replicas", "GENISYS_MAX_REPLICAS", "--max-replicas", parse_max_replicas,
            "intents.max_replicas",
@@ -341,6 +374,13 @@ OPTIONS = [
            "reconciler.pass_budget",
            "how long a pass waits for slow connectors before writing the others' status "
            "(default 1s)", "DURATION"),
+    Option("reconciler.leader_ttl", "GENISYS_LEADER_TTL", "--leader-ttl", parse_leader_ttl,
+           "reconciler.leader_ttl",
+           "leadership lease with an etcd store: how soon a dead leader is replaced "
+           "(default 10s)", "DURATION"),
+    Option("reconciler.identity", "GENISYS_IDENTITY", "--identity", parse_identity,
+           "reconciler.identity",
+           "this controller's name in the leader election (default: host-pid)", "NAME"),
     Option("genisys.log_level", "GENISYS_LOG_LEVEL", "--log-level", parse_log_level,
            "log_level", "DEBUG, INFO, WARNING or ERROR (default INFO)", "LEVEL"),
 ]
@@ -484,6 +524,10 @@ def load_settings(flags=None, environ=None):
     elif explicit_compute_file and not os.path.isfile(compute_file):
         raise ConfigError("compute file %s does not exist" % compute_file,
                           field="genisys.compute_file")
+
+    manifests = groups["intents"].get("manifests")
+    if manifests is not None and not os.path.isdir(manifests):
+        raise ConfigError("%s is not a folder" % manifests, field="genisys.manifests")
 
     groups["auth"]["tokens"] = _load_tokens(groups["auth"].get("tokens_file"), environ)
     _check_tls(groups["server"].get("tls_cert"), groups["server"].get("tls_key"))

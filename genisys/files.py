@@ -151,21 +151,55 @@ def load_yaml(path, *, field, name=None, quote=True):
     try:
         loader = _Loader(stream)  # reads the first characters already
         data = loader.get_single_data()
-    except RecursionError as e:  # PyYAML composes nested nodes recursively
-        where = "" if loader is None else " (at line %d)" % (loader.get_mark().line + 1)
-        raise ConfigError("%s is nested too deeply%s" % (name, where), field=field) from e
-    except _Unusable as e:
-        raise ConfigError("%s: line %d, column %d: cannot use this value: %s"
-                          % (name, e.problem_mark.line + 1, e.problem_mark.column + 1,
-                             e.problem), field=field) from e
-    except yaml.YAMLError as e:
-        raise ConfigError("%s is not valid YAML: %s" % (name, _yaml_problem(e, quote)),
-                          field=field) from e
+    except (RecursionError, yaml.YAMLError) as e:
+        raise _unreadable(e, loader, name=name, field=field, quote=quote) from e
     finally:
         if loader is not None:
             loader.dispose()
     check_nesting(data, field=field, name=name)
     return data
+
+
+def _unreadable(error, loader, *, name, field, quote):
+    """The ConfigError for what stopped PyYAML reading ``name``."""
+    if isinstance(error, RecursionError):  # PyYAML composes nested nodes recursively
+        where = "" if loader is None else " (at line %d)" % (loader.get_mark().line + 1)
+        return ConfigError("%s is nested too deeply%s" % (name, where), field=field)
+    if isinstance(error, _Unusable):
+        return ConfigError("%s: line %d, column %d: cannot use this value: %s"
+                           % (name, error.problem_mark.line + 1, error.problem_mark.column + 1,
+                              error.problem), field=field)
+    return ConfigError("%s is not valid YAML: %s" % (name, _yaml_problem(error, quote)),
+                       field=field)
+
+
+def load_yaml_documents(text, *, name):
+    """Every document of a multi-document YAML text, in order, as (index, data) from
+    index 1, then None, or a ConfigError for the document that could not be read
+    (documents before it are still yielded: each is complete on its own).
+
+    The ConfigError's field is "document N"; its message names ``name`` and the line."""
+    stream = io.StringIO(text)
+    stream.name = name
+    loader = None
+    index = 0
+    try:
+        while True:
+            index += 1
+            field = "document %d" % index
+            try:
+                if loader is None:
+                    loader = _Loader(stream)  # reads the first characters already
+                if not loader.check_node():
+                    return
+                data = loader.construct_document(loader.get_node())
+            except (RecursionError, yaml.YAMLError) as e:
+                raise _unreadable(e, loader, name=name, field=field, quote=True) from e
+            check_nesting(data, field=field, name=name)
+            yield index, data
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _parse_int(text):

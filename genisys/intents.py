@@ -76,6 +76,10 @@ class Idempotency:
         return IDEMPOTENCY + hashlib.sha256(self.key.encode("utf-8")).hexdigest()
 
 
+def rfc3339(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def service_view(spec_record, status_record, *, events=False):
     """The API representation of a service: spec, resourceVersion, status and,
     if asked, its recent events (newest first)."""
@@ -227,7 +231,7 @@ class Intents:
         return (await self.get_service(name))["events"]
 
     async def _change_replicas(self, name, change, *, computes, create, expect_version=None,
-                               idempotency: Optional[Idempotency] = None):
+                               idempotency: Optional[Idempotency] = None, metadata=None):
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
@@ -235,7 +239,8 @@ class Intents:
         ``change``, so an unknown compute is a 404 whatever else is wrong).
         ``idempotency``: the change is recorded under its key in the same
         transaction, so a retry is answered from the record and never applied
-        twice. Returns (view, created)."""
+        twice. ``metadata``: a PUT body whose labels and managedBy replace the
+        service's. Returns (view, created)."""
         created = False
         written = {}
 
@@ -245,12 +250,14 @@ class Intents:
             if current is None:
                 if not create:
                     raise NotFound("service %r does not exist" % name, field="service")
-                service = Service(name=name, generation=0)
+                service = Service(name=name, generation=0, created=rfc3339(time.time()))
             else:
                 service = Service.from_store(current.value)
                 if service.deleting:
                     raise Conflict("service %r is being deleted" % name, field="service")
             updated = service.with_replicas(change(dict(service.replicas)))
+            if metadata is not None:
+                updated = updated.with_metadata(metadata)
             if current is None and updated.generation == 0:
                 updated = dataclasses.replace(updated, generation=1)
             created = current is None
@@ -355,11 +362,12 @@ class Intents:
                                               idempotency=idempotency)
         return view
 
-    async def put_service(self, name, replicas, *, expect_version=None):
-        """Replace a service's replicas map; returns (view, created)."""
+    async def put_service(self, name, replicas, *, expect_version=None, metadata=None):
+        """Replace a service's replicas map (and, given a PUT body as ``metadata``, its
+        labels and managedBy); returns (view, created)."""
         return await self._change_replicas(name, lambda _: dict(replicas),
                                            computes=sorted(replicas), create=True,
-                                           expect_version=expect_version)
+                                           expect_version=expect_version, metadata=metadata)
 
     async def delete_service(self, name, *, expect_version=None):
         """Mark a service for deletion; the reconciler scales it to 0, then removes it."""

@@ -41,11 +41,30 @@ class Metrics:
                              registry=r)
         self.leader = Gauge("genisys_reconciler_active", "1 while this process runs the "
                             "reconciler.", registry=r)
+        self.leadership = Gauge("genisys_leadership", "1 for this process (identity), its role "
+                                "(leader or follower) and the leader it knows of (empty: none "
+                                "right now).", ["identity", "role", "leader"], registry=r)
+
+        self.manifest_syncs = Counter("genisys_manifest_syncs", "Attempts to apply the "
+                                      "manifests folder (sidecar mode), by result (success, "
+                                      "error).", ["result"], registry=r)
+        self.manifests_in_sync = Gauge("genisys_manifests_in_sync", "1 while the manifests "
+                                       "folder is in force, 0 after a failed attempt.",
+                                       registry=r)
+        self.manifests_last_sync = Gauge("genisys_manifests_last_sync_timestamp_seconds",
+                                         "When the manifests folder was last applied "
+                                         "successfully.", registry=r)
+        self.manifest_objects = Gauge("genisys_manifest_objects", "Objects the manifests "
+                                      "folder held when last applied.", registry=r)
 
     def set_pair(self, service, compute, *, desired, running):
         self.desired.labels(service, compute).set(desired)
         if running is not None:
             self.running.labels(service, compute).set(running)
+
+    def set_leadership(self, *, identity, role, leader):
+        self.leadership.clear()
+        self.leadership.labels(identity, role, leader or "").set(1)
 
     def forget_pair(self, service, compute):
         for gauge in (self.desired, self.running):

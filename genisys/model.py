@@ -131,6 +131,60 @@ def validate_connector_token(value, field="token"):
     return value
 
 
+#: Label keys: an optional DNS-subdomain prefix and "/", then a name of 1 to 63
+#: characters (letters, digits, '-', '_', '.'), as Kubernetes has them.
+LABEL_KEY_PATTERN = (r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?"
+                     r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$"
+_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN.strip("^$"))
+_LABEL_VALUE_RE = re.compile(LABEL_VALUE_PATTERN.strip("^$"))
+MAX_LABELS = 64
+#: Who applies an object from manifests (``genisys apply``, a sidecar): visible
+#: ASCII, so that a prune can tell its own objects from everyone else's.
+_MANAGER_RE = re.compile(r"[\x21-\x7e]{1,253}")
+
+
+def validate_labels(value, field="labels"):
+    """Labels as Kubernetes has them: string keys and values, at most 64 of them."""
+    if not isinstance(value, dict):
+        raise Invalid("must be an object of string labels, got %s" % type_name(value),
+                      field=field)
+    if len(value) > MAX_LABELS:
+        raise Invalid("at most %d labels, got %d" % (MAX_LABELS, len(value)), field=field)
+    for key, label in value.items():
+        if not isinstance(key, str) or not _LABEL_KEY_RE.fullmatch(key):
+            raise Invalid("%s is not a label key (a name of letters, digits, '-', '_' or '.', "
+                          "optionally prefixed by a domain and '/')" % describe(key),
+                          field="%s.%s" % (field, key))
+        if not isinstance(label, str):
+            raise Invalid("must be a string, got %s %s" % (type_name(label), describe(label)),
+                          field="%s.%s" % (field, key))
+        if not _LABEL_VALUE_RE.fullmatch(label):
+            raise Invalid("%s is not a label value (up to 63 letters, digits, '-', '_' or "
+                          "'.', starting and ending with a letter or digit)" % describe(label),
+                          field="%s.%s" % (field, key))
+    return dict(value)
+
+
+def validate_manager(value, field="managedBy"):
+    if not isinstance(value, str) or not _MANAGER_RE.fullmatch(value):
+        raise Invalid("must be 1 to 253 visible ASCII characters, got %s" % describe(value),
+                      field=field)
+    return value
+
+
+def _metadata(body):
+    """The optional labels and managedBy of a body, validated, as stored."""
+    extra = {}
+    if body.get("labels"):
+        extra["labels"] = validate_labels(body["labels"])
+    elif "labels" in body:
+        validate_labels(body["labels"])  # {} is fine; null or [] are not
+    if "managedBy" in body:
+        extra["managedBy"] = validate_manager(body["managedBy"])
+    return extra
+
+
 @dataclasses.dataclass(frozen=True)
 class Compute:
     """A link to a connector that owns resources somewhere."""
@@ -140,38 +194,51 @@ class Compute:
     #: Sent to the connector as ``Authorization: Bearer <token>``; stored, but never
     #: shown (the API says "set"), logged or put in a repr.
     token: Optional[str] = dataclasses.field(default=None, repr=False)
+    labels: dict = dataclasses.field(default_factory=dict)
+    #: Who applied it from manifests (None: made through the API).
+    managed_by: Optional[str] = None
+
+    FIELDS = ("token", "labels", "managedBy")
 
     @classmethod
     def from_body(cls, body, *, name=None):
         """Validate a compute definition; ``name`` comes from the URL when given."""
         if name is None:
-            check_fields(body, required=("name", "connector"), optional=("token",))
+            check_fields(body, required=("name", "connector"), optional=cls.FIELDS)
             name = body["name"]
         else:
-            check_fields(body, required=("connector",), optional=("name", "token"))
+            check_fields(body, required=("connector",), optional=("name",) + cls.FIELDS)
             if "name" in body and body["name"] != name:
                 raise Invalid("%s does not match the name in the URL (%s)"
                               % (describe(body["name"]), describe(name)), field="name")
         token = body.get("token")
+        extra = _metadata(body)
         return cls(name=validate_name(name, "name"),
                    connector=validate_connector_url(body["connector"], "connector"),
-                   token=None if token is None else validate_connector_token(token))
+                   token=None if token is None else validate_connector_token(token),
+                   labels=extra.get("labels", {}), managed_by=extra.get("managedBy"))
 
     @classmethod
     def from_store(cls, value):
-        return cls(name=value["name"], connector=value["connector"], token=value.get("token"))
+        return cls(name=value["name"], connector=value["connector"], token=value.get("token"),
+                   labels=value.get("labels", {}), managed_by=value.get("managedBy"))
 
     def to_json(self):
-        """The stored form, token included."""
+        """The stored form, token included; optional fields only when set (the seed's
+        computes read exactly {"connector", "name"})."""
         value = {"name": self.name, "connector": self.connector}
         if self.token is not None:
             value["token"] = self.token
+        if self.labels:
+            value["labels"] = dict(self.labels)
+        if self.managed_by is not None:
+            value["managedBy"] = self.managed_by
         return value
 
 
 def public_compute(value):
     """A stored compute as the API shows it: the token, if any, is only "set"."""
-    shown = {"name": value["name"], "connector": value["connector"]}
+    shown = dict(value)
     if value.get("token") is not None:
         shown["token"] = "set"
     return shown
@@ -187,15 +254,35 @@ class Service:
     generation: int = 1
     #: Set by DELETE: the reconciler scales everything to 0, then removes the record.
     deleting: bool = False
+    labels: dict = dataclasses.field(default_factory=dict)
+    #: Who applied it from manifests (None: made through the API).
+    managed_by: Optional[str] = None
+    #: When it was created (RFC 3339, UTC); None for records older than the field.
+    created: Optional[str] = None
 
     @classmethod
     def from_store(cls, value):
         return cls(name=value["name"], replicas=dict(value["replicas"]),
-                   generation=value["generation"], deleting=value["deleting"])
+                   generation=value["generation"], deleting=value["deleting"],
+                   labels=value.get("labels", {}), managed_by=value.get("managedBy"),
+                   created=value.get("created"))
 
     def to_store(self):
-        return {"name": self.name, "replicas": dict(self.replicas),
-                "generation": self.generation, "deleting": self.deleting}
+        value = {"name": self.name, "replicas": dict(self.replicas),
+                 "generation": self.generation, "deleting": self.deleting}
+        if self.labels:
+            value["labels"] = dict(self.labels)
+        if self.managed_by is not None:
+            value["managedBy"] = self.managed_by
+        if self.created is not None:
+            value["created"] = self.created
+        return value
+
+    def with_metadata(self, body):
+        """A copy with the labels and managedBy of a PUT body (absent: removed)."""
+        extra = _metadata(body)
+        return dataclasses.replace(self, labels=extra.get("labels", {}),
+                                   managed_by=extra.get("managedBy"))
 
     def with_replicas(self, replicas):
         """A copy with new replicas; the generation moves only if something changed."""

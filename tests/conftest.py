@@ -78,8 +78,8 @@ def start_connector(tmp_path):
     returns its ``tests.support.ConnectorProcess`` (``.url``, ``.request()``, ``.stop(sig)``,
     ``.kill()``, ``.log()``, ``.state_dir``, ``.running_pids(service)``).
 
-    With the process backend, each connector gets a fresh ``--state-dir`` under tmp_path
-    unless ``state_dir`` is given (give the previous one's ``.state_dir`` to restart "the
+    With the process and docker backends, each connector gets a fresh ``--state-dir`` under
+    tmp_path unless ``state_dir`` is given (give the previous one's ``.state_dir`` to restart "the
     same" connector) or ``args`` has ``--state-dir``.
 
     At the end of the test every connector it started is SIGKILLed, and so is every
@@ -90,7 +90,7 @@ def start_connector(tmp_path):
 
     def start(*args, backend="process", state_dir=None, name="connector", env=None):
         args = ["--backend", backend] + list(args)
-        if backend == "process":
+        if backend in ("process", "docker"):
             for i, arg in enumerate(args):
                 if arg == "--state-dir" and i + 1 < len(args):
                     state_dir = tmp_path / args[i + 1]  # relative to the connector's cwd
@@ -112,3 +112,11 @@ def start_connector(tmp_path):
     yield start
     for process in started:
         process.cleanup()
+
+
+@pytest.fixture
+def lab(tmp_path, start_genisys, start_connector):
+    """A real genisys and process connector, and a service "web" whose processes
+    carry a marker (tests.e2e.lab.Lab)."""
+    from tests.e2e.lab import Lab
+    return Lab(tmp_path, start_genisys, start_connector)

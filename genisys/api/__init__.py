@@ -14,14 +14,15 @@ from genisys.audit import AuditLog
 from genisys.metrics import Metrics
 
 
-def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None):
+def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, checks=None):
     """The API application; ``auth`` (an Authenticator) makes every endpoint but
-    the health checks require a token; ``audit`` records every change asked for."""
+    the health checks require a token; ``audit`` records every change asked for;
+    ``checks`` ({name: function returning (ready, detail)}) add to /readyz."""
     tracker = tracker or InFlight()
     audit = audit or AuditLog(intents.store)
     deps = {"intents": intents, "tracker": tracker, "auth": auth, "audit": audit}
     app = tornado.web.Application(
-        computes.routes(**deps) + services.routes(**deps) + health.routes(**deps)
+        computes.routes(**deps) + services.routes(**deps) + health.routes(checks=checks, **deps)
         + metrics_api.routes(metrics=metrics or Metrics(), **deps)
         + openapi.routes(**deps) + audit_api.routes(**deps),
         default_handler_class=NotFoundHandler,

@@ -23,7 +23,13 @@ portable core of what genisys accepts (see ``CONNECTOR_URL_PATTERN``).
 
 from genisys.api.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
 from genisys.api.base import APIHandler
-from genisys.model import CONDITIONS, DEFAULT_MAX_REPLICAS
+from genisys.model import (
+    CONDITIONS,
+    DEFAULT_MAX_REPLICAS,
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_PATTERN,
+    MAX_LABELS,
+)
 from genisys.version import __version__
 from genisys.web import MAX_BODY_BYTES, MAX_HEADER_BYTES
 
@@ -324,12 +330,26 @@ def _schemas(max_replicas):
             "description": "Sent to the connector as `Authorization: Bearer <token>`. Stored, "
                            "never shown: a compute that has one reads `\"token\": \"set\"`. "
                            "Absent or null: no token (a PUT without it removes it)."},
+        "Labels": {
+            "type": "object", "maxProperties": MAX_LABELS,
+            "propertyNames": {"pattern": LABEL_KEY_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": LABEL_VALUE_PATTERN},
+            "description": "Labels, as Kubernetes has them: [prefix/]name -> value (up to 63 "
+                           "letters, digits, '-', '_' or '.'). Absent: none.",
+            "examples": [{"app": "web", "tier": "frontend"}]},
+        "ManagedBy": {
+            "type": "string", "pattern": r"^[!-~]{1,253}$",
+            "description": "Who applies this object from manifests (`genisys apply` writes "
+                           "genisys-cli, a sidecar sidecar:<folder>); `apply --prune` deletes "
+                           "only its own objects. Absent: made through the API."},
         "NewCompute": dict(obj, required=["name", "connector"], properties={
             "name": name, "connector": _schema("ConnectorURL"),
-            "token": _schema("ConnectorToken")},
+            "token": _schema("ConnectorToken"), "labels": _schema("Labels"),
+            "managedBy": _schema("ManagedBy")},
             examples=[{"name": "local", "connector": "http://127.0.0.1:7051"}]),
         "ComputeUpdate": dict(obj, required=["connector"], properties={
             "connector": _schema("ConnectorURL"), "token": _schema("ConnectorToken"),
+            "labels": _schema("Labels"), "managedBy": _schema("ManagedBy"),
             "name": dict(name, description="If given, must equal the name in the path.")},
             examples=[{"connector": "http://127.0.0.1:7051"}]),
         "Compute": dict(obj, required=["name", "connector"], properties={
@@ -340,7 +360,8 @@ def _schemas(max_replicas):
                           "description": "As given (see ConnectorURL)."},
             "token": {"type": "string", "enum": ["set"],
                       "description": "Present when the compute has a connector token; the "
-                                     "token itself is never shown."}}),
+                                     "token itself is never shown."},
+            "labels": _schema("Labels"), "managedBy": _schema("ManagedBy")}),
         "ComputeList": {"type": "object", "propertyNames": name,
                         "additionalProperties": _schema("Compute")},
         "Replicas": {"type": "object", "propertyNames": name,
@@ -348,7 +369,8 @@ def _schemas(max_replicas):
                      "description": "Compute name -> desired count.",
                      "examples": [{"local": 3}]},
         "ServiceUpdate": dict(obj, required=["replicas"], properties={
-            "replicas": _schema("Replicas"),
+            "replicas": _schema("Replicas"), "labels": _schema("Labels"),
+            "managedBy": _schema("ManagedBy"),
             "name": dict(name, description="If given, must equal the name in the path.")},
             examples=[{"replicas": {"local": 3}}]),
         "StepRequest": dict(obj, required=["compute"], properties={"compute": name},
@@ -409,8 +431,22 @@ def _schemas(max_replicas):
             "status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": dict(obj, required=["status", "checks"], properties={
             "status": {"type": "string", "enum": ["ready", "unavailable"]},
-            "checks": dict(obj, required=["store"], properties={
-                "store": {"type": "string", "description": "\"ok\", or what is wrong."}})}),
+            "checks": {"type": "object", "required": ["store"], "properties": {
+                "store": {"type": "string", "description": "\"ok\", or what is wrong."},
+                "manifests": _schema("ManifestSync")},
+                "description": "One entry per check; more may be added."}}),
+        "ManifestSync": dict(obj, required=["state", "folder"], properties={
+            "state": {"type": "string", "enum": ["Pending", "Synced", "Error"],
+                      "description": "Pending: not applied yet; Synced: the folder is in "
+                                     "force; Error: the last attempt failed (the last good "
+                                     "state stays in force)."},
+            "folder": {"type": "string"},
+            "lastSync": dict(_schema("Time"), description="Last successful apply."),
+            "lastError": {"type": "string", "description": "Why the last attempt failed."},
+            "objects": {"type": "integer", "minimum": 0,
+                        "description": "Objects the folder held at the last successful "
+                                       "apply."}},
+            description="Present when genisys runs with --manifests (sidecar mode)."),
     }
 
 
@@ -424,11 +460,16 @@ def _service_schema(*, events):
         "deleting": {"type": "boolean", "description": "Marked for deletion."},
         "status": _schema("ServiceStatus"),
     }
+    optional = {
+        "labels": _schema("Labels"),
+        "managedBy": _schema("ManagedBy"),
+        "created": dict(_schema("Time"), description="When the service was created."),
+    }
     if events:
         properties["events"] = {"type": "array", "items": _schema("Event"), "maxItems": EVENTS_KEPT,
                                 "description": "Recent events, newest first."}
     return {"type": "object", "additionalProperties": False, "required": sorted(properties),
-            "properties": properties}
+            "properties": dict(properties, **optional)}
 
 
 def _responses():

@@ -3,7 +3,7 @@ and the events of a service."""
 
 from genisys.api.base import APIHandler
 from genisys.errors import Invalid
-from genisys.model import check_fields, validate_count, validate_name, validate_replicas
+from genisys.model import Service, check_fields, validate_count, validate_name, validate_replicas
 
 
 class ServicesHandler(APIHandler):
@@ -19,12 +19,13 @@ class ServiceHandler(APIHandler):
     async def put(self, name):
         validate_name(name, "name")
         body = self.json_body()
-        check_fields(body, required=("replicas",), optional=("name",))
+        check_fields(body, required=("replicas",), optional=("name", "labels", "managedBy"))
         if "name" in body and body["name"] != name:
             raise Invalid("%r does not match the name in the URL (%r)" % (body["name"], name),
                           field="name")
         replicas = validate_replicas(body["replicas"], maximum=self.intents.max_replicas)
-        view, created = await self.intents.put_service(name, replicas,
+        Service(name=name).with_metadata(body)  # labels and managedBy: checked before writing
+        view, created = await self.intents.put_service(name, replicas, metadata=body,
                                                        expect_version=self.if_match())
         self.send(201 if created else 200, view, version=view["resourceVersion"])
 

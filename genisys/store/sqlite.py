@@ -17,6 +17,7 @@ file (two reconcilers on one machine would fight over the connectors).
 """
 
 import asyncio
+import collections
 import fcntl
 import json
 import logging
@@ -45,6 +46,8 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
 
 #: Most writes committed by one fsync; bounds the latency of the first in line.
 _MAX_BATCH = 512
+#: Rows the writer thread remembers (the most recently used).
+_CACHED_ROWS = 4096
 _STOP = object()
 
 
@@ -66,8 +69,11 @@ class _SqliteView(View):
         self._conn = conn
 
     def read(self, key):
-        row = self._conn.execute("SELECT value, version FROM kv WHERE key = ?", (key,)).fetchone()
+        row = self._row(key)
         return Record(key, json.loads(row[0]), row[1]) if row else None
+
+    def _row(self, key):
+        return self._conn.execute("SELECT value, version FROM kv WHERE key = ?", (key,)).fetchone()
 
     def max_version(self, prefix):
         clause, args = _range_clause(prefix)
@@ -82,6 +88,61 @@ class _SqliteView(View):
 
     def remove(self, key):
         self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+
+class _WriterView(_SqliteView):
+    """The writer thread's view: every write goes through it, so it can remember the
+    rows it read and wrote (as stored text, decoded afresh on each read) and spare
+    the hot keys (a service upscaled again and again, the compute it names) a query.
+
+    What an operation writes is only remembered once its transaction commits: a
+    refused operation (ROLLBACK TO its savepoint) or a failed batch leaves nothing."""
+
+    def __init__(self, conn, cache):
+        super().__init__(conn)
+        self._cache = cache  # key -> (text, version) or None (absent); oldest first
+        self._batch = {}  # written by committed operations of this batch
+        self._op = {}  # written by the operation in progress
+
+    def _row(self, key):
+        for layer in (self._op, self._batch):
+            if key in layer:
+                return layer[key]
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        row = super()._row(key)
+        self._remember({key: row})
+        return row
+
+    def write(self, record):
+        text = json.dumps(record.value, separators=(",", ":"))
+        self._conn.execute(
+            "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
+            (record.key, text, record.version))
+        self._op[record.key] = (text, record.version)
+
+    def remove(self, key):
+        super().remove(key)
+        self._op[key] = None
+
+    def end_op(self, committed):
+        if committed:
+            self._batch.update(self._op)
+        self._op = {}
+
+    def end_batch(self, committed):
+        if committed:
+            self._remember(self._batch)
+        self._batch = {}
+
+    def _remember(self, rows):
+        self._cache.update(rows)
+        for key in rows:
+            self._cache.move_to_end(key)
+        while len(self._cache) > _CACHED_ROWS:
+            self._cache.popitem(last=False)
 
 
 class SqliteStore(Store):
@@ -161,6 +222,7 @@ class SqliteStore(Store):
     # -- the writer thread -------------------------------------------------
 
     def _writer_main(self, conn, revision):
+        cache = collections.OrderedDict()
         try:
             while True:
                 item = self._queue.get()
@@ -177,15 +239,15 @@ class SqliteStore(Store):
                         stop = True
                         break
                     batch.append(item)
-                revision = self._commit(conn, batch, revision)
+                revision = self._commit(conn, batch, revision, cache)
                 if stop:
                     return
         finally:
             conn.close()
 
-    def _commit(self, conn, batch, revision):
+    def _commit(self, conn, batch, revision, cache):
         """Apply a batch in one transaction; returns the revision after it."""
-        view = _SqliteView(conn)
+        view = _WriterView(conn, cache)
         outcomes, events = [], []
         start_revision = revision
         try:
@@ -195,10 +257,12 @@ class SqliteStore(Store):
                 try:
                     result, op_events = apply_op(view, op, revision + 1)
                 except Exception as e:  # refused (GenisysError) or a bug in an update fn
+                    view.end_op(committed=False)
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((False, e))
                     continue
+                view.end_op(committed=True)
                 conn.execute("RELEASE op")
                 if op_events:
                     revision = op_events[-1].revision
@@ -207,7 +271,9 @@ class SqliteStore(Store):
             if revision != start_revision:
                 conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (revision,))
             conn.execute("COMMIT")
+            view.end_batch(committed=True)
         except Exception as e:  # the writer thread must outlive any failure
+            view.end_batch(committed=False)
             log.error("sqlite commit of %d writes failed: %s", len(batch), e)
             try:
                 if conn.in_transaction:

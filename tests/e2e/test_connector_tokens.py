@@ -69,3 +69,39 @@ def test_insecure_bind_any_is_warned_about(start_connector):
     connector = start_connector("--bind", "0.0.0.0", "--insecure-bind-any", backend="simulated")
     connector.stop()
     assert "INSECURE: listening on 0.0.0.0 without a token" in connector.log()
+
+
+def test_cli_output_never_shows_a_compute_token(start_genisys, start_connector, tmp_path):
+    """The token comes from the environment of `genisys apply` (tokenFromEnv), reaches
+    the connector, and no CLI output shows it."""
+    connector = start_connector(backend="simulated", env={"GENISYS_CONNECTOR_TOKEN": SECRET})
+    genisys = start_genisys("--backoff-initial", "100ms", "--backoff-max", "500ms")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "all.yaml").write_text(
+        "apiVersion: genisys/v1\nkind: Compute\nmetadata: {name: good}\n"
+        "spec: {connector: '%s', tokenFromEnv: GOOD_TOKEN}\n---\n"
+        "apiVersion: genisys/v1\nkind: Service\nmetadata: {name: web}\n"
+        "spec: {replicas: {good: 2}}\n" % connector.url)
+
+    def cli(*args, expect=0):
+        done = run_genisys(list(args) + ["--server", genisys.url], cwd=str(tmp_path),
+                           env={"GOOD_TOKEN": SECRET})
+        assert done.returncode == expect, done.stderr
+        return done.stdout + done.stderr
+
+    outputs = [cli("apply", "-f", "m")]
+    wait_for(lambda: entry(genisys, "web", "good").get("condition") == "Converged",
+             message="web converged with the token from the environment")
+    outputs += [cli("apply", "-f", "m"), cli("diff", "-f", "m"),
+                cli("get", "computes"), cli("get", "computes", "-o", "json"),
+                cli("get", "compute", "good", "-o", "yaml"), cli("describe", "compute", "good"),
+                cli("get", "services", "-o", "yaml"), cli("describe", "service", "web")]
+    assert "unchanged" in outputs[1] and "status:\n  token: set" in outputs[5]
+    # Without the variable, apply refuses (naming it), and changes nothing.
+    done = run_genisys(["apply", "-f", "m", "--server", genisys.url], cwd=str(tmp_path))
+    assert done.returncode == 2
+    assert "spec.tokenFromEnv: the environment variable GOOD_TOKEN is not set" in done.stderr
+    outputs.append(done.stdout + done.stderr)
+    genisys.stop()
+    for text in outputs + [genisys.log()]:
+        assert SECRET not in text

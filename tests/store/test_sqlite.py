@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from genisys.errors import StoreUnavailable
-from genisys.store import Compacted, store_from_url
+from genisys.errors import StoreUnavailable, VersionMismatch
+from genisys.store import Compacted, Op, store_from_url
 from genisys.store.sqlite import SqliteStore
 
 
@@ -84,11 +84,39 @@ async def test_concurrent_writes_share_commits(db):
         commits = []
         original = store._commit
 
-        def counting(conn, batch, revision):
+        def counting(conn, batch, *rest):
             commits.append(len(batch))
-            return original(conn, batch, revision)
+            return original(conn, batch, *rest)
         store._commit = counting
         await asyncio.gather(*[store.put("k/%d" % i, {"i": i}) for i in range(400)])
         assert sum(commits) == 400
         assert len(commits) < 400
         assert len((await store.list("k/")).records) == 400
+
+
+@pytest.mark.gen_test
+async def test_the_writer_remembers_only_what_was_committed(db):
+    """The writer thread caches rows it read and wrote; a refused transaction (its
+    first write rolled back with it) must leave no trace there, nor in the file."""
+    async with SqliteStore(db) as store:
+        await store.put("a", {"n": 1})
+        with pytest.raises(VersionMismatch):
+            await store.transaction([Op.put("a", {"n": 2}), Op.put("b", {"n": 1},
+                                                                expect_version=7)])
+        seen = []
+        await store.update("a", lambda current: seen.append(current.value) or {"n": 3})
+        assert seen == [{"n": 1}]
+        # Values handed to update functions are fresh copies: changing one in place
+        # (then refusing) changes nothing remembered.
+
+        def scribble(current):
+            current.value["n"] = 99
+            raise VersionMismatch("no")
+        with pytest.raises(VersionMismatch):
+            await store.update("a", scribble)
+        assert (await store.get("a")).value == {"n": 3}
+        await store.update("a", lambda current: seen.append(current.value) or current.value)
+        assert seen[-1] == {"n": 3}
+    async with SqliteStore(db) as store:
+        assert (await store.get("a")).value == {"n": 3}
+        assert await store.get("b") is None

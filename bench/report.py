@@ -1,0 +1,324 @@
+"""The issue-7 targets, judged from a run's results, and the table printed for a run.
+
+Both read only the results dict (what bench/results/latest.json holds), so a
+saved run can be judged and printed again, and a new protocol or size is a
+new row, not new code.
+"""
+
+import dataclasses
+from typing import Optional
+
+#: Issue 7's targets on its 2-core machine.
+SPEEDUP_AT_1000 = 50.0
+BATCH_SECONDS_AT_10000 = 5.0
+PER_SERVICE_SECONDS_AT_10000 = 60.0
+BATCH_RESYNC_CPU_SECONDS = 1.0
+UPSCALES_PER_SECOND = 2800.0
+UPSCALE_P99_MS = 35.0
+GETS_PER_SECOND = 4000.0
+MEMORY_MB_AT_10000 = 150.0
+PER_PAIR_SPREAD = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    target: str
+    #: True met, False not met, None not measurable in this run (``figure`` says why).
+    met: Optional[bool]
+    figure: str
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+def fmt(value, digits=1):
+    """A number for the table: thousands separated, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, int) or digits == 0:
+        return f"{int(round(value)):,}"
+    return "{:,.{}f}".format(value, digits)
+
+
+def _convergence(results, protocol, services):
+    for row in results.get("convergence", []):
+        if row["protocol"] == protocol and row["services"] == services:
+            return row
+    return None
+
+
+def _baseline(results, services):
+    for row in results.get("baseline", []):
+        if row["services"] == services:
+            return row
+    return None
+
+
+def _steady(results, protocol, services=None):
+    for row in results.get("steady_state", []):
+        if row["protocol"] == protocol and services in (None, row["services"]):
+            return row
+    return None
+
+
+def _unavailable(results, protocol):
+    """Why ``protocol`` was not measured in this run, or None if it was."""
+    skipped = results.get("protocols_skipped", {})
+    if protocol in skipped:
+        return skipped[protocol]
+    if protocol not in results.get("protocols", []):
+        return "not selected (--protocol)"
+    return None
+
+
+def _converged_within(results, protocol, services, limit, label):
+    why = _unavailable(results, protocol)
+    if why:
+        return Verdict(label, None, "n/a: " + why)
+    row = _convergence(results, protocol, services)
+    if row is None:
+        return Verdict(label, None, "n/a: N=%s not in --sizes" % fmt(services))
+    if not row["converged"]:
+        return Verdict(label, False, "not converged after %s s (%s of %s pairs)" % (
+            fmt(results["settings"]["timeout"], 0), fmt(row["pairs_converged"]),
+            fmt(row["pairs"])))
+    return Verdict(label, row["seconds"] <= limit, "%s s" % fmt(row["seconds"], 2))
+
+
+def evaluate(results):
+    """A Verdict for every target of issue 7."""
+    verdicts = []
+
+    label = "N=1,000 x 4, per-service: >= %gx faster than the sequential baseline" \
+        % SPEEDUP_AT_1000
+    row, base = _convergence(results, "per-service", 1000), _baseline(results, 1000)
+    if _unavailable(results, "per-service"):
+        verdicts.append(Verdict(label, None, "n/a: " + _unavailable(results, "per-service")))
+    elif row is None or base is None:
+        verdicts.append(Verdict(label, None, "n/a: N=1,000 (or its baseline) not measured"))
+    elif not row["converged"]:
+        verdicts.append(Verdict(label, False, "genisys did not converge"))
+    else:
+        speedup = base["seconds"] / row["seconds"]
+        verdicts.append(Verdict(label, speedup >= SPEEDUP_AT_1000, "%sx (genisys %s s, "
+                                "baseline %s s%s)" % (fmt(speedup), fmt(row["seconds"], 2),
+                                                      fmt(base["seconds"]), " extrapolated"
+                                                      if base["extrapolated_from"] else "")))
+
+    verdicts.append(_converged_within(
+        results, "batch", 10000, BATCH_SECONDS_AT_10000,
+        "N=10,000 x 4, batch extension: converged within %g s" % BATCH_SECONDS_AT_10000))
+    verdicts.append(_converged_within(
+        results, "per-service", 10000, PER_SERVICE_SECONDS_AT_10000,
+        "N=10,000 x 4, per-service: converged within %g s" % PER_SERVICE_SECONDS_AT_10000))
+
+    label = "steady-state resync of 10,000 services, batch extension: <= %g CPU-s" \
+        % BATCH_RESYNC_CPU_SECONDS
+    why = _unavailable(results, "batch")
+    steady = _steady(results, "batch", 10000)
+    per_service = _steady(results, "per-service", 10000)
+    aside = ""
+    if per_service and per_service["resync"]["cpu_per_full_resync"] is not None:
+        aside = " (per-service: %s CPU-s)" % fmt(per_service["resync"]["cpu_per_full_resync"], 2)
+    if why:
+        verdicts.append(Verdict(label, None, "n/a: " + why + aside))
+    elif steady is None or steady["resync"]["cpu_per_full_resync"] is None:
+        verdicts.append(Verdict(label, None, "n/a: not measured at N=10,000"))
+    else:
+        cpu = steady["resync"]["cpu_per_full_resync"]
+        verdicts.append(Verdict(label, cpu <= BATCH_RESYNC_CPU_SECONDS,
+                                "%s CPU-s%s" % (fmt(cpu, 2), aside)))
+
+    api = results.get("api")
+    label = "API: >= %s durable upscales/s with p99 <= %g ms (%d clients)" % (
+        fmt(UPSCALES_PER_SECOND, 0), UPSCALE_P99_MS, results["settings"]["api_clients"])
+    if api is None:
+        verdicts.append(Verdict(label, None, "n/a: API benchmark skipped"))
+    else:
+        up = api["upscale"]
+        verdicts.append(Verdict(
+            label, up["ok_per_second"] >= UPSCALES_PER_SECOND and up["p99_ms"] is not None
+            and up["p99_ms"] <= UPSCALE_P99_MS and api["totals_match"],
+            "%s/s, p99 %s ms%s" % (fmt(up["ok_per_second"], 0), fmt(up["p99_ms"]),
+                                   "" if api["totals_match"] else
+                                   "; stored total %s != %s upscales answered" % (
+                                       fmt(api["stored_total"]),
+                                       fmt(api["upscales_answered_2xx"])))))
+    label = "API: GET /service/<name> >= %s/s" % fmt(GETS_PER_SECOND, 0)
+    if api is None:
+        verdicts.append(Verdict(label, None, "n/a: API benchmark skipped"))
+    else:
+        get = api["get"]
+        verdicts.append(Verdict(label, get["ok_per_second"] >= GETS_PER_SECOND,
+                                "%s/s, p99 %s ms" % (fmt(get["ok_per_second"], 0),
+                                                     fmt(get["p99_ms"]))))
+
+    label = "memory: < %g MB RSS holding 10,000 services x 4 computes" % MEMORY_MB_AT_10000
+    held = [r for r in results.get("steady_state", []) if r["services"] == 10000]
+    if not held:
+        verdicts.append(Verdict(label, None, "n/a: no steady-state run at N=10,000"))
+    else:
+        worst = max(held, key=lambda r: r["peak_rss_mb"])
+        verdicts.append(Verdict(label, worst["peak_rss_mb"] < MEMORY_MB_AT_10000,
+                                "peak %s MB, %s MB at the end (%s)" % (
+                                    fmt(worst["peak_rss_mb"]), fmt(worst["rss_mb"]),
+                                    worst["protocol"])))
+
+    for protocol in ("per-service", "batch"):
+        label = "time per pair flat (within %gx) from N=100 to N=10,000, %s" % (
+            PER_PAIR_SPREAD, protocol)
+        why = _unavailable(results, protocol)
+        rows = [r for r in results.get("convergence", []) if r["protocol"] == protocol]
+        sizes = {r["services"] for r in rows}
+        if why:
+            verdicts.append(Verdict(label, None, "n/a: " + why))
+        elif not {100, 10000} <= sizes:
+            verdicts.append(Verdict(label, None, "n/a: needs N=100 and N=10,000 in --sizes"))
+        elif not all(r["converged"] for r in rows):
+            verdicts.append(Verdict(label, False, "not every size converged"))
+        else:
+            per_pair = [r["ms_per_pair"] for r in rows]
+            spread = max(per_pair) / min(per_pair)
+            verdicts.append(Verdict(label, spread <= PER_PAIR_SPREAD, "%sx (%s)" % (
+                fmt(spread, 2), ", ".join("N=%s: %s ms" % (fmt(r["services"]),
+                                                          fmt(r["ms_per_pair"], 3))
+                                         for r in sorted(rows, key=lambda r: r["services"])))))
+    return verdicts
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+def _table(headers, rows, *, left=1):
+    """Columns sized to fit; the first ``left`` columns left-aligned, numbers right."""
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        lines.append("  ".join(c.ljust(w) if i < left else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    return lines
+
+
+def render(results):
+    s = results["settings"]
+    m = results["machine"]
+    out = ["genisys benchmark, %s" % results["started"],
+           "machine: %d CPUs (%s), %s, Python %s; load average %s at start, %s at end" % (
+               m["cpus"], m["cpu_model"], m["system"], m["python"], fmt(m["load_start"], 2),
+               fmt(m.get("load_end"), 2)),
+           "simulated connectors: one process each, %s ms per status or scale call; "
+           "controller flags: %s" % (fmt(s["latency_ms"], 0),
+                                     " ".join(s["controller_args"]) or "(defaults)"),
+           ""]
+
+    if results.get("convergence"):
+        out.append("a/b. Convergence: N services x %d computes, every pair needs a change; "
+                   "seconds from the controller's" % s["computes"])
+        out.append("     start (every intent already in the store) to every pair Converged")
+        rows = []
+        for r in results["convergence"]:
+            base = _baseline(results, r["services"])
+            mark = "*" if base and base["extrapolated_from"] else ""
+            ratio = speedup = "-"
+            if base and r["converged"]:
+                ratio = fmt(r["seconds"] / base["seconds"], 4)
+                speedup = fmt(base["seconds"] / r["seconds"]) + "x"
+            rows.append([r["protocol"], fmt(r["services"]), fmt(r["pairs"]),
+                         fmt(r["seconds"], 2) if r["converged"] else "timeout",
+                         fmt(r["startup_seconds"], 2), fmt(r["ms_per_pair"], 3),
+                         fmt(r["requests_total"]), fmt(r["cpu_seconds"], 2),
+                         fmt(r["peak_rss_mb"]), fmt(r.get("connectors_cpu_seconds"), 2),
+                         (fmt(base["seconds"]) + mark) if base else "-",
+                         (fmt(base["requests_total"]) + mark) if base else "-", ratio, speedup])
+        out += ["  " + line for line in _table(
+            ["protocol", "N", "pairs", "genisys s", "start-up s", "ms/pair", "requests",
+             "CPU s", "peak RSS MB", "connectors CPU s", "baseline s", "requests",
+             "genisys/baseline", "speed-up"], rows)]
+        for name, why in results.get("protocols_skipped", {}).items():
+            out.append("  %s: n/a: %s" % (name, why))
+        extrapolated = [b for b in results.get("baseline", []) if b["extrapolated_from"]]
+        for b in extrapolated:
+            out.append("  * baseline for N=%s extrapolated from the measured N=%s (the "
+                       "sequential loop is linear in pairs)" % (fmt(b["services"]),
+                                                                fmt(b["extrapolated_from"])))
+        out.append("  ms/pair = (genisys s - start-up s) / pairs; start-up = spawn to "
+                   "\"listening\"; requests = status + scale calls the connectors answered;")
+        out.append("  CPU s and peak RSS: the controller's; connectors CPU s: all %d simulated "
+                   "connectors' together, on the same %d CPUs" % (s["computes"],
+                                                                 results["machine"]["cpus"]))
+        out += ["", "  Where the time went (the controller's own metrics, read once converged):"]
+        rows = []
+        for r in results["convergence"]:
+            t, seconds = r["timings"], r["reconcile_seconds"]
+            rows.append([r["protocol"], fmt(r["services"]), fmt(t["passes"]),
+                         fmt(t["pass_ms_mean"], 1), fmt(t["calls"]), fmt(t["call_ms_mean"], 1),
+                         fmt(t["call_seconds_total"] / seconds if seconds else None, 1),
+                         fmt(r["cpu_seconds"] / seconds if seconds else None, 2)])
+        out += ["  " + line for line in _table(
+            ["protocol", "N", "passes", "ms/pass", "connector calls", "ms/call",
+             "calls in flight (mean)", "controller CPU share"], rows)]
+        out.append("  calls in flight = connector call seconds / (genisys s - start-up s); "
+                   "CPU share = controller CPU s / the same")
+        out.append("")
+
+    if results.get("steady_state"):
+        out.append("c. Steady state: everything already converged; a controller started on "
+                   "it, poll interval %g s" % s["poll_interval"])
+        rows = []
+        for r in results["steady_state"]:
+            for key, name in (("restart_pass", "restart pass (0 - 1 interval)"),
+                              ("resync", "one resync (1 - 2 intervals)")):
+                w = r[key]
+                rows.append([r["protocol"], fmt(r["services"]), name, fmt(w["cpu_seconds"], 2),
+                             fmt(w["requests"]["status"]), fmt(w["requests"]["scale"]),
+                             "yes" if w["complete"] else "no",
+                             fmt(w["cpu_per_full_resync"], 2)])
+        out += ["  " + line for line in _table(
+            ["protocol", "N", "window", "CPU s", "status calls", "scale calls",
+             "all pairs checked", "CPU s per full resync"], rows, left=3)]
+        out.append("  a window is one poll interval; when not every pair was checked in it, "
+                   "CPU s per full resync scales the window's CPU to %s status checks"
+                   % fmt(results["steady_state"][0]["pairs"]))
+        for r in results["steady_state"]:
+            if r["pairs_converged"] != r["pairs"]:
+                out.append("  WARNING: %s: only %s of %s pairs still Converged at the end" % (
+                    r["protocol"], fmt(r["pairs_converged"]), fmt(r["pairs"])))
+        out.append("")
+
+    api = results.get("api")
+    if api:
+        out.append("d. API: %d keep-alive clients in their own process, %s; %g s measured "
+                   "after %g s of warm-up" % (api["clients"], api["store"], s["api_duration"],
+                                              s["api_warmup"]))
+        rows = []
+        for name, r in (("POST /service/<name>/upscale", api["upscale"]),
+                        ("GET  /service/<name>", api["get"])):
+            errors = sum(n for code, n in r["codes"].items() if not code.startswith("2"))
+            rows.append([name, fmt(r["ok_per_second"], 0), fmt(r["p50_ms"], 2),
+                         fmt(r["p99_ms"], 2), fmt(r["max_ms"], 1), fmt(errors),
+                         fmt(sum(r["transport_errors"].values())),
+                         fmt(r["controller_cpu_ms_per_request"], 3),
+                         "%d%%" % round(100 * r["loadgen_cpu_share"])])
+        out += ["  " + line for line in _table(
+            ["request", "2xx/s", "p50 ms", "p99 ms", "max ms", "non-2xx", "conn. errors",
+             "controller CPU ms/request", "load generator CPU"], rows)]
+        out.append("  stored total of replicas %s %s upscales answered 2xx (%s)" % (
+            fmt(api["stored_total"]), "=" if api["totals_match"] else "!=",
+            fmt(api["upscales_answered_2xx"])))
+        out.append("")
+
+    held = results.get("steady_state", [])
+    if held:
+        out.append("e. Memory: controller holding N services x %d computes (steady-state run)"
+                   % s["computes"])
+        for r in held:
+            out.append("  %s, N=%s: RSS %s MB at the end, peak %s MB" % (
+                r["protocol"], fmt(r["services"]), fmt(r["rss_mb"]), fmt(r["peak_rss_mb"])))
+        out.append("")
+
+    out.append("Targets (issue 7)")
+    for v in results["targets"]:
+        state = {True: "met    ", False: "NOT MET", None: "n/a    "}[v["met"]]
+        out.append("  %s  %s: %s" % (state, v["target"], v["figure"]))
+    return "\n".join(out)

@@ -1,0 +1,290 @@
+"""The measurements, one function each; every one returns a plain dict for the JSON.
+
+a. ``convergence``: N services x M computes, all wanting 1 resource on every
+   compute of fresh simulated connectors (running 0): every pair needs a
+   change. From the controller's spawn (intents already in the store) to
+   every pair Converged in the store's status records.
+b. ``baseline``: the same work by the original poller's sequential loop.
+c. ``steady_state``: a controller started on a store (and connectors) where
+   all of it has already converged; measured over exactly one poll interval,
+   aligned on the first periodic resync.
+d. ``api``: upscales, then GETs, by 64 keep-alive clients in their own process.
+e. memory: the RSS figures of ``steady_state`` (a controller holding N x M).
+
+``Protocol`` says how a variant of the connector protocol is set up (the
+arguments of the connectors and of the controller); a protocol genisys does
+not speak yet is listed with the reason, and its targets print n/a.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional
+
+import requests
+
+from bench import procs
+from bench.workload import (
+    StatusReader,
+    compute_names,
+    seed_store,
+    sequential_baseline,
+    service_name_template,
+    service_names,
+    wait_converged,
+)
+
+LOADGEN_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loadgen.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """One way genisys and its connectors can talk."""
+
+    name: str
+    #: Why this protocol cannot be measured (None: it can).
+    unavailable: Optional[str] = None
+    #: Extra arguments of every simulated connector (e.g. to offer a capability).
+    connector_args: tuple = ()
+    #: Extra arguments of the controller.
+    controller_args: tuple = ()
+
+
+PROTOCOLS = {
+    # The seed's protocol: GET status and POST scale, one (service, compute) per call.
+    "per-service": Protocol("per-service"),
+    # Issue 7, part 2: all statuses in one call, many scale orders in one call. When it
+    # exists, fill in how the connectors offer it, and drop `unavailable`.
+    "batch": Protocol("batch", unavailable="batch extension not implemented"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every measurement of one run shares (see ``bench --help``)."""
+
+    workdir: str
+    #: Computes (each its own simulated connector process) per convergence run.
+    computes: int = 4
+    #: Seconds every simulated connector takes to answer a status or scale call.
+    latency: float = 0.020
+    #: The controller's poll interval (its full resync), in seconds.
+    poll_interval: float = 15.0
+    #: Seconds a convergence run may take before it is reported as not converged.
+    timeout: float = 600.0
+    api_clients: int = 64
+    api_duration: float = 10.0
+    api_warmup: float = 1.0
+    #: Services the API benchmark spreads its upscales over.
+    api_keys: int = 1000
+    #: Extra flags for every controller (e.g. "--reconciler-workers=64").
+    controller_args: tuple = ()
+
+
+def _controller_args(settings, protocol):
+    return (("--poll-interval", "%gs" % settings.poll_interval) + tuple(settings.controller_args)
+            + tuple(protocol.controller_args))
+
+
+def _cpu(children):
+    return sum(procs.cpu_seconds(c.pid) for c in children)
+
+
+def _sample(pid):
+    return {"cpu_seconds": procs.cpu_seconds(pid), **procs.memory_mb(pid)}
+
+
+# -- a. convergence -------------------------------------------------------------------
+
+
+def convergence(fleet, settings, protocol, services, *, keep=False, profile_to=None):
+    """Returns (result, kept): ``kept`` is (store path, connectors) when ``keep``, for the
+    steady-state run, else None and everything is stopped."""
+    connectors = fleet.connectors(settings.computes, latency=settings.latency,
+                                  args=protocol.connector_args)
+    names = service_names(services)
+    computes = dict(zip(compute_names(settings.computes), (c.url for c in connectors)))
+    db = os.path.join(settings.workdir, "converge-%s-%d%s.db"
+                      % (protocol.name, services, "-profiled" if profile_to else ""))
+    seeding = time.monotonic()
+    seed_store(db, computes=computes, services=names, number=1)
+    seed_seconds = time.monotonic() - seeding
+    pairs = services * settings.computes
+
+    before = procs.connector_requests(connectors)
+    connectors_cpu = _cpu(connectors)
+    reader = StatusReader(db)
+    controller = fleet.controller(db, args=_controller_args(settings, protocol),
+                                  profile_to=profile_to)
+    try:
+        controller.wait_listening()
+        seconds, done = wait_converged(reader, pairs=pairs, running=1,
+                                       since=controller.spawned_at, timeout=settings.timeout,
+                                       controller=controller)
+        sample = _sample(controller.pid)
+        connectors_cpu = _cpu(connectors) - connectors_cpu
+        timings = procs.controller_timings(controller)
+    finally:
+        reader.close()
+    made = procs.requests_between(before, procs.connector_requests(connectors))
+    fleet.stop(controller)
+    startup = controller.listening_at - controller.spawned_at
+    result = {
+        "protocol": protocol.name, "services": services, "computes": settings.computes,
+        "pairs": pairs, "latency_ms": settings.latency * 1000.0,
+        "converged": seconds is not None, "pairs_converged": done,
+        "seconds": seconds, "startup_seconds": startup,
+        "reconcile_seconds": None if seconds is None else seconds - startup,
+        "ms_per_pair": None if seconds is None else (seconds - startup) * 1000.0 / pairs,
+        "requests": made, "requests_total": made["status"] + made["scale"],
+        "cpu_seconds": sample["cpu_seconds"], "connectors_cpu_seconds": connectors_cpu,
+        "peak_rss_mb": sample["peak"],
+        "rss_mb": sample["rss"], "seed_seconds": seed_seconds, "timings": timings,
+        "write_path": "store (genisys.intents, before the controller starts)",
+    }
+    if keep:
+        return result, (db, connectors)
+    fleet.stop(*connectors)
+    return result, None
+
+
+# -- b. baseline ------------------------------------------------------------------------
+
+
+def baseline(fleet, settings, services):
+    connectors = fleet.connectors(settings.computes, latency=settings.latency)
+    before = procs.connector_requests(connectors)
+    connectors_cpu = _cpu(connectors)
+    seconds, made = sequential_baseline([c.url for c in connectors], service_names(services), 1)
+    connectors_cpu = _cpu(connectors) - connectors_cpu
+    counted = procs.requests_between(before, procs.connector_requests(connectors))
+    fleet.stop(*connectors)
+    return {"services": services, "computes": settings.computes,
+            "pairs": services * settings.computes, "latency_ms": settings.latency * 1000.0,
+            "seconds": seconds, "requests_total": made, "requests": counted,
+            "connectors_cpu_seconds": connectors_cpu, "extrapolated_from": None}
+
+
+def extrapolate_baseline(measured, services):
+    """The sequential loop's time is linear in the pairs it walks."""
+    factor = services / measured["services"]
+    return dict(measured, services=services, pairs=measured["pairs"] * factor,
+                seconds=measured["seconds"] * factor,
+                requests_total=int(measured["requests_total"] * factor),
+                requests={k: int(v * factor) for k, v in measured["requests"].items()},
+                connectors_cpu_seconds=measured["connectors_cpu_seconds"] * factor,
+                extrapolated_from=measured["services"])
+
+
+# -- c. steady state (and e. memory) -------------------------------------------------------
+
+
+def _sleep_until(moment, controller):
+    while True:
+        left = moment - time.monotonic()
+        if left <= 0:
+            return
+        if not controller.alive():
+            raise RuntimeError("the controller exited during the steady-state run; its log:\n"
+                               + controller.log_tail())
+        time.sleep(min(left, 0.5))
+
+
+def steady_state(fleet, settings, protocol, services, db, connectors):
+    """A controller started on ``db``, where all ``services`` x computes have converged.
+
+    Its resync timer starts with it: resyncs happen about ``poll_interval`` after it
+    listens, and every interval after that. Two windows, each one interval long:
+
+    * restart pass [listening, first resync): listing everything at start queues
+      every service, i.e. one full pass, start-up work included;
+    * resync [first resync, second resync): one periodic full resync, and the idle
+      time around it: what nothing changing costs per interval.
+
+    If a resync takes longer than the interval, the window holds part of one (or
+    parts of two); ``cpu_per_full_resync`` scales the CPU to one status check of every
+    pair."""
+    interval = settings.poll_interval
+    pairs = services * settings.computes
+    controller = fleet.controller(db, args=_controller_args(settings, protocol))
+    reader = StatusReader(db)
+    try:
+        controller.wait_listening()
+        start = controller.listening_at
+        samples = [(_sample(controller.pid), procs.connector_requests(connectors))]
+        for k in (1, 2):
+            # Half a second before each resync is due: the window takes it whole.
+            _sleep_until(start + k * interval - 0.5, controller)
+            samples.append((_sample(controller.pid), procs.connector_requests(connectors)))
+        still_converged = reader.converged_pairs(1)
+    finally:
+        reader.close()
+    fleet.stop(controller)
+
+    def window(a, b):
+        made = procs.requests_between(samples[a][1], samples[b][1])
+        cpu = samples[b][0]["cpu_seconds"] - samples[a][0]["cpu_seconds"]
+        return {"cpu_seconds": cpu, "requests": made,
+                "requests_total": made["status"] + made["scale"],
+                "complete": made["status"] >= pairs,
+                "cpu_per_full_resync": cpu * pairs / made["status"] if made["status"] else None}
+
+    return {"protocol": protocol.name, "services": services, "computes": settings.computes,
+            "pairs": pairs, "poll_interval": interval, "pairs_converged": still_converged,
+            "restart_pass": window(0, 1), "resync": window(1, 2),
+            "rss_mb": samples[-1][0]["rss"], "peak_rss_mb": samples[-1][0]["peak"]}
+
+
+# -- d. API -----------------------------------------------------------------------------
+
+
+def _load(fleet, settings, controller, *, method, path, body=None, keys):
+    output = os.path.join(settings.workdir, "loadgen-%s-%d.json" % (method.lower(),
+                                                                    time.monotonic_ns()))
+    argv = [LOADGEN_PY, "--url", controller.url, "--method", method, "--path", path,
+            "--keys", str(keys), "--clients", str(settings.api_clients),
+            "--duration", str(settings.api_duration), "--warmup", str(settings.api_warmup),
+            "--output", output]
+    if body is not None:
+        argv += ["--body", body]
+    loadgen = fleet.python(argv, name="loadgen")
+    status = loadgen.proc.wait(settings.api_warmup + settings.api_duration + 120)
+    fleet.stop(loadgen)
+    if status != 0:
+        raise RuntimeError("the load generator failed (%s):\n%s" % (status, loadgen.log_tail()))
+    with open(output, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def api(fleet, settings):
+    """Upscales spread over ``api_keys`` services on one compute, then GETs of them,
+    against a controller on the default durable SQLite store. The compute's simulated
+    connector is real: the reconciler converges the upscales while they arrive, as it
+    would in production."""
+    [connector] = fleet.connectors(1, latency=settings.latency)
+    db = os.path.join(settings.workdir, "api.db")
+    seed_store(db, computes={"c0": connector.url})
+    controller = fleet.controller(db, args=_controller_args(settings, PROTOCOLS["per-service"]))
+    controller.wait_listening()
+    path = "/service/" + service_name_template(settings.api_keys, prefix="api")
+
+    cpu = [procs.cpu_seconds(controller.pid)]
+    upscale = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
+                    body=json.dumps({"compute": "c0"}), keys=settings.api_keys)
+    cpu.append(procs.cpu_seconds(controller.pid))
+    listed = requests.get(controller.url + "/service", timeout=120).json()
+    stored = sum(view["replicas"].get("c0", 0) for view in listed.values())
+    get = _load(fleet, settings, controller, method="GET", path=path, keys=settings.api_keys)
+    cpu.append(procs.cpu_seconds(controller.pid))
+    memory = procs.memory_mb(controller.pid)
+    fleet.stop(controller, connector)
+    for phase, used in ((upscale, cpu[1] - cpu[0]), (get, cpu[2] - cpu[1])):
+        phase["controller_cpu_seconds"] = used
+        phase["controller_cpu_ms_per_request"] = (used * 1000.0 / phase["total_requests"]
+                                                  if phase["total_requests"] else None)
+    return {"store": "sqlite (durable: WAL, synchronous=FULL)", "clients": settings.api_clients,
+            "upscale": upscale, "get": get, "stored_total": stored,
+            "upscales_answered_2xx": upscale["total_ok"],
+            "totals_match": stored == upscale["total_ok"],
+            "controller_rss_mb": memory["rss"]}
