@@ -30,12 +30,15 @@ later wins: defaults < genisys.yml < GENISYS_* environment < flags.
                                                          never a flag: flags show in ps)
 
 Durations are written 15s, 500ms, 2m or 1h. Store URLs: sqlite:///relative.db,
-sqlite:////absolute/path.db, memory:// (tests only).
+sqlite:////absolute/path.db, etcd://host:2379[,host:2379...][/prefix] (several
+replicas, one elected leader), memory:// (tests only).
 
 examples:
   genisys serve
   genisys serve --port 7002 --store sqlite:////var/lib/genisys/genisys.db
   GENISYS_POLL_INTERVAL=5s genisys serve --compute-file ./computes.py
+  genisys serve --manifests /etc/genisys/manifests     # sidecar mode
+  genisys serve --store etcd://10.0.0.1:2379,10.0.0.2:2379 --bind 0.0.0.0
 """
 
 

@@ -407,7 +407,9 @@ class ProcessBackend(Backend):
         log.info("scaling %s up from %d to %d", definition.name, len(running), number)
         started, saved = [], 0.0
         try:
-            while len(running) < number:
+            # Counted up front: the reaper may drop one that already exited meanwhile,
+            # and that must not start another (the next order or resync will).
+            for _ in range(number - len(running)):
                 resource = self._spawn(definition)
                 started.append(resource)
                 running.append(resource)

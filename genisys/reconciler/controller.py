@@ -42,6 +42,11 @@ from genisys.tasks import start_task, stop_tasks
 log = logging.getLogger(__name__)
 
 
+def _from(running):
+    """ "from 3 " when the count before a scale order is known ("" when never seen)."""
+    return "" if running is None else "from %d " % running
+
+
 @dataclasses.dataclass
 class PairState:
     """What the reconciler remembers about one (service, compute) between passes."""
@@ -345,15 +350,24 @@ class Reconciler:
 
         running = (previous or {}).get("running")
         try:
-            self._check_leader()
-            running = await self.client.running(compute, name)
-            self._connector_answered(compute_name)
-            self.metrics.set_pair(name, compute_name, desired=desired, running=running)
-            if running == desired:
-                return self._converged(state, name, compute_name, desired, previous,
-                                       dropped=dropped)
-            self._check_leader()
-            reported = await self.client.scale(compute, name, desired)
+            if previous is None or previous.get("desired") != desired:
+                # A new intent: the set-point is absolute, so it is sent at once (one
+                # round trip, not two); the answer says what runs.
+                self._check_leader()
+                reported = await self.client.scale(compute, name, desired)
+                self._connector_answered(compute_name)
+            else:
+                # The same intent: check that reality still matches it (drift, a dead
+                # resource, a scale order still in progress), and only then act.
+                self._check_leader()
+                running = await self.client.running(compute, name)
+                self._connector_answered(compute_name)
+                self.metrics.set_pair(name, compute_name, desired=desired, running=running)
+                if running == desired:
+                    return self._converged(state, name, compute_name, desired, previous,
+                                           dropped=dropped)
+                self._check_leader()
+                reported = await self.client.scale(compute, name, desired)
         except NotLeader:
             raise  # not ours to reconcile any more: no status either
         except ServiceNotDefined as e:
@@ -377,8 +391,8 @@ class Reconciler:
         events = []
         if not previous or (previous.get("condition"), previous.get("desired"),
                             previous.get("running")) != (PROGRESSING, desired, running):
-            events.append(st.event(st.NORMAL, "Scaled", compute_name, "scaled %s on %s from "
-                                   "%d to %d" % (name, compute_name, running, desired)))
+            events.append(st.event(st.NORMAL, "Scaled", compute_name, "scaled %s on %s %sto %d"
+                                   % (name, compute_name, _from(running), desired)))
         if reported == desired:  # and done already, says the answer
             self.metrics.set_pair(name, compute_name, desired=desired, running=desired)
             result = self._converged(state, name, compute_name, desired, previous,
@@ -387,7 +401,9 @@ class Reconciler:
         # Check again soon that it took effect.
         state.failures, state.not_before = 0, 0.0
         state.checks += 1
-        message = "scaling from %d to %d" % (running, desired)
+        message = "scaling %sto %d" % (_from(running), desired)
+        if reported is not None:
+            running = reported
         entry = st.entry(previous, desired=desired, running=running, condition=PROGRESSING,
                          reason="Scaling", message=message)
         retry_in = min(self.poll_interval, self.progress_check * 2 ** min(state.checks - 1, 20))
