@@ -97,7 +97,7 @@ class ConnectorSettings:
     connect_timeout: float = 3.0
     #: Calls in flight to one connector at most, so one slow connector never
     #: holds every connection (others wait their turn).
-    max_in_flight: int = 8
+    max_in_flight: int = 32
     #: PEM bundle of the CAs that sign connector certificates (https
     #: connectors); None: the system's trusted CAs. Certificates are always
     #: verified.
@@ -108,7 +108,7 @@ class ConnectorSettings:
 class ReconcilerSettings:
     #: Services reconciled at the same time. Passes mostly wait on connectors,
     #: so this is about concurrency, not CPU.
-    workers: int = 16
+    workers: int = 64
     #: First retry delay of a failing (service, compute); it doubles with
     #: each failure (with jitter) up to backoff_max.
     backoff_initial: float = 1.0
@@ -361,10 +361,10 @@ OPTIONS = [
            "timeout to connect to a connector (default 3s)", "DURATION"),
     Option("connector.max_in_flight", "GENISYS_CONNECTOR_MAX_IN_FLIGHT",
            "--connector-max-in-flight", parse_max_in_flight, "connector.max_in_flight",
-           "calls in flight to one connector at most (default 8)", "N"),
+           "calls in flight to one connector at most (default 32)", "N"),
     Option("reconciler.workers", "GENISYS_RECONCILER_WORKERS", "--reconciler-workers",
            parse_workers, "reconciler.workers",
-           "services reconciled at the same time (default 16)", "N"),
+           "services reconciled at the same time (default 64)", "N"),
     Option("reconciler.backoff_initial", "GENISYS_BACKOFF_INITIAL", "--backoff-initial",
            parse_duration, "reconciler.backoff_initial",
            "first retry delay of a failing service on a compute (default 1s)", "DURATION"),
