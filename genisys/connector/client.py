@@ -5,6 +5,14 @@ The protocol is the seed project's:
 * ``GET  <connector>/service/<name>/status`` → ``{"running_resources": N}``
 * ``POST <connector>/service/<name>/scale`` with ``{"number": N}`` → any 2xx
 
+plus an optional batch extension, which a connector advertises at
+``GET <connector>/capabilities`` (``{"batch": {"maxServices": M}}``): then
+the calls made to it at about the same time (within ``BATCH_WINDOW``) go
+out together, as ``POST /batch/status {"services": [names]}`` and ``POST
+/batch/scale {"services": {name: N}}``, each answered with one result per
+service. Callers see no difference: ``running`` and ``scale`` answer or
+fail per service either way.
+
 Transport failures become this module's own small error tree, chained with
 ``from e``, so nothing above knows which HTTP library runs. Each error
 carries the status ``condition`` it puts a (service, compute) pair in.
@@ -29,7 +37,15 @@ log = logging.getLogger(__name__)
 
 #: How much of a connector's answer an error message quotes.
 BODY_EXCERPT = 256
-
+#: Seconds calls to a batch-capable connector wait for others to go out with.
+BATCH_WINDOW = 0.002
+#: Most services in one batch request (less if the connector says so).
+MAX_BATCH = 500
+#: Seconds a connector's capabilities are trusted before they are asked again
+#: (after a failure to ask: FAILED_CAPABILITIES_TTL, so an outage is not long
+#: mistaken for a connector without the extension).
+CAPABILITIES_TTL = 60.0
+FAILED_CAPABILITIES_TTL = 5.0
 
 
 class ConnectorFailure(GenisysError):
@@ -90,6 +106,77 @@ class ConnectorBadResponse(ConnectorFailure):
     reason = "ConnectorBadResponse"
 
 
+class _Batch:
+    """Calls of one operation to one connector that go out in one request."""
+
+    def __init__(self, compute, operation):
+        self.compute = compute
+        self.operation = operation
+        self.key = (compute.connector, compute.token, operation)
+        #: service -> (number or None, future of its result)
+        self.calls = {}
+        self.timer = None
+        self.sent = False
+
+
+def _settle(future, *, result=None, exception=None):
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
+
+
+def _chain(future, coroutine):
+    task = asyncio.ensure_future(coroutine)
+
+    def done(task):
+        if task.cancelled():
+            future.cancel()
+        elif task.exception() is not None:
+            _settle(future, exception=task.exception())
+        else:
+            _settle(future, result=task.result())
+    task.add_done_callback(done)
+
+
+def _decode(body, what):
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise ConnectorBadResponse("%s is not {\"running_resources\": N}: %s"
+                                   % (what, _excerpt(body))) from e
+
+
+def _count(answer, what):
+    """The running_resources of an answer; ConnectorBadResponse if it has none."""
+    try:
+        value = answer["running_resources"]
+    except (KeyError, TypeError) as e:
+        raise ConnectorBadResponse("%s is not {\"running_resources\": N}: %s"
+                                   % (what, str(answer)[:BODY_EXCERPT])) from e
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConnectorBadResponse("%s has running_resources %r, not a count" % (what, value))
+    return value
+
+
+def _item_error(error, where):
+    """The exception for one service's error entry in a batch answer."""
+    status = error.get("status")
+    message = "%s: %s %s: %s" % (where, status, error.get("reason", "Error"),
+                                 str(error.get("message", ""))[:BODY_EXCERPT])
+    body = json.dumps({"error": error}).encode()
+    if status in (401, 403):
+        return ConnectorUnauthorized(message, status=status, body=body)
+    if status == 404:
+        return ServiceNotDefined(message, status=404, body=body)
+    if status == 503:
+        return ConnectorUnavailable(message, status=503, body=body)
+    return ConnectorError(message, status=status if isinstance(status, int) else 500,
+                          body=body)
+
+
 def _excerpt(body):
     text = body[:BODY_EXCERPT].decode("utf-8", errors="replace")
     return text.strip() or "(empty body)"
@@ -120,6 +207,12 @@ class ConnectorClient:
         self.metrics = metrics
         self._http = None
         self._limits = {}
+        #: connector URL -> (largest batch it takes or 0: no batch extension, until when)
+        self._capabilities = {}
+        #: connector URL -> the future of a capabilities request in flight
+        self._asking = {}
+        #: (connector URL, token, operation) -> the calls waiting to go out together
+        self._batches = {}
 
     def _client(self):
         # Made on first use: the curl client binds to the loop current when it
@@ -139,32 +232,136 @@ class ConnectorClient:
 
     async def running(self, compute, service):
         """How many resources of ``service`` the connector of ``compute`` runs."""
+        if await self._batch_size(compute):
+            answer = await self._batched(compute, "status", service)
+            return _count(answer, "status of %s from %s" % (service, compute.connector))
         body = await self._call(compute, service, "status", "GET", None)
-        try:
-            value = json.loads(body)["running_resources"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ConnectorBadResponse(
-                "status of %s from %s is not {\"running_resources\": N}: %s"
-                % (service, compute.connector, _excerpt(body))) from e
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConnectorBadResponse("status of %s from %s has running_resources %r, not a "
-                                       "count" % (service, compute.connector, value))
-        return value
+        return _count(_decode(body, "status of %s from %s" % (service, compute.connector)),
+                      "status of %s from %s" % (service, compute.connector))
 
     async def scale(self, compute, service, number):
         """Order the connector of ``compute`` to run exactly ``number`` resources.
 
         Returns the running count the answer reports, if it does (the SDK's
         connectors do; the protocol only asks for a 2xx), else None."""
-        body = await self._call(compute, service, "scale", "POST",
-                                json.dumps({"number": number}))
+        if await self._batch_size(compute):
+            answer = await self._batched(compute, "scale", service, number)
+        else:
+            body = await self._call(compute, service, "scale", "POST",
+                                    json.dumps({"number": number}))
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                return None
         try:
-            value = json.loads(body)["running_resources"]
+            return _count(answer, "")
+        except ConnectorBadResponse:
+            return None
+
+    # -- the batch extension -------------------------------------------------
+
+    async def _batch_size(self, compute):
+        """How many services one batch request to this connector may carry (0: it
+        has no batch extension), from its /capabilities, asked now and then."""
+        known = self._capabilities.get(compute.connector)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        asking = self._asking.get(compute.connector)
+        if asking is None:
+            asking = self._asking[compute.connector] = asyncio.ensure_future(
+                self._ask_capabilities(compute))
+            asking.add_done_callback(lambda _: self._asking.pop(compute.connector, None))
+        return await asyncio.shield(asking)
+
+    async def _ask_capabilities(self, compute):
+        url = compute.connector.rstrip("/") + "/capabilities"
+        size, ttl = 0, CAPABILITIES_TTL
+        try:
+            response = await self._fetch(self._request(compute, url, "GET", None), url)
+            if response.code == 200:
+                limit = json.loads(response.body)["batch"]["maxServices"]
+                if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+                    size = min(limit, MAX_BATCH)
+            elif response.code != 404:
+                ttl = FAILED_CAPABILITIES_TTL  # 401, 500...: ask again soon
+        except ConnectorFailure:
+            ttl = FAILED_CAPABILITIES_TTL  # down: the per-service call will say so
         except (ValueError, KeyError, TypeError):
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return None
-        return value
+            pass  # a 200 that is not ours: no extension
+        self._capabilities[compute.connector] = (size, time.monotonic() + ttl)
+        return size
+
+    def _batched(self, compute, operation, service, number=None):
+        """A future of the answer for ``service`` in the next batch of ``operation``."""
+        key = (compute.connector, compute.token, operation)
+        batch = self._batches.get(key)
+        if batch is None or service in batch.calls:
+            if batch is not None:
+                self._send(batch)  # the same service twice: not in one request
+            batch = self._batches[key] = _Batch(compute, operation)
+            batch.timer = asyncio.get_running_loop().call_later(BATCH_WINDOW, self._send, batch)
+        future = asyncio.get_running_loop().create_future()
+        batch.calls[service] = (number, future)
+        if len(batch.calls) >= self._capabilities[compute.connector][0]:
+            self._send(batch)
+        return future
+
+    def _send(self, batch):
+        if self._batches.get(batch.key) is batch:
+            del self._batches[batch.key]
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        if not batch.sent:
+            batch.sent = True
+            asyncio.ensure_future(self._send_batch(batch))
+
+    async def _send_batch(self, batch):
+        compute, calls = batch.compute, batch.calls
+        if batch.operation == "status":
+            payload = {"services": list(calls)}
+        else:
+            payload = {"services": {s: number for s, (number, _) in calls.items()}}
+        try:
+            body = await self._call(compute, None, "batch_" + batch.operation, "POST",
+                                    json.dumps(payload),
+                                    url=compute.connector.rstrip("/") + "/batch/" +
+                                    batch.operation)
+            results = json.loads(body)["services"]
+            if not isinstance(results, dict):
+                raise TypeError("not an object")
+        except ServiceNotDefined:
+            # The connector no longer has the extension (restarted without it, say):
+            # these calls go one by one, and so will the next ones.
+            self._capabilities[compute.connector] = (0, time.monotonic() + CAPABILITIES_TTL)
+            for service, (number, future) in calls.items():
+                _chain(future, self._one_by_one(compute, batch.operation, service, number))
+            return
+        except ConnectorFailure as e:
+            for _, future in calls.values():
+                _settle(future, exception=e)
+            return
+        except (ValueError, KeyError, TypeError) as e:
+            error = ConnectorBadResponse("batch %s from %s is not {\"services\": {...}}: %s"
+                                         % (batch.operation, compute.connector, e))
+            for _, future in calls.values():
+                _settle(future, exception=error)
+            return
+        for service, (_, future) in calls.items():
+            result = results.get(service)
+            where = "%s of %s from %s" % (batch.operation, service, compute.connector)
+            if isinstance(result, dict) and isinstance(result.get("error"), dict):
+                _settle(future, exception=_item_error(result["error"], where))
+            elif isinstance(result, dict):
+                _settle(future, result=result)
+            else:
+                _settle(future, exception=ConnectorBadResponse(
+                    "%s: the batch answer has no result for it" % where))
+
+    async def _one_by_one(self, compute, operation, service, number):
+        if operation == "status":
+            return {"running_resources": await self.running(compute, service)}
+        return {"running_resources": await self.scale(compute, service, number)}
 
     # -- transport ----------------------------------------------------------
 
@@ -172,21 +369,24 @@ class ConnectorClient:
         base = compute.connector.rstrip("/")
         return "%s/service/%s/%s" % (base, urllib.parse.quote(service, safe=""), operation)
 
+    def _request(self, compute, url, method, body):
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if compute.token is not None:
+            headers["Authorization"] = "Bearer " + compute.token
+        return tornado.httpclient.HTTPRequest(
+            url, method=method, body=body, connect_timeout=self.connect_timeout,
+            request_timeout=self.request_timeout, follow_redirects=False,
+            validate_cert=True, ca_certs=self.ca_file, headers=headers)
+
     def _limit(self, connector):
         limit = self._limits.get(connector)
         if limit is None:
             limit = self._limits[connector] = asyncio.Semaphore(self.max_in_flight)
         return limit
 
-    async def _call(self, compute, service, operation, method, body):
-        url = self._url(compute, service, operation)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if compute.token is not None:
-            headers["Authorization"] = "Bearer " + compute.token
-        request = tornado.httpclient.HTTPRequest(
-            url, method=method, body=body, connect_timeout=self.connect_timeout,
-            request_timeout=self.request_timeout, follow_redirects=False,
-            validate_cert=True, ca_certs=self.ca_file, headers=headers)
+    async def _call(self, compute, service, operation, method, body, *, url=None):
+        url = url or self._url(compute, service, operation)
+        request = self._request(compute, url, method, body)
         limit = self._limit(compute.connector)
         # Waiting for a turn counts against the timeout too: with a connector that
         # hangs, the calls queued behind the hung ones fail as fast as those do.

@@ -106,6 +106,8 @@ class Reconciler:
         #: compute -> services whose last failure there was the connector itself
         #: (unreachable, timeout): any answer from it means they can try again.
         self._down = collections.defaultdict(set)
+        #: compute name -> its record (None: absent), as last read (see _compute).
+        self._computes = {}
         self._tasks = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -114,7 +116,8 @@ class Reconciler:
         self.metrics.leader.set(1)
         self._tasks = [
             start_task(self._follow(SERVICES, self._service_changed), name="service-watcher"),
-            start_task(self._follow(COMPUTES, self._compute_changed, initial=False),
+            start_task(self._follow(COMPUTES, self._compute_changed, initial=False,
+                                    listed=self._computes.clear),
                        name="compute-watcher"),
             start_task(self.resync_timer(), name="resync-timer"),
         ] + [start_task(self.worker(), name="worker-%d" % i) for i in range(self.workers)]
@@ -129,15 +132,18 @@ class Reconciler:
 
     # -- what puts services in the queue ------------------------------------
 
-    async def _follow(self, prefix, changed, *, initial=True):
+    async def _follow(self, prefix, changed, *, initial=True, listed=None):
         """List ``prefix``, then watch it from the listing's revision, forever.
 
-        A compacted or broken watch lists again, so no change is ever missed."""
+        A compacted or broken watch lists again, so no change is ever missed.
+        ``listed()`` is called after each listing."""
         failures = 0
         retry = Backoff(initial=0.2, maximum=5.0)
         while True:
             try:
                 listing = await self.store.list(prefix)
+                if listed is not None:
+                    listed()  # what was read before may have changed unwatched
                 if initial:
                     for record in listing.records:
                         await changed(record.key)
@@ -157,9 +163,19 @@ class Reconciler:
     async def _service_changed(self, key):
         self.queue.add(key[len(SERVICES):])
 
+    async def _compute(self, name):
+        """The record of compute ``name`` (None: there is none). Computes are read
+        from the store once each, then kept up to date by the compute watcher, so a
+        pass needs no store read per pair."""
+        if name in self._computes:
+            return self._computes[name]
+        record = self._computes[name] = await self.store.get(compute_key(name))
+        return record
+
     async def _compute_changed(self, key):
         """A compute appeared, moved or went: look again at every service using it."""
         name = key[len(COMPUTES):]
+        self._computes.pop(name, None)  # read again at its next use
         # A new address deserves a try now, not at the end of the old one's backoff.
         for (_, compute), state in self._pairs.items():
             if compute == name:
@@ -334,7 +350,7 @@ class Reconciler:
                 and previous is not None):
             return PairResult(previous, [], state.not_before - loop_now, "waiting")
 
-        record = await self.store.get(compute_key(compute_name))
+        record = await self._compute(compute_name)
         if record is None:
             if dropped:
                 return PairResult(None, [], None, "converged")
@@ -347,7 +363,6 @@ class Reconciler:
             self.metrics.set_pair(name, compute_name, desired=desired, running=None)
             return PairResult(entry, events, None, "failed")
         compute = Compute.from_store(record.value)
-
         running = (previous or {}).get("running")
         try:
             if previous is None or previous.get("desired") != desired:
