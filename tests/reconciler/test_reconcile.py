@@ -258,8 +258,15 @@ async def test_metrics_follow_the_loop(harness):
     await harness.intents.scale("web", "local", 2)
     await eventually(lambda: harness.converged("web", "local", 2))
     text = harness.metrics.render().decode()
-    assert 'genisys_desired_resources{compute="local",service="web"} 2.0' in text
-    assert 'genisys_running_resources{compute="local",service="web"} 2.0' in text
+    assert 'genisys_desired_resources{compute="local"} 2.0' in text
+    assert 'genisys_running_resources{compute="local"} 2.0' in text
+    await harness.intents.scale("api", "local", 3)
+    await eventually(lambda: harness.converged("api", "local", 3))
+    await harness.intents.scale("web", "local", 1)
+    await eventually(lambda: harness.converged("web", "local", 1))
+    text = harness.metrics.render().decode()
+    assert 'genisys_desired_resources{compute="local"} 4.0' in text
+    assert 'genisys_running_resources{compute="local"} 4.0' in text
     assert 'genisys_reconcile_passes_total{result="converged"}' in text
     assert 'genisys_connector_call_seconds_count{compute="local",operation="scale",' \
            'outcome="ok"}' in text
