@@ -74,6 +74,10 @@ class Metrics:
         self.desired.labels(compute).inc(desired - old_desired)
         self.running.labels(compute).inc(running - old_running)
 
+    def set_leadership(self, *, identity, role, leader):
+        self.leadership.clear()
+        self.leadership.labels(identity, role, leader or "").set(1)
+
     def forget_pair(self, service, compute):
         old = self._pairs.pop((service, compute), None)
         if old is not None:
