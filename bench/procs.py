@@ -221,25 +221,34 @@ class Fleet(contextlib.AbstractContextManager):
 # -- what a connector says --------------------------------------------------------------
 
 
-_REQUESTS_SAMPLE = re.compile(r'^genisys_connector_requests_total\{([^}]*)\}\s+(\S+)', re.M)
+_REQUESTS_SAMPLE = re.compile(r'^genisys_connector_(requests|batch_services)_total\{([^}]*)\}'
+                              r'\s+(\S+)', re.M)
 _ENDPOINT = re.compile(r'endpoint="([^"]*)"')
+_COUNTED = ("status", "scale", "batch_status", "batch_scale")
 
 
 def connector_requests(connectors):
-    """Protocol requests answered so far, summed over ``connectors``:
-    ``{"status": n, "scale": n}`` (from each connector's Prometheus /metrics)."""
+    """What the connectors answered so far, summed over ``connectors`` (from each one's
+    Prometheus /metrics): ``{"status": n, "scale": n, "batch_status": n, "batch_scale":
+    n}``. ``status`` and ``scale`` are status checks and scale orders of one service each,
+    whichever way they came: one per request (``genisys_connector_requests_total``), or
+    many in a batch request (``genisys_connector_batch_services_total``). ``batch_*``
+    count the batch requests themselves."""
     total = collections.Counter()
     for child in connectors:
         text = requests.get(child.url + "/metrics", timeout=60).text
-        for labels, value in _REQUESTS_SAMPLE.findall(text):
+        for metric, labels, value in _REQUESTS_SAMPLE.findall(text):
             endpoint = _ENDPOINT.search(labels)
-            if endpoint and endpoint.group(1) in ("status", "scale"):
-                total[endpoint.group(1)] += int(float(value))
-    return {"status": total["status"], "scale": total["scale"]}
+            endpoint = endpoint.group(1) if endpoint else None
+            if metric == "requests" and endpoint in _COUNTED:
+                total[endpoint] += int(float(value))
+            elif metric == "batch_services" and endpoint in ("batch_status", "batch_scale"):
+                total[endpoint[len("batch_"):]] += int(float(value))
+    return {k: total[k] for k in _COUNTED}
 
 
 def requests_between(before, after):
-    return {k: after[k] - before[k] for k in ("status", "scale")}
+    return {k: after[k] - before[k] for k in _COUNTED}
 
 
 # -- what the controller says about itself ---------------------------------------------

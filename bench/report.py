@@ -243,7 +243,8 @@ def render(results):
                        "sequential loop is linear in pairs)" % (fmt(b["services"]),
                                                                 fmt(b["extrapolated_from"])))
         out.append("  ms/pair = (genisys s - start-up s) / pairs; start-up = spawn to "
-                   "\"listening\"; requests = status + scale calls the connectors answered;")
+                   "\"listening\"; requests = status checks + scale orders the connectors "
+                   "answered (a batch request counts its services);")
         out.append("  CPU s and peak RSS: the controller's; connectors CPU s: all %d simulated "
                    "connectors' together, on the same %d CPUs" % (s["computes"],
                                                                  results["machine"]["cpus"]))
@@ -275,7 +276,7 @@ def render(results):
                              "yes" if w["complete"] else "no",
                              fmt(w["cpu_per_full_resync"], 2)])
         out += ["  " + line for line in _table(
-            ["protocol", "N", "window", "CPU s", "status calls", "scale calls",
+            ["protocol", "N", "window", "CPU s", "status checks", "scale orders",
              "all pairs checked", "CPU s per full resync"], rows, left=3)]
         out.append("  a window is one poll interval; when not every pair was checked in it, "
                    "CPU s per full resync scales the window's CPU to %s status checks"

@@ -52,11 +52,13 @@ class Protocol:
 
 
 PROTOCOLS = {
-    # The seed's protocol: GET status and POST scale, one (service, compute) per call.
-    "per-service": Protocol("per-service"),
-    # Issue 7, part 2: all statuses in one call, many scale orders in one call. When it
-    # exists, fill in how the connectors offer it, and drop `unavailable`.
-    "batch": Protocol("batch", unavailable="batch extension not implemented"),
+    # The seed's protocol: GET status and POST scale, one (service, compute) per call. The
+    # connectors are told not to offer the batch extension, so genisys can't use it.
+    "per-service": Protocol("per-service", connector_args=("--no-batch",)),
+    # Issue 7, part 2: many statuses in one call (POST /batch/status), many scale orders
+    # in one call (POST /batch/scale). The bundled connectors offer it by default
+    # (GET /capabilities), and genisys uses it when offered.
+    "batch": Protocol("batch"),
 }
 
 
@@ -262,10 +264,11 @@ def api(fleet, settings):
     against a controller on the default durable SQLite store. The compute's simulated
     connector is real: the reconciler converges the upscales while they arrive, as it
     would in production."""
-    [connector] = fleet.connectors(1, latency=settings.latency)
+    protocol = PROTOCOLS["per-service"]
+    [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
     db = os.path.join(settings.workdir, "api.db")
     seed_store(db, computes={"c0": connector.url})
-    controller = fleet.controller(db, args=_controller_args(settings, PROTOCOLS["per-service"]))
+    controller = fleet.controller(db, args=_controller_args(settings, protocol))
     controller.wait_listening()
     path = "/service/" + service_name_template(settings.api_keys, prefix="api")
 

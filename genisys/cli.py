@@ -64,7 +64,11 @@ def build_parser():
         "Every flag is checked before anything starts.", epilog=CONNECTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, metavar, _, _, text in CONNECTOR_FLAGS:
-        connector.add_argument(flag, dest=flag, metavar=metavar, default=None, help=text)
+        if metavar is None:  # a switch: given or not
+            connector.add_argument(flag, dest=flag, action="store_const", const="true",
+                                   default=None, help=text)
+        else:
+            connector.add_argument(flag, dest=flag, metavar=metavar, default=None, help=text)
     connector.add_argument("--insecure-bind-any", action="store_true",
                            help="allow a non-loopback --bind without GENISYS_CONNECTOR_TOKEN "
                            "(dangerous: anyone who reaches the port runs processes)")
@@ -142,6 +146,11 @@ def parse_connector_id(value):
     return value
 
 
+def parse_off(_value):
+    """A switch that turns off a setting that is on by default (--no-batch)."""
+    return False
+
+
 def parse_pull(value):
     if value not in ("missing", "never"):
         raise ValueError("must be missing or never, got %r" % value)
@@ -149,7 +158,8 @@ def parse_pull(value):
 
 
 #: flag, metavar, parser, target in ConnectorServerSettings ("group.field" or "field"),
-#: help. A flag not given keeps the default of genisys.connector.main's dataclasses; a
+#: help. A metavar of None makes the flag a switch (its parser gets "true"). A flag not
+#: given keeps the default of genisys.connector.main's dataclasses; a
 #: flag of a backend's group ("process", "simulated", "docker") applies to that backend
 #: only, and "process|docker.state_dir" to either (into the group of the one chosen).
 CONNECTOR_FLAGS = [
@@ -182,6 +192,9 @@ CONNECTOR_FLAGS = [
      "time before a new resource counts as running (default 0)"),
     ("--log-level", "LEVEL", config.parse_log_level, "log_level", "DEBUG, INFO, WARNING or "
      "ERROR (default INFO)"),
+    ("--no-batch", None, parse_off, "batch", "do not offer the batch extension: GET "
+     "/capabilities and POST /batch/status, /batch/scale answer 404 and genisys calls per "
+     "service (default: offered)"),
 ]
 
 CONNECTOR_EPILOG = """\
@@ -192,6 +205,11 @@ POST /service/NAME/scale {"number": N}) and keeps service definitions
 The docker backend's definitions name an image: {"name": "web", "image":
 "nginx:1.27", "command": null, "environment": {}, "ports": ["80"]}.
 The simulated backend needs no definition.
+
+It also offers the batch extension, many services per call (GET
+/capabilities, POST /batch/status {"services": [NAME, ...]}, POST
+/batch/scale {"services": {NAME: N, ...}}), which genisys uses when it is
+offered; --no-batch turns it off.
 
 GENISYS_CONNECTOR_TOKEN (environment only; several separated by commas for
 rotation): every request but /healthz must carry Authorization: Bearer

@@ -76,6 +76,11 @@ class Idempotency:
         return IDEMPOTENCY + hashlib.sha256(self.key.encode("utf-8")).hexdigest()
 
 
+class _NeedsRoom(Exception):
+    """Raised inside a write that would create a service before max_services was
+    checked: the write is dropped, the limit checked, and the write tried again."""
+
+
 def rfc3339(seconds):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
@@ -231,7 +236,8 @@ class Intents:
         return (await self.get_service(name))["events"]
 
     async def _change_replicas(self, name, change, *, computes, create, expect_version=None,
-                               idempotency: Optional[Idempotency] = None, metadata=None):
+                               idempotency: Optional[Idempotency] = None, metadata=None,
+                               room_checked=None):
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
@@ -250,6 +256,8 @@ class Intents:
             if current is None:
                 if not create:
                     raise NotFound("service %r does not exist" % name, field="service")
+                if not room_checked and self.max_services is not None:
+                    raise _NeedsRoom()
                 service = Service(name=name, generation=0, created=rfc3339(time.time()))
             else:
                 service = Service.from_store(current.value)
@@ -271,8 +279,7 @@ class Intents:
         # then, even if a compute it named is gone since.
         conditions = [Condition.version(idempotency.store_key, 0)] if idempotency else []
         conditions += [Condition.exists(compute_key(c)) for c in computes]
-        if create and self.max_services is not None \
-                and await self.store.get(service_key(name)) is None:
+        if room_checked is False and create and self.max_services is not None:
             # Checked, not enforced inside the write: services are created while
             # others change all the time, so concurrent creations may pass the
             # limit by a few. It guards against runaway scripts, not by the unit.
@@ -280,6 +287,7 @@ class Intents:
             if existing >= self.max_services:
                 raise LimitExceeded("there are already %d services, the maximum (max_services)"
                                     % existing, field="name")
+            room_checked = True
         ops = [Op.update(service_key(name), apply, conditions=conditions)]
         if idempotency is not None:
             ops.append(Op.update(idempotency.store_key, lambda _: {
@@ -287,6 +295,12 @@ class Intents:
                 "version": written["version"], "expires": time.time() + self.idempotency_ttl}))
         try:
             spec = (await self.store.transaction(ops))[0]
+        except _NeedsRoom:
+            # A new service: the limit is checked first (changing an existing one,
+            # the common case, needs no count and no extra read).
+            return await self._change_replicas(
+                name, change, computes=computes, create=create, expect_version=expect_version,
+                idempotency=idempotency, metadata=metadata, room_checked=False)
         except VersionMismatch as e:
             if idempotency is not None and e.field == idempotency.store_key:
                 return await self._replay(idempotency, name, change, computes=computes,

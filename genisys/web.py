@@ -20,7 +20,8 @@ from genisys.model import describe
 
 log = logging.getLogger(__name__)
 
-#: Largest request body accepted, in bytes (every JSON body genisys takes is tiny).
+#: Largest request body accepted, in bytes (every JSON body genisys takes is tiny; a
+#: handler's ``max_body_bytes`` may raise it, as the connector's batch requests do).
 MAX_BODY_BYTES = 64 * 1024
 #: Largest request line and headers answered with anything but a JSON 431. (Servers
 #: set a hard cap above it, past which the connection is just closed.)
@@ -127,6 +128,9 @@ class JSONHandler(tornado.web.RequestHandler):
 
     #: True for endpoints anyone may call, tokens or not (health checks).
     public = False
+    #: Largest request body this handler reads; handlers that take large bodies
+    #: (the connector's batch requests) raise it for themselves only.
+    max_body_bytes = MAX_BODY_BYTES
 
     def initialize(self, *, tracker, auth=None):
         self.tracker = tracker
@@ -167,9 +171,9 @@ class JSONHandler(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(405)
         declared = self.request.headers.get("Content-Length")
         if (declared is not None and declared.isascii() and declared.isdigit()
-                and int(declared) > MAX_BODY_BYTES):
+                and int(declared) > self.max_body_bytes):
             raise ApiError(413, "request body is %s bytes, the limit is %d"
-                           % (declared, MAX_BODY_BYTES), field="body")
+                           % (declared, self.max_body_bytes), field="body")
         if self.request.method in ("POST", "PUT", "PATCH"):
             ctype = self.request.headers.get("Content-Type")
             if ctype is not None:
@@ -182,7 +186,7 @@ class JSONHandler(tornado.web.RequestHandler):
         if self._too_large:
             return
         self._body += chunk
-        if len(self._body) > MAX_BODY_BYTES:
+        if len(self._body) > self.max_body_bytes:
             self._too_large = True
             self._body = bytearray()
 
@@ -208,7 +212,7 @@ class JSONHandler(tornado.web.RequestHandler):
 
     def json_body(self):
         if self._too_large:
-            raise ApiError(413, "request body is larger than %d bytes" % MAX_BODY_BYTES,
+            raise ApiError(413, "request body is larger than %d bytes" % self.max_body_bytes,
                            field="body")
         return parse_json(bytes(self._body))
 

@@ -161,20 +161,14 @@ def _count(answer, what):
     return value
 
 
-def _item_error(error, where):
-    """The exception for one service's error entry in a batch answer."""
+def _item_error(error, method, url, with_token):
+    """The exception for one service's error entry in a batch answer: the same as
+    the per-service call ``method url`` would have raised."""
     status = error.get("status")
-    message = "%s: %s %s: %s" % (where, status, error.get("reason", "Error"),
-                                 str(error.get("message", ""))[:BODY_EXCERPT])
-    body = json.dumps({"error": error}).encode()
-    if status in (401, 403):
-        return ConnectorUnauthorized(message, status=status, body=body)
-    if status == 404:
-        return ServiceNotDefined(message, status=404, body=body)
-    if status == 503:
-        return ConnectorUnavailable(message, status=503, body=body)
-    return ConnectorError(message, status=status if isinstance(status, int) else 500,
-                          body=body)
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        status = 500
+    return _status_error(status, json.dumps({"error": error}).encode(), method, url,
+                         with_token)
 
 
 def _excerpt(body):
@@ -257,6 +251,25 @@ class ConnectorClient:
             return _count(answer, "")
         except ConnectorBadResponse:
             return None
+
+    async def running_many(self, compute, services):
+        """{service: running count or the ConnectorFailure for it}, in batch requests;
+        None if the connector has no batch extension (ask one by one then)."""
+        if not services or not await self._batch_size(compute):
+            return None
+        futures = [self._batched(compute, "status", service) for service in services]
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        counts = {}
+        for service, answer in zip(services, answers):
+            if isinstance(answer, BaseException):
+                counts[service] = answer
+                continue
+            try:
+                counts[service] = _count(answer, "status of %s from %s"
+                                         % (service, compute.connector))
+            except ConnectorBadResponse as e:
+                counts[service] = e
+        return counts
 
     # -- the batch extension -------------------------------------------------
 
@@ -347,11 +360,14 @@ class ConnectorClient:
             for _, future in calls.values():
                 _settle(future, exception=error)
             return
+        method = "GET" if batch.operation == "status" else "POST"
         for service, (_, future) in calls.items():
             result = results.get(service)
             where = "%s of %s from %s" % (batch.operation, service, compute.connector)
             if isinstance(result, dict) and isinstance(result.get("error"), dict):
-                _settle(future, exception=_item_error(result["error"], where))
+                _settle(future, exception=_item_error(
+                    result["error"], method, self._url(compute, service, batch.operation),
+                    compute.token is not None))
             elif isinstance(result, dict):
                 _settle(future, result=result)
             else:
@@ -437,19 +453,23 @@ class ConnectorClient:
                 from e
 
     def _status_error(self, response, method, url):
-        body = response.body or b""
-        detail = _error_message(body)
-        if response.code in (401, 403):
-            return ConnectorUnauthorized(
-                "%s %s: %d, the connector refused %s: %s"
-                % (method, url, response.code, "the compute's token" if response.request.headers
-                   .get("Authorization") else "a call without a token (give the compute one)",
-                   detail), status=response.code, body=body)
-        if response.code == 404:
-            return ServiceNotDefined("%s %s: 404, the connector has no such service: %s"
-                                     % (method, url, detail), status=404, body=body)
-        if response.code == 503:
-            return ConnectorUnavailable("%s %s: 503, the connector is unavailable: %s"
-                                        % (method, url, detail), status=503, body=body)
-        return ConnectorError("%s %s: %d %s" % (method, url, response.code, detail),
-                              status=response.code, body=body)
+        return _status_error(response.code, response.body or b"", method, url,
+                             bool(response.request.headers.get("Authorization")))
+
+
+def _status_error(code, body, method, url, with_token):
+    """The exception for a non-2xx answer ``code`` with ``body`` to ``method url``."""
+    detail = _error_message(body)
+    if code in (401, 403):
+        return ConnectorUnauthorized(
+            "%s %s: %d, the connector refused %s: %s"
+            % (method, url, code, "the compute's token" if with_token
+               else "a call without a token (give the compute one)", detail),
+            status=code, body=body)
+    if code == 404:
+        return ServiceNotDefined("%s %s: 404, the connector has no such service: %s"
+                                 % (method, url, detail), status=404, body=body)
+    if code == 503:
+        return ConnectorUnavailable("%s %s: 503, the connector is unavailable: %s"
+                                    % (method, url, detail), status=503, body=body)
+    return ConnectorError("%s %s: %d %s" % (method, url, code, detail), status=code, body=body)

@@ -22,6 +22,7 @@ import tornado.httpserver
 import tornado.netutil
 
 from genisys.auth import Authenticator
+from genisys.connector.batch import MAX_BODY_BYTES as BATCH_MAX_BODY_BYTES
 from genisys.connector.definitions import load_definitions_file
 from genisys.connector.docker.backend import DockerBackend
 from genisys.connector.process import ProcessBackend
@@ -34,8 +35,10 @@ log = logging.getLogger("genisys.connector")
 
 #: How long shutdown waits for in-flight requests before closing connections.
 SHUTDOWN_GRACE_SECONDS = 10.0
-#: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
-SERVER_MAX_BODY_BYTES = 1024 * 1024
+#: Largest body the HTTP server reads at all (past it, the connection is just closed).
+#: Handlers refuse more than their own limit with a JSON 413: 64 KiB, 1 MiB for the
+#: batch requests; twice the largest, so that a body somewhat over it still gets one.
+SERVER_MAX_BODY_BYTES = 2 * BATCH_MAX_BODY_BYTES
 
 BACKENDS = ("process", "simulated", "docker")
 
@@ -99,6 +102,11 @@ class ConnectorServerSettings:
     tokens: tuple = ()
     #: Listen beyond loopback without a token anyway (explicit, and warned about).
     insecure_bind_any: bool = False
+    #: Offer the batch extension (GET /capabilities, POST /batch/status and /batch/scale):
+    #: genisys then asks about many services per call. On by default, as it costs
+    #: nothing when unused; off (--no-batch), those paths answer 404 and genisys uses
+    #: the per-service protocol (the benchmarks compare the two this way).
+    batch: bool = True
     process: ProcessSettings = ProcessSettings()
     simulated: SimulatedSettings = SimulatedSettings()
     docker: DockerSettings = DockerSettings()
@@ -165,7 +173,7 @@ async def run_connector(settings, *, stop=None):
 
 
 async def _serve(settings, backend, sockets, stop):
-    app = make_connector_app(backend, auth=Authenticator(settings.tokens))
+    app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch)
     if settings.tokens:
         log.info("tokens: %s", ", ".join(t.name for t in settings.tokens))
     elif not is_loopback(settings.bind):

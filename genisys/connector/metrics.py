@@ -27,6 +27,14 @@ class ConnectorMetrics:
                                        registry=r, buckets=SCALE_BUCKETS)
         self.resources = Gauge("genisys_connector_resources", "Running resources, by service.",
                                ["service"], registry=r)
+        # A batch request is one line of ``requests`` whatever it carries: these say how
+        # many services it carried, and how many of them were answered with an error.
+        self.batch_services = Counter("genisys_connector_batch_services", "Services carried by "
+                                      "batch requests, by endpoint (batch_status, batch_scale).",
+                                      ["endpoint"], registry=r)
+        self.batch_errors = Counter("genisys_connector_batch_errors", "Services of batch "
+                                    "requests answered with an error entry, by endpoint and "
+                                    "the entry's status.", ["endpoint", "code"], registry=r)
 
     def set_resources(self, counts):
         """Make the resources gauge say ``counts`` ({service: running}), and nothing else."""
@@ -35,6 +43,13 @@ class ConnectorMetrics:
         for labels in [s.labels for m in self.resources.collect() for s in m.samples]:
             if labels["service"] not in counts:
                 self.resources.remove(labels["service"])
+
+    def count_batch(self, endpoint, entries):
+        """Count the services of one batch answer ({service: entry})."""
+        self.batch_services.labels(endpoint).inc(len(entries))
+        for entry in entries.values():
+            if "error" in entry:
+                self.batch_errors.labels(endpoint, str(entry["error"]["status"])).inc()
 
     def render(self):
         return generate_latest(self.registry)

@@ -6,15 +6,17 @@ The protocol genisys calls (DESIGN.md, "Connector protocol"):
 * ``POST /service/<name>/scale`` ``{"number": N}`` -> 200 once the order is taken
 
 plus the definitions of services (``GET``/``POST /service``, ``GET``/``PUT``/
-``DELETE /service/<name>``), ``/healthz`` and ``/metrics``. Handlers only
-validate and call one backend method; errors leave in the one JSON shape of
-``genisys.web``.
+``DELETE /service/<name>``), ``/healthz`` and ``/metrics``, and (unless turned
+off) the batch extension: ``GET /capabilities``, ``POST /batch/status`` and
+``POST /batch/scale`` (``genisys.connector.batch``). Handlers only validate and
+call the backend; errors leave in the one JSON shape of ``genisys.web``.
 """
 
 import time
 
 import tornado.web
 
+from genisys.connector import batch as batching
 from genisys.connector.backend import MAX_RESOURCES
 from genisys.connector.metrics import ConnectorMetrics
 from genisys.model import check_fields, validate_count, validate_name
@@ -42,6 +44,19 @@ class StatusHandler(ConnectorHandler):
         self.send(200, {"running_resources": running})
 
 
+async def take_scale_order(backend, metrics, service, number):
+    """One scale order, timed in the scale histogram; the running count it answers.
+
+    The per-service POST and every order of a batch go through here."""
+    started, outcome = time.monotonic(), "error"
+    try:
+        running = await backend.scale(service, number)
+        outcome = "ok"
+    finally:
+        metrics.scale_seconds.labels(outcome).observe(time.monotonic() - started)
+    return running
+
+
 class ScaleHandler(ConnectorHandler):
     async def post(self, name):
         validate_name(name, "name")
@@ -49,13 +64,36 @@ class ScaleHandler(ConnectorHandler):
         check_fields(body, required=("number",))
         number = validate_count(body["number"], "number", MAX_RESOURCES,
                                 limit="the connector's limit")
-        started, outcome = time.monotonic(), "error"
-        try:
-            running = await self.backend.scale(name, number)
-            outcome = "ok"
-        finally:
-            self.metrics.scale_seconds.labels(outcome).observe(time.monotonic() - started)
+        running = await take_scale_order(self.backend, self.metrics, name, number)
         self.send(200, {"running_resources": running, "number": number})
+
+
+class CapabilitiesHandler(ConnectorHandler):
+    async def get(self):
+        self.send(200, batching.CAPABILITIES)
+
+
+class BatchStatusHandler(ConnectorHandler):
+    max_body_bytes = batching.MAX_BODY_BYTES
+
+    async def post(self):
+        names = batching.services_to_check(self.json_body())
+        entries = await batching.for_each("status", names, self.backend.count)
+        self.metrics.count_batch(self.endpoint, entries)
+        self.send(200, {"services": entries})
+
+
+class BatchScaleHandler(ConnectorHandler):
+    max_body_bytes = batching.MAX_BODY_BYTES
+
+    async def post(self):
+        orders = batching.orders_from(self.json_body())
+
+        def order(service):
+            return take_scale_order(self.backend, self.metrics, service, orders[service])
+        entries = await batching.for_each("scale", orders, order)
+        self.metrics.count_batch(self.endpoint, entries)
+        self.send(200, {"services": entries})
 
 
 class DefinitionsHandler(ConnectorHandler):
@@ -104,10 +142,10 @@ class UnknownPathHandler(ConnectorHandler, NotFoundHandler):
     """A JSON 404 for every other path, counted like any request."""
 
 
-def routes(**deps):
+def routes(*, batch=True, **deps):
     def route(pattern, handler, endpoint):
         return (pattern, handler, dict(deps, endpoint=endpoint))
-    return [
+    table = [
         route(r"/service/?", DefinitionsHandler, "definitions"),
         route(r"/service/([^/]+)/?", DefinitionHandler, "definition"),
         route(r"/service/([^/]+)/status/?", StatusHandler, "status"),
@@ -115,18 +153,29 @@ def routes(**deps):
         route(r"/healthz", HealthHandler, "healthz"),
         route(r"/metrics", MetricsHandler, "metrics"),
     ]
+    if batch:  # without it these paths are unknown: a 404 tells genisys to go per service
+        table += [
+            route(r"/capabilities", CapabilitiesHandler, "capabilities"),
+            route(r"/batch/status", BatchStatusHandler, "batch_status"),
+            route(r"/batch/scale", BatchScaleHandler, "batch_scale"),
+        ]
+    return table
 
 
-def make_connector_app(backend, *, tracker=None, metrics=None, auth=None):
+def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=True):
     """The connector's tornado Application over ``backend`` (already started).
 
     ``auth`` (a ``genisys.auth.Authenticator``): every request but /healthz must
-    carry one of its tokens (the compute's ``token`` in genisys)."""
+    carry one of its tokens (the compute's ``token`` in genisys). ``batch``: offer
+    the batch extension (False: /capabilities and /batch/* answer 404).
+
+    Batch bodies may be up to ``genisys.connector.batch.MAX_BODY_BYTES``: an
+    HTTPServer in front of the app needs a ``max_body_size`` above that."""
     tracker = tracker or InFlight()
     metrics = metrics or ConnectorMetrics()
     deps = {"backend": backend, "metrics": metrics, "tracker": tracker, "auth": auth}
     app = tornado.web.Application(
-        routes(**deps),
+        routes(batch=batch, **deps),
         default_handler_class=UnknownPathHandler,
         default_handler_args=dict(deps, endpoint="unknown"),
     )

@@ -201,13 +201,53 @@ class Reconciler:
 
     async def resync(self):
         """Queue every service, and every status left without one (a crash
-        between the finalizer's two deletes)."""
+        between the finalizer's two deletes) — but for the services found
+        converged on connectors with the batch extension: those are asked about
+        every such service at once, and only what differs gets a pass."""
         specs = await self.store.list(SERVICES)
         statuses = await self.store.list(STATUS)
         names = {r.key[len(SERVICES):] for r in specs.records}
         names |= {r.key[len(STATUS):] for r in statuses.records}
-        for name in sorted(names):
+        settled = await self._settled(specs, statuses)
+        for name in sorted(names - settled):
             self.queue.add(name)
+
+    async def _settled(self, specs, statuses):
+        """The services whose status says Converged everywhere, for their current
+        generation, on computes with the batch extension only — and whose
+        connectors, asked now in batch requests, still run exactly that."""
+        try:
+            self._check_leader()
+        except NotLeader:
+            return set()
+        status_of = {r.key[len(STATUS):]: r.value for r in statuses.records}
+        candidates = {}  # compute -> {service: desired}
+        for record in specs.records:
+            service = Service.from_store(record.value)
+            status = status_of.get(service.name)
+            if status is None or service.deleting \
+                    or status.get("observedGeneration") != service.generation \
+                    or set(status.get("computes", {})) != set(service.replicas):
+                continue
+            entries = status["computes"]
+            if all(entries[c].get("condition") == CONVERGED
+                   and entries[c].get("desired") == n for c, n in service.replicas.items()):
+                for compute, desired in service.replicas.items():
+                    candidates.setdefault(compute, {})[service.name] = desired
+        unsettled = set()
+        for compute_name, wanted in candidates.items():
+            record = await self._compute(compute_name)
+            counts = None
+            if record is not None:
+                counts = await self.client.running_many(Compute.from_store(record.value),
+                                                        sorted(wanted))
+            if counts is None:  # no batch extension (or no compute): one pass each
+                unsettled.update(wanted)
+                continue
+            self._connector_answered(compute_name)
+            unsettled.update(s for s, n in wanted.items() if counts.get(s) != n)
+        settled = set().union(*candidates.values())
+        return settled - unsettled
 
     def _queue_changed(self):
         self.metrics.queue_depth.set(len(self.queue))

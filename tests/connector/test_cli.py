@@ -22,7 +22,7 @@ def test_help_lists_every_flag(tmp_path):
     result = run_genisys(["connector", "--help"], cwd=str(tmp_path))
     assert result.returncode == 0
     for flag in ["--backend", "--bind", "--port", "--services", "--state-dir", "--grace-period",
-                 "--latency", "--failure-rate", "--start-delay", "--log-level"]:
+                 "--latency", "--failure-rate", "--start-delay", "--log-level", "--no-batch"]:
         assert flag in result.stdout, flag
 
 

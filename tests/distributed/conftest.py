@@ -61,10 +61,11 @@ def metrics(server):
 
 
 def connector_calls(server, operation):
-    """How many calls of ``operation`` (scale, status) this controller made."""
+    """How many calls of ``operation`` (scale, status) this controller made, one by
+    one or in batch requests (a batch request counts once)."""
     return sum(v for (name, labels), v in metrics(server).items()
                if name == "genisys_connector_call_seconds_count"
-               and dict(labels).get("operation") == operation)
+               and dict(labels).get("operation") in (operation, "batch_" + operation))
 
 
 def leadership(server):
