@@ -185,7 +185,7 @@ CONNECTOR_FLAGS = [
     ("--pull", "POLICY", parse_pull, "docker.pull", "docker backend: missing (pull an image "
      "that is not on the engine) or never (default missing)"),
     ("--latency", "DURATION", parse_delay, "simulated.latency", "simulated backend: added to "
-     "every status and scale call (default 0)"),
+     "every status and scale request, once per batch request (default 0)"),
     ("--failure-rate", "RATE", parse_rate, "simulated.failure_rate", "simulated backend: "
      "probability 0..1 that a status or scale call answers 500 SimulatedFailure (default 0)"),
     ("--start-delay", "DURATION", parse_delay, "simulated.start_delay", "simulated backend: "

@@ -106,9 +106,11 @@ class ConnectorSettings:
 
 @dataclasses.dataclass(frozen=True)
 class ReconcilerSettings:
-    #: Services reconciled at the same time. Passes mostly wait on connectors,
-    #: so this is about concurrency, not CPU.
-    workers: int = 64
+    #: Services reconciled at the same time. Passes mostly wait on connectors
+    #: (calls to each are bounded by connector.max_in_flight anyway), so this is
+    #: about concurrency, not CPU: with batch connectors, it is what lets one
+    #: batch request carry hundreds of services.
+    workers: int = 256
     #: First retry delay of a failing (service, compute); it doubles with
     #: each failure (with jitter) up to backoff_max.
     backoff_initial: float = 1.0
@@ -364,7 +366,7 @@ OPTIONS = [
            "calls in flight to one connector at most (default 32)", "N"),
     Option("reconciler.workers", "GENISYS_RECONCILER_WORKERS", "--reconciler-workers",
            parse_workers, "reconciler.workers",
-           "services reconciled at the same time (default 64)", "N"),
+           "services reconciled at the same time (default 256)", "N"),
     Option("reconciler.backoff_initial", "GENISYS_BACKOFF_INITIAL", "--backoff-initial",
            parse_duration, "reconciler.backoff_initial",
            "first retry delay of a failing service on a compute (default 1s)", "DURATION"),

@@ -43,6 +43,12 @@ class Backend(abc.ABC):
     async def close(self):
         """Stop everything the backend owns; after it, none of its resources remain."""
 
+    async def answering(self):
+        """Awaited once per status or scale request the connector answers, a batch
+        request included (once, whatever it carries), before the work: the simulated
+        backend's latency is spent here, as a network round trip would be."""
+        return None
+
     @abc.abstractmethod
     async def count(self, service):
         """How many resources of ``service`` run now."""

@@ -40,7 +40,9 @@ class ConnectorHandler(JSONHandler):
 
 class StatusHandler(ConnectorHandler):
     async def get(self, name):
-        running = await self.backend.count(validate_name(name, "name"))
+        validate_name(name, "name")
+        await self.backend.answering()
+        running = await self.backend.count(name)
         self.send(200, {"running_resources": running})
 
 
@@ -64,6 +66,7 @@ class ScaleHandler(ConnectorHandler):
         check_fields(body, required=("number",))
         number = validate_count(body["number"], "number", MAX_RESOURCES,
                                 limit="the connector's limit")
+        await self.backend.answering()
         running = await take_scale_order(self.backend, self.metrics, name, number)
         self.send(200, {"running_resources": running, "number": number})
 
@@ -78,6 +81,7 @@ class BatchStatusHandler(ConnectorHandler):
 
     async def post(self):
         names = batching.services_to_check(self.json_body())
+        await self.backend.answering()
         entries = await batching.for_each("status", names, self.backend.count)
         self.metrics.count_batch(self.endpoint, entries)
         self.send(200, {"services": entries})
@@ -88,6 +92,7 @@ class BatchScaleHandler(ConnectorHandler):
 
     async def post(self):
         orders = batching.orders_from(self.json_body())
+        await self.backend.answering()
 
         def order(service):
             return take_scale_order(self.backend, self.metrics, service, orders[service])

@@ -2,7 +2,8 @@
 
 For demos and tests of the controller: any valid service name is accepted
 (no definition needed), resources cost nothing, and the connector can be
-made slow (``latency``), flaky (``failure_rate``) or slow to converge
+made slow (``latency``, once per request it answers, a batch request
+included), flaky (``failure_rate``) or slow to converge
 (``start_delay``: a new resource counts as running only after it). Nothing
 survives a restart, as nothing real was running.
 """
@@ -38,9 +39,12 @@ class SimulatedBackend(Backend):
     async def close(self):
         self._ready_at.clear()
 
-    async def _call(self, what, service):
+    async def answering(self):
+        """The latency: once per request, as a round trip to a remote agent costs."""
         if self.latency:
             await asyncio.sleep(self.latency)
+
+    async def _call(self, what, service):
         # rng.random() is in [0, 1): a rate of 0 never fails, a rate of 1 always does.
         if self.rng.random() < self.failure_rate:
             raise SimulatedFailure("simulated failure of %s for service %s (failure rate %g)"

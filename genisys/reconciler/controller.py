@@ -108,6 +108,7 @@ class Reconciler:
         self._down = collections.defaultdict(set)
         #: compute name -> its record (None: absent), as last read (see _compute).
         self._computes = {}
+        self._computes_watched = False
         self._tasks = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -115,9 +116,10 @@ class Reconciler:
     async def start(self):
         self.metrics.leader.set(1)
         self._tasks = [
-            start_task(self._follow(SERVICES, self._service_changed), name="service-watcher"),
-            start_task(self._follow(COMPUTES, self._compute_changed, initial=False,
-                                    listed=self._computes.clear),
+            start_task(self._follow(SERVICES, self._service_changed,
+                                    listed=self._services_listed), name="service-watcher"),
+            start_task(self._follow(COMPUTES, self._compute_changed,
+                                    listed=self._computes_listed),
                        name="compute-watcher"),
             start_task(self.resync_timer(), name="resync-timer"),
         ] + [start_task(self.worker(), name="worker-%d" % i) for i in range(self.workers)]
@@ -132,22 +134,18 @@ class Reconciler:
 
     # -- what puts services in the queue ------------------------------------
 
-    async def _follow(self, prefix, changed, *, initial=True, listed=None):
+    async def _follow(self, prefix, changed, *, listed):
         """List ``prefix``, then watch it from the listing's revision, forever.
 
-        A compacted or broken watch lists again, so no change is ever missed.
-        ``listed()`` is called after each listing."""
+        A compacted or broken watch lists again, so no change is ever missed:
+        ``await listed(listing)`` after each listing, ``await changed(key)`` for
+        each change seen after it."""
         failures = 0
         retry = Backoff(initial=0.2, maximum=5.0)
         while True:
             try:
                 listing = await self.store.list(prefix)
-                if listed is not None:
-                    listed()  # what was read before may have changed unwatched
-                if initial:
-                    for record in listing.records:
-                        await changed(record.key)
-                initial = True  # after a gap, treat everything as changed
+                await listed(listing)
                 failures = 0
                 async with self.store.watch(prefix, start_revision=listing.revision) as watch:
                     async for event in watch:
@@ -162,6 +160,23 @@ class Reconciler:
 
     async def _service_changed(self, key):
         self.queue.add(key[len(SERVICES):])
+
+    async def _services_listed(self, specs):
+        """Every service may have changed unseen (at start, after a broken watch):
+        look at each, but for those batch connectors say are still as converged."""
+        await self._queue_unsettled(specs)
+
+    async def _computes_listed(self, listing):
+        """Computes are read when used, then kept: forget what may be stale. After a
+        gap in the watch (not at start), any compute may have moved unseen: every
+        pair may try again now, and every service gets looked at."""
+        del listing
+        self._computes.clear()
+        if self._computes_watched:
+            for state in self._pairs.values():
+                state.not_before = 0.0
+            await self._queue_unsettled(await self.store.list(SERVICES))
+        self._computes_watched = True
 
     async def _compute(self, name):
         """The record of compute ``name`` (None: there is none). Computes are read
@@ -204,11 +219,17 @@ class Reconciler:
         between the finalizer's two deletes) — but for the services found
         converged on connectors with the batch extension: those are asked about
         every such service at once, and only what differs gets a pass."""
-        specs = await self.store.list(SERVICES)
+        await self._queue_unsettled(await self.store.list(SERVICES))
+
+    async def _queue_unsettled(self, specs):
         statuses = await self.store.list(STATUS)
         names = {r.key[len(SERVICES):] for r in specs.records}
         names |= {r.key[len(STATUS):] for r in statuses.records}
-        settled = await self._settled(specs, statuses)
+        try:
+            settled = await self._settled(specs, statuses)
+        except GenisysError as e:  # the store, say: then every service gets its pass
+            log.warning("cannot check services in batches: %s", e)
+            settled = set()
         for name in sorted(names - settled):
             self.queue.add(name)
 

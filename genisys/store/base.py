@@ -177,6 +177,11 @@ class View(abc.ABC):
     def read(self, key) -> Optional[Record]:
         ...
 
+    def version(self, key) -> int:
+        """The version of ``key`` (0: absent); a backend may spare the decoding."""
+        record = self.read(key)
+        return record.version if record else 0
+
     @abc.abstractmethod
     def max_version(self, prefix) -> int:
         ...
@@ -240,7 +245,10 @@ def check_conditions(view, conditions):
 def check_expected(key, current, expect_version):
     if expect_version is None:
         return
-    version = current.version if current else 0
+    check_version(key, current.version if current else 0, expect_version)
+
+
+def check_version(key, version, expect_version):
     if version != expect_version:
         if expect_version == 0:
             raise VersionMismatch("%s already exists" % key, field=key)
@@ -269,8 +277,14 @@ def apply_op(view, op, revision):
 
 def _apply_one(view, op, revision):
     check_conditions(view, op.conditions)
-    current = view.read(op.key)
-    check_expected(op.key, current, op.expect_version)
+    if op.kind == "put":
+        # A put needs no current value: only its version, and only if one is expected.
+        if op.expect_version is not None:
+            check_version(op.key, view.version(op.key), op.expect_version)
+        current = None
+    else:
+        current = view.read(op.key)
+        check_expected(op.key, current, op.expect_version)
     if op.kind == "update":
         new_value = op.value(current)
         if new_value is DELETE:

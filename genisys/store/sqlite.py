@@ -75,6 +75,10 @@ class _SqliteView(View):
     def _row(self, key):
         return self._conn.execute("SELECT value, version FROM kv WHERE key = ?", (key,)).fetchone()
 
+    def version(self, key):
+        row = self._row(key)
+        return row[1] if row else 0
+
     def max_version(self, prefix):
         clause, args = _range_clause(prefix)
         row = self._conn.execute("SELECT MAX(version) FROM kv" + clause, args).fetchone()

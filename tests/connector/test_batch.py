@@ -4,7 +4,6 @@ per-service errors as entries; --no-batch turns them into 404s; tokens, bad bodi
 limits and metrics as for every other endpoint."""
 
 import asyncio
-import time
 import uuid
 
 import pytest
@@ -163,18 +162,14 @@ def test_failures_are_entries_of_a_200(start_connector):
     assert "Traceback" not in connector.log()
 
 
-def test_orders_are_carried_out_concurrently_within_a_bound(start_connector):
+def test_more_orders_than_run_at_once_are_all_carried_out(start_connector):
+    """129 orders, more than the 64 a batch runs at a time (the bound itself is checked
+    in-process below); the simulated latency is spent once for the whole request."""
     connector = start_connector("--latency", "200ms", backend="simulated")
     orders = {"s%03d" % i: 1 for i in range(batch.CONCURRENCY * 2 + 1)}
-    started = time.monotonic()
     entries = services_of(batch_scale(connector, orders))
-    took = time.monotonic() - started
     assert entries == {name: {"running_resources": 1} for name in orders}
-    # 129 orders of 200 ms each, 64 at a time: three rounds; one at a time would be 26 s.
-    assert 0.6 <= took < 5, took
-    started = time.monotonic()
     assert services_of(batch_status(connector, list(orders))) == entries
-    assert 0.6 <= time.monotonic() - started < 5
 
 
 # -- tokens ----------------------------------------------------------------------------------
