@@ -31,6 +31,9 @@ from genisys.store import Condition, Op, Record
 COMPUTES = "computes/"
 SERVICES = "services/"
 STATUS = "status/"
+#: A service's recent events, apart from its status: the status is read on every
+#: pass and every change, the events only by GET /service/<name> and /events.
+EVENTS = "events/"
 IDEMPOTENCY = "idempotency/"
 
 #: An If-Match of "*": the object must exist, whatever its version.
@@ -47,6 +50,20 @@ def service_key(name):
 
 def status_key(name):
     return STATUS + name
+
+
+def events_key(name):
+    return EVENTS + name
+
+
+def recent_events(events_record, status_record=None):
+    """The events of a service, newest first. A status written before events had a
+    key of their own holds them itself: they are shown until the next pass moves them."""
+    if events_record is not None:
+        return list(events_record.value.get("events", []))
+    if status_record is not None:
+        return list(status_record.value.get("events", []))
+    return []
 
 
 def _check_version(record, expect_version, what):
@@ -85,16 +102,16 @@ def rfc3339(seconds):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def service_view(spec_record, status_record, *, events=False):
-    """The API representation of a service: spec, resourceVersion, status and,
-    if asked, its recent events (newest first)."""
+def service_view(spec_record, status_record, *, events=None):
+    """The API representation of a service: spec, resourceVersion, status and, if
+    given, its recent events (newest first)."""
     view = dict(spec_record.value)
     view["resourceVersion"] = spec_record.version
     status = dict(status_record.value) if status_record else empty_status()
-    recent = status.pop("events", [])
+    status.pop("events", None)  # written before events had a key of their own
     view["status"] = status
-    if events:
-        view["events"] = recent
+    if events is not None:
+        view["events"] = events
     return view
 
 
@@ -229,7 +246,9 @@ class Intents:
         spec = await self.store.get(service_key(name))
         if spec is None:
             raise NotFound("service %r does not exist" % name, field="service")
-        return service_view(spec, await self.store.get(status_key(name)), events=True)
+        status = await self.store.get(status_key(name))
+        events = recent_events(await self.store.get(events_key(name)), status)
+        return service_view(spec, status, events=events)
 
     async def service_events(self, name):
         """Recent events of a service, newest first."""

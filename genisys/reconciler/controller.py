@@ -22,7 +22,16 @@ from typing import Optional
 
 from genisys.connector.client import ConnectorFailure, ServiceNotDefined
 from genisys.errors import GenisysError, VersionMismatch
-from genisys.intents import COMPUTES, SERVICES, STATUS, compute_key, service_key, status_key
+from genisys.intents import (
+    COMPUTES,
+    SERVICES,
+    STATUS,
+    compute_key,
+    events_key,
+    recent_events,
+    service_key,
+    status_key,
+)
 from genisys.model import (
     COMPUTE_MISSING,
     CONVERGED,
@@ -36,7 +45,7 @@ from genisys.model import (
 from genisys.reconciler import status as st
 from genisys.reconciler.leader import NotLeader
 from genisys.reconciler.queue import Backoff, QueueClosed, WorkQueue
-from genisys.store import Compacted
+from genisys.store import Compacted, Op
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
@@ -308,7 +317,9 @@ class Reconciler:
         current = await self.store.get(status_key(name))
         if spec is None:
             if current is not None:
-                await self.store.delete(status_key(name), expect_version=current.version)
+                await self.store.transaction([
+                    Op.delete(status_key(name), expect_version=current.version),
+                    Op.delete(events_key(name))])
             self._forget(name)
             return None
         service = Service.from_store(spec.value)
@@ -321,14 +332,13 @@ class Reconciler:
         computes = sorted(desired)
         results = await self._run_pairs(service, computes, desired, before, dropped)
 
-        entries, events, retries = {}, list(previous.get("events", [])), []
+        entries, new_events, retries = {}, [], []
         for compute, result in zip(computes, results):
             if result.entry is not None:
                 entries[compute] = result.entry
             else:
                 self._forget_pair(name, compute)
-            for new in result.events:
-                events = st.add_event(events, new)
+            new_events += result.events
             if result.retry_in is not None:
                 retries.append(result.retry_in)
         outcomes = {r.outcome for r in results}
@@ -339,10 +349,20 @@ class Reconciler:
 
         if service.deleting and st.is_finished(entries):
             return await self._finalize(name, spec, current)
-        new = {"observedGeneration": service.generation, "computes": entries, "events": events}
+        new = {"observedGeneration": service.generation, "computes": entries}
+        ops = []
         if new != previous:
-            await self.store.put(status_key(name), new,
-                                 expect_version=current.version if current else 0)
+            ops.append(Op.put(status_key(name), new,
+                              expect_version=current.version if current else 0))
+        if new_events or "events" in previous:
+            # Events live apart from the status (read only when asked for), written
+            # in the same transaction; a status of before that hands its own over.
+            events = recent_events(await self.store.get(events_key(name)), current)
+            for event in new_events:
+                events = st.add_event(events, event)
+            ops.append(Op.put(events_key(name), {"events": events}))
+        if ops:
+            await self.store.transaction(ops)
         return min(retries) if retries else None
 
     async def _run_pairs(self, service, computes, desired, before, dropped):
@@ -396,8 +416,7 @@ class Reconciler:
             await self.store.delete(service_key(name), expect_version=spec.version)
         except VersionMismatch:
             return 0  # changed under us: look again
-        if current is not None:
-            await self.store.delete(status_key(name))
+        await self.store.transaction([Op.delete(status_key(name)), Op.delete(events_key(name))])
         self._forget(name)
         log.info("deleted service %s: every resource is gone", name)
         return None

@@ -2,8 +2,9 @@
 
 Pure functions over plain JSON values, so the reconcile pass reads as a
 sequence of decisions and these rules are tested on their own. A status
-record is ``{"observedGeneration", "computes": {name: entry}, "events": [...]}``;
-the API shows ``events`` apart from ``status``.
+record is ``{"observedGeneration", "computes": {name: entry}}``; the events are
+a record of their own (``events/<service>``: ``{"events": [...]}``), written in
+the same transaction, so that the status every pass reads stays small.
 """
 
 import datetime

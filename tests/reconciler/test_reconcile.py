@@ -271,3 +271,28 @@ async def test_metrics_follow_the_loop(harness):
     assert 'genisys_connector_call_seconds_count{compute="local",operation="scale",' \
            'outcome="ok"}' in text
     assert "genisys_queue_depth 0.0" in text
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_events_live_apart_from_the_status_and_older_statuses_hand_theirs_over(harness):
+    """The status every pass reads stays small: events are a record of their own. A
+    status written before that (events inside) shows them, and the next pass moves
+    them over."""
+    await harness.connector("local")
+    old = {"time": "2026-01-01T00:00:00Z", "type": "Normal", "reason": "Scaled",
+           "compute": "local", "message": "from an older genisys", "count": 1}
+    await harness.intents.scale("web", "local", 1)
+    await harness.store.put("status/web", {"observedGeneration": 0, "computes": {},
+                                           "events": [old]})
+    assert await harness.intents.service_events("web") == [old]
+    await harness.start()
+    await eventually(lambda: harness.converged("web", "local", 1))
+    status = (await harness.store.get("status/web")).value
+    assert "events" not in status
+    events = (await harness.store.get("events/web")).value["events"]
+    assert events[-1] == old and [e["reason"] for e in events[:-1]] == ["Converged", "Scaled"]
+    assert await harness.intents.service_events("web") == events
+    await harness.intents.delete_service("web")
+    await eventually(lambda: _gone(harness, "web"), message="the service to go")
+    assert await harness.store.get("events/web") is None
+    assert await harness.store.get("status/web") is None
