@@ -116,6 +116,20 @@ def check_fields(body, *, required=(), optional=(), where=""):
             raise Invalid("is required", field=prefix + key)
 
 
+def body_name(body, name, *, required, optional=()):
+    """Check the fields of a body that defines a named object, and return its name:
+    ``name`` from the URL (the body may repeat it, and must then agree), else the
+    body's required ``name``. The caller validates the name itself."""
+    if name is None:
+        check_fields(body, required=("name",) + tuple(required), optional=optional)
+        return body["name"]
+    check_fields(body, required=required, optional=("name",) + tuple(optional))
+    if "name" in body and body["name"] != name:
+        raise Invalid("%s does not match the name in the URL (%s)"
+                      % (describe(body["name"]), describe(name)), field="name")
+    return name
+
+
 #: What a connector token may be: visible ASCII (it travels in a header), long
 #: enough not to be a placeholder such as the "set" genisys shows instead of it.
 _CONNECTOR_TOKEN = re.compile(r"[\x21-\x7e]{8,4096}")
@@ -203,14 +217,7 @@ class Compute:
     @classmethod
     def from_body(cls, body, *, name=None):
         """Validate a compute definition; ``name`` comes from the URL when given."""
-        if name is None:
-            check_fields(body, required=("name", "connector"), optional=cls.FIELDS)
-            name = body["name"]
-        else:
-            check_fields(body, required=("connector",), optional=("name",) + cls.FIELDS)
-            if "name" in body and body["name"] != name:
-                raise Invalid("%s does not match the name in the URL (%s)"
-                              % (describe(body["name"]), describe(name)), field="name")
+        name = body_name(body, name, required=("connector",), optional=cls.FIELDS)
         token = body.get("token")
         extra = _metadata(body)
         return cls(name=validate_name(name, "name"),

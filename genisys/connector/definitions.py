@@ -15,7 +15,13 @@ from typing import Optional
 
 from genisys import files
 from genisys.errors import ConfigError, Invalid
-from genisys.model import ServiceName, check_fields, describe, type_name, validate_name
+from genisys.model import (
+    ServiceName,
+    body_name,
+    describe,
+    type_name,
+    validate_name,
+)
 
 #: Longest command accepted, in arguments (the kernel's own limit is on bytes).
 MAX_ARGUMENTS = 1024
@@ -37,15 +43,7 @@ class Definition:
 
         ``check_cwd=False`` accepts a cwd that is gone (definitions read back
         from a state file must not be lost for it; starting will say why)."""
-        optional = ("environment", "cwd")
-        if name is None:
-            check_fields(body, required=("name", "command"), optional=optional)
-            name = body["name"]
-        else:
-            check_fields(body, required=("command",), optional=("name",) + optional)
-            if "name" in body and body["name"] != name:
-                raise Invalid("%s does not match the name in the URL (%s)"
-                              % (describe(body["name"]), describe(name)), field="name")
+        name = body_name(body, name, required=("command",), optional=("environment", "cwd"))
         return cls(name=validate_name(name, "name"),
                    command=validate_command(body["command"], "command"),
                    environment=validate_environment(body.get("environment", {}), "environment"),

@@ -21,9 +21,6 @@ A graceful stop (``close``) stops every process; nothing is left behind.
 import asyncio
 import dataclasses
 import datetime
-import errno
-import fcntl
-import json
 import logging
 import os
 import re
@@ -34,13 +31,12 @@ from typing import Optional
 
 from genisys.connector.backend import Backend
 from genisys.connector.definitions import Definition
+from genisys.connector.statedir import StateDir
 from genisys.errors import Invalid, StartFailed, StartupError
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-LOCK_FILE = "lock"
 LOG_DIR = "logs"
 STATE_VERSION = 1
 #: Seconds between two looks for processes that exited on their own (count
@@ -217,13 +213,14 @@ class ProcessBackend(Backend):
         # Real path: it is how processes are recognised in /proc (STATE_DIR_ENV).
         self.state_dir = os.path.realpath(state_dir)
         self.grace_period = grace_period
-        self.state_path = os.path.join(state_dir, STATE_FILE)
+        self._dir = StateDir(self.state_dir, kind="process", version=STATE_VERSION,
+                             at_stake="the processes it lists will not be adopted")
+        self.state_path = self._dir.state_path
         self.log_dir = os.path.join(state_dir, LOG_DIR)
         #: service -> its running processes, oldest first.
         self._running = {}
         #: Processes being stopped, and the tasks stopping them.
         self._stopping = {}
-        self._lock_fd = None
         self._reaper = None
 
     # -- life cycle ----------------------------------------------------------------
@@ -273,68 +270,22 @@ class ProcessBackend(Backend):
         self._release_lock()
 
     def _take_lock(self):
-        path = os.path.join(self.state_dir, LOCK_FILE)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise StartupError("cannot open %s: %s" % (path, e.strerror or e)) from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip()
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise StartupError("state directory %s is in use by another connector%s"
-                                   % (self.state_dir, " (pid %s)" % holder if holder else "")
-                                   ) from e
-            raise StartupError("cannot lock %s: %s" % (path, e.strerror or e)) from e
-        os.ftruncate(fd, 0)
-        os.write(fd, b"%d\n" % os.getpid())
-        self._lock_fd = fd
+        self._dir.open()
 
     def _release_lock(self):
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._dir.close()
 
     # -- the state file --------------------------------------------------------
 
     def _read_state(self):
-        try:
-            with open(self.state_path, encoding="utf-8") as f:
-                state = json.load(f)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            # Starting anyway would orphan whatever the file lists: a person decides.
-            raise StartupError("cannot read the state file %s: %s (move it away to start "
-                               "afresh; the processes it lists will not be adopted)"
-                               % (self.state_path, getattr(e, "strerror", None) or e)) from e
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise StartupError("the state file %s is not a version %d state file"
-                               % (self.state_path, STATE_VERSION))
-        return state
+        return self._dir.read()
 
     def _save_state(self):
-        if self._lock_fd is None:
-            return  # not started (or closed): the directory is not ours to write
         processes = [r for rs in self._running.values() for r in rs] + list(self._stopping)
-        state = {"version": STATE_VERSION, "connector_pid": os.getpid(),
-                 "definitions": {n: d.to_json() for n, d in sorted(self._definitions.items())},
-                 "processes": [r.to_state() for r in processes]}
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
-        # The rename is durable only once the directory is.
-        dir_fd = os.open(self.state_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        self._dir.write({"connector_pid": os.getpid(),
+                         "definitions": {n: d.to_json()
+                                         for n, d in sorted(self._definitions.items())},
+                         "processes": [r.to_state() for r in processes]})
 
     def definitions_changed(self):
         self._save_state()

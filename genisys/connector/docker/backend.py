@@ -43,7 +43,7 @@ import docker.errors
 from genisys.connector.backend import Backend
 from genisys.connector.docker.definition import DockerDefinition, restart_policy
 from genisys.connector.docker.engine import Engine
-from genisys.connector.docker.state import StateDir
+from genisys.connector.statedir import StateDir
 from genisys.errors import (
     BackendUnavailable,
     Conflict,
@@ -76,6 +76,8 @@ TIDY_INTERVAL = 2.0
 PARALLEL_STARTS = 4
 #: Seconds close() waits, beyond the grace period, for stops in flight.
 CLOSE_EXTRA_SECONDS = 10.0
+#: The version of the state file this code writes and reads.
+STATE_VERSION = 1
 #: What the connector does when a definition's image is not on the engine.
 PULL_POLICIES = ("missing", "never")
 
@@ -139,7 +141,8 @@ class DockerBackend(Backend):
         self.engine = Engine(url=url, environ=environ)
         self.grace_period = grace_period
         self.pull = pull
-        self.state = StateDir(state_dir)
+        self.state = StateDir(state_dir, kind="docker", version=STATE_VERSION,
+                              at_stake="the definitions in it will be lost")
         #: Container id -> the task stopping it (those no longer count).
         self._stopping = {}
         #: Names of the containers being created and started by a scale order.

@@ -19,7 +19,14 @@ from typing import Optional
 
 from genisys.connector.definitions import validate_command, validate_environment
 from genisys.errors import Invalid
-from genisys.model import ServiceName, check_fields, describe, type_name, validate_name
+from genisys.model import (
+    ServiceName,
+    body_name,
+    check_fields,
+    describe,
+    type_name,
+    validate_name,
+)
 
 #: Label keys under this prefix are the connector's own (which containers are whose).
 RESERVED_LABEL_PREFIX = "genisys."
@@ -99,15 +106,8 @@ class DockerDefinition:
     @classmethod
     def from_body(cls, body, *, name=None):
         """Validate a definition; ``name`` comes from the URL (or a map's key) when given."""
-        optional = ("command", "environment", "ports", "labels", "restart", "limits", "network")
-        if name is None:
-            check_fields(body, required=("name", "image"), optional=optional)
-            name = body["name"]
-        else:
-            check_fields(body, required=("image",), optional=("name",) + optional)
-            if "name" in body and body["name"] != name:
-                raise Invalid("%s does not match the name in the URL (%s)"
-                              % (describe(body["name"]), describe(name)), field="name")
+        name = body_name(body, name, required=("image",), optional=(
+            "command", "environment", "ports", "labels", "restart", "limits", "network"))
         network = validate_network(body.get("network"), "network")
         ports = validate_ports(body.get("ports"), "ports")
         if ports and network in UNPUBLISHABLE_NETWORKS:

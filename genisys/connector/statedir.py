@@ -1,11 +1,11 @@
-"""The Docker backend's state directory: its service definitions, and a lock.
+"""A backend's state directory: its state file, and a lock.
 
-Containers need no record: they carry labels, and the engine is their
-record. What the engine can't hold are definitions of services that run no
-container, so they live in ``<state-dir>/state.json``, rewritten atomically
-(write, fsync, rename, fsync the directory) on every change. ``lock`` (flock)
-keeps two connectors off one directory: they would overwrite each other's
-definitions.
+``<state-dir>/state.json`` holds what a backend must remember across
+restarts (the process backend: definitions and the processes it started;
+the docker backend: definitions, since containers carry their own labels).
+It is rewritten atomically (write, fsync, rename, fsync the directory) on
+every change. ``lock`` (flock) keeps two connectors off one directory: they
+would overwrite each other's state.
 """
 
 import errno
@@ -17,14 +17,20 @@ from genisys.errors import StartupError
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
-STATE_VERSION = 1
 
 
 class StateDir:
-    """``open()`` takes the lock; ``read()`` and ``write()`` the state; ``close()``."""
+    """``open()`` takes the lock; ``read()`` and ``write()`` the state; ``close()``.
 
-    def __init__(self, path):
+    ``kind``: whose state files these are (the backend's name); ``version``: the
+    one this code writes and reads; ``at_stake``: what is lost by starting
+    afresh, for the message when the file can't be read."""
+
+    def __init__(self, path, *, kind, version, at_stake):
         self.path = path
+        self.kind = kind
+        self.version = version
+        self.at_stake = at_stake
         self.state_path = os.path.join(path, STATE_FILE)
         self._lock_fd = None
 
@@ -65,13 +71,14 @@ class StateDir:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:
-            # Starting anyway would lose the definitions it holds: a person decides.
+            # Starting anyway would lose what it holds: a person decides.
             raise StartupError("cannot read the state file %s: %s (move it away to start "
-                               "afresh; the definitions in it will be lost)"
-                               % (self.state_path, getattr(e, "strerror", None) or e)) from e
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise StartupError("the state file %s is not a version %d state file of the docker "
-                               "backend" % (self.state_path, STATE_VERSION))
+                               "afresh; %s)" % (self.state_path,
+                                                getattr(e, "strerror", None) or e,
+                                                self.at_stake)) from e
+        if not isinstance(state, dict) or state.get("version") != self.version:
+            raise StartupError("the state file %s is not a version %d state file of the %s "
+                               "backend" % (self.state_path, self.version, self.kind))
         return state
 
     def write(self, state):
@@ -80,7 +87,7 @@ class StateDir:
             return  # not opened (or closed): the directory is not ours to write
         tmp = self.state_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(dict(state, version=STATE_VERSION), f, indent=1, sort_keys=True)
+            json.dump(dict(state, version=self.version), f, indent=1, sort_keys=True)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
