@@ -32,11 +32,10 @@ from genisys.reconciler.queue import Backoff
 from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
+from genisys.web import drain
 
 log = logging.getLogger("genisys")
 
-#: How long shutdown waits for in-flight requests before closing connections.
-SHUTDOWN_GRACE_SECONDS = 10.0
 #: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
 SERVER_MAX_BODY_BYTES = 1024 * 1024
 #: Largest request head (request line and headers) read at all: beyond it the
@@ -148,13 +147,7 @@ async def serve(app, settings, stop, *, listening=None):
     if listening is not None:
         listening(port)
     await stop.wait()
-    log.info("shutting down: no new connections, finishing %d request(s)", app.tracker.count)
-    server.stop()
-    await app.tracker.wait_idle(SHUTDOWN_GRACE_SECONDS)
-    try:
-        await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
-    except asyncio.TimeoutError:
-        log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
+    await drain(server, app.tracker, logger=log)
 
 
 async def run(settings, *, stop=None):

@@ -310,3 +310,20 @@ class InFlight:
             return True
         except asyncio.TimeoutError:
             return False
+
+
+#: How long a server that is shutting down waits for in-flight requests, then for
+#: the connections left to close.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+async def drain(server, tracker, *, logger=log, grace=SHUTDOWN_GRACE_SECONDS):
+    """Stop ``server`` accepting connections, let the requests in flight finish
+    (``tracker``: its InFlight), then close the connections left; ``logger`` says so."""
+    logger.info("shutting down: no new connections, finishing %d request(s)", tracker.count)
+    server.stop()
+    await tracker.wait_idle(grace)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), grace)
+    except asyncio.TimeoutError:
+        logger.warning("some connections did not close within %.0fs", grace)

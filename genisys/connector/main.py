@@ -30,11 +30,10 @@ from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
 from genisys.errors import StartupError
 from genisys.model import is_loopback
+from genisys.web import drain
 
 log = logging.getLogger("genisys.connector")
 
-#: How long shutdown waits for in-flight requests before closing connections.
-SHUTDOWN_GRACE_SECONDS = 10.0
 #: Largest body the HTTP server reads at all (past it, the connection is just closed).
 #: Handlers refuse more than their own limit with a JSON 413: 64 KiB, 1 MiB for the
 #: batch requests; twice the largest, so that a body somewhat over it still gets one.
@@ -188,11 +187,4 @@ async def _serve(settings, backend, sockets, stop):
     try:
         await stop.wait()
     finally:
-        log.info("shutting down: no new connections, finishing %d request(s)",
-                 app.tracker.count)
-        server.stop()
-        await app.tracker.wait_idle(SHUTDOWN_GRACE_SECONDS)
-        try:
-            await asyncio.wait_for(server.close_all_connections(), SHUTDOWN_GRACE_SECONDS)
-        except asyncio.TimeoutError:
-            log.warning("some connections did not close within %.0fs", SHUTDOWN_GRACE_SECONDS)
+        await drain(server, app.tracker, logger=log)

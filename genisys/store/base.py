@@ -309,8 +309,28 @@ def _apply_one(view, op, revision):
     return record, Event("put", op.key, revision, record)
 
 
-class Watch:
-    """A stream of events; ``async for event in watch``; close() ends it."""
+class WatchStream:
+    """What every backend's watch is: ``async with`` it, ``async for event in`` it;
+    close() ends it. Subclasses implement close() and __anext__()."""
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+
+    def __aiter__(self):
+        return self
+
+    def close(self):
+        raise NotImplementedError
+
+    async def __anext__(self):
+        raise NotImplementedError
+
+
+class Watch(WatchStream):
+    """A stream of events from the in-process backends' hub."""
 
     def __init__(self, hub, prefix, *, after, limit):
         self._hub = hub
@@ -342,15 +362,6 @@ class Watch:
             self._closed = True
             self._hub.unsubscribe(self)
             self._queue.put_nowait(None)
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        self.close()
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self):
         if self._error:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 
 from genisys.errors import StoreUnavailable
-from genisys.store.base import Compacted, Event
+from genisys.store.base import Compacted, Event, WatchStream
 from genisys.store.etcd_client import OUT_OF_RANGE, b64, range_end, unb64
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ WATCH_IDLE_SECONDS = 30.0
 WATCH_LIMIT = 100000
 
 
-class EtcdWatch:
+class EtcdWatch(WatchStream):
     """Events under a prefix after a revision: ``async for event in watch``; close() ends it.
 
     The etcd watch stream is opened on first iteration and re-opened, from the last
@@ -47,15 +47,6 @@ class EtcdWatch:
         self._stream = None
         #: The stream was closed on purpose (its member failed other calls).
         self._moving = False
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        self.close()
-
-    def __aiter__(self):
-        return self
 
     async def __anext__(self):
         if self._task is None and not self._closed:
