@@ -49,7 +49,7 @@ bench: $(STAMP)
 ## docs: the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:$(DOCS_PORT),
 ## rebuilt whenever a page changes; e.g. make docs DOCS_PORT=8001
 docs: $(STAMP)
-	$(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,10 +2,13 @@
 README stays a short front door that keeps the original project's examples."""
 
 import html
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -17,14 +20,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 
 
+def build(root, out):
+    """``mkdocs build --strict`` of the site at ``root`` into ``out``."""
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=root, capture_output=True, text=True,
+        env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The site, built once with ``mkdocs build --strict`` into a temporary folder."""
+    """The site, built once into a temporary folder."""
     out = tmp_path_factory.mktemp("site")
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    built = build(ROOT, out)
+    assert built.returncode == 0, built.stderr
     return out
 
 
@@ -44,6 +53,28 @@ def test_strict_build_writes_every_page(site):
         assert os.path.isfile(os.path.join(site, page)), page
     # The hook's own source is not published.
     assert not os.path.exists(os.path.join(site, "hooks"))
+
+
+def test_a_broken_link_fails_the_build(tmp_path):
+    shutil.copytree(os.path.join(ROOT, "docs"), tmp_path / "docs")
+    shutil.copy(os.path.join(ROOT, "mkdocs.yml"), tmp_path)
+    with open(tmp_path / "docs" / "operations.md", "a", encoding="utf-8") as f:
+        f.write("\nSee [the audit](security.md#no-such-part) and [more](no-such-page.md).\n")
+    built = build(tmp_path, tmp_path / "site")
+    assert built.returncode == 1
+    assert "'security.md' does not contain an anchor '#no-such-part'" in built.stderr
+    assert "'no-such-page.md', but the target is not found" in built.stderr
+
+
+def test_a_marker_naming_no_generator_fails():
+    spec = importlib.util.spec_from_file_location(
+        "reference_hook", os.path.join(ROOT, "docs", "hooks", "reference.py"))
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = types.SimpleNamespace(file=types.SimpleNamespace(src_uri="reference/x.md"))
+    with pytest.raises(ValueError, match="reference/x.md: no generator called 'settings'"):
+        hook.on_page_markdown("# X\n\n<!-- generated: settings -->\n", page=page)
+    assert hook.on_page_markdown("no marker here", page=page) == "no marker here"
 
 
 def test_http_api_reference_lists_every_operation_and_schema(site):
@@ -73,10 +104,11 @@ def test_configuration_reference_lists_every_option(site):
     with open(os.path.join(site, "reference/configuration/index.html"), encoding="utf-8") as f:
         page = f.read()
     # The default comes out of the help text into its own column, and out of "what it does".
-    assert re.search(r"<td><code>GENISYS_PORT</code></td>\s*<td><code>--port PORT</code></td>\s*"
+    assert re.search(r"<td><code>genisys.port</code> <br> <code>GENISYS_PORT</code> <br> "
+                     r"<code>--port PORT</code></td>\s*"
                      r"<td>7001; 0 picks a free one</td>\s*<td>HTTP API port.</td>", page)
     # A switch takes no value; its default comes from Settings.
-    assert re.search(r"<td><code>--insecure-bind-any</code></td>\s*<td>false</td>", page)
+    assert re.search(r"<code>--insecure-bind-any</code></td>\s*<td>false</td>", page)
 
 
 def test_readme_is_short_and_keeps_the_original_examples():

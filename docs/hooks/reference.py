@@ -35,8 +35,18 @@ def on_page_markdown(markdown, page, **kwargs):
 
 
 def _cell(text):
-    """Text fit for one table cell: one line, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text fit for one table cell: one line, pipes escaped (but not inside code spans,
+    where a table keeps them as they are)."""
+    parts = re.split(r"(`[^`]*`)", " ".join(str(text).split()))
+    return "".join(part if part.startswith("`") else part.replace("|", "\\|") for part in parts)
+
+
+def _text(text):
+    """Prose from the code, as Markdown: ``<folder>`` outside code spans is text, not a tag."""
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(part if part.startswith("`") else
+                   part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                   for part in parts)
 
 
 def _code(value):
@@ -102,7 +112,9 @@ def _one_type(kind, schema):
         return "array of " + _type(schema.get("items"))
     if kind == "object" and isinstance(schema.get("additionalProperties"), dict) \
             and not schema.get("properties"):
-        keys = _type(schema["propertyNames"]) if "propertyNames" in schema else "string"
+        # Keys are strings; a named schema for them (Name) says which.
+        keys = _type(schema["propertyNames"]) if _ref_name(schema.get("propertyNames", {})) \
+            else "string"
         return "map of %s → %s" % (keys, _type(schema["additionalProperties"]))
     if "format" in schema:
         return "%s (%s)" % (kind, schema["format"])
@@ -165,7 +177,7 @@ def _fields(schema, prefix=""):
     required = set(schema.get("required", []))
     for field, sub in schema.get("properties", {}).items():
         path = prefix + field
-        description = sub.get("description", "")
+        description = _text(sub.get("description", ""))
         limits = _constraints(sub)
         if limits:
             description = ("%s (%s)" % (description, limits)) if description else limits
@@ -176,14 +188,40 @@ def _fields(schema, prefix=""):
     return rows
 
 
-def _operation_markdown(doc, method, path, operation, path_parameters):
+def _operations(doc):
+    """(tag, method, path, operation, the path's own parameters) of every operation."""
+    for path, item in doc.get("paths", {}).items():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "delete", "patch", "head", "options", "trace"):
+                yield ((operation.get("tags") or ["other"])[0], method, path, operation,
+                       item.get("parameters", []))
+
+
+def _common_answers(doc):
+    """The shared answers (``$ref``s) that every operation gives: listed once, not each time."""
+    sets = [{(status, answer["$ref"]) for status, answer in op.get("responses", {}).items()
+             if "$ref" in answer} for *_, op, _ in _operations(doc)]
+    return set.intersection(*sets) if sets else set()
+
+
+def _answer_row(doc, status, answer):
+    answer = _resolve(doc, answer)
+    schema = answer.get("content", {}).get("application/json", {}).get("schema")
+    body = _type(schema) if schema else ("text" if answer.get("content") else "")
+    if schema and _refinements(schema):
+        body += ", " + ", ".join(_refinements(schema))
+    return (_code(status), _text(answer.get("description", "")), body,
+            ", ".join(_code(h) for h in answer.get("headers", {})))
+
+
+def _operation_markdown(doc, method, path, operation, path_parameters, common):
     anchor = operation.get("operationId") or re.sub(r"[^a-z0-9]+", "-",
                                                      (method + path).lower()).strip("-")
     out = ["### %s %s {#%s}" % (_code(method.upper()), _code(path), anchor), ""]
     if operation.get("summary"):
-        out += ["**%s.**" % operation["summary"].rstrip("."), ""]
+        out += ["**%s.**" % _text(operation["summary"].rstrip(".")), ""]
     if operation.get("description"):
-        out += [operation["description"], ""]
+        out += [_text(operation["description"]), ""]
     if operation.get("security") == []:
         out += ["No token needed.", ""]
     parameters = [_resolve(doc, p) for p in path_parameters + operation.get("parameters", [])]
@@ -192,7 +230,7 @@ def _operation_markdown(doc, method, path, operation, path_parameters):
             ["name", "in", "type", "required", "description"],
             [(_code(p["name"]), p["in"], _type(p.get("schema")),
               "yes" if p.get("required") else "no",
-              " ".join(filter(None, [p.get("description", ""),
+              " ".join(filter(None, [_text(p.get("description", "")),
                                      _constraints(p.get("schema"))])))
              for p in parameters]), ""]
     body = operation.get("requestBody")
@@ -201,25 +239,24 @@ def _operation_markdown(doc, method, path, operation, path_parameters):
         schemas = [_type(media.get("schema")) + " (" + _code(kind) + ")"
                    for kind, media in body.get("content", {}).items()]
         out += ["Request body%s: %s. %s" % (" (required)" if body.get("required") else "",
-                                            ", ".join(schemas), body.get("description", "")),
+                                            ", ".join(schemas),
+                                            _text(body.get("description", ""))),
                 ""]
-    rows = []
-    for status, answer in operation.get("responses", {}).items():
-        answer = _resolve(doc, answer)
-        schema = answer.get("content", {}).get("application/json", {}).get("schema")
-        body_text = _type(schema) if schema else ("text" if answer.get("content") else "")
-        if schema and _refinements(schema):
-            body_text += ", " + ", ".join(_refinements(schema))
-        rows.append((_code(status), answer.get("description", ""), body_text,
-                     ", ".join(_code(h) for h in answer.get("headers", {}))))
-    out += ["Answers:", "", _table(["status", "description", "body", "headers"], rows), ""]
+    rows = [_answer_row(doc, status, answer)
+            for status, answer in operation.get("responses", {}).items()
+            if (status, answer.get("$ref")) not in common]
+    out += ["Answers (and those of [every operation](#every-operation)):", "",
+            _table(ANSWER_COLUMNS, rows), ""]
     return out
+
+
+ANSWER_COLUMNS = ["status", "description", "body", "headers"]
 
 
 def _schema_markdown(name, schema):
     out = ["### %s {#%s}" % (name, _schema_anchor(name)), ""]
     if schema.get("description"):
-        out += [schema["description"], ""]
+        out += [_text(schema["description"]), ""]
     if schema.get("properties"):
         closed = schema.get("additionalProperties") is False
         out += ["An object%s." % (" (no other fields)" if closed else ""), "",
@@ -239,20 +276,21 @@ def http_api():
            "Version %s of the document (OpenAPI %s)." % (_code(info.get("version", "?")),
                                                         doc.get("openapi", "?")), ""]
     if info.get("description"):
-        out += [info["description"].strip(), ""]
+        out += [_text(info["description"].strip()), ""]
     for scheme, spec in doc.get("components", {}).get("securitySchemes", {}).items():
         out += ["Authentication (%s): %s %s. %s" % (
             _code(scheme), spec.get("type", ""), spec.get("scheme", ""),
-            spec.get("description", "")), ""]
+            _text(spec.get("description", ""))), ""]
+
+    common = _common_answers(doc)
+    out += ["### Every operation", "", "Any operation may also answer:", "",
+            _table(ANSWER_COLUMNS, [_answer_row(doc, status, {"$ref": ref})
+                                    for status, ref in sorted(common)]), ""]
 
     by_tag = {tag["name"]: [] for tag in doc.get("tags", [])}
-    for path, item in doc.get("paths", {}).items():
-        for method, operation in item.items():
-            if method in ("parameters", "summary", "description", "servers", "$ref"):
-                continue
-            tag = (operation.get("tags") or ["other"])[0]
-            by_tag.setdefault(tag, []).append(
-                _operation_markdown(doc, method, path, operation, item.get("parameters", [])))
+    for tag, method, path, operation, path_parameters in _operations(doc):
+        by_tag.setdefault(tag, []).append(
+            _operation_markdown(doc, method, path, operation, path_parameters, common))
     for tag, operations in by_tag.items():
         if operations:
             out += ["## %s" % tag.capitalize(), ""]
@@ -291,13 +329,14 @@ def configuration():
     for option in config.OPTIONS:
         flag = option.flag + (" " + option.metavar if option.flag_value else "")
         what = DEFAULT_IN_HELP.sub("", option.help).strip()
+        # The three names of a setting stacked in one cell: the table stays readable.
+        names = " <br> ".join(_code(name) for name in (option.key, option.env, flag))
         sections.setdefault(option.key.split(".", 1)[0], []).append(
-            (_code(option.key), _code(option.env), _code(flag), _default(option),
-             what[:1].upper() + what[1:] + "."))
+            (names, _text(_default(option)), _text(what[:1].upper() + what[1:] + ".")))
     out = []
     for section, rows in sections.items():
         out += ["### %s" % section, "", _table(
-            ["genisys.yml", "environment", "flag", "default", "what it does"], rows), ""]
+            ["genisys.yml <br> environment <br> flag", "default", "what it does"], rows), ""]
     return "\n".join(out)
 
 
