@@ -204,7 +204,10 @@ def _common_answers(doc):
     return set.intersection(*sets) if sets else set()
 
 
-def _answer_row(doc, status, answer):
+ANSWER_COLUMNS = ["status", "description", "body", "headers"]
+
+
+def _answer_row(doc, *, status, answer):
     answer = _resolve(doc, answer)
     schema = answer.get("content", {}).get("application/json", {}).get("schema")
     body = _type(schema) if schema else ("text" if answer.get("content") else "")
@@ -214,7 +217,7 @@ def _answer_row(doc, status, answer):
             ", ".join(_code(h) for h in answer.get("headers", {})))
 
 
-def _operation_markdown(doc, method, path, operation, path_parameters, common):
+def _operation_markdown(doc, *, method, path, operation, path_parameters, common):
     anchor = operation.get("operationId") or re.sub(r"[^a-z0-9]+", "-",
                                                      (method + path).lower()).strip("-")
     out = ["### %s %s {#%s}" % (_code(method.upper()), _code(path), anchor), ""]
@@ -242,15 +245,12 @@ def _operation_markdown(doc, method, path, operation, path_parameters, common):
                                             ", ".join(schemas),
                                             _text(body.get("description", ""))),
                 ""]
-    rows = [_answer_row(doc, status, answer)
+    rows = [_answer_row(doc, status=status, answer=answer)
             for status, answer in operation.get("responses", {}).items()
             if (status, answer.get("$ref")) not in common]
     out += ["Answers (and those of [every operation](#every-operation)):", "",
             _table(ANSWER_COLUMNS, rows), ""]
     return out
-
-
-ANSWER_COLUMNS = ["status", "description", "body", "headers"]
 
 
 def _schema_markdown(name, schema):
@@ -284,13 +284,14 @@ def http_api():
 
     common = _common_answers(doc)
     out += ["### Every operation", "", "Any operation may also answer:", "",
-            _table(ANSWER_COLUMNS, [_answer_row(doc, status, {"$ref": ref})
+            _table(ANSWER_COLUMNS, [_answer_row(doc, status=status, answer={"$ref": ref})
                                     for status, ref in sorted(common)]), ""]
 
     by_tag = {tag["name"]: [] for tag in doc.get("tags", [])}
     for tag, method, path, operation, path_parameters in _operations(doc):
         by_tag.setdefault(tag, []).append(
-            _operation_markdown(doc, method, path, operation, path_parameters, common))
+            _operation_markdown(doc, method=method, path=path, operation=operation,
+                                path_parameters=path_parameters, common=common))
     for tag, operations in by_tag.items():
         if operations:
             out += ["## %s" % tag.capitalize(), ""]
