@@ -7,11 +7,13 @@ CONNECTOR_PORT  ?= 7051
 CONNECTOR_STATE ?= var/connector
 # The manifests `make run` keeps applied (sidecar mode): edit them while it runs.
 MANIFESTS ?= manifests/local
+# Where `make docs` serves the documentation site.
+DOCS_PORT ?= 8000
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench docs venv clean
 
 venv: $(STAMP)
 
@@ -43,6 +45,11 @@ test: $(STAMP)
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+## docs: the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:$(DOCS_PORT),
+## rebuilt whenever a page changes; e.g. make docs DOCS_PORT=8001
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

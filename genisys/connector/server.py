@@ -1,6 +1,6 @@
 """The connector SDK's HTTP side: a tornado application over a ``Backend``.
 
-The protocol genisys calls (DESIGN.md, "Connector protocol"):
+The protocol genisys calls (docs/connectors.md, "The protocol"):
 
 * ``GET  /service/<name>/status`` -> ``{"running_resources": N}``
 * ``POST /service/<name>/scale`` ``{"number": N}`` -> 200 once the order is taken

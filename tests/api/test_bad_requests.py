@@ -4,7 +4,7 @@ and leaves the store exactly as it was.
 One process (module scope) serves the whole table over a SQLite store. It is seeded
 with computes ``local`` and ``other`` and a service ``web`` upscaled twice on ``local``.
 For every case the test dumps the SQLite file before and after the request: a refused
-request must not write anything (DESIGN.md: "Nothing invalid is ever written").
+request must not write anything (docs/api.md, "Errors": "nothing invalid is ever written").
 """
 
 import dataclasses
