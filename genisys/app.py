@@ -88,7 +88,9 @@ def make_reconciler(store, settings, metrics, leadership=None):
     client = ConnectorClient(connect_timeout=settings.connector.connect_timeout,
                              request_timeout=settings.connector.timeout,
                              max_in_flight=settings.connector.max_in_flight,
-                             ca_file=settings.connector.ca_file, metrics=metrics)
+                             ca_file=settings.connector.ca_file, metrics=metrics,
+                             max_answer_bytes=settings.connector.max_answer_size,
+                             max_replicas=settings.intents.max_replicas)
     backoff = Backoff(initial=settings.reconciler.backoff_initial,
                       maximum=settings.reconciler.backoff_max)
     return Reconciler(store, client, metrics=metrics,
