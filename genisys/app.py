@@ -32,15 +32,12 @@ from genisys.reconciler.queue import Backoff
 from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
-from genisys.web import drain
+from genisys.web import SERVER_MAX_HEADER_BYTES, drain
 
 log = logging.getLogger("genisys")
 
 #: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
 SERVER_MAX_BODY_BYTES = 1024 * 1024
-#: Largest request head (request line and headers) read at all: beyond it the
-#: connection is closed. Handlers answer a JSON 431 beyond 16 KiB.
-SERVER_MAX_HEADER_BYTES = 64 * 1024
 
 
 async def sync_computes(intents, computes, source):
