@@ -40,12 +40,13 @@ class AnswerTooLarge(Exception):
         self.seen = seen
         self.declared = declared
 
-    def describe(self):
+    def describe(self, setting):
+        """What happened, naming the limit as ``setting`` (the setting that sets it)."""
         if self.declared is not None:
-            return "its body is %d bytes (Content-Length), over the limit of %s" % (
-                self.declared, size_text(self.limit))
-        return "its body passed the limit of %s (%d bytes read, then the call was cut)" % (
-            size_text(self.limit), self.seen)
+            return "its body is %d bytes (Content-Length), over the limit of %s (%s)" % (
+                self.declared, size_text(self.limit), setting)
+        return "its body passed the limit of %s (%s): cut after %d bytes" % (
+            size_text(self.limit), setting, self.seen)
 
 
 class AnswerReader:

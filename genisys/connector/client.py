@@ -504,9 +504,9 @@ class ConnectorClient:
             return response.code, answer
         except CurlError as e:
             if answer.too_large is not None:
-                raise ConnectorBadResponse(
-                    "%s %s: the answer is too large: %s (connector.max_answer_size)"
-                    % (request.method, url, answer.too_large.describe())) from e
+                raise ConnectorBadResponse("%s %s: the answer is too large: %s" % (
+                    request.method, url, answer.too_large.describe("connector.max_answer_size"))
+                ) from e
             if e.errno == pycurl.E_OPERATION_TIMEDOUT:
                 raise ConnectorTimeout("%s %s: no answer within %gs"
                                        % (request.method, url, self.request_timeout)) from e

@@ -12,6 +12,7 @@ how many body bytes it managed to send before the client hung up.
 
 import asyncio
 import json
+import logging
 import sys
 
 import tornado.httpserver
@@ -141,6 +142,7 @@ class BadConnectors:
 
 
 async def _main(cases):
+    logging.getLogger("tornado.access").setLevel(logging.CRITICAL)  # 404s, 501s on purpose
     connectors = BadConnectors(cases)
     print(json.dumps(connectors.ports), flush=True)
     await asyncio.Event().wait()  # until killed
