@@ -205,7 +205,7 @@ async def test_a_json_error_shows_its_message_without_control_characters(bad, cl
     with pytest.raises(ConnectorUnavailable) as caught:
         await client.running(Compute("json", bad.urls["jsonerror"]), "web")
     assert caught.value.message == ("GET %s/service/web/status: 503, the connector is "
-                                    "unavailable: the engine [31mis down since 12:00"
+                                    "unavailable: engine: the engine [31mis down since 12:00"
                                     % bad.urls["jsonerror"])
 
 
@@ -219,7 +219,7 @@ async def test_a_json_error_shows_its_message_without_control_characters(bad, cl
      "text/html", "first"),
     (b"<html><body>\n\n</body></html>", "text/html", "<html><body> </body></html>"),
     (b'{"error": {"reason": "Invalid", "message": "must be at least 0", "field": "number"}}',
-     "application/json", "must be at least 0"),
+     "application/json", "number: must be at least 0"),
     (b'{"error": {"reason": "DiskFull"}}', "application/json", "DiskFull"),
     (b'{"error": "plain words"}', "application/json", "plain words"),
     (b'{"message": "not the protocol\'s shape"}', "application/json",
