@@ -18,6 +18,9 @@ import pycurl
 
 #: How many characters of an answer a status message quotes.
 EXCERPT_CHARS = 256
+#: How much of an HTML page is parsed for its message: the message is at the top,
+#: and html.parser takes some 40 µs a tag: a MiB of tags would cost seconds a call.
+HTML_PARSED_BYTES = 16 * 1024
 
 _CONTENT_LENGTH = re.compile(rb"content-length\s*:\s*(\d+)\s*$", re.IGNORECASE)
 _CONTENT_TYPE = re.compile(rb"content-type\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -222,8 +225,9 @@ def readable(body, content_type=""):
     message = _json_error(body)
     if message is None and _is_html(body, content_type):
         page = _PageText()
-        page.feed(body.decode("utf-8", errors="replace"))
-        page.close()
+        # Not close()d, which would give a tag cut in two at HTML_PARSED_BYTES as text; the
+        # space lets the parser take a character reference at the very end ("&c").
+        page.feed(body[:HTML_PARSED_BYTES].decode("utf-8", errors="replace") + " ")
         message = page.message()
     if message is None or not one_line(message):
         message = body[:4 * EXCERPT_CHARS].decode("utf-8", errors="replace")

@@ -218,6 +218,10 @@ async def test_a_json_error_shows_its_message_without_control_characters(bad, cl
     (b"<html><body><script>alert(1)</script><div>first<br>second</div></body></html>",
      "text/html", "first"),
     (b"<html><body>\n\n</body></html>", "text/html", "<html><body> </body></html>"),
+    (b"<html><body><p>a &amp; b &c", "text/html", "a & b &c"),
+    # Only the top of a page is parsed: past it, the page is quoted as it is.
+    (b"<html><body>" + b"<div>" * 100000 + b"<p>deep", "text/html",
+     "<html><body>" + "<div>" * 48 + "<..."),
     (b'{"error": {"reason": "Invalid", "message": "must be at least 0", "field": "number"}}',
      "application/json", "number: must be at least 0"),
     (b'{"error": {"reason": "DiskFull"}}', "application/json", "DiskFull"),
