@@ -197,23 +197,20 @@ def _is_html(body, content_type):
 
 
 def _json_error(body):
-    """The message of ``{"error": {"message": ..., "field": ...}}`` (the protocol's error
-    shape: "field: message", the reason if it has no message) or of ``{"error": "..."}``;
-    None for anything else."""
+    """The message of ``{"error": {"message": ...}}`` (the protocol's error shape; the
+    reason if it has no message) or of ``{"error": "..."}``; None for anything else.
+    Not its ``field``: a batch answer's error entries have none, and the same error
+    reads the same whichever way it came."""
     try:
         error = json.loads(body)["error"]
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
     if isinstance(error, str):
         return error
-    if not isinstance(error, dict):
-        return None
-    for key in ("message", "reason"):
-        if isinstance(error.get(key), str) and error[key].strip():
-            field = error.get("field")
-            if isinstance(field, str) and field.strip() and key == "message":
-                return "%s: %s" % (field, error[key])
-            return error[key]
+    if isinstance(error, dict):
+        for key in ("message", "reason"):
+            if isinstance(error.get(key), str) and error[key].strip():
+                return error[key]
     return None
 
 

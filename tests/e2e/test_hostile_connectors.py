@@ -160,4 +160,4 @@ def test_misbehaving_connectors_cost_bounded_memory_and_say_what_is_wrong(
     broken = entries["jsonerror"]
     assert (broken["condition"], broken["reason"]) == ("Unreachable", "ConnectorUnavailable")
     assert broken["message"].endswith(
-        "503, the connector is unavailable: engine: the engine [31mis down since 12:00"), broken
+        "503, the connector is unavailable: the engine [31mis down since 12:00"), broken

@@ -205,7 +205,7 @@ async def test_a_json_error_shows_its_message_without_control_characters(bad, cl
     with pytest.raises(ConnectorUnavailable) as caught:
         await client.running(Compute("json", bad.urls["jsonerror"]), "web")
     assert caught.value.message == ("GET %s/service/web/status: 503, the connector is "
-                                    "unavailable: engine: the engine [31mis down since 12:00"
+                                    "unavailable: the engine [31mis down since 12:00"
                                     % bad.urls["jsonerror"])
 
 
@@ -223,7 +223,7 @@ async def test_a_json_error_shows_its_message_without_control_characters(bad, cl
     (b"<html><body>" + b"<div>" * 100000 + b"<p>deep", "text/html",
      "<html><body>" + "<div>" * 48 + "<..."),
     (b'{"error": {"reason": "Invalid", "message": "must be at least 0", "field": "number"}}',
-     "application/json", "number: must be at least 0"),
+     "application/json", "must be at least 0"),
     (b'{"error": {"reason": "DiskFull"}}', "application/json", "DiskFull"),
     (b'{"error": "plain words"}', "application/json", "plain words"),
     (b'{"message": "not the protocol\'s shape"}', "application/json",
