@@ -137,7 +137,6 @@ def test_misbehaving_connectors_cost_bounded_memory_and_say_what_is_wrong(
         assert (entry["condition"], entry["reason"]) == ("Error", "ConnectorBadResponse"), entry
         assert "the answer is too large" in entry["message"], entry
         assert "the limit of 512 KiB (connector.max_answer_size)" in entry["message"], entry
-        print("%s: %s" % (compute, entry["message"]))
         sent = stats(bad_connectors[compute])[compute]
         assert sent["answers"] >= 60 and sent["completed"] == 0, sent
         assert sent["sent"] < 64 * MB, sent  # 1 GiB never went over loopback
