@@ -9,6 +9,7 @@ quotes: the message of a JSON error in the protocol's shape, the text of an
 HTML page, else the body itself; control characters never get through.
 """
 
+import dataclasses
 import html.parser
 import json
 import re
@@ -22,7 +23,9 @@ EXCERPT_CHARS = 256
 #: and html.parser takes some 40 µs a tag: a MiB of tags would cost seconds a call.
 HTML_PARSED_BYTES = 16 * 1024
 
-_CONTENT_LENGTH = re.compile(rb"content-length\s*:\s*(\d+)\s*$", re.IGNORECASE)
+# At most 18 digits: a longer run is no size curl would take, and int() of thousands
+# of digits raises (in a libcurl callback). The body's own count still applies.
+_CONTENT_LENGTH = re.compile(rb"content-length\s*:\s*(\d{1,18})\s*$", re.IGNORECASE)
 _CONTENT_TYPE = re.compile(rb"content-type\s*:\s*(.*?)\s*$", re.IGNORECASE)
 
 
@@ -34,14 +37,14 @@ def size_text(size):
     return "%d bytes" % size
 
 
-class AnswerTooLarge(Exception):
-    """The answer's body passed the limit; ``seen`` is how much of it was known of."""
+@dataclasses.dataclass(frozen=True)
+class TooLarge:
+    """An answer whose body passed the limit: bytes ``seen`` of it, and its
+    Content-Length (``declared``) if it had one."""
 
-    def __init__(self, *, limit, seen, declared):
-        super().__init__("answer over %d bytes" % limit)
-        self.limit = limit
-        self.seen = seen
-        self.declared = declared
+    limit: int
+    seen: int
+    declared: object = None
 
     def describe(self, setting):
         """What happened, naming the limit as ``setting`` (the setting that sets it)."""
@@ -67,7 +70,7 @@ class AnswerReader:
         self.declared = None
         #: Bytes of the body seen, those not kept included.
         self.seen = 0
-        #: An AnswerTooLarge once the limit was passed, else None.
+        #: A TooLarge once the limit was passed, else None.
         self.too_large = None
 
     def install(self, curl):
@@ -82,8 +85,7 @@ class AnswerReader:
         if match:
             self.declared = int(match.group(1))
             if self.declared > self.limit:
-                self.too_large = AnswerTooLarge(limit=self.limit, seen=0,
-                                                declared=self.declared)
+                self.too_large = TooLarge(limit=self.limit, seen=0, declared=self.declared)
                 return 0
         match = _CONTENT_TYPE.match(line)
         if match:
@@ -93,8 +95,7 @@ class AnswerReader:
     def _write(self, chunk):
         self.seen += len(chunk)
         if self.seen > self.limit:
-            self.too_large = AnswerTooLarge(limit=self.limit, seen=self.seen,
-                                            declared=self.declared)
+            self.too_large = TooLarge(limit=self.limit, seen=self.seen, declared=self.declared)
             self.body = bytearray()  # let it go now, not when the call ends
             return 0
         self.body += chunk
