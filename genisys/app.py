@@ -32,15 +32,12 @@ from genisys.reconciler.queue import Backoff
 from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
-from genisys.web import drain
+from genisys.web import SERVER_MAX_HEADER_BYTES, drain
 
 log = logging.getLogger("genisys")
 
 #: Largest body the HTTP server reads at all; handlers refuse > 64 KiB with a 413.
 SERVER_MAX_BODY_BYTES = 1024 * 1024
-#: Largest request head (request line and headers) read at all: beyond it the
-#: connection is closed. Handlers answer a JSON 431 beyond 16 KiB.
-SERVER_MAX_HEADER_BYTES = 64 * 1024
 
 
 async def sync_computes(intents, computes, source):
@@ -88,7 +85,9 @@ def make_reconciler(store, settings, metrics, leadership=None):
     client = ConnectorClient(connect_timeout=settings.connector.connect_timeout,
                              request_timeout=settings.connector.timeout,
                              max_in_flight=settings.connector.max_in_flight,
-                             ca_file=settings.connector.ca_file, metrics=metrics)
+                             ca_file=settings.connector.ca_file, metrics=metrics,
+                             max_answer_bytes=settings.connector.max_answer_size,
+                             max_replicas=settings.intents.max_replicas)
     backoff = Backoff(initial=settings.reconciler.backoff_initial,
                       maximum=settings.reconciler.backoff_max)
     return Reconciler(store, client, metrics=metrics,

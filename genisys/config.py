@@ -102,6 +102,12 @@ class ConnectorSettings:
     #: connectors); None: the system's trusted CAs. Certificates are always
     #: verified.
     ca_file: Optional[str] = None
+    #: Bytes of one connector answer read at most; past it the call is cut and
+    #: counts as a bad answer. A status is some 30 bytes and an error page a few
+    #: KiB: 1 MiB is ample, and with max_in_flight calls to each connector it
+    #: bounds what a buggy or hostile connector can make genisys hold. A batch
+    #: answer may take 4 KiB more per service it carries, up to 8 times this.
+    max_answer_size: int = 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +157,8 @@ class Settings:
 # ASCII: \d would take other scripts' digits too ("\u0661\u0665s"), which float() reads.
 _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.ASCII)
 _INTEGER_RE = re.compile(r"\s*\d+\s*", re.ASCII)
+_SIZE_RE = re.compile(r"\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*", re.ASCII)
+_SIZE_UNITS = {"B": 1, None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -192,6 +200,24 @@ def _integer(value, low, high):
     if not low <= value <= high:
         raise ValueError("must be from %d to %d, got %s" % (low, high, describe(value)))
     return value
+
+
+def parse_size(value, low=4 << 10, high=1 << 30):
+    """"1MiB", "512KiB", "1GiB" or a plain number of bytes, from 4 KiB to 1 GiB."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
+        if not match:
+            raise ValueError("%s is not a size (like 1MiB, 512KiB or 65536)" % describe(value))
+        if len(match.group(1)) > 12:  # int() of a huge run of digits is slow; out of range
+            raise ValueError("must be from 4KiB to 1GiB, got %s" % describe(value))
+        size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if not low <= size <= high:
+        # Not the value itself if it is huge: printing 10**5000 raises ValueError.
+        shown = describe(value) if abs(size) < 1 << 64 else "a %d-bit number" % size.bit_length()
+        raise ValueError("must be from 4KiB to 1GiB, got %s" % shown)
+    return size
 
 
 def parse_port(value):
@@ -364,6 +390,10 @@ OPTIONS = [
     Option("connector.max_in_flight", "GENISYS_CONNECTOR_MAX_IN_FLIGHT",
            "--connector-max-in-flight", parse_max_in_flight, "connector.max_in_flight",
            "calls in flight to one connector at most (default 32)", "N"),
+    Option("connector.max_answer_size", "GENISYS_CONNECTOR_MAX_ANSWER_SIZE",
+           "--connector-max-answer-size", parse_size, "connector.max_answer_size",
+           "largest connector answer read, e.g. 512KiB; a larger one is cut and is a bad "
+           "answer (default 1MiB)", "SIZE"),
     Option("reconciler.workers", "GENISYS_RECONCILER_WORKERS", "--reconciler-workers",
            parse_workers, "reconciler.workers",
            "services reconciled at the same time (default 256)", "N"),

@@ -26,6 +26,9 @@ MAX_BODY_BYTES = 64 * 1024
 #: Largest request line and headers answered with anything but a JSON 431. (Servers
 #: set a hard cap above it, past which the connection is just closed.)
 MAX_HEADER_BYTES = 16 * 1024
+#: That hard cap, the HTTPServer's ``max_header_size`` of every genisys server (the
+#: API, the connector): a request head past it is not read, the connection closed.
+SERVER_MAX_HEADER_BYTES = 4 * MAX_HEADER_BYTES
 
 #: Domain error -> HTTP status. A subclass maps like its nearest listed base,
 #: keeping its own ``reason`` (ServiceNotDefined is a 404 that says why).

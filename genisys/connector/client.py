@@ -19,6 +19,11 @@ carries the status ``condition`` it puts a (service, compute) pair in.
 Calls to one connector are bounded (``max_in_flight``) so a slow connector
 never holds every connection; tornado's curl client keeps connections alive
 between calls (tornado's simple client opens one per request).
+
+What a connector can make genisys hold or believe is bounded too: an answer
+is read up to ``max_answer_bytes`` and no further (``genisys.connector.answers``),
+a count above what genisys could have ordered is a bad answer, not a count,
+and an error body is shown as the one line that says what went wrong.
 """
 
 import asyncio
@@ -31,12 +36,25 @@ import pycurl
 import tornado.httpclient
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 
+from genisys.connector.answers import EXCERPT_CHARS, AnswerReader, one_line, readable
 from genisys.errors import GenisysError
+from genisys.model import DEFAULT_MAX_REPLICAS
 
 log = logging.getLogger(__name__)
 
 #: How much of a connector's answer an error message quotes.
-BODY_EXCERPT = 256
+BODY_EXCERPT = EXCERPT_CHARS
+#: How much of an unexpected answer (an error, a bad body) the debug log shows.
+DEBUG_BODY_BYTES = 4096
+#: Largest answer read from a connector, by default: a status is some 30 bytes and
+#: an error page a few KiB, so 1 MiB is ample, and 32 calls in flight to each
+#: connector then hold at most 32 MiB however a connector answers.
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+#: A batch answer may take this much more per service it carries (an error entry
+#: with its message is well under 1 KiB)...
+BATCH_ANSWER_BYTES_PER_SERVICE = 4096
+#: ...up to this many times the limit of one answer.
+BATCH_ANSWER_CEILING = 8
 #: Seconds calls to a batch-capable connector wait for others to go out with.
 BATCH_WINDOW = 0.002
 #: Most services in one batch request (less if the connector says so).
@@ -144,21 +162,54 @@ def _chain(future, coroutine):
 def _decode(body, what):
     try:
         return json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
+        log.debug("%s, %d bytes: %r", what, len(body), bytes(body[:DEBUG_BODY_BYTES]))
         raise ConnectorBadResponse("%s is not {\"running_resources\": N}: %s"
                                    % (what, _excerpt(body))) from e
 
 
-def _count(answer, what):
-    """The running_resources of an answer; ConnectorBadResponse if it has none."""
+def most_running(max_replicas):
+    """The highest count a connector may report before it is taken for broken: ten
+    times what genisys may order (``max_replicas``), plus 100, leaves room for
+    resources started by hand beside genisys' own."""
+    return 10 * max_replicas + 100
+
+
+def _number_text(value):
+    digits = str(value)
+    if len(digits) <= 12:
+        return digits
+    if digits == "1" + "0" * (len(digits) - 1):
+        return "10^%d" % (len(digits) - 1)
+    return "a %d-digit number" % len(digits)
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _plausible(value, what, *, max_replicas):
+    """``value``, or ConnectorBadResponse if genisys could not have ordered that many."""
+    if value > most_running(max_replicas):
+        raise ConnectorBadResponse(
+            "%s reported %s running, more than genisys could have ordered (max_replicas %d; "
+            "a count above %d is taken for a broken connector)"
+            % (what, _number_text(value), max_replicas, most_running(max_replicas)))
+    return value
+
+
+def _count(answer, what, *, max_replicas):
+    """The running_resources of an answer; ConnectorBadResponse if it has none, or
+    one genisys could not have ordered."""
     try:
         value = answer["running_resources"]
     except (KeyError, TypeError) as e:
         raise ConnectorBadResponse("%s is not {\"running_resources\": N}: %s"
-                                   % (what, str(answer)[:BODY_EXCERPT])) from e
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConnectorBadResponse("%s has running_resources %r, not a count" % (what, value))
-    return value
+                                   % (what, one_line(str(answer)))) from e
+    if not _is_count(value):
+        raise ConnectorBadResponse("%s has running_resources %s, not a count"
+                                   % (what, one_line(repr(value), limit=80)))
+    return _plausible(value, what, max_replicas=max_replicas)
 
 
 def _item_error(error, method, url, with_token):
@@ -171,25 +222,16 @@ def _item_error(error, method, url, with_token):
                          with_token)
 
 
-def _excerpt(body):
-    text = body[:BODY_EXCERPT].decode("utf-8", errors="replace")
-    return text.strip() or "(empty body)"
-
-
-def _error_message(body):
-    """The message of a JSON error body in genisys' shape, else the body itself."""
-    try:
-        error = json.loads(body)["error"]
-        return str(error.get("message") or error.get("reason"))[:BODY_EXCERPT]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return _excerpt(body)
+def _excerpt(body, content_type=""):
+    return readable(bytes(body), content_type)
 
 
 class ConnectorClient:
     """Calls connectors; one per controller, closed with ``close()``."""
 
     def __init__(self, *, connect_timeout, request_timeout, max_in_flight=8, ca_file=None,
-                 metrics=None):
+                 metrics=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES,
+                 max_replicas=DEFAULT_MAX_REPLICAS):
         #: Seconds to establish a connection.
         self.connect_timeout = connect_timeout
         #: Seconds for a whole call, connection included.
@@ -199,6 +241,10 @@ class ConnectorClient:
         #: CA bundle that signs https connectors' certificates (None: the system's).
         self.ca_file = ca_file
         self.metrics = metrics
+        #: Largest answer read (a batch answer may take more, see _batch_answer_limit).
+        self.max_answer_bytes = max_answer_bytes
+        #: The controller's max_replicas: counts far above it are bad answers.
+        self.max_replicas = max_replicas
         self._http = None
         self._limits = {}
         #: connector URL -> (largest batch it takes or 0: no batch extension, until when)
@@ -226,18 +272,19 @@ class ConnectorClient:
 
     async def running(self, compute, service):
         """How many resources of ``service`` the connector of ``compute`` runs."""
+        what = "status of %s from %s" % (service, compute.connector)
         if await self._batch_size(compute):
             answer = await self._batched(compute, "status", service)
-            return _count(answer, "status of %s from %s" % (service, compute.connector))
-        body = await self._call(compute, service, "status", "GET", None)
-        return _count(_decode(body, "status of %s from %s" % (service, compute.connector)),
-                      "status of %s from %s" % (service, compute.connector))
+        else:
+            answer = _decode(await self._call(compute, service, "status", "GET", None), what)
+        return _count(answer, what, max_replicas=self.max_replicas)
 
     async def scale(self, compute, service, number):
         """Order the connector of ``compute`` to run exactly ``number`` resources.
 
         Returns the running count the answer reports, if it does (the SDK's
-        connectors do; the protocol only asks for a 2xx), else None."""
+        connectors do; the protocol only asks for a 2xx), else None. A count
+        genisys could not have ordered is a ConnectorBadResponse, as in a status."""
         if await self._batch_size(compute):
             answer = await self._batched(compute, "scale", service, number)
         else:
@@ -245,12 +292,13 @@ class ConnectorClient:
                                     json.dumps({"number": number}))
             try:
                 answer = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
-        try:
-            return _count(answer, "")
-        except ConnectorBadResponse:
+        value = answer.get("running_resources") if isinstance(answer, dict) else None
+        if not _is_count(value):
             return None
+        return _plausible(value, "scale of %s from %s" % (service, compute.connector),
+                          max_replicas=self.max_replicas)
 
     async def running_many(self, compute, services):
         """{service: running count or the ConnectorFailure for it}, in batch requests;
@@ -266,7 +314,8 @@ class ConnectorClient:
                 continue
             try:
                 counts[service] = _count(answer, "status of %s from %s"
-                                         % (service, compute.connector))
+                                         % (service, compute.connector),
+                                         max_replicas=self.max_replicas)
             except ConnectorBadResponse as e:
                 counts[service] = e
         return counts
@@ -290,16 +339,17 @@ class ConnectorClient:
         url = compute.connector.rstrip("/") + "/capabilities"
         size, ttl = 0, CAPABILITIES_TTL
         try:
-            response = await self._fetch(self._request(compute, url, "GET", None), url)
-            if response.code == 200:
-                limit = json.loads(response.body)["batch"]["maxServices"]
+            code, answer = await self._fetch(self._request(compute, url, "GET", None), url,
+                                             limit=self.max_answer_bytes)
+            if code == 200:
+                limit = json.loads(answer.body)["batch"]["maxServices"]
                 if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
                     size = min(limit, MAX_BATCH)
-            elif response.code != 404:
+            elif code != 404:
                 ttl = FAILED_CAPABILITIES_TTL  # 401, 500...: ask again soon
         except ConnectorFailure:
             ttl = FAILED_CAPABILITIES_TTL  # down: the per-service call will say so
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             pass  # a 200 that is not ours: no extension
         self._capabilities[compute.connector] = (size, time.monotonic() + ttl)
         return size
@@ -339,7 +389,7 @@ class ConnectorClient:
             body = await self._call(compute, None, "batch_" + batch.operation, "POST",
                                     json.dumps(payload),
                                     url=compute.connector.rstrip("/") + "/batch/" +
-                                    batch.operation)
+                                    batch.operation, max_bytes=self._batch_answer_limit(len(calls)))
             results = json.loads(body)["services"]
             if not isinstance(results, dict):
                 raise TypeError("not an object")
@@ -354,9 +404,10 @@ class ConnectorClient:
             for _, future in calls.values():
                 _settle(future, exception=e)
             return
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             error = ConnectorBadResponse("batch %s from %s is not {\"services\": {...}}: %s"
-                                         % (batch.operation, compute.connector, e))
+                                         % (batch.operation, compute.connector,
+                                            one_line(str(e))))
             for _, future in calls.values():
                 _settle(future, exception=error)
             return
@@ -373,6 +424,11 @@ class ConnectorClient:
             else:
                 _settle(future, exception=ConnectorBadResponse(
                     "%s: the batch answer has no result for it" % where))
+
+    def _batch_answer_limit(self, services):
+        """Largest answer to a batch request for ``services`` services."""
+        return min(self.max_answer_bytes + services * BATCH_ANSWER_BYTES_PER_SERVICE,
+                   BATCH_ANSWER_CEILING * self.max_answer_bytes)
 
     async def _one_by_one(self, compute, operation, service, number):
         if operation == "status":
@@ -400,14 +456,15 @@ class ConnectorClient:
             limit = self._limits[connector] = asyncio.Semaphore(self.max_in_flight)
         return limit
 
-    async def _call(self, compute, service, operation, method, body, *, url=None):
+    async def _call(self, compute, service, operation, method, body, *, url=None,
+                    max_bytes=None):
         url = url or self._url(compute, service, operation)
         request = self._request(compute, url, method, body)
-        limit = self._limit(compute.connector)
+        turns = self._limit(compute.connector)
         # Waiting for a turn counts against the timeout too: with a connector that
         # hangs, the calls queued behind the hung ones fail as fast as those do.
         try:
-            await asyncio.wait_for(limit.acquire(), self.request_timeout)
+            await asyncio.wait_for(turns.acquire(), self.request_timeout)
         except asyncio.TimeoutError:
             self._observe(compute, operation, "queued", self.request_timeout)
             raise ConnectorTimeout("%s %s: %d calls to this connector were still in flight "
@@ -415,8 +472,8 @@ class ConnectorClient:
                                                   self.request_timeout)) from None
         started, outcome = time.monotonic(), "error"
         try:
-            response = await self._fetch(request, url)
-            outcome = "ok" if 200 <= response.code < 300 else str(response.code)
+            code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes)
+            outcome = "ok" if 200 <= code < 300 else str(code)
         except ConnectorTimeout:
             outcome = "timeout"
             raise
@@ -424,20 +481,32 @@ class ConnectorClient:
             outcome = "unreachable"
             raise
         finally:
-            limit.release()
+            turns.release()
             self._observe(compute, operation, outcome, time.monotonic() - started)
         if outcome != "ok":
-            raise self._status_error(response, method, url)
-        return response.body or b""
+            log.debug("%s %s answered %d, %d bytes: %r", method, url, code, len(answer.body),
+                      bytes(answer.body[:DEBUG_BODY_BYTES]))
+            raise _status_error(code, bytes(answer.body), method, url, compute.token is not None,
+                                content_type=answer.content_type)
+        return bytes(answer.body)
 
     def _observe(self, compute, operation, outcome, seconds):
         if self.metrics is not None:
             self.metrics.call_seconds.labels(compute.name, operation, outcome).observe(seconds)
 
-    async def _fetch(self, request, url):
+    async def _fetch(self, request, url, *, limit):
+        """(status code, the AnswerReader that holds its body) of ``request``; an answer
+        over ``limit`` bytes is a ConnectorBadResponse, and is not read past it."""
+        answer = AnswerReader(limit)
+        request.prepare_curl_callback = answer.install
         try:
-            return await self._client().fetch(request, raise_error=False)
+            response = await self._client().fetch(request, raise_error=False)
+            return response.code, answer
         except CurlError as e:
+            if answer.too_large is not None:
+                raise ConnectorBadResponse("%s %s: the answer is too large: %s" % (
+                    request.method, url, answer.too_large.describe("connector.max_answer_size"))
+                ) from e
             if e.errno == pycurl.E_OPERATION_TIMEDOUT:
                 raise ConnectorTimeout("%s %s: no answer within %gs"
                                        % (request.method, url, self.request_timeout)) from e
@@ -452,14 +521,11 @@ class ConnectorClient:
             raise ConnectorUnreachable("%s %s: %s" % (request.method, url, e.strerror or e)) \
                 from e
 
-    def _status_error(self, response, method, url):
-        return _status_error(response.code, response.body or b"", method, url,
-                             bool(response.request.headers.get("Authorization")))
 
 
-def _status_error(code, body, method, url, with_token):
+def _status_error(code, body, method, url, with_token, *, content_type=""):
     """The exception for a non-2xx answer ``code`` with ``body`` to ``method url``."""
-    detail = _error_message(body)
+    detail = _excerpt(body, content_type)
     if code in (401, 403):
         return ConnectorUnauthorized(
             "%s %s: %d, the connector refused %s: %s"

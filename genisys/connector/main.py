@@ -30,7 +30,7 @@ from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
 from genisys.errors import StartupError
 from genisys.model import is_loopback
-from genisys.web import drain
+from genisys.web import SERVER_MAX_HEADER_BYTES, drain
 
 log = logging.getLogger("genisys.connector")
 
@@ -38,6 +38,12 @@ log = logging.getLogger("genisys.connector")
 #: Handlers refuse more than their own limit with a JSON 413: 64 KiB, 1 MiB for the
 #: batch requests; twice the largest, so that a body somewhat over it still gets one.
 SERVER_MAX_BODY_BYTES = 2 * BATCH_MAX_BODY_BYTES
+#: Seconds a connection may stay idle, and a client may take to send its request
+#: head, then its body: one that trickles them (slow-loris) gives its connection up.
+#: A minute: genisys keeps its connections alive between resyncs (15 s apart by
+#: default), and closing them sooner would only make it connect again.
+IDLE_SECONDS = 60.0
+BODY_SECONDS = 60.0
 
 BACKENDS = ("process", "simulated", "docker")
 
@@ -179,7 +185,9 @@ async def _serve(settings, backend, sockets, stop):
         log.warning("INSECURE: listening on %s without a token (--insecure-bind-any): anyone "
                     "who can reach this port can start and stop processes", settings.bind)
     server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
-                                           xheaders=False)
+                                           max_header_size=SERVER_MAX_HEADER_BYTES,
+                                           idle_connection_timeout=IDLE_SECONDS,
+                                           body_timeout=BODY_SECONDS, xheaders=False)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     log.info("genisys connector listening on http://%s:%d (backend %s)", settings.bind, port,

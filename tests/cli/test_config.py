@@ -205,3 +205,30 @@ def test_a_key_given_twice_is_an_error_not_a_silent_choice(name, text, words):
         else:
             load_settings({}, {})
     assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("text, size", [("1MiB", 1 << 20), ("512KiB", 512 << 10),
+                                        (" 4096 ", 4096), ("65536B", 65536), ("1GiB", 1 << 30)])
+def test_the_largest_connector_answer(text, size):
+    assert load_settings({}, {}).connector.max_answer_size == 1 << 20
+    assert load_settings({"--connector-max-answer-size": text}, {}).connector.max_answer_size \
+        == size
+    s = load_settings({}, {"GENISYS_CONNECTOR_MAX_ANSWER_SIZE": text})
+    assert s.connector.max_answer_size == size
+    write("genisys.yml", "connector:\n  max_answer_size: %s\n" % text)
+    assert load_settings({}, {}).connector.max_answer_size == size
+
+
+@pytest.mark.parametrize("value, words", [
+    ("1MB", "'1MB' is not a size (like 1MiB, 512KiB or 65536)"),
+    ("1.5MiB", "is not a size"),
+    ("4095", "must be from 4KiB to 1GiB, got '4095'"),
+    ("2GiB", "must be from 4KiB to 1GiB, got '2GiB'"),
+    ("", "is not a size"),
+])
+def test_a_bad_answer_size_names_the_setting(value, words):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, {"GENISYS_CONNECTOR_MAX_ANSWER_SIZE": value})
+    assert caught.value.field == "connector.max_answer_size"
+    assert words in caught.value.message
+    assert "(from GENISYS_CONNECTOR_MAX_ANSWER_SIZE)" in caught.value.message
