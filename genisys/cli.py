@@ -17,7 +17,7 @@ from genisys import auth, config
 from genisys import commands as commands_module
 from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
-from genisys.model import is_loopback
+from genisys.serving import check_exposure
 
 SERVE_EPILOG = """\
 Every setting can come from genisys.yml, the environment or a flag; the
@@ -111,9 +111,7 @@ def parse_backend(value):
 
 def parse_delay(value):
     """A duration that may be 0 (latency, start delay): "0", "250ms", "2s"."""
-    if re.fullmatch(r"\s*0+(\.0*)?\s*(ms|s|m|h)?\s*", value):
-        return 0.0
-    return config.parse_duration(value)
+    return config.parse_duration(value, allow_zero=True)
 
 
 def parse_rate(value):
@@ -251,12 +249,8 @@ def connector_settings(args, environ=None):
         tokens = tuple(auth.check_unique(auth.tokens_from_environment(
             environ["GENISYS_CONNECTOR_TOKEN"], variable="GENISYS_CONNECTOR_TOKEN",
             name="genisys")))
-    bind = groups[""].get("bind", "127.0.0.1")
-    if not tokens and not is_loopback(bind) and not args.insecure_bind_any:
-        raise ConfigError("refusing to listen on %s without a token: anyone who reaches it "
-                          "could run processes. Set GENISYS_CONNECTOR_TOKEN (and the "
-                          "compute's token in genisys), bind to 127.0.0.1, or pass "
-                          "--insecure-bind-any" % bind, field="--bind")
+    check_exposure(connector_main.EXPOSURE, bind=groups[""].get("bind", "127.0.0.1"),
+                   has_tokens=bool(tokens), insecure_bind_any=args.insecure_bind_any)
     return connector_main.ConnectorServerSettings(
         process=connector_main.ProcessSettings(**groups["process"]),
         simulated=connector_main.SimulatedSettings(**groups["simulated"]),

@@ -21,7 +21,7 @@ import logging
 from genisys.connector.backend import MAX_RESOURCES
 from genisys.errors import GenisysError, Invalid
 from genisys.model import check_fields, describe, type_name, validate_count, validate_name
-from genisys.web import ApiError, status_for
+from genisys.web import RequestRefused, status_for
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ def _check_size(count):
     if count == 0:
         raise Invalid("must name at least one service", field="services")
     if count > MAX_SERVICES:
-        raise ApiError(413, "%d services in one request, the limit is %d (maxServices of GET "
-                       "/capabilities)" % (count, MAX_SERVICES), field="services")
+        raise RequestRefused(413, "%d services in one request, the limit is %d (maxServices of "
+                             "GET /capabilities)" % (count, MAX_SERVICES), field="services")
 
 
 def services_to_check(body):
