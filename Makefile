@@ -15,11 +15,12 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.py requirements.txt requirements-dev.txt
+# Everything `make test` needs: genisys (editable) with the docker connector's SDK
+# and the test tools (the extras of pyproject.toml).
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -e ".[docker,dev]"
 	touch $(STAMP)
 
 ## run: genisys (embedded SQLite store in ./var, computes from ./computes.py, the
@@ -45,4 +46,4 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache

@@ -1,4 +1,5 @@
-"""The code stays clean and its layers stay honest (see .importlinter and ruff.toml)."""
+"""The code stays clean and its layers stay honest (the settings of ruff and
+import-linter are in pyproject.toml)."""
 
 import os
 import subprocess
