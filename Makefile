@@ -34,11 +34,11 @@ run: $(STAMP)
 	    --services local-services.yml --state-dir $(CONNECTOR_STATE) & connector=$$!; \
 	$(PY) genisys.py serve --manifests $(MANIFESTS)
 
-## test: the whole test suite
+## test: the whole test suite (or a part: make test PYTEST_ARGS="tests/cli -x")
 test: $(STAMP)
 	bash scripts/ensure-docker.sh
 	bash scripts/ensure-etcd.sh
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
