@@ -13,8 +13,7 @@ import os
 import re
 import sys
 
-from genisys import auth, config
-from genisys import commands as commands_module
+from genisys import auth, commands, config
 from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
 from genisys.serving import check_exposure
@@ -51,13 +50,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     parser = _Parser(prog="genisys", description="Compute resource management: a reconciling "
                      "controller that makes connectors run the resources services want.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
-    serve = commands.add_parser("serve", help="run the controller (API and store)",
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    serve = subcommands.add_parser("serve", help="run the controller (API and store)",
                                 description="Run the genisys controller.", epilog=SERVE_EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_setting_flags(serve)
-    connector = commands.add_parser(
+    connector = subcommands.add_parser(
         "connector", help="run the bundled connector (processes, containers or simulated "
         "resources)",
         description="Run a connector: the HTTP agent genisys calls to run resources.\n"
@@ -72,7 +71,7 @@ def build_parser():
     connector.add_argument("--insecure-bind-any", action="store_true",
                            help="allow a non-loopback --bind without GENISYS_CONNECTOR_TOKEN "
                            "(dangerous: anyone who reaches the port runs processes)")
-    commands_module.add_commands(commands)
+    commands.add_commands(subcommands)
     return parser
 
 
@@ -298,7 +297,7 @@ def run_main(main, *, config_prefix, error_prefix):
 
 #: Every command and the function that runs it (genisys.py passes these through).
 COMMANDS = {"serve": cmd_serve, "connector": cmd_connector,
-            **{name: commands_module.run for name in commands_module.HANDLERS}}
+            **{name: commands.run for name in commands.HANDLERS}}
 
 
 def main(argv=None):

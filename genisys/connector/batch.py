@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 
 #: Most services one batch request may carry: a status call for 1,000 services answers
 #: in one round trip where the per-service protocol needs 1,000, and the body (names of
-#: up to 63 characters) stays well under MAX_BODY_BYTES.
+#: up to 63 characters) stays well under MAX_BATCH_BODY_BYTES.
 MAX_SERVICES = 1000
 #: Largest body of a batch request, in bytes (other endpoints take 64 KiB): 1,000
 #: orders of the longest names are about 80 KiB, so this is room, not a tight fit.
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BATCH_BODY_BYTES = 1024 * 1024
 #: Backend calls one batch request runs at once. The backend locks each service, so
 #: this only bounds the load one request puts on what the backend drives (forks, the
 #: Docker engine); 64 keeps 1,000 services to 16 rounds of the slowest call.

@@ -19,7 +19,7 @@ from typing import Optional
 import tornado.httpserver
 
 from genisys.auth import Authenticator
-from genisys.connector.batch import MAX_BODY_BYTES as BATCH_MAX_BODY_BYTES
+from genisys.connector.batch import MAX_BATCH_BODY_BYTES
 from genisys.connector.definitions import load_definitions_file
 from genisys.connector.process import ProcessBackend
 from genisys.connector.server import make_connector_app
@@ -33,7 +33,7 @@ log = logging.getLogger("genisys.connector")
 #: Largest body the HTTP server reads at all (past it, the connection is just closed).
 #: Handlers refuse more than their own limit with a JSON 413: 64 KiB, 1 MiB for the
 #: batch requests; twice the largest, so that a body somewhat over it still gets one.
-SERVER_MAX_BODY_BYTES = 2 * BATCH_MAX_BODY_BYTES
+SERVER_MAX_BODY_BYTES = 2 * MAX_BATCH_BODY_BYTES
 
 BACKENDS = ("process", "simulated", "docker")
 
