@@ -11,9 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /opt/genisys
-COPY requirements.txt setup.py README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY genisys ./genisys
-RUN pip install -r requirements.txt && pip install --no-deps . \
+# The controller only: no extras (the docker connector's SDK is genisys[docker]).
+RUN pip install . \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/genisys genisys \
     && mkdir -p /var/lib/genisys && chown genisys:genisys /var/lib/genisys
 

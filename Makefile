@@ -17,11 +17,12 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): setup.py requirements.txt requirements-dev.txt
+# Everything `make test` needs: genisys (editable) with the docker connector's SDK
+# and the test tools (the extras of pyproject.toml).
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -e ".[docker,dev]"
 	touch $(STAMP)
 
 ## run: genisys (embedded SQLite store in ./var, computes from ./computes.py, the
@@ -35,11 +36,11 @@ run: $(STAMP)
 	    --services local-services.yml --state-dir $(CONNECTOR_STATE) & connector=$$!; \
 	$(PY) genisys.py serve --manifests $(MANIFESTS)
 
-## test: the whole test suite
+## test: the whole test suite (or a part: make test PYTEST_ARGS="tests/cli -x")
 test: $(STAMP)
 	bash scripts/ensure-docker.sh
 	bash scripts/ensure-etcd.sh
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
@@ -52,4 +53,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache

@@ -8,10 +8,8 @@ level-triggered), then close the store, which drains its pending writes.
 """
 
 import asyncio
-import errno
 import logging
 import secrets
-import signal
 import urllib.parse
 
 import tornado.httpserver
@@ -20,7 +18,7 @@ from genisys.api import make_app
 from genisys.audit import AuditLog
 from genisys.auth import Authenticator, Token
 from genisys.computefile import load_compute_file
-from genisys.config import server_tls_context
+from genisys.config import API_EXPOSURE, server_tls_context
 from genisys.connector.client import ConnectorClient
 from genisys.errors import GenisysError, NotFound, StartupError
 from genisys.intents import Intents
@@ -29,6 +27,7 @@ from genisys.model import Compute, is_loopback
 from genisys.reconciler.controller import Reconciler
 from genisys.reconciler.leader import make_leadership
 from genisys.reconciler.queue import Backoff
+from genisys.serving import bind_sockets, log_access, stop_on_signals
 from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
@@ -96,29 +95,6 @@ def make_reconciler(store, settings, metrics, leadership=None):
                       pass_budget=settings.reconciler.pass_budget, leadership=leadership)
 
 
-def _log_access(settings):
-    tokens = settings.auth.tokens
-    if tokens:
-        log.info("API tokens: %s", ", ".join("%s (%s)" % (t.name, t.role) for t in tokens))
-    elif settings.auth.insecure_bind_any and not is_loopback(settings.server.bind):
-        log.warning("INSECURE: listening on %s without any API token (--insecure-bind-any): "
-                    "anyone who can reach this port can create and destroy resources",
-                    settings.server.bind)
-    else:
-        log.info("no API tokens configured: requests are not authenticated (loopback only)")
-
-
-def _listen(server, settings):
-    try:
-        sockets = tornado.netutil.bind_sockets(settings.server.port, address=settings.server.bind)
-    except OSError as e:
-        hint = " (address already in use)" if e.errno == errno.EADDRINUSE else ""
-        raise StartupError("cannot listen on %s:%d: %s%s" % (
-            settings.server.bind, settings.server.port, e.strerror or e, hint)) from e
-    server.add_sockets(sockets)
-    return sockets[0].getsockname()[1]
-
-
 def make_intents(store, settings):
     return Intents(store, max_replicas=settings.intents.max_replicas,
                    max_services=settings.intents.max_services,
@@ -139,8 +115,10 @@ async def serve(app, settings, stop, *, listening=None):
         max_header_size=SERVER_MAX_HEADER_BYTES,
         idle_connection_timeout=settings.server.idle_timeout,
         body_timeout=settings.server.body_timeout)
-    port = _listen(server, settings)
-    _log_access(settings)
+    sockets = bind_sockets(bind=settings.server.bind, port=settings.server.port)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    log_access(log, API_EXPOSURE, bind=settings.server.bind, tokens=settings.auth.tokens)
     log.info("genisys listening on %s://%s:%d (store %s)", "https" if tls else "http",
              settings.server.bind, port, settings.store.url)
     if listening is not None:
@@ -155,11 +133,12 @@ async def run(settings, *, stop=None):
     if settings.intents.compute_file:
         computes = load_compute_file(settings.intents.compute_file)
 
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    with stop_on_signals(stop or asyncio.Event()) as stop:
+        await _run_controller(settings, computes, stop)
+    log.info("stopped")
 
+
+async def _run_controller(settings, computes, stop):
     store = store_from_url(settings.store.url)
     try:
         await store.open()
@@ -205,6 +184,3 @@ async def run(settings, *, stop=None):
         if leadership is not None:
             await leadership.stop()  # the reconciler first, then the lease
         await store.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-    log.info("stopped")

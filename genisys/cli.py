@@ -13,11 +13,10 @@ import os
 import re
 import sys
 
-from genisys import auth, config
-from genisys import commands as commands_module
+from genisys import auth, commands, config
 from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
-from genisys.model import is_loopback
+from genisys.serving import check_exposure
 
 SERVE_EPILOG = """\
 Every setting can come from genisys.yml, the environment or a flag; the
@@ -51,13 +50,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     parser = _Parser(prog="genisys", description="Compute resource management: a reconciling "
                      "controller that makes connectors run the resources services want.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
-    serve = commands.add_parser("serve", help="run the controller (API and store)",
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands.required = True
+    serve = subcommands.add_parser("serve", help="run the controller (API and store)",
                                 description="Run the genisys controller.", epilog=SERVE_EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_setting_flags(serve)
-    connector = commands.add_parser(
+    connector = subcommands.add_parser(
         "connector", help="run the bundled connector (processes, containers or simulated "
         "resources)",
         description="Run a connector: the HTTP agent genisys calls to run resources.\n"
@@ -72,7 +71,7 @@ def build_parser():
     connector.add_argument("--insecure-bind-any", action="store_true",
                            help="allow a non-loopback --bind without GENISYS_CONNECTOR_TOKEN "
                            "(dangerous: anyone who reaches the port runs processes)")
-    commands_module.add_commands(commands)
+    commands.add_commands(subcommands)
     return parser
 
 
@@ -111,9 +110,7 @@ def parse_backend(value):
 
 def parse_delay(value):
     """A duration that may be 0 (latency, start delay): "0", "250ms", "2s"."""
-    if re.fullmatch(r"\s*0+(\.0*)?\s*(ms|s|m|h)?\s*", value):
-        return 0.0
-    return config.parse_duration(value)
+    return config.parse_duration(value, allow_zero=True)
 
 
 def parse_rate(value):
@@ -251,12 +248,8 @@ def connector_settings(args, environ=None):
         tokens = tuple(auth.check_unique(auth.tokens_from_environment(
             environ["GENISYS_CONNECTOR_TOKEN"], variable="GENISYS_CONNECTOR_TOKEN",
             name="genisys")))
-    bind = groups[""].get("bind", "127.0.0.1")
-    if not tokens and not is_loopback(bind) and not args.insecure_bind_any:
-        raise ConfigError("refusing to listen on %s without a token: anyone who reaches it "
-                          "could run processes. Set GENISYS_CONNECTOR_TOKEN (and the "
-                          "compute's token in genisys), bind to 127.0.0.1, or pass "
-                          "--insecure-bind-any" % bind, field="--bind")
+    check_exposure(connector_main.EXPOSURE, bind=groups[""].get("bind", "127.0.0.1"),
+                   has_tokens=bool(tokens), insecure_bind_any=args.insecure_bind_any)
     return connector_main.ConnectorServerSettings(
         process=connector_main.ProcessSettings(**groups["process"]),
         simulated=connector_main.SimulatedSettings(**groups["simulated"]),
@@ -304,7 +297,7 @@ def run_main(main, *, config_prefix, error_prefix):
 
 #: Every command and the function that runs it (genisys.py passes these through).
 COMMANDS = {"serve": cmd_serve, "connector": cmd_connector,
-            **{name: commands_module.run for name in commands_module.HANDLERS}}
+            **{name: commands.run for name in commands.HANDLERS}}
 
 
 def main(argv=None):

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from genisys.config import parse_duration
 from genisys.errors import ConfigError, GenisysError, Invalid
 from genisys.manifests import apply as applying
 from genisys.manifests.client import DEFAULT_SERVER, ApiError, Client, Unreachable
@@ -92,19 +93,17 @@ def add_connection_flags(parser):
                        help="genisys to talk to [GENISYS_SERVER] (default %s)" % DEFAULT_SERVER)
     group.add_argument("--ca-file", metavar="FILE", default=None,
                        help="CA bundle of an https server [GENISYS_CA_FILE]")
-    group.add_argument("--request-timeout", metavar="SECONDS", type=_seconds, default=10.0,
-                       help="timeout of one request (default 10)")
+    group.add_argument("--request-timeout", metavar="DURATION", type=_duration,
+                       default=10.0, help="timeout of one request, like 10s or 500ms "
+                       "(default 10s)")
 
 
-def _seconds(value):
+def _duration(value):
+    """A timeout flag: 10s, 500ms, 2m (genisys.config's duration, as every setting)."""
     try:
-        seconds = float(value.rstrip("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a number of seconds" % value) from None
-    if not 0 < seconds <= 86400:
-        raise argparse.ArgumentTypeError("must be more than 0 and at most 86400, got %s"
-                                         % value)
-    return seconds
+        return parse_duration(value)
+    except ValueError as e:  # argparse then names the flag: "argument --wait-timeout: ..."
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _replicas(value):
@@ -147,9 +146,9 @@ def add_commands(commands):
     sub.add_argument("--manager", default=applying.CLI_MANAGER, help="who applies (managedBy; "
                      "default %s): --prune only touches this manager's objects"
                      % applying.CLI_MANAGER)
-    sub.add_argument("--wait-timeout", type=_seconds, default=120.0, metavar="SECONDS",
+    sub.add_argument("--wait-timeout", type=_duration, default=120.0, metavar="DURATION",
                      help="with --prune: how long to wait for a pruned compute's services to "
-                     "be gone (default 120)")
+                     "be gone (default 2m)")
 
     sub = command("diff", "show what apply would change",
                   "Show, as a unified diff, what `genisys apply` would change.")
@@ -168,8 +167,8 @@ def add_commands(commands):
     sub.add_argument("-f", "--filename", action="append", metavar="PATH", help=files_help)
     sub.add_argument("--no-wait", action="store_true", help="don't wait for deleted services "
                      "to be gone")
-    sub.add_argument("--wait-timeout", type=_seconds, default=120.0, metavar="SECONDS",
-                     help="how long to wait for deleted services to be gone (default 120)")
+    sub.add_argument("--wait-timeout", type=_duration, default=120.0, metavar="DURATION",
+                     help="how long to wait for deleted services to be gone (default 2m)")
 
     sub = command("get", "list computes or services",
                   "List computes or services, or show one. Services show, per compute, the "

@@ -16,11 +16,17 @@ from typing import Optional
 
 from genisys import auth, files
 from genisys.errors import ConfigError
-from genisys.model import DEFAULT_MAX_REPLICAS, describe, is_loopback
+from genisys.model import DEFAULT_MAX_REPLICAS, describe
+from genisys.serving import Exposure, check_exposure
 from genisys.store import validate_store_url
 
 DEFAULT_CONFIG_FILE = "./genisys.yml"
 DEFAULT_COMPUTE_FILE = "./computes.py"
+
+#: What the API's refusal to listen without tokens, and its warning, say.
+API_EXPOSURE = Exposure(without="API tokens", risk="create and destroy resources",
+                        remedy="Configure tokens (GENISYS_TOKEN or genisys.tokens_file)",
+                        field="genisys.bind", tokens_label="API tokens")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,14 +168,17 @@ _SIZE_UNITS = {"B": 1, None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_duration(value):
-    """"15s", "500ms", "2m", "1h" or a plain number of seconds; must be > 0."""
+def parse_duration(value, *, allow_zero=False):
+    """"15s", "500ms", "2m", "1h" or a plain number of seconds, up to 24h; more than 0
+    unless ``allow_zero`` (a delay that may be none). The one duration parser: settings,
+    the connector's flags and the CLI's timeouts all read durations with it."""
+    low = "from 0" if allow_zero else "more than 0"
     if isinstance(value, bool):
         raise ValueError("must be a duration like 15s, 500ms or 2m")
     if isinstance(value, int):
         # Compared as an int: float() of one past 1e308 raises OverflowError.
-        if not 0 < value <= 86400:
-            raise ValueError("must be more than 0 and at most 24h, got %s" % describe(value))
+        if not (value >= 0 if allow_zero else value > 0) or value > 86400:
+            raise ValueError("must be %s and at most 24h, got %s" % (low, describe(value)))
         return float(value)
     if isinstance(value, float):
         seconds = value
@@ -179,8 +188,8 @@ def parse_duration(value):
             raise ValueError("%s is not a duration (like 15s, 500ms or 2m)" % describe(value))
         # A long run of digits reads as inf, never OverflowError: refused just below.
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if not 0 < seconds <= 86400:
-        raise ValueError("must be more than 0 and at most 24h, got %s" % describe(value))
+    if not (seconds >= 0 if allow_zero else seconds > 0) or not seconds <= 86400:
+        raise ValueError("must be %s and at most 24h, got %s" % (low, describe(value)))
     return seconds
 
 
@@ -503,15 +512,6 @@ def _check_ca_file(path):
                           field="connector.ca_file") from e
 
 
-def _check_exposure(bind, auth_settings):
-    if auth_settings["tokens"] or is_loopback(bind) or auth_settings.get("insecure_bind_any"):
-        return
-    raise ConfigError("refusing to listen on %s without API tokens: anyone who reaches it "
-                      "could create and destroy resources. Configure tokens (GENISYS_TOKEN or "
-                      "genisys.tokens_file), bind to 127.0.0.1, or pass --insecure-bind-any"
-                      % bind, field="genisys.bind")
-
-
 def load_settings(flags=None, environ=None):
     """Build Settings from ``flags`` ({flag: text or None}) and ``environ``.
 
@@ -564,7 +564,9 @@ def load_settings(flags=None, environ=None):
     groups["auth"]["tokens"] = _load_tokens(groups["auth"].get("tokens_file"), environ)
     _check_tls(groups["server"].get("tls_cert"), groups["server"].get("tls_key"))
     _check_ca_file(groups["connector"].get("ca_file"))
-    _check_exposure(groups["server"].get("bind", ServerSettings.bind), groups["auth"])
+    check_exposure(API_EXPOSURE, bind=groups["server"].get("bind", ServerSettings.bind),
+                   has_tokens=bool(groups["auth"]["tokens"]),
+                   insecure_bind_any=groups["auth"].get("insecure_bind_any", False))
 
     return Settings(server=ServerSettings(**groups["server"]),
                     auth=AuthSettings(**groups["auth"]),

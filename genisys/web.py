@@ -59,7 +59,7 @@ def status_for(exc):
     return None
 
 
-class ApiError(errors.GenisysError):
+class RequestRefused(errors.GenisysError):
     """An HTTP-level refusal that has no domain meaning (413, 415, ...)."""
 
     def __init__(self, status, message, *, field=None):
@@ -163,8 +163,8 @@ class JSONHandler(tornado.web.RequestHandler):
         size = len(request.method) + len(request.uri) + len(request.version) + 4
         size += sum(len(k) + len(v) + 4 for k, v in request.headers.get_all())
         if size > MAX_HEADER_BYTES:
-            raise ApiError(431, "request line and headers are %d bytes, the limit is %d"
-                           % (size, MAX_HEADER_BYTES), field="headers")
+            raise RequestRefused(431, "request line and headers are %d bytes, the limit is %d"
+                                 % (size, MAX_HEADER_BYTES), field="headers")
 
     def prepare(self):
         self._track()
@@ -175,15 +175,15 @@ class JSONHandler(tornado.web.RequestHandler):
         declared = self.request.headers.get("Content-Length")
         if (declared is not None and declared.isascii() and declared.isdigit()
                 and int(declared) > self.max_body_bytes):
-            raise ApiError(413, "request body is %s bytes, the limit is %d"
-                           % (declared, self.max_body_bytes), field="body")
+            raise RequestRefused(413, "request body is %s bytes, the limit is %d"
+                                 % (declared, self.max_body_bytes), field="body")
         if self.request.method in ("POST", "PUT", "PATCH"):
             ctype = self.request.headers.get("Content-Type")
             if ctype is not None:
                 media = ctype.split(";", 1)[0].strip().lower()
                 if media != "application/json" and not media.endswith("+json"):
-                    raise ApiError(415, "Content-Type must be application/json, got %r" % ctype,
-                                   field="Content-Type")
+                    raise RequestRefused(415, "Content-Type must be application/json, got %r"
+                                         % ctype, field="Content-Type")
 
     def data_received(self, chunk):
         if self._too_large:
@@ -215,8 +215,8 @@ class JSONHandler(tornado.web.RequestHandler):
 
     def json_body(self):
         if self._too_large:
-            raise ApiError(413, "request body is larger than %d bytes" % self.max_body_bytes,
-                           field="body")
+            raise RequestRefused(413, "request body is larger than %d bytes"
+                                 % self.max_body_bytes, field="body")
         return parse_json(bytes(self._body))
 
     def send(self, status, body, *, version=None):
@@ -230,7 +230,7 @@ class JSONHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         field = None
-        if isinstance(exc, ApiError):
+        if isinstance(exc, RequestRefused):
             status, reason, message, field = exc.status, exc.reason, exc.message, exc.field
         elif isinstance(exc, errors.GenisysError) and status_for(exc) is not None:
             status, reason, message, field = status_for(exc), exc.reason, exc.message, exc.field
@@ -259,7 +259,7 @@ class JSONHandler(tornado.web.RequestHandler):
     def _handle_request_exception(self, e):
         # Domain errors are answers, not server faults: map them without a traceback.
         # An unmapped GenisysError is a bug somewhere: it takes tornado's path (logged).
-        answer = isinstance(e, ApiError) or (isinstance(e, errors.GenisysError)
+        answer = isinstance(e, RequestRefused) or (isinstance(e, errors.GenisysError)
                                              and status_for(e) is not None)
         if answer and not isinstance(e, _LOGGED_ERRORS):
             if self._finished:
@@ -285,8 +285,8 @@ class NotFoundHandler(JSONHandler):
         self._track()
         self.check_header_size()
         self.authenticate()  # an unknown path tells a stranger nothing
-        raise ApiError(404, "no such endpoint: %s %s" % (self.request.method, self.request.path),
-                       field="path")
+        raise RequestRefused(404, "no such endpoint: %s %s"
+                             % (self.request.method, self.request.path), field="path")
 
 
 class InFlight:

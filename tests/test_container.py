@@ -44,6 +44,8 @@ def test_the_image_is_slim_non_root_and_runs_genisys_in_exec_form():
     assert json.loads(entrypoint) == ["genisys", "serve"]  # exec form: SIGTERM reaches it
     [healthcheck] = [a for i, a in instructions if i == "HEALTHCHECK"]
     assert "/healthz" in healthcheck and "CMD [" in healthcheck
+    [install] = [a for i, a in instructions if i == "RUN" and "pip install" in a]
+    assert install.split("&&")[0].split() == ["pip", "install", "."]  # no extras: no Docker SDK
     env = image_environment()
     assert env["GENISYS_BIND"] == "0.0.0.0"
     known = {o.env for o in OPTIONS}

@@ -6,9 +6,7 @@ they never talk to connectors (the reconciler does).
 
 import tornado.web
 
-from genisys.api import audit as audit_api
-from genisys.api import computes, health, openapi, services
-from genisys.api import metrics as metrics_api
+from genisys.api import audit_trail, computes, health, openapi, prometheus, services
 from genisys.api.base import InFlight, NotFoundHandler
 from genisys.audit import AuditLog
 from genisys.metrics import Metrics
@@ -23,8 +21,8 @@ def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, chec
     deps = {"intents": intents, "tracker": tracker, "auth": auth, "audit": audit}
     app = tornado.web.Application(
         computes.routes(**deps) + services.routes(**deps) + health.routes(checks=checks, **deps)
-        + metrics_api.routes(metrics=metrics or Metrics(), **deps)
-        + openapi.routes(**deps) + audit_api.routes(**deps),
+        + prometheus.routes(metrics=metrics or Metrics(), **deps)
+        + openapi.routes(**deps) + audit_trail.routes(**deps),
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
     )

@@ -4,7 +4,7 @@ JSON in/out, the body limit and the error mapping are generic and live in
 ``genisys.web`` (the connector server uses them too); what is API-specific
 is here: handlers get the intent layer, and writes may be conditional on a
 resourceVersion through ``If-Match``. The names other modules import from
-here (ApiError, parse_json, MAX_BODY_BYTES, ...) are re-exported.
+here (RequestRefused, parse_json, MAX_BODY_BYTES, ...) are re-exported.
 """
 
 import hashlib
@@ -16,15 +16,15 @@ from genisys.auth import WRITE_METHODS
 from genisys.intents import ANY_VERSION, Idempotency
 from genisys.web import (
     MAX_BODY_BYTES,
-    ApiError,
     InFlight,
     JSONHandler,
+    RequestRefused,
     parse_json,
     reason_for,
 )
 from genisys.web import NotFoundHandler as _NotFoundHandler
 
-__all__ = ["APIHandler", "ApiError", "InFlight", "MAX_BODY_BYTES", "NotFoundHandler",
+__all__ = ["APIHandler", "RequestRefused", "InFlight", "MAX_BODY_BYTES", "NotFoundHandler",
            "parse_json", "reason_for"]
 
 

@@ -21,7 +21,7 @@ portable core of what genisys accepts (see ``CONNECTOR_URL_PATTERN``).
 """
 
 
-from genisys.api.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
+from genisys.api.audit_trail import MAX_AUDIT_LIMIT
 from genisys.api.base import APIHandler
 from genisys.model import (
     CONDITIONS,

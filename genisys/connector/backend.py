@@ -26,8 +26,9 @@ class Backend(abc.ABC):
     name = "backend"
     #: True if count and scale need a definition of the service (how to run it).
     requires_definitions = True
-    #: What a definition of this backend is: ``from_body(body, name=None)`` validates one.
-    definition_class = Definition
+    #: What a definition of this backend is: ``from_body(body, name=None)`` validates one
+    #: (Definition, or a class of the backend's own such as DockerDefinition).
+    definition_class: type = Definition
     #: The smallest definition body, for the message that says a service lacks one.
     definition_hint = '{"command": [...]}'
 

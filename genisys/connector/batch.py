@@ -21,17 +21,17 @@ import logging
 from genisys.connector.backend import MAX_RESOURCES
 from genisys.errors import GenisysError, Invalid
 from genisys.model import check_fields, describe, type_name, validate_count, validate_name
-from genisys.web import ApiError, status_for
+from genisys.web import RequestRefused, status_for
 
 log = logging.getLogger(__name__)
 
 #: Most services one batch request may carry: a status call for 1,000 services answers
 #: in one round trip where the per-service protocol needs 1,000, and the body (names of
-#: up to 63 characters) stays well under MAX_BODY_BYTES.
+#: up to 63 characters) stays well under MAX_BATCH_BODY_BYTES.
 MAX_SERVICES = 1000
 #: Largest body of a batch request, in bytes (other endpoints take 64 KiB): 1,000
 #: orders of the longest names are about 80 KiB, so this is room, not a tight fit.
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BATCH_BODY_BYTES = 1024 * 1024
 #: Backend calls one batch request runs at once. The backend locks each service, so
 #: this only bounds the load one request puts on what the backend drives (forks, the
 #: Docker engine); 64 keeps 1,000 services to 16 rounds of the slowest call.
@@ -48,8 +48,8 @@ def _check_size(count):
     if count == 0:
         raise Invalid("must name at least one service", field="services")
     if count > MAX_SERVICES:
-        raise ApiError(413, "%d services in one request, the limit is %d (maxServices of GET "
-                       "/capabilities)" % (count, MAX_SERVICES), field="services")
+        raise RequestRefused(413, "%d services in one request, the limit is %d (maxServices of "
+                             "GET /capabilities)" % (count, MAX_SERVICES), field="services")
 
 
 def services_to_check(body):

@@ -104,8 +104,10 @@ class ConnectorUnauthorized(ConnectorError):
     reason = "ConnectorUnauthorized"
 
 
-class ServiceNotDefined(ConnectorError):
-    """404: the connector has no definition for this service."""
+class ConnectorNotFound(ConnectorError):
+    """404: the connector has no definition for this service, or (a 404 of the batch
+    extension's paths) no such endpoint. The status of the pair keeps the reason
+    ``ServiceNotDefined``, the connector's own word for the usual case."""
 
     reason = "ServiceNotDefined"
 
@@ -393,7 +395,7 @@ class ConnectorClient:
             results = json.loads(body)["services"]
             if not isinstance(results, dict):
                 raise TypeError("not an object")
-        except ServiceNotDefined:
+        except ConnectorNotFound:
             # The connector no longer has the extension (restarted without it, say):
             # these calls go one by one, and so will the next ones.
             self._capabilities[compute.connector] = (0, time.monotonic() + CAPABILITIES_TTL)
@@ -533,7 +535,7 @@ def _status_error(code, body, method, url, with_token, *, content_type=""):
                else "a call without a token (give the compute one)", detail),
             status=code, body=body)
     if code == 404:
-        return ServiceNotDefined("%s %s: 404, the connector has no such service: %s"
+        return ConnectorNotFound("%s %s: 404, the connector has no such service: %s"
                                  % (method, url, detail), status=404, body=body)
     if code == 503:
         return ConnectorUnavailable("%s %s: 503, the connector is unavailable: %s"

@@ -13,23 +13,19 @@ and the next connector with the same ``--connector-id`` takes them over.
 
 import asyncio
 import dataclasses
-import errno
 import logging
-import signal
 from typing import Optional
 
 import tornado.httpserver
-import tornado.netutil
 
 from genisys.auth import Authenticator
-from genisys.connector.batch import MAX_BODY_BYTES as BATCH_MAX_BODY_BYTES
+from genisys.connector.batch import MAX_BATCH_BODY_BYTES
 from genisys.connector.definitions import load_definitions_file
-from genisys.connector.docker.backend import DockerBackend
 from genisys.connector.process import ProcessBackend
 from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
-from genisys.errors import StartupError
-from genisys.model import is_loopback
+from genisys.errors import ConfigError
+from genisys.serving import Exposure, bind_sockets, log_access, stop_on_signals
 from genisys.web import SERVER_MAX_HEADER_BYTES, drain
 
 log = logging.getLogger("genisys.connector")
@@ -37,7 +33,7 @@ log = logging.getLogger("genisys.connector")
 #: Largest body the HTTP server reads at all (past it, the connection is just closed).
 #: Handlers refuse more than their own limit with a JSON 413: 64 KiB, 1 MiB for the
 #: batch requests; twice the largest, so that a body somewhat over it still gets one.
-SERVER_MAX_BODY_BYTES = 2 * BATCH_MAX_BODY_BYTES
+SERVER_MAX_BODY_BYTES = 2 * MAX_BATCH_BODY_BYTES
 #: Seconds a connection may stay idle, and a client may take to send its request
 #: head, then its body: one that trickles them (slow-loris) gives its connection up.
 #: A minute: genisys keeps its connections alive between resyncs (15 s apart by
@@ -46,6 +42,11 @@ IDLE_SECONDS = 60.0
 BODY_SECONDS = 60.0
 
 BACKENDS = ("process", "simulated", "docker")
+
+#: What the connector's refusal to listen without a token, and its warning, say.
+EXPOSURE = Exposure(without="a token", risk="start and stop processes",
+                    remedy="Set GENISYS_CONNECTOR_TOKEN (and the compute's token in genisys)",
+                    field="--bind")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +118,19 @@ class ConnectorServerSettings:
     docker: DockerSettings = DockerSettings()
 
 
+def _docker_backend_class():
+    """The docker backend, imported only when asked for: the Docker SDK it needs is the
+    ``genisys[docker]`` extra, which the controller's install does not carry."""
+    try:
+        from genisys.connector.docker.backend import DockerBackend
+    except ImportError as e:
+        if e.name != "docker" and not (e.name or "").startswith("docker."):
+            raise
+        raise ConfigError("the docker backend needs the Docker SDK, which is not installed: "
+                          "pip install 'genisys[docker]'", field="--backend") from e
+    return DockerBackend
+
+
 def make_backend(settings):
     if settings.backend == "process":
         return ProcessBackend(state_dir=settings.process.state_dir,
@@ -126,20 +140,12 @@ def make_backend(settings):
                                 failure_rate=settings.simulated.failure_rate,
                                 start_delay=settings.simulated.start_delay)
     if settings.backend == "docker":
-        return DockerBackend(url=settings.docker.url, connector_id=settings.docker.connector_id,
-                             state_dir=settings.docker.state_dir,
-                             grace_period=settings.docker.grace_period,
-                             pull=settings.docker.pull)
+        docker_backend = _docker_backend_class()
+        return docker_backend(url=settings.docker.url, connector_id=settings.docker.connector_id,
+                              state_dir=settings.docker.state_dir,
+                              grace_period=settings.docker.grace_period,
+                              pull=settings.docker.pull)
     raise ValueError("unknown backend %r" % settings.backend)
-
-
-def _bind(settings):
-    try:
-        return tornado.netutil.bind_sockets(settings.port, address=settings.bind)
-    except OSError as e:
-        hint = " (address already in use)" if e.errno == errno.EADDRINUSE else ""
-        raise StartupError("cannot listen on %s:%d: %s%s" % (
-            settings.bind, settings.port, e.strerror or e, hint)) from e
 
 
 async def run_connector(settings, *, stop=None):
@@ -151,12 +157,8 @@ async def run_connector(settings, *, stop=None):
     if settings.services_file:
         definitions = load_definitions_file(settings.services_file, backend.definition_class)
 
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        sockets = _bind(settings)
+    with stop_on_signals(stop or asyncio.Event()) as stop:
+        sockets = bind_sockets(bind=settings.bind, port=settings.port)
         try:
             await backend.start()
         except BaseException:
@@ -171,19 +173,12 @@ async def run_connector(settings, *, stop=None):
             await _serve(settings, backend, sockets, stop)
         finally:
             await backend.close()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
     log.info("stopped")
 
 
 async def _serve(settings, backend, sockets, stop):
     app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch)
-    if settings.tokens:
-        log.info("tokens: %s", ", ".join(t.name for t in settings.tokens))
-    elif not is_loopback(settings.bind):
-        log.warning("INSECURE: listening on %s without a token (--insecure-bind-any): anyone "
-                    "who can reach this port can start and stop processes", settings.bind)
+    log_access(log, EXPOSURE, bind=settings.bind, tokens=settings.tokens)
     server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
                                            max_header_size=SERVER_MAX_HEADER_BYTES,
                                            idle_connection_timeout=IDLE_SECONDS,

@@ -77,7 +77,7 @@ class CapabilitiesHandler(ConnectorHandler):
 
 
 class BatchStatusHandler(ConnectorHandler):
-    max_body_bytes = batching.MAX_BODY_BYTES
+    max_body_bytes = batching.MAX_BATCH_BODY_BYTES
 
     async def post(self):
         names = batching.services_to_check(self.json_body())
@@ -88,7 +88,7 @@ class BatchStatusHandler(ConnectorHandler):
 
 
 class BatchScaleHandler(ConnectorHandler):
-    max_body_bytes = batching.MAX_BODY_BYTES
+    max_body_bytes = batching.MAX_BATCH_BODY_BYTES
 
     async def post(self):
         orders = batching.orders_from(self.json_body())
@@ -174,7 +174,7 @@ def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=
     carry one of its tokens (the compute's ``token`` in genisys). ``batch``: offer
     the batch extension (False: /capabilities and /batch/* answer 404).
 
-    Batch bodies may be up to ``genisys.connector.batch.MAX_BODY_BYTES``: an
+    Batch bodies may be up to ``genisys.connector.batch.MAX_BATCH_BODY_BYTES``: an
     HTTPServer in front of the app needs a ``max_body_size`` above that."""
     tracker = tracker or InFlight()
     metrics = metrics or ConnectorMetrics()

@@ -20,7 +20,7 @@ import logging
 import time
 from typing import Optional
 
-from genisys.connector.client import ConnectorFailure, ServiceNotDefined
+from genisys.connector.client import ConnectorFailure, ConnectorNotFound
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import (
     COMPUTES,
@@ -465,7 +465,7 @@ class Reconciler:
                 reported = await self.client.scale(compute, name, desired)
         except NotLeader:
             raise  # not ours to reconcile any more: no status either
-        except ServiceNotDefined as e:
+        except ConnectorNotFound as e:
             if desired == 0:
                 # A connector that doesn't know the service runs none of it: that is
                 # what is wanted, and what lets a deletion finish.

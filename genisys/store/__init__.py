@@ -28,7 +28,7 @@ __all__ = ["DELETE", "Compacted", "Condition", "Event", "Listing", "Op", "Record
 SCHEMES = ("sqlite", "etcd", "memory")
 
 
-def validate_store_url(url, field="store"):
+def validate_store_url(url: object, field: str = "store") -> tuple[str, str]:
     """Check a store URL without opening anything; returns (scheme, location)."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError("%r is not a store URL (expected sqlite:///path/genisys.db, "
@@ -55,7 +55,7 @@ def validate_store_url(url, field="store"):
                       % (scheme, url, ", ".join(s + "://" for s in SCHEMES)), field=field)
 
 
-def store_from_url(url) -> Store:
+def store_from_url(url: str) -> Store:
     """A not yet opened store for ``url``; open it with ``async with``."""
     scheme, location = validate_store_url(url)
     if scheme == "memory":

@@ -15,10 +15,11 @@ their own ``View`` of the data, so their semantics cannot drift apart.
 
 import abc
 import asyncio
+import builtins
 import collections
 import dataclasses
-from collections.abc import Sequence
-from typing import Callable, Optional
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable, Optional
 
 from genisys.errors import GenisysError, VersionMismatch
 
@@ -68,23 +69,27 @@ class Condition:
     value: int = 0
 
     @classmethod
-    def version(cls, key, version):
+    def version(cls, key: str, version: int) -> "Condition":
         return cls("version", key, version)
 
     @classmethod
-    def exists(cls, key):
+    def exists(cls, key: str) -> "Condition":
         return cls("exists", key)
 
     @classmethod
-    def unchanged(cls, prefix, revision):
+    def unchanged(cls, prefix: str, revision: int) -> "Condition":
         return cls("unchanged", prefix, revision)
 
 
 #: Returned by an update function to delete the key instead of writing it.
 DELETE = object()
 
+#: What ``update`` calls: the current record (None: absent) -> the new value, the same
+#: value, or DELETE.
+UpdateFn = Callable[[Optional["Record"]], Any]
 
-def prefix_end(prefix):
+
+def prefix_end(prefix: str) -> Optional[str]:
     """The first key after every key that starts with ``prefix`` (etcd's range_end)."""
     if not prefix:
         return None
@@ -99,45 +104,45 @@ class Store(abc.ABC):
     #: (memory, or sqlite, whose file lock keeps any other controller out).
     shared = False
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Store":
         await self.open()
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def open(self):  # noqa: B027 (backends with nothing to open keep this one)
+    async def open(self) -> None:  # noqa: B027 (backends with nothing to open keep this one)
         """Connect, create what is missing; raise StoreUnavailable if impossible."""
 
     @abc.abstractmethod
-    async def close(self):
+    async def close(self) -> None:
         """Finish pending writes and release every resource."""
 
     @abc.abstractmethod
-    async def get(self, key) -> Optional[Record]:
+    async def get(self, key: str) -> Optional[Record]:
         ...
 
     @abc.abstractmethod
-    async def list(self, prefix) -> Listing:
+    async def list(self, prefix: str) -> Listing:
         """Every record whose key starts with ``prefix``, sorted by key."""
 
     @abc.abstractmethod
-    async def count(self, prefix) -> int:
+    async def count(self, prefix: str) -> int:
         """How many keys start with ``prefix`` (without reading their values)."""
 
     @abc.abstractmethod
-    async def put(self, key, value, *, expect_version=None,
+    async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,
                   conditions: Sequence[Condition] = ()) -> Record:
         """Write ``value``. ``expect_version``: None = unconditional, 0 = create
         only, N = replace only version N. Raises VersionMismatch."""
 
     @abc.abstractmethod
-    async def delete(self, key, *, expect_version=None,
+    async def delete(self, key: str, *, expect_version: Optional[int] = None,
                      conditions: Sequence[Condition] = ()) -> Optional[Record]:
         """Delete ``key``; returns the deleted record, None if it was absent."""
 
     @abc.abstractmethod
-    async def update(self, key, fn: Callable, *,
+    async def update(self, key: str, fn: UpdateFn, *,
                      conditions: Sequence[Condition] = ()) -> Optional[Record]:
         """Atomically replace the value of ``key`` with ``fn(current_record_or_None)``.
 
@@ -147,7 +152,7 @@ class Store(abc.ABC):
         resulting record (None if deleted or absent)."""
 
     @abc.abstractmethod
-    async def transaction(self, ops: Sequence["Op"]) -> list:
+    async def transaction(self, ops: Sequence["Op"]) -> builtins.list[Any]:
         """Apply ``ops`` (``Op.put``/``Op.delete``/``Op.update``) in order, all or
         nothing: if one is refused, none happened and its error is raised. Every
         write of a transaction takes the same revision (as in etcd). Returns the
@@ -158,11 +163,11 @@ class Store(abc.ABC):
         """The current store revision."""
 
     @abc.abstractmethod
-    def watch(self, prefix, *, start_revision=None) -> "Watch":
+    def watch(self, prefix: str, *, start_revision: Optional[int] = None) -> "WatchStream":
         """Changes under ``prefix`` after ``start_revision`` (default: from now).
         Raises Compacted (on iteration) if that history is gone."""
 
-    async def check(self):
+    async def check(self) -> None:
         """Raise StoreUnavailable if the store can't serve requests (for /readyz)."""
         await self.revision()
 
@@ -174,24 +179,24 @@ class View(abc.ABC):
     """What ``apply_op`` needs from a backend, inside one atomic transaction."""
 
     @abc.abstractmethod
-    def read(self, key) -> Optional[Record]:
+    def read(self, key: str) -> Optional[Record]:
         ...
 
-    def version(self, key) -> int:
+    def version(self, key: str) -> int:
         """The version of ``key`` (0: absent); a backend may spare the decoding."""
         record = self.read(key)
         return record.version if record else 0
 
     @abc.abstractmethod
-    def max_version(self, prefix) -> int:
+    def max_version(self, prefix: str) -> int:
         ...
 
     @abc.abstractmethod
-    def write(self, record: Record):
+    def write(self, record: Record) -> None:
         ...
 
     @abc.abstractmethod
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         ...
 
 
@@ -202,30 +207,32 @@ class Op:
 
     kind: str
     key: str
-    value: object = None
+    value: Any = None
     expect_version: Optional[int] = None
     conditions: Sequence[Condition] = ()
 
     @classmethod
-    def put(cls, key, value, *, expect_version=None, conditions=()):
+    def put(cls, key: str, value: dict, *, expect_version: Optional[int] = None,
+            conditions: Iterable[Condition] = ()) -> "Op":
         return cls("put", key, value, expect_version, tuple(conditions))
 
     @classmethod
-    def delete(cls, key, *, expect_version=None, conditions=()):
+    def delete(cls, key: str, *, expect_version: Optional[int] = None,
+               conditions: Iterable[Condition] = ()) -> "Op":
         return cls("delete", key, None, expect_version, tuple(conditions))
 
     @classmethod
-    def update(cls, key, fn, *, conditions=()):
+    def update(cls, key: str, fn: UpdateFn, *, conditions: Iterable[Condition] = ()) -> "Op":
         return cls("update", key, fn, None, tuple(conditions))
 
     @classmethod
-    def txn(cls, ops):
+    def txn(cls, ops: Sequence["Op"]) -> "Op":
         if not ops or any(op.kind == "txn" for op in ops):
             raise ValueError("a transaction is a non-empty list of put, delete, update")
         return cls("txn", "", list(ops))
 
 
-def check_conditions(view, conditions):
+def check_conditions(view: View, conditions: Iterable[Condition]) -> None:
     for cond in conditions:
         if cond.kind == "unchanged":
             latest = view.max_version(cond.key)
@@ -242,13 +249,13 @@ def check_conditions(view, conditions):
                                   % (cond.key, version, cond.value), field=cond.key)
 
 
-def check_expected(key, current, expect_version):
+def check_expected(key: str, current: Optional[Record], expect_version: Optional[int]) -> None:
     if expect_version is None:
         return
     check_version(key, current.version if current else 0, expect_version)
 
 
-def check_version(key, version, expect_version):
+def check_version(key: str, version: int, expect_version: int) -> None:
     if version != expect_version:
         if expect_version == 0:
             raise VersionMismatch("%s already exists" % key, field=key)
@@ -258,14 +265,15 @@ def check_version(key, version, expect_version):
                               field=key)
 
 
-def apply_op(view, op, revision):
+def apply_op(view: View, op: Op, revision: int) -> tuple[Any, list[Event]]:
     """Run ``op`` against ``view``; a write takes ``revision``.
 
     Returns ``(result, events)``. Raises GenisysError to refuse, in which case
     the view must be left as it was (the caller rolls back what a transaction
     wrote before the refused op)."""
     if op.kind == "txn":
-        results, events = [], []
+        results: list = []
+        events: list[Event] = []
         for sub in op.value:
             result, more = apply_op(view, sub, revision)
             results.append(result)
@@ -275,7 +283,7 @@ def apply_op(view, op, revision):
     return result, [event] if event is not None else []
 
 
-def _apply_one(view, op, revision):
+def _apply_one(view: View, op: Op, revision: int) -> tuple[Any, Optional[Event]]:
     check_conditions(view, op.conditions)
     if op.kind == "put":
         # A put needs no current value: only its version, and only if one is expected.
@@ -313,36 +321,36 @@ class WatchStream:
     """What every backend's watch is: ``async with`` it, ``async for event in`` it;
     close() ends it. Subclasses implement close() and __anext__()."""
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "WatchStream":
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         self.close()
 
-    def __aiter__(self):
+    def __aiter__(self) -> "WatchStream":
         return self
 
-    def close(self):
+    def close(self) -> None:
         raise NotImplementedError
 
-    async def __anext__(self):
+    async def __anext__(self) -> Event:
         raise NotImplementedError
 
 
 class Watch(WatchStream):
     """A stream of events from the in-process backends' hub."""
 
-    def __init__(self, hub, prefix, *, after, limit):
+    def __init__(self, hub: "WatchHub", prefix: str, *, after: int, limit: int) -> None:
         self._hub = hub
         self.prefix = prefix
         #: Events at or before this revision are not for this watch.
         self._after = after
-        self._queue = asyncio.Queue()
+        self._queue: asyncio.Queue[Optional[Event]] = asyncio.Queue()
         self._limit = limit
-        self._error = None
+        self._error: Optional[Exception] = None
         self._closed = False
 
-    def _offer(self, event):
+    def _offer(self, event: Event) -> None:
         if self._error or self._closed or event.revision <= self._after:
             return
         if self._queue.qsize() >= self._limit:
@@ -353,17 +361,17 @@ class Watch(WatchStream):
             return
         self._queue.put_nowait(event)
 
-    def _fail(self, error):
+    def _fail(self, error: Exception) -> None:
         self._error = error
         self._queue.put_nowait(None)
 
-    def close(self):
+    def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._hub.unsubscribe(self)
             self._queue.put_nowait(None)
 
-    async def __anext__(self):
+    async def __anext__(self) -> Event:
         if self._error:
             raise self._error
         if self._closed and self._queue.empty():
@@ -379,15 +387,16 @@ class Watch(WatchStream):
 class WatchHub:
     """Fans committed events out to watches, with a bounded replay history."""
 
-    def __init__(self, revision, *, history=10000, watch_limit=100000):
-        self._history = collections.deque(maxlen=history)
+    def __init__(self, revision: int, *, history: int = 10000,
+                 watch_limit: int = 100000) -> None:
+        self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._revision = revision
         #: Events up to this revision can no longer be replayed.
         self._forgotten = revision
-        self._watches = set()
+        self._watches: set[Watch] = set()
         self._watch_limit = watch_limit
 
-    def publish(self, events):
+    def publish(self, events: Iterable[Event]) -> None:
         for event in events:
             self._revision = event.revision
             if len(self._history) == self._history.maxlen:
@@ -397,7 +406,7 @@ class WatchHub:
                 if event.key.startswith(watch.prefix):
                     watch._offer(event)
 
-    def subscribe(self, prefix, start_revision):
+    def subscribe(self, prefix: str, start_revision: Optional[int]) -> Watch:
         after = self._revision if start_revision is None else start_revision
         watch = Watch(self, prefix, after=after, limit=self._watch_limit)
         if start_revision is not None:
@@ -411,9 +420,9 @@ class WatchHub:
         self._watches.add(watch)
         return watch
 
-    def unsubscribe(self, watch):
+    def unsubscribe(self, watch: Watch) -> None:
         self._watches.discard(watch)
 
-    def close(self):
+    def close(self) -> None:
         for watch in list(self._watches):
             watch.close()

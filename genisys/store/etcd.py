@@ -37,22 +37,29 @@ Leases (for leader election, ``genisys.reconciler.leader``): ``grant_lease``,
 """
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Optional
 
 from genisys.errors import StoreUnavailable
 from genisys.store.base import (
+    Condition,
     Listing,
     Op,
     Record,
     Store,
+    UpdateFn,
     View,
     apply_op,
 )
 from genisys.store.etcd_client import (
+    Endpoint,
     EtcdClient,
     EtcdError,
+    Json,
     b64,
     parse_endpoints,
     range_end,
@@ -71,7 +78,7 @@ LIST_PAGE = 1000
 MAX_ATTEMPTS = 200
 
 
-def parse_location(location):
+def parse_location(location: str) -> tuple[list[Endpoint], str]:
     """``host:port[,host:port...][/prefix]`` -> (endpoints, prefix); ValueError if bad."""
     members, slash, prefix = location.partition("/")
     if not members:
@@ -90,7 +97,7 @@ def parse_location(location):
     return endpoints, prefix
 
 
-def _encode(value):
+def _encode(value: object) -> str:
     if not isinstance(value, dict):
         raise TypeError("store values are JSON objects, got %r" % type(value))
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -99,7 +106,8 @@ def _encode(value):
 class _Snapshot:
     """Keys and prefixes read at one revision."""
 
-    def __init__(self, revision, records, max_versions):
+    def __init__(self, revision: int, records: dict[str, Optional[Record]],
+                 max_versions: dict[str, int]) -> None:
         self.revision = revision
         #: key -> Record or None (absent)
         self.records = records
@@ -111,55 +119,64 @@ class _SnapshotView(View):
     """A snapshot plus the writes of the ops run over it (``writes``: key -> Record,
     or None for a delete), in the order they were made."""
 
-    def __init__(self, snapshot):
+    def __init__(self, snapshot: _Snapshot) -> None:
         self._snapshot = snapshot
-        self.writes = {}
+        self.writes: dict[str, Optional[Record]] = {}
 
-    def read(self, key):
+    def read(self, key: str) -> Optional[Record]:
         if key in self.writes:
             return self.writes[key]
         return self._snapshot.records[key]
 
-    def max_version(self, prefix):
+    def max_version(self, prefix: str) -> int:
         newest = self._snapshot.max_versions.get(prefix, 0)
         for key, record in self.writes.items():
             if record is not None and key.startswith(prefix):
                 newest = max(newest, record.version)
         return newest
 
-    def write(self, record):
+    def write(self, record: Record) -> None:
         self.writes[record.key] = record
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         self.writes[key] = None
+
+
+class _KeyLock:
+    """A key's lock and how many writes hold it or wait for it (0: forget it)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class _KeyLocks:
     """One asyncio.Lock per key, held while a write of this process is in flight."""
 
-    def __init__(self):
-        self._locks = {}  # key -> [lock, users]
+    def __init__(self) -> None:
+        self._locks: dict[str, _KeyLock] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, keys):
-        keys = sorted(set(keys))  # one order for everyone: no deadlock
+    async def hold(self, keys: Iterable[str]) -> AsyncIterator[None]:
         entries = []
-        for key in keys:
-            entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
-            entry[1] += 1
+        for key in sorted(set(keys)):  # one order for everyone: no deadlock
+            entry = self._locks.setdefault(key, _KeyLock())
+            entry.users += 1
             entries.append((key, entry))
         acquired = []
         try:
             for _, entry in entries:
-                await entry[0].acquire()
-                acquired.append(entry[0])
+                await entry.lock.acquire()
+                acquired.append(entry.lock)
             yield
         finally:
             for lock in acquired:
                 lock.release()
             for key, entry in entries:
-                entry[1] -= 1
-                if entry[1] == 0:
+                entry.users -= 1
+                if entry.users == 0:
                     del self._locks[key]
 
 
@@ -168,23 +185,24 @@ class EtcdStore(Store):
     #: process holds the leadership (genisys.reconciler.leader).
     shared = True
 
-    def __init__(self, endpoints, prefix=DEFAULT_PREFIX, *, timeout=None):
+    def __init__(self, endpoints: Iterable[Endpoint], prefix: str = DEFAULT_PREFIX, *,
+                 timeout: Optional[float] = None) -> None:
         self.endpoints = list(endpoints)
         self.prefix = prefix
         self._client = EtcdClient(self.endpoints, **({"timeout": timeout} if timeout else {}))
         self._client.on_failover = self._endpoint_failed
         self._closed = True
         self._locks = _KeyLocks()
-        self._watches = set()
+        self._watches: set[EtcdWatch] = set()
         #: What the members said at open(): version and cluster.
-        self.server_version = None
+        self.server_version: Optional[str] = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "EtcdStore(%s, prefix=%r)" % (",".join(map(str, self.endpoints)), self.prefix)
 
     # -- lifecycle -------------------------------------------------------------
 
-    async def open(self):
+    async def open(self) -> None:
         self._client.open()
         try:
             status = await self._client.call("/v3/maintenance/status", {})
@@ -202,7 +220,7 @@ class EtcdStore(Store):
         log.info("etcd store: members %s, key prefix %r, etcd %s",
                  ", ".join(map(str, self.endpoints)), self.prefix, self.server_version)
 
-    async def close(self):
+    async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -210,21 +228,21 @@ class EtcdStore(Store):
             watch.close()
         self._client.close()
 
-    def _check_open(self):
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable("the store is closed")
 
-    def _endpoint_failed(self, endpoint):
+    def _endpoint_failed(self, endpoint: Endpoint) -> None:
         # Watch streams on a member that failed a call resume on the current one.
         for watch in list(self._watches):
             watch.restart_if_on(endpoint)
 
     # -- keys and records -------------------------------------------------------
 
-    def _key(self, key):
+    def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def _record(self, kv):
+    def _record(self, kv: Json) -> Record:
         key = unb64(kv["key"])[len(self.prefix):]
         try:
             value = json.loads(unb64(kv.get("value")))
@@ -233,21 +251,22 @@ class EtcdStore(Store):
                                    "other than genisys?)" % (self.prefix, key)) from e
         return Record(key, value, int(kv["mod_revision"]))
 
-    async def _call(self, path, body, **kwargs):
+    async def _call(self, path: str, body: Json, **kwargs: Any) -> Json:
         self._check_open()
         return await self._client.call(path, body, **kwargs)
 
     # -- reads ------------------------------------------------------------------
 
-    async def get(self, key):
+    async def get(self, key: str) -> Optional[Record]:
         answer = await self._call("/v3/kv/range", {"key": b64(self._key(key))})
         kvs = answer.get("kvs") or []
         return self._record(kvs[0]) if kvs else None
 
-    async def list(self, prefix):
+    async def list(self, prefix: str) -> Listing:
         full = self._key(prefix)
-        body = {"key": b64(full), "range_end": range_end(full), "limit": LIST_PAGE}
-        records, revision = [], None
+        body: Json = {"key": b64(full), "range_end": range_end(full), "limit": LIST_PAGE}
+        records: builtins.list[Record] = []
+        revision: Optional[int] = None
         while True:
             answer = await self._call("/v3/kv/range", body)
             if revision is None:
@@ -259,38 +278,41 @@ class EtcdStore(Store):
                 return Listing(records, revision)
             body["key"] = b64(unb64(kvs[-1]["key"]) + "\0")
 
-    async def count(self, prefix):
+    async def count(self, prefix: str) -> int:
         full = self._key(prefix)
         answer = await self._call("/v3/kv/range", {"key": b64(full), "range_end": range_end(full),
                                                   "count_only": True})
         return int(answer.get("count", 0))
 
-    async def revision(self, *, timeout=None):
+    async def revision(self, *, timeout: Optional[float] = None) -> int:
         answer = await self._call("/v3/kv/range", {"key": b64(self.prefix), "count_only": True},
                                   timeout=timeout)
         return int(answer["header"]["revision"])
 
-    async def check(self):
+    async def check(self) -> None:
         # Readiness probes want an answer quickly, not after every member timed out.
         await self.revision(timeout=2.0)
 
     # -- writes -----------------------------------------------------------------
 
-    async def put(self, key, value, *, expect_version=None, conditions=()):
+    async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,
+                  conditions: Sequence[Condition] = ()) -> Record:
         return (await self._write([Op.put(key, value, expect_version=expect_version,
                                           conditions=conditions)]))[0]
 
-    async def delete(self, key, *, expect_version=None, conditions=()):
+    async def delete(self, key: str, *, expect_version: Optional[int] = None,
+                     conditions: Sequence[Condition] = ()) -> Optional[Record]:
         return (await self._write([Op.delete(key, expect_version=expect_version,
                                              conditions=conditions)]))[0]
 
-    async def update(self, key, fn, *, conditions=()):
+    async def update(self, key: str, fn: UpdateFn, *,
+                     conditions: Sequence[Condition] = ()) -> Optional[Record]:
         return (await self._write([Op.update(key, fn, conditions=conditions)]))[0]
 
-    async def transaction(self, ops):
+    async def transaction(self, ops: Sequence[Op]) -> builtins.list[Any]:
         return await self._write(Op.txn(ops).value)
 
-    async def _write(self, ops):
+    async def _write(self, ops: Sequence[Op]) -> builtins.list[Any]:
         self._check_open()
         for op in ops:
             if op.kind == "put":
@@ -299,12 +321,13 @@ class EtcdStore(Store):
                     and not op.conditions for op in ops)
         if blind and len({op.key for op in ops}) == len(ops):
             return await self._write_blind(ops)
-        keys, prefixes = [], []
+        touched: set[str] = set()
+        watched: set[str] = set()
         for op in ops:
-            keys.append(op.key)
+            touched.add(op.key)
             for cond in op.conditions:
-                (prefixes if cond.kind == "unchanged" else keys).append(cond.key)
-        keys, prefixes = sorted(set(keys)), sorted(set(prefixes))
+                (watched if cond.kind == "unchanged" else touched).add(cond.key)
+        keys, prefixes = sorted(touched), sorted(watched)
         if len(keys) + len(prefixes) > MAX_TXN_OPS:
             raise StoreUnavailable("a transaction over %d keys is more than etcd takes at once "
                                    "(%d)" % (len(keys) + len(prefixes), MAX_TXN_OPS))
@@ -332,13 +355,13 @@ class EtcdStore(Store):
         raise StoreUnavailable("gave up writing %s after %d attempts: other writers kept "
                                "changing it" % (", ".join(keys), MAX_ATTEMPTS))
 
-    async def _write_blind(self, ops):
+    async def _write_blind(self, ops: Sequence[Op]) -> builtins.list[Optional[Record]]:
         """Unconditional puts and deletes of distinct keys, in chunks of MAX_TXN_OPS.
         Repeating one changes nothing, so they may be retried on another member."""
-        results = []
+        results: builtins.list[Optional[Record]] = []
         for start in range(0, len(ops), MAX_TXN_OPS):
             chunk = ops[start:start + MAX_TXN_OPS]
-            requests = []
+            requests: builtins.list[Json] = []
             for op in chunk:
                 if op.kind == "put":
                     requests.append({"request_put": {"key": b64(self._key(op.key)),
@@ -357,8 +380,10 @@ class EtcdStore(Store):
                     results.append(self._record(prev[0]) if prev else None)
         return results
 
-    def _snapshot_reads(self, keys, prefixes):
-        reads = [{"request_range": {"key": b64(self._key(key))}} for key in keys]
+    def _snapshot_reads(self, keys: builtins.list[str],
+                        prefixes: builtins.list[str]) -> builtins.list[Json]:
+        reads: builtins.list[Json] = [{"request_range": {"key": b64(self._key(key))}}
+                                      for key in keys]
         for prefix in prefixes:
             full = self._key(prefix)
             reads.append({"request_range": {"key": b64(full), "range_end": range_end(full),
@@ -366,7 +391,8 @@ class EtcdStore(Store):
                                             "limit": 1, "keys_only": True}})
         return reads
 
-    def _snapshot(self, answer, responses, keys, prefixes):
+    def _snapshot(self, answer: Json, responses: Optional[builtins.list[Json]],
+                  keys: builtins.list[str], prefixes: builtins.list[str]) -> _Snapshot:
         responses = responses or []
         ranges = [(r.get("response_range") or {}).get("kvs") or [] for r in responses]
         if len(ranges) != len(keys) + len(prefixes):
@@ -378,7 +404,7 @@ class EtcdStore(Store):
                         for prefix, kvs in zip(prefixes, ranges[len(keys):])}
         return _Snapshot(int(answer["header"]["revision"]), records, max_versions)
 
-    def _compares(self, snapshot, ops):
+    def _compares(self, snapshot: _Snapshot, ops: Sequence[Op]) -> builtins.list[Json]:
         compares = []
         for key, record in snapshot.records.items():
             compares.append({"key": b64(self._key(key)), "target": "MOD", "result": "EQUAL",
@@ -392,20 +418,20 @@ class EtcdStore(Store):
                                      "mod_revision": cond.value + 1})
         return compares
 
-    def _request(self, key, record):
+    def _request(self, key: str, record: Optional[Record]) -> Json:
         if record is None:
             return {"request_delete_range": {"key": b64(self._key(key))}}
         return {"request_put": {"key": b64(self._key(key)), "value": b64(_encode(record.value))}}
 
     @staticmethod
-    def _committed(result, placeholder, revision):
+    def _committed(result: Any, placeholder: int, revision: int) -> Any:
         if isinstance(result, Record) and result.version == placeholder:
             return Record(result.key, result.value, revision)
         return result
 
     # -- watches ---------------------------------------------------------------
 
-    def watch(self, prefix, *, start_revision=None):
+    def watch(self, prefix: str, *, start_revision: Optional[int] = None) -> EtcdWatch:
         self._check_open()
         # "From now" is pinned here, at the newest revision this store has seen, so a
         # write made after this call (by anyone) is never missed.
@@ -416,18 +442,19 @@ class EtcdStore(Store):
 
     # -- leases (leader election) ------------------------------------------------
 
-    async def grant_lease(self, ttl, *, timeout=None):
+    async def grant_lease(self, ttl: float, *,
+                          timeout: Optional[float] = None) -> tuple[str, int]:
         """A new lease of ``ttl`` seconds: returns (lease id, TTL etcd granted)."""
         answer = await self._call("/v3/lease/grant", {"TTL": int(round(ttl))}, timeout=timeout)
         return answer["ID"], int(answer.get("TTL", 0))
 
-    async def keep_alive(self, lease, *, timeout=None):
+    async def keep_alive(self, lease: str, *, timeout: Optional[float] = None) -> int:
         """Renew ``lease``; returns its new TTL in seconds (0: the lease is gone)."""
         answer = await self._call("/v3/lease/keepalive", {"ID": lease}, timeout=timeout)
         result = answer.get("result", answer)
         return int(result.get("TTL", 0))
 
-    async def revoke_lease(self, lease, *, timeout=None):
+    async def revoke_lease(self, lease: str, *, timeout: Optional[float] = None) -> None:
         """End ``lease`` now: every key attached to it is deleted."""
         try:
             await self._call("/v3/lease/revoke", {"ID": lease}, timeout=timeout)
@@ -435,7 +462,9 @@ class EtcdStore(Store):
             if "lease not found" not in e.message:
                 raise
 
-    async def create_with_lease(self, key, value, lease, *, timeout=None):
+    async def create_with_lease(self, key: str, value: dict, lease: str, *,
+                                timeout: Optional[float] = None
+                                ) -> tuple[bool, Optional[Record]]:
         """Create ``key`` bound to ``lease`` unless it exists. Returns (won, record):
         the record written, or the one that was there."""
         full = b64(self._key(key))

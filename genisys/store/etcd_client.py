@@ -24,6 +24,7 @@ import json
 import logging
 import re
 import time
+from typing import Any, Callable, Optional
 
 import pycurl
 import tornado.httpclient
@@ -49,20 +50,23 @@ OUT_OF_RANGE = 11
 UNAVAILABLE = 14
 #: curl errors that mean the request never left this process.
 _NOT_SENT_CURL_ERRORS = (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST)
+#: A decoded JSON answer or message of etcd's gateway.
+Json = dict[str, Any]
+
 #: etcd errors that mean a write was refused before it was proposed, so it
 #: may be sent to another member (clientv3 retries mutations on these too).
 _NOT_APPLIED_MESSAGES = ("etcdserver: no leader", "etcdserver: not capable")
 
 
-def b64(text):
+def b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def unb64(text):
+def unb64(text: Optional[str]) -> str:
     return base64.b64decode(text or "").decode("utf-8")
 
 
-def range_end(prefix):
+def range_end(prefix: str) -> str:
     """etcd's range_end for every key starting with ``prefix`` (byte-wise)."""
     data = bytearray(prefix.encode("utf-8"))
     while data:
@@ -78,19 +82,20 @@ class Endpoint:
     host: str
     port: int
 
-    def __str__(self):
+    def __str__(self) -> str:
         host = "[%s]" % self.host if ":" in self.host else self.host
         return "%s:%d" % (host, self.port)
 
     @property
-    def base_url(self):
+    def base_url(self) -> str:
         return "http://%s" % self
 
 
 class EtcdError(StoreUnavailable):
     """etcd answered with an error (``code`` is its gRPC status code)."""
 
-    def __init__(self, message, *, code=None, endpoint=None):
+    def __init__(self, message: str, *, code: Optional[int] = None,
+                 endpoint: Optional[Endpoint] = None) -> None:
         super().__init__(message)
         self.code = code
         self.endpoint = endpoint
@@ -107,33 +112,34 @@ class _Failed(Exception):
 class EtcdClient:
     """Calls to a cluster through its listed members; one per store."""
 
-    def __init__(self, endpoints, *, timeout=REQUEST_TIMEOUT, connect_timeout=CONNECT_TIMEOUT):
+    def __init__(self, endpoints: list[Endpoint], *, timeout: float = REQUEST_TIMEOUT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
         if not endpoints:
             raise ValueError("etcd needs at least one endpoint")
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._current = 0
-        self._http = None
+        self._http: Optional[CurlAsyncHTTPClient] = None
         #: Called with an Endpoint when it failed and another one became current.
-        self.on_failover = None
+        self.on_failover: Optional[Callable[[Endpoint], None]] = None
         #: The highest store revision seen in any answer.
         self.seen_revision = 0
 
     @property
-    def current(self):
+    def current(self) -> Endpoint:
         return self.endpoints[self._current]
 
-    def open(self):
+    def open(self) -> None:
         # Made on the running loop: the curl client binds to the loop it is created on.
         self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=256)
 
-    def close(self):
+    def close(self) -> None:
         if self._http is not None:
             self._http.close()
             self._http = None
 
-    def failed(self, endpoint, reason):
+    def failed(self, endpoint: Endpoint, reason: object) -> None:
         """``endpoint`` did not answer: make the next member current (and tell
         ``on_failover``, so streams on the failed member move too)."""
         if self.current != endpoint or len(self.endpoints) == 1:
@@ -144,13 +150,15 @@ class EtcdClient:
         if self.on_failover is not None:
             self.on_failover(endpoint)
 
-    async def call(self, path, body, *, retry_sent=True, timeout=None):
+    async def call(self, path: str, body: Json, *, retry_sent: bool = True,
+                   timeout: Optional[float] = None) -> Json:
         """POST ``body`` to ``path`` on the current member, failing over as the module
         docstring says; returns the decoded answer or raises StoreUnavailable.
 
         ``retry_sent``: the call may be repeated on another member even after it was
         sent (reads, keep-alives, blind writes). ``timeout``: seconds in all."""
-        if self._http is None:
+        http = self._http
+        if http is None:
             raise StoreUnavailable("the etcd store is closed")
         deadline = time.monotonic() + (timeout or self.timeout)
         errors = []
@@ -163,7 +171,7 @@ class EtcdClient:
             # that stalls doesn't use it all up.
             share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
             try:
-                return await self._call_one(endpoint, path, body, share)
+                return await self._call_one(http, endpoint, path, body, share)
             except _Unsent as e:
                 errors.append("%s: %s" % (endpoint, e))
                 self.failed(endpoint, e)
@@ -176,14 +184,15 @@ class EtcdClient:
         raise StoreUnavailable("etcd %s: no member answered (%s)"
                                % (path, "; ".join(errors) or "out of time"))
 
-    async def _call_one(self, endpoint, path, body, timeout):
+    async def _call_one(self, http: CurlAsyncHTTPClient, endpoint: Endpoint, path: str,
+                        body: Json, timeout: float) -> Json:
         request = tornado.httpclient.HTTPRequest(
             endpoint.base_url + path, method="POST", body=json.dumps(body),
             headers={"Content-Type": "application/json"},
             connect_timeout=min(self.connect_timeout, timeout), request_timeout=timeout,
             follow_redirects=False)
         try:
-            response = await self._http.fetch(request, raise_error=False)
+            response = await http.fetch(request, raise_error=False)
         except CurlError as e:
             if e.errno in _NOT_SENT_CURL_ERRORS or (e.errno == pycurl.E_OPERATION_TIMEDOUT and
                                                     e.message.startswith(("Connection timed out",
@@ -213,7 +222,7 @@ class EtcdClient:
         self.note_revision(answer.get("header"))
         return answer
 
-    def note_revision(self, header):
+    def note_revision(self, header: Optional[Json]) -> None:
         if header and "revision" in header:
             revision = int(header["revision"])
             if revision > self.seen_revision:
@@ -221,7 +230,8 @@ class EtcdClient:
 
     # -- streams ------------------------------------------------------------------
 
-    async def open_stream(self, endpoint, path, body, on_message):
+    async def open_stream(self, endpoint: Endpoint, path: str, body: Json,
+                          on_message: Callable[[Json], None]) -> "Stream":
         """Start a streaming call on ``endpoint``; returns a Stream whose ``done``
         finishes when the stream ends. ``on_message(dict)`` gets each message."""
         stream = Stream(endpoint, on_message)
@@ -232,24 +242,26 @@ class EtcdClient:
 class Stream:
     """One streaming answer (a watch): newline-separated JSON messages."""
 
-    def __init__(self, endpoint, on_message):
+    #: Finishes (possibly with an exception) when the stream ends; set by open().
+    done: "asyncio.Future[Any]"
+
+    def __init__(self, endpoint: Endpoint, on_message: Callable[[Json], None]) -> None:
         self.endpoint = endpoint
         self._on_message = on_message
-        self._iostream = None
+        self._iostream: Optional[tornado.iostream.IOStream] = None
         self._buffer = b""
-        #: Finishes (possibly with an exception) when the stream ends.
-        self.done = None
-        self.status = None
+        self.status: Optional[int] = None
 
-    async def open(self, path, body, *, connect_timeout):
+    async def open(self, path: str, body: Json, *, connect_timeout: float) -> None:
         try:
-            self._iostream = await tornado.tcpclient.TCPClient().connect(
+            iostream = await tornado.tcpclient.TCPClient().connect(
                 self.endpoint.host, self.endpoint.port, timeout=connect_timeout)
         except (OSError, tornado.iostream.StreamClosedError, asyncio.TimeoutError,
                 tornado.util.TimeoutError) as e:
             raise StoreUnavailable("cannot connect to etcd member %s: %s"
                                    % (self.endpoint, e)) from e
-        conn = HTTP1Connection(self._iostream, True, HTTP1ConnectionParameters(
+        self._iostream = iostream
+        conn = HTTP1Connection(iostream, True, HTTP1ConnectionParameters(
             no_keep_alive=True, max_body_size=1 << 60, decompress=False))
         data = json.dumps(body).encode("utf-8")
         conn.write_headers(
@@ -263,26 +275,26 @@ class Stream:
         # Closing the stream is how a watch ends: that error is expected, not news.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    def close(self):
+    def close(self) -> None:
         if self._iostream is not None:
             self._iostream.close()
 
-    def _headers(self, start_line):
+    def _headers(self, start_line: tornado.httputil.ResponseStartLine) -> None:
         self.status = start_line.code
 
-    def _data(self, chunk):
+    def _data(self, chunk: bytes) -> None:
         self._buffer += chunk
         while b"\n" in self._buffer:
             line, self._buffer = self._buffer.split(b"\n", 1)
             if line.strip():
                 self._message(line)
 
-    def _finish(self):
+    def _finish(self) -> None:
         if self._buffer.strip():
             self._message(self._buffer)
         self._buffer = b""
 
-    def _message(self, line):
+    def _message(self, line: bytes) -> None:
         try:
             message = json.loads(line)
         except ValueError:
@@ -291,19 +303,24 @@ class Stream:
 
 
 class _Delegate(tornado.httputil.HTTPMessageDelegate):
-    def __init__(self, stream):
+    def __init__(self, stream: Stream) -> None:
         self.stream = stream
 
-    def headers_received(self, start_line, headers):
-        self.stream._headers(start_line)
+    def headers_received(
+        self,
+        start_line: "tornado.httputil.RequestStartLine | tornado.httputil.ResponseStartLine",
+        headers: tornado.httputil.HTTPHeaders,
+    ) -> None:
+        if isinstance(start_line, tornado.httputil.ResponseStartLine):  # always: a client's
+            self.stream._headers(start_line)
 
-    def data_received(self, chunk):
+    def data_received(self, chunk: bytes) -> None:
         self.stream._data(chunk)
 
-    def finish(self):
+    def finish(self) -> None:
         self.stream._finish()
 
-    def on_connection_close(self):
+    def on_connection_close(self) -> None:
         self.stream._finish()
 
 
@@ -312,7 +329,7 @@ _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", re.ASCII)
 _IPV6 = re.compile(r"[0-9A-Fa-f:.]+", re.ASCII)
 
 
-def parse_endpoints(text):
+def parse_endpoints(text: str) -> list[Endpoint]:
     """``host:port[,host:port...]`` -> [Endpoint]; ValueError says what is wrong."""
     endpoints = []
     for item in text.split(","):
@@ -330,8 +347,10 @@ def parse_endpoints(text):
             raise ValueError("%r is not host:port (a host name, an IPv4 address or an "
                              "[IPv6] address)" % item)
         if port is None:
-            port = 2379
-        elif not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            number = 2379
+        elif port.isascii() and port.isdigit() and 0 < int(port) < 65536:
+            number = int(port)
+        else:
             raise ValueError("%r: the port must be a number from 1 to 65535" % item)
-        endpoints.append(Endpoint(host, int(port)))
+        endpoints.append(Endpoint(host, number))
     return endpoints

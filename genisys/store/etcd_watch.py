@@ -13,10 +13,14 @@ import asyncio
 import collections
 import contextlib
 import logging
+from typing import TYPE_CHECKING, Any, Optional
 
 from genisys.errors import StoreUnavailable
 from genisys.store.base import Compacted, Event, WatchStream
-from genisys.store.etcd_client import OUT_OF_RANGE, b64, range_end, unb64
+from genisys.store.etcd_client import OUT_OF_RANGE, Endpoint, Json, Stream, b64, range_end, unb64
+
+if TYPE_CHECKING:  # etcd.py imports this module: the name is for the type checker only
+    from genisys.store.etcd import EtcdStore
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +38,21 @@ class EtcdWatch(WatchStream):
     delivered revision, whenever it breaks, stays silent for WATCH_IDLE_SECONDS, or
     its member fails a call (then on the member that is current)."""
 
-    def __init__(self, store, prefix, *, after):
+    def __init__(self, store: "EtcdStore", prefix: str, *, after: int) -> None:
         self._store = store
         self.prefix = prefix
         #: Events at or before this revision were delivered (or are not wanted).
         self._after = after
-        self._queue = collections.deque()
+        self._queue: collections.deque[Event] = collections.deque()
         self._wake = asyncio.Event()
-        self._error = None
+        self._error: Optional[Exception] = None
         self._closed = False
-        self._task = None
-        self._stream = None
+        self._task: Optional[asyncio.Future[None]] = None
+        self._stream: Optional[Stream] = None
         #: The stream was closed on purpose (its member failed other calls).
         self._moving = False
 
-    async def __anext__(self):
+    async def __anext__(self) -> Event:
         if self._task is None and not self._closed:
             self._task = asyncio.ensure_future(self._pump())
         while True:
@@ -61,7 +65,7 @@ class EtcdWatch(WatchStream):
             self._wake.clear()
             await self._wake.wait()
 
-    def close(self):
+    def close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -72,16 +76,16 @@ class EtcdWatch(WatchStream):
             self._stream.close()
         self._wake.set()
 
-    def restart_if_on(self, endpoint):
+    def restart_if_on(self, endpoint: Endpoint) -> None:
         if self._stream is not None and self._stream.endpoint == endpoint:
             self._moving = True
             self._stream.close()
 
-    def _fail(self, error):
+    def _fail(self, error: Exception) -> None:
         self._error = error
         self._wake.set()
 
-    async def _pump(self):
+    async def _pump(self) -> None:
         failures = 0
         while not self._closed and self._error is None:
             if self._after < 0:
@@ -109,13 +113,13 @@ class EtcdWatch(WatchStream):
                     self._stream.close()
                     self._stream = None
 
-    async def _follow(self):
+    async def _follow(self) -> None:
         """One watch stream, until it ends or stays silent too long."""
         full = self._store._key(self.prefix)
-        created = asyncio.get_running_loop().create_future()
+        created: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         activity = asyncio.Event()
 
-        def on_message(message):
+        def on_message(message: Json) -> None:
             activity.set()
             try:
                 self._message(message, created)
@@ -130,19 +134,20 @@ class EtcdWatch(WatchStream):
                     self._stream.close()
 
         client = self._store._client
-        self._stream = await client.open_stream(client.current, "/v3/watch", {"create_request": {
-            "key": b64(full), "range_end": range_end(full), "start_revision": self._after + 1,
-        }}, on_message)
-        done = self._stream.done
+        stream = self._stream = await client.open_stream(
+            client.current, "/v3/watch", {"create_request": {
+                "key": b64(full), "range_end": range_end(full),
+                "start_revision": self._after + 1}}, on_message)
+        done = stream.done
         await asyncio.wait([created, done], timeout=client.timeout,
                            return_when=asyncio.FIRST_COMPLETED)
         if not created.done():
             created.cancel()
             if done.done():
                 raise StoreUnavailable("etcd member %s ended the watch before starting it "
-                                       "(HTTP %s)" % (self._stream.endpoint, self._stream.status))
+                                       "(HTTP %s)" % (stream.endpoint, stream.status))
             raise StoreUnavailable("etcd member %s did not start the watch within %gs"
-                                   % (self._stream.endpoint, client.timeout))
+                                   % (stream.endpoint, client.timeout))
         created.result()  # raises what the member refused
         while not done.done():
             activity.clear()
@@ -160,9 +165,9 @@ class EtcdWatch(WatchStream):
         with contextlib.suppress(Exception):
             done.result()
         if self._error is None and not self._closed:
-            raise StoreUnavailable("the watch stream from %s ended" % self._stream.endpoint)
+            raise StoreUnavailable("the watch stream from %s ended" % stream.endpoint)
 
-    def _message(self, message, created):
+    def _message(self, message: Json, created: "asyncio.Future[Any]") -> None:
         if "error" in message:
             error = message["error"]
             text = error.get("message") or error.get("error") if isinstance(error, dict) \

@@ -17,6 +17,7 @@ file (two reconcilers on one machine would fight over the connectors).
 """
 
 import asyncio
+import builtins
 import collections
 import fcntl
 import json
@@ -25,9 +26,24 @@ import os
 import queue
 import sqlite3
 import threading
+from collections.abc import Sequence
+from typing import IO, Any, Optional
 
 from genisys.errors import StoreUnavailable
-from genisys.store.base import Listing, Op, Record, Store, View, WatchHub, apply_op, prefix_end
+from genisys.store.base import (
+    Condition,
+    Event,
+    Listing,
+    Op,
+    Record,
+    Store,
+    UpdateFn,
+    View,
+    Watch,
+    WatchHub,
+    apply_op,
+    prefix_end,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,47 +66,52 @@ _MAX_BATCH = 512
 _CACHED_ROWS = 4096
 _STOP = object()
 
+#: A row of kv as stored: (JSON text, version); None for a key known to be absent.
+_Row = Optional[tuple[str, int]]
+#: A write waiting for the writer thread, and the future its caller awaits.
+_Pending = tuple[Op, "asyncio.Future[Any]"]
 
-def _range_clause(prefix):
+
+def _range_clause(prefix: str) -> tuple[str, tuple[str, ...]]:
     end = prefix_end(prefix)
     if end is None:
         return "", ()
     return " WHERE key >= ? AND key < ?", (prefix, end)
 
 
-def _connect(path):
+def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
 
 class _SqliteView(View):
-    def __init__(self, conn):
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def read(self, key):
+    def read(self, key: str) -> Optional[Record]:
         row = self._row(key)
         return Record(key, json.loads(row[0]), row[1]) if row else None
 
-    def _row(self, key):
+    def _row(self, key: str) -> _Row:
         return self._conn.execute("SELECT value, version FROM kv WHERE key = ?", (key,)).fetchone()
 
-    def version(self, key):
+    def version(self, key: str) -> int:
         row = self._row(key)
         return row[1] if row else 0
 
-    def max_version(self, prefix):
+    def max_version(self, prefix: str) -> int:
         clause, args = _range_clause(prefix)
         row = self._conn.execute("SELECT MAX(version) FROM kv" + clause, args).fetchone()
         return row[0] or 0
 
-    def write(self, record):
+    def write(self, record: Record) -> None:
         self._conn.execute(
             "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
             (record.key, json.dumps(record.value, separators=(",", ":")), record.version))
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
 
 
@@ -102,13 +123,14 @@ class _WriterView(_SqliteView):
     What an operation writes is only remembered once its transaction commits: a
     refused operation (ROLLBACK TO its savepoint) or a failed batch leaves nothing."""
 
-    def __init__(self, conn, cache):
+    def __init__(self, conn: sqlite3.Connection,
+                 cache: collections.OrderedDict[str, _Row]) -> None:
         super().__init__(conn)
         self._cache = cache  # key -> (text, version) or None (absent); oldest first
-        self._batch = {}  # written by committed operations of this batch
-        self._op = {}  # written by the operation in progress
+        self._batch: dict[str, _Row] = {}  # written by committed operations of this batch
+        self._op: dict[str, _Row] = {}  # written by the operation in progress
 
-    def _row(self, key):
+    def _row(self, key: str) -> _Row:
         for layer in (self._op, self._batch):
             if key in layer:
                 return layer[key]
@@ -119,7 +141,7 @@ class _WriterView(_SqliteView):
         self._remember({key: row})
         return row
 
-    def write(self, record):
+    def write(self, record: Record) -> None:
         text = json.dumps(record.value, separators=(",", ":"))
         self._conn.execute(
             "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
@@ -127,21 +149,21 @@ class _WriterView(_SqliteView):
             (record.key, text, record.version))
         self._op[record.key] = (text, record.version)
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         super().remove(key)
         self._op[key] = None
 
-    def end_op(self, committed):
+    def end_op(self, committed: bool) -> None:
         if committed:
             self._batch.update(self._op)
         self._op = {}
 
-    def end_batch(self, committed):
+    def end_batch(self, committed: bool) -> None:
         if committed:
             self._remember(self._batch)
         self._batch = {}
 
-    def _remember(self, rows):
+    def _remember(self, rows: dict[str, _Row]) -> None:
         self._cache.update(rows)
         for key in rows:
             self._cache.move_to_end(key)
@@ -150,19 +172,24 @@ class _WriterView(_SqliteView):
 
 
 class SqliteStore(Store):
-    def __init__(self, path):
+    # Set by open(); used only while the store is open.
+    _reader: sqlite3.Connection
+    _writer: threading.Thread
+    _loop: asyncio.AbstractEventLoop
+    _hub: WatchHub
+    #: What SQLite actually applied (2 = FULL: fsync at every commit), and its journal.
+    synchronous: int
+    journal_mode: str
+
+    def __init__(self, path: str) -> None:
         self.path = path
-        self._lock_file = None
-        self._reader = None
-        self._queue = queue.SimpleQueue()
-        self._writer = None
-        self._loop = None
-        self._hub = None
+        self._lock_file: Optional[IO[str]] = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = True
 
     # -- lifecycle ---------------------------------------------------------
 
-    async def open(self):
+    async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
             directory = os.path.dirname(os.path.abspath(self.path))
@@ -171,7 +198,6 @@ class SqliteStore(Store):
             writer_conn = _connect(self.path)
             writer_conn.execute("PRAGMA journal_mode = WAL")
             writer_conn.execute("PRAGMA synchronous = FULL")
-            #: What SQLite actually applied (2 = FULL: fsync at every commit).
             self.synchronous = writer_conn.execute("PRAGMA synchronous").fetchone()[0]
             self.journal_mode = writer_conn.execute("PRAGMA journal_mode").fetchone()[0]
             writer_conn.executescript(_SCHEMA)
@@ -186,30 +212,30 @@ class SqliteStore(Store):
                                         name="sqlite-writer", daemon=True)
         self._writer.start()
 
-    def _acquire_lock(self):
+    def _acquire_lock(self) -> None:
         lock_path = self.path + ".lock"
-        self._lock_file = open(lock_path, "a+")  # noqa: SIM115 (held until close())
+        lock_file = open(lock_path, "a+")  # noqa: SIM115 (held until close())
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock_file.seek(0)
-            holder = self._lock_file.read().strip() or "another process"
-            self._lock_file.close()
-            self._lock_file = None
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "another process"
+            lock_file.close()
             raise StoreUnavailable(  # noqa: B904 (the BlockingIOError says nothing more)
                 "%s is in use by %s: only one genisys may use a sqlite store "
                 "(use etcd to run several)" % (self.path, holder))
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write("pid %d\n" % os.getpid())
-        self._lock_file.flush()
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write("pid %d\n" % os.getpid())
+        lock_file.flush()
+        self._lock_file = lock_file
 
-    def _release_lock(self):
+    def _release_lock(self) -> None:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
 
-    async def close(self):
+    async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
@@ -220,13 +246,13 @@ class SqliteStore(Store):
         self._release_lock()
 
     @staticmethod
-    def _read_revision(conn):
+    def _read_revision(conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
 
     # -- the writer thread -------------------------------------------------
 
-    def _writer_main(self, conn, revision):
-        cache = collections.OrderedDict()
+    def _writer_main(self, conn: sqlite3.Connection, revision: int) -> None:
+        cache: collections.OrderedDict[str, _Row] = collections.OrderedDict()
         try:
             while True:
                 item = self._queue.get()
@@ -249,10 +275,12 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
-    def _commit(self, conn, batch, revision, cache):
+    def _commit(self, conn: sqlite3.Connection, batch: builtins.list[_Pending], revision: int,
+                cache: collections.OrderedDict[str, _Row]) -> int:
         """Apply a batch in one transaction; returns the revision after it."""
         view = _WriterView(conn, cache)
-        outcomes, events = [], []
+        outcomes: builtins.list[tuple[bool, Any]] = []
+        events: builtins.list[Event] = []
         start_revision = revision
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -293,7 +321,9 @@ class SqliteStore(Store):
             pass  # the event loop is gone: nobody is waiting for these answers
         return revision
 
-    def _deliver(self, batch, outcomes, events):
+    def _deliver(self, batch: builtins.list[_Pending],
+                 outcomes: builtins.list[tuple[bool, Any]],
+                 events: builtins.list[Event]) -> None:
         # Publish first: whoever is woken by a write's answer can already watch it.
         self._hub.publish(events)
         for (_, future), (ok, value) in zip(batch, outcomes):
@@ -304,7 +334,7 @@ class SqliteStore(Store):
             else:
                 future.set_exception(value)
 
-    async def _submit(self, op):
+    async def _submit(self, op: Op) -> Any:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         future = self._loop.create_future()
@@ -314,19 +344,19 @@ class SqliteStore(Store):
 
     # -- the interface -----------------------------------------------------
 
-    def _reading(self):
+    def _reading(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreUnavailable("the store is closed")
         return self._reader
 
-    async def get(self, key):
+    async def get(self, key: str) -> Optional[Record]:
         conn = self._reading()
         try:
             return _SqliteView(conn).read(key)
         except sqlite3.Error as e:
             raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
 
-    async def count(self, prefix):
+    async def count(self, prefix: str) -> int:
         conn = self._reading()
         clause, args = _range_clause(prefix)
         try:
@@ -334,7 +364,7 @@ class SqliteStore(Store):
         except sqlite3.Error as e:
             raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
 
-    async def list(self, prefix):
+    async def list(self, prefix: str) -> Listing:
         conn = self._reading()
         clause, args = _range_clause(prefix)
         try:
@@ -350,27 +380,30 @@ class SqliteStore(Store):
             raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
         return Listing([Record(k, json.loads(v), ver) for k, v, ver in rows], revision)
 
-    async def put(self, key, value, *, expect_version=None, conditions=()):
+    async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,
+                  conditions: Sequence[Condition] = ()) -> Record:
         return await self._submit(Op.put(key, value, expect_version=expect_version,
                                      conditions=conditions))
 
-    async def delete(self, key, *, expect_version=None, conditions=()):
+    async def delete(self, key: str, *, expect_version: Optional[int] = None,
+                     conditions: Sequence[Condition] = ()) -> Optional[Record]:
         return await self._submit(Op.delete(key, expect_version=expect_version,
                                         conditions=conditions))
 
-    async def update(self, key, fn, *, conditions=()):
+    async def update(self, key: str, fn: UpdateFn, *,
+                     conditions: Sequence[Condition] = ()) -> Optional[Record]:
         return await self._submit(Op.update(key, fn, conditions=conditions))
 
-    async def transaction(self, ops):
+    async def transaction(self, ops: Sequence[Op]) -> builtins.list[Any]:
         return await self._submit(Op.txn(ops))
 
-    async def revision(self):
+    async def revision(self) -> int:
         conn = self._reading()
         try:
             return self._read_revision(conn)
         except sqlite3.Error as e:
             raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
 
-    def watch(self, prefix, *, start_revision=None):
+    def watch(self, prefix: str, *, start_revision: Optional[int] = None) -> Watch:
         self._reading()
         return self._hub.subscribe(prefix, start_revision)

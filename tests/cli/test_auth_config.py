@@ -126,7 +126,7 @@ def test_insecure_bind_any_starts_with_a_warning(start_genisys):
     genisys = start_genisys("--bind", "0.0.0.0", "--insecure-bind-any")
     assert genisys.request("GET", "/service").status_code == 200
     genisys.stop()
-    assert "INSECURE: listening on 0.0.0.0 without any API token" in genisys.log()
+    assert "INSECURE: listening on 0.0.0.0 without API tokens" in genisys.log()
 
 
 def test_a_real_server_with_genisys_token(start_genisys):

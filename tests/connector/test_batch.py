@@ -247,7 +247,7 @@ BAD = [
     ("scale-too-many", "/batch/scale", {"services": dict.fromkeys(NAMES_1001, 0)}, 413,
      "services"),
     ("scale-too-large", "/batch/scale", b'{"services": {"web": 1}, "pad": "'
-     + b"x" * batch.MAX_BODY_BYTES + b'"}', 413, "body"),
+     + b"x" * batch.MAX_BATCH_BODY_BYTES + b'"}', 413, "body"),
 ]
 
 

@@ -3,6 +3,8 @@
 import os
 import signal
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -81,6 +83,41 @@ def test_missing_services_file_exits_2(tmp_path):
                          cwd=str(tmp_path))
     assert result.returncode == 2
     assert "cannot read nope.yml: No such file or directory" in one_line_error(result)
+
+
+#: Runs the genisys command in a Python where the Docker SDK is absent: None in
+#: sys.modules is how Python marks a module that cannot be imported.
+WITHOUT_DOCKER_SDK = ("import sys; sys.modules['docker'] = None; "
+                      "from genisys.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def run_without_docker_sdk(args, *, cwd):
+    return subprocess.run([sys.executable, "-c", WITHOUT_DOCKER_SDK] + args, cwd=cwd,
+                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_docker_backend_without_the_sdk_says_to_install_the_extra(tmp_path):
+    result = run_without_docker_sdk(["connector", "--backend", "docker", "--port", "0"],
+                                    cwd=str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert one_line_error(result) == (
+        "genisys: connector: --backend: the docker backend needs the Docker SDK, which is "
+        "not installed: pip install 'genisys[docker]'")
+    assert "listening" not in result.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_the_controller_and_other_backends_run_without_the_docker_sdk(tmp_path):
+    for args in (["serve", "--help"], ["connector", "--help"]):
+        result = run_without_docker_sdk(args, cwd=str(tmp_path))
+        assert result.returncode == 0, result.stderr
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['docker'] = None; "
+         "import genisys.app, genisys.connector.main, genisys.commands"],
+        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+        text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
 
 
 def test_port_in_use_exits_1_and_touches_nothing(tmp_path):

@@ -7,6 +7,7 @@ import os
 import pytest
 import yaml
 
+from genisys.cli import build_parser
 from genisys.manifests.load import load
 from tests.e2e.lab import processes
 from tests.manifests.test_load import BROKEN, write
@@ -238,6 +239,25 @@ def test_bad_usage_and_failed_requests(cli, args, status, words):
     done = cli(*args, expect=status)
     assert words in done.stderr, done.stderr
     assert done.stdout == ""
+    assert stored(cli) == before
+
+
+def test_timeouts_are_durations_as_every_setting_and_a_bad_one_names_its_flag(cli):
+    args = build_parser().parse_args(["delete", "service", "web", "--wait-timeout", "2m",
+                                      "--request-timeout", "500ms"])
+    assert (args.wait_timeout, args.request_timeout) == (120.0, 0.5)
+    before = stored(cli)
+    done = cli("get", "computes", "--request-timeout", "500ms")
+    assert (done.stdout, done.stderr) == ("", "No computes found.\n")
+    done = cli("delete", "service", "nope", "--wait-timeout", "2m", expect=1)
+    assert "service 'nope' does not exist" in done.stderr
+    for flag, value, words in [
+            ("--wait-timeout", "2x", "'2x' is not a duration (like 15s, 500ms or 2m)"),
+            ("--request-timeout", "0", "must be more than 0 and at most 24h, got '0'"),
+            ("--request-timeout", "25h", "must be more than 0 and at most 24h, got '25h'")]:
+        done = cli("delete", "service", "web", flag, value, expect=2)
+        assert "error: argument %s: %s" % (flag, words) in done.stderr, done.stderr
+        assert done.stdout == ""
     assert stored(cli) == before
 
 

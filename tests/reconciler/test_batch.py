@@ -11,8 +11,8 @@ import pytest
 
 from genisys.connector.client import (
     ConnectorClient,
+    ConnectorNotFound,
     ConnectorUnreachable,
-    ServiceNotDefined,
 )
 from genisys.model import Compute
 from tests.support import free_port, wait_for
@@ -74,7 +74,7 @@ async def test_a_failing_service_fails_alone_and_reads_as_it_would_one_by_one(
                                        client.scale(compute, "ghost", 1),
                                        return_exceptions=True)
         assert results[0] == 1
-        assert all(isinstance(r, ServiceNotDefined) for r in results[1:]), results
+        assert all(isinstance(r, ConnectorNotFound) for r in results[1:]), results
         errors[connector] = [str(r).replace(connector.url, "URL") for r in results[1:]]
         await client.scale(compute, "web", 0)
     assert errors[batch] == errors[single]

@@ -8,9 +8,9 @@ from genisys.connector.client import (
     ConnectorBadResponse,
     ConnectorClient,
     ConnectorError,
+    ConnectorNotFound,
     ConnectorTimeout,
     ConnectorUnreachable,
-    ServiceNotDefined,
 )
 from genisys.model import Compute
 from tests.reconciler.fake_connector import (
@@ -62,7 +62,7 @@ async def test_calls_to_one_connector_are_bounded(fake, client):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("mode, error, words", [
     (ERROR_500, ConnectorError, "500 disk on fire"),
-    (NOT_FOUND, ServiceNotDefined, "no such service"),
+    (NOT_FOUND, ConnectorNotFound, "no such service"),
     (GARBAGE, ConnectorBadResponse, "this is not JSON"),
     (HANG, ConnectorTimeout, "no answer within 0.5s"),
 ])
@@ -93,7 +93,7 @@ async def test_nothing_listening_is_unreachable(client):
 
 @pytest.mark.gen_test
 async def test_a_connector_url_with_a_path_prefix_is_kept(fake, client):
-    with pytest.raises(ServiceNotDefined):  # tornado's default 404: the prefix was sent
+    with pytest.raises(ConnectorNotFound):  # tornado's default 404: the prefix was sent
         await client.running(Compute("local", fake.url + "/agent/"), "web")
 
 
