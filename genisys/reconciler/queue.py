@@ -34,9 +34,19 @@ class Backoff:
         """The largest delay after ``failures`` consecutive failures (>= 1)."""
         return min(self.maximum, self.initial * 2 ** min(max(failures, 1) - 1, 62))
 
-    def delay(self, failures):
+    def delay(self, failures: int) -> float:
+        """A random delay after ``failures`` consecutive failures."""
+        return self.spread(failures, self._random())
+
+    def spread(self, failures: int, jitter: float) -> float:
+        """The delay after ``failures`` consecutive failures for a draw ``jitter`` in
+        [0, 1): between half the ceiling and the ceiling."""
         ceiling = self.ceiling(failures)
-        return ceiling / 2 + self._random() * ceiling / 2
+        return ceiling / 2 + jitter * ceiling / 2
+
+    def jitter(self) -> float:
+        """A draw for ``spread``."""
+        return self._random()
 
 
 class WorkQueue:
