@@ -18,8 +18,10 @@ import asyncio
 import collections
 import dataclasses
 import datetime
+import functools
 import logging
 import time
+from collections.abc import Iterable
 from typing import Optional
 
 from genisys.connector.client import ConnectorClient, ConnectorFailure, ServiceNotDefined
@@ -46,20 +48,20 @@ from genisys.reconciler.decide import (
     plan,
 )
 from genisys.reconciler.informer import Informer
-from genisys.reconciler.leader import NotLeader
+from genisys.reconciler.leader import Leadership, NotLeader
 from genisys.reconciler.queue import Backoff, WorkQueue
 from genisys.reconciler.workers import resync_timer, worker
-from genisys.store import Op, Record
+from genisys.store import Op, Record, Store
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    def __init__(self, store, client: ConnectorClient, *, metrics: Metrics,
+    def __init__(self, store: Store, client: ConnectorClient, *, metrics: Metrics,
                  poll_interval: float = 15.0, workers: int = 16,
                  backoff: Optional[Backoff] = None, progress_check: float = 0.25,
-                 pass_budget: float = 1.0, leadership=None) -> None:
+                 pass_budget: float = 1.0, leadership: Optional[Leadership] = None) -> None:
         #: With a shared store, every write is fenced by the leadership (a deposed
         #: leader can't write) and every connector call is preceded by its check().
         self.leadership = leadership
@@ -146,7 +148,7 @@ class Reconciler:
             self._retry_now(compute, memories)
         await self._queue_unsettled()
 
-    def _retry_now(self, compute: str, services) -> None:
+    def _retry_now(self, compute: str, services: Iterable[str]) -> None:
         """Cut short the backoff of ``compute``'s pairs with ``services``."""
         memories = self._memory.get(compute, {})
         for service in list(services):
@@ -194,10 +196,10 @@ class Reconciler:
                     candidates.setdefault(compute, {})[service.name] = desired
         unsettled: set[str] = set()
         for compute_name, wanted in candidates.items():
-            record = await self.informer.compute(compute_name)
+            found = await self.informer.compute(compute_name)
             counts = None
-            if record is not None:
-                counts = await self.client.running_many(Compute.from_store(record.value),
+            if found is not None:
+                counts = await self.client.running_many(Compute.from_store(found.value),
                                                         sorted(wanted))
             if counts is None:  # no batch extension (or no compute): one pass each
                 unsettled.update(wanted)
@@ -270,10 +272,15 @@ class Reconciler:
                     self._inflight.pop(key)
                 results[compute] = task.result()
             else:
-                task.add_done_callback(lambda _, name=pair.service: self.queue.add(name))
+                task.add_done_callback(functools.partial(self._answered, pair.service))
                 results[compute] = decide_pair(pair, Observed(in_flight=True), now=self._now(),
                                                tuning=self.tuning)
         return results
+
+    def _answered(self, service: str, task: asyncio.Future) -> None:
+        """A pair left running by a pass is done: the next pass takes its result."""
+        del task
+        self.queue.add(service)
 
     async def _pair(self, pair: Pair) -> PairResult:
         """Make the calls ``decide_pair`` asks for, one after the other, until it
@@ -352,7 +359,8 @@ class Reconciler:
         if not ops:
             return
         try:
-            written = await self.store.transaction(ops)
+            # (Store.transaction's "-> list" names its own list method to mypy.)
+            written: list[Record] = list(await self.store.transaction(ops))
         except VersionMismatch:
             self.informer.doubt_status(name)
             raise

@@ -26,7 +26,7 @@ from typing import Optional
 from genisys.errors import GenisysError
 from genisys.intents import COMPUTES, SERVICES, STATUS, compute_key, service_key, status_key
 from genisys.reconciler.queue import Backoff
-from genisys.store import Compacted
+from genisys.store import Compacted, Store
 from genisys.store.base import Event, Listing, Record
 from genisys.tasks import start_task, stop_tasks
 
@@ -83,7 +83,7 @@ class _Cache:
 
 
 class Informer:
-    def __init__(self, store, *, on_spec: OnChange, on_compute: OnChange,
+    def __init__(self, store: Store, *, on_spec: OnChange, on_compute: OnChange,
                  on_specs_relisted: OnRelisted, on_computes_relisted: OnRelisted) -> None:
         self.store = store
         self._specs = _Cache(SERVICES)
