@@ -109,6 +109,10 @@ class Informer:
 
     # -- reads -----------------------------------------------------------------
 
+    def synced(self) -> bool:
+        """Computes, specs and statuses are all listed and watched: reads need no store."""
+        return self._specs.synced and self._statuses.synced and self._computes.synced
+
     async def spec(self, name: str) -> Optional[Record]:
         return await self._read(self._specs, name, service_key(name))
 
