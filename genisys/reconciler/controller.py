@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 
 class Reconciler:
+    """One term of reconciling: the informer, the queue and its workers, and the pass."""
+
     def __init__(self, store: Store, client: ConnectorClient, *, metrics: Metrics,
                  poll_interval: float = 15.0, workers: int = 16,
                  backoff: Optional[Backoff] = None, progress_check: float = 0.25,

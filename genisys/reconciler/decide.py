@@ -8,9 +8,13 @@ pass, and returns what to do: per compute, a connector call to make
 look again); once every compute has its outcome, the status to write, or that
 the service's records go (``finalize``, ``remove``).
 
-The loop around it (``genisys.reconciler.controller``) does the reads, the
-calls and the writes, and feeds each answer back in. Time is passed in
-(``Now``), so each rule here is a row of tests/reconciler/test_decide.py.
+``decide`` is three steps, which the loop around it
+(``genisys.reconciler.controller``) runs itself with the reads, calls and writes
+in between: ``plan`` (the pairs and their desired counts), ``decide_pair`` once
+per answer of a pair's connector (so each pair goes at its own pace: a slow
+connector holds back only its own pairs), and ``conclude`` once every pair has
+its outcome. Time is passed in (``Now``), so each rule here is a row of
+tests/reconciler/test_decide.py.
 """
 
 import dataclasses
