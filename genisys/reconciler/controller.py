@@ -158,8 +158,8 @@ class Reconciler:
                 memories[service] = dataclasses.replace(memories[service], not_before=0.0)
 
     async def resync(self) -> None:
-        """Queue every service, and every status left without one (a crash
-        between the finalizer's two deletes) — but for the services found
+        """Queue every service, and every status left without one (by a genisys
+        whose finalizer deleted them apart, and crashed in between) — but for the services found
         converged on connectors with the batch extension: those are asked about
         every such service at once, and only what differs gets a pass."""
         await self._queue_unsettled()
@@ -370,8 +370,8 @@ class Reconciler:
             self.informer.wrote_status(name, written[0])
 
     async def _remove(self, name: str) -> None:
-        """The spec is gone: so go the status and events left (a crash between the
-        finalizer's deletes), and what is remembered of the service."""
+        """The spec is gone: so go the status and events left, and what is
+        remembered of the service."""
         current = await self.store.get(status_key(name))
         if current is not None:
             await self.store.transaction([
@@ -380,12 +380,14 @@ class Reconciler:
         self._forget(name)
 
     async def _finalize(self, name: str, spec: Record) -> Optional[float]:
-        """The service is being deleted and nothing is left: remove its records."""
+        """The service is being deleted and nothing is left: remove its records, in one
+        transaction (no moment where the spec is gone and its status is not)."""
         try:
-            await self.store.delete(service_key(name), expect_version=spec.version)
+            await self.store.transaction([
+                Op.delete(service_key(name), expect_version=spec.version),
+                Op.delete(status_key(name)), Op.delete(events_key(name))])
         except VersionMismatch:
             return 0  # changed under us: look again
-        await self.store.transaction([Op.delete(status_key(name)), Op.delete(events_key(name))])
         self._forget(name)
         log.info("deleted service %s: every resource is gone", name)
         return None
