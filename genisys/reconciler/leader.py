@@ -31,9 +31,12 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
+from typing import Any, Optional, cast
 
 from genisys.errors import GenisysError, StoreUnavailable, VersionMismatch
-from genisys.store import Condition, Op
+from genisys.metrics import Metrics
+from genisys.store import Condition, Op, Store
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ LEADER_KEY = "leader/reconciler"
 LEADER = "leader"
 FOLLOWER = "follower"
 
+#: Makes the reconciler of a term, given the leadership it runs under.
+MakeReconciler = Callable[["Leadership"], Any]
+
 
 class NotLeader(GenisysError):
     """This process does not (or no longer) hold the leadership."""
@@ -49,12 +55,13 @@ class NotLeader(GenisysError):
     reason = "NotLeader"
 
 
-def default_identity():
+def default_identity() -> str:
     """How this controller is named in the election: host and process."""
     return "%s-%d" % (socket.gethostname(), os.getpid())
 
 
-def make_leadership(store, *, metrics, identity=None, ttl=10.0):
+def make_leadership(store: Store, *, metrics: Optional[Metrics],
+                    identity: Optional[str] = None, ttl: float = 10.0) -> "Leadership":
     """An ``Election`` on a shared store, else a ``SoleLeader``."""
     identity = identity or default_identity()
     if getattr(store, "shared", False):
@@ -62,64 +69,80 @@ def make_leadership(store, *, metrics, identity=None, ttl=10.0):
     return SoleLeader(identity=identity, metrics=metrics)
 
 
-class _Leadership:
+class Leadership:
     """What the reconciler, /readyz and /metrics see of the leadership."""
 
     role = FOLLOWER
-    leader = None
+    leader: Optional[str] = None
 
-    def __init__(self, *, identity, metrics):
+    def __init__(self, *, identity: str, metrics: Optional[Metrics]) -> None:
         self.identity = identity
         self.metrics = metrics
-        self._make_reconciler = None
-        self._reconciler = None
+        self._make_reconciler: Optional[MakeReconciler] = None
+        self._reconciler: Any = None
 
-    def status(self):
+    def check(self) -> None:
+        """Raise NotLeader unless this process may reconcile now."""
+        raise NotImplementedError
+
+    def fenced(self, store: Store) -> Store:
+        """``store`` as this leader's reconciler writes it."""
+        raise NotImplementedError
+
+    async def start(self, make_reconciler: "MakeReconciler") -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    def status(self) -> dict:
         return {"role": self.role, "identity": self.identity, "leader": self.leader}
 
-    def _publish(self):
+    def _publish(self) -> None:
         if self.metrics is not None:
             self.metrics.set_leadership(identity=self.identity, role=self.role,
                                         leader=self.leader)
 
-    async def _start_term(self):
+    async def _start_term(self) -> None:
+        assert self._make_reconciler is not None
         self._reconciler = self._make_reconciler(self)
         await self._reconciler.start()
 
-    async def _end_term(self):
+    async def _end_term(self) -> None:
         reconciler, self._reconciler = self._reconciler, None
         if reconciler is not None:
             await reconciler.stop()
             reconciler.client.close()
 
 
-class SoleLeader(_Leadership):
+class SoleLeader(Leadership):
     """The only controller of its store: always the leader, nothing to fence."""
 
     role = LEADER
 
-    def __init__(self, *, identity, metrics=None):
+    def __init__(self, *, identity: str, metrics: Optional[Metrics] = None) -> None:
         super().__init__(identity=identity, metrics=metrics)
         self.leader = identity
 
-    def check(self):
+    def check(self) -> None:
         pass
 
-    def fenced(self, store):
+    def fenced(self, store: Store) -> Store:
         return store
 
-    async def start(self, make_reconciler):
+    async def start(self, make_reconciler: "MakeReconciler") -> None:
         """Run the reconciler ``make_reconciler(self)`` makes, until stop()."""
         self._make_reconciler = make_reconciler
         self._publish()
         await self._start_term()
 
-    async def stop(self):
+    async def stop(self) -> None:
         await self._end_term()
 
 
-class Election(_Leadership):
-    def __init__(self, store, *, identity, ttl=10.0, metrics=None):
+class Election(Leadership):
+    def __init__(self, store: Any, *, identity: str, ttl: float = 10.0,
+                 metrics: Optional[Metrics] = None) -> None:
         super().__init__(identity=identity, metrics=metrics)
         self.store = store
         #: Seconds of the lease: how long a dead leader keeps the leadership at most.
@@ -136,22 +159,22 @@ class Election(_Leadership):
         self._task = None
 
     @property
-    def renew_every(self):
+    def renew_every(self) -> float:
         return self.ttl / 3
 
     @property
-    def margin(self):
+    def margin(self) -> float:
         """Stop this long before the lease could expire (and renewal attempts give up)."""
         return self.ttl / 4
 
     @property
-    def role(self):
+    def role(self) -> str:  # type: ignore[override]
         return LEADER if self._leads() else FOLLOWER
 
-    def _leads(self):
+    def _leads(self) -> bool:
         return self._leading and time.monotonic() < self._valid_until - self.margin
 
-    def check(self):
+    def check(self) -> None:
         if not self._leads():
             if self.leader == self.identity:
                 raise NotLeader("%s is stepping down: its leadership lease may not be renewed "
@@ -159,15 +182,16 @@ class Election(_Leadership):
             raise NotLeader("%s is not the leader (the leader is %s)"
                             % (self.identity, self.leader or "unknown"))
 
-    def fenced(self, store):
-        return FencedStore(store, self)
+    def fenced(self, store: Store) -> Store:
+        # FencedStore answers every method of Store: writes fenced, reads passed on.
+        return cast(Store, FencedStore(store, self))
 
-    def fence(self):
+    def fence(self) -> Condition:
         """The condition every write of this leader carries; NotLeader if not leading."""
         self.check()
         return Condition.version(LEADER_KEY, self._version)
 
-    def deposed(self, why):
+    def deposed(self, why: str) -> None:
         """Something proved this process is no longer the leader: step down now."""
         if self._leading:
             log.warning("leadership lost: %s", why)
@@ -176,13 +200,13 @@ class Election(_Leadership):
 
     # -- lifecycle ----------------------------------------------------------------
 
-    async def start(self, make_reconciler):
+    async def start(self, make_reconciler: "MakeReconciler") -> None:
         """Campaign in the background; ``make_reconciler(self)`` runs while leading."""
         self._make_reconciler = make_reconciler
         self._publish()
         self._task = start_task(self._run(), name="leader-election")
 
-    async def stop(self):
+    async def stop(self) -> None:
         """Stop reconciling, then hand the leadership over at once (revoke the lease)."""
         await stop_tasks([self._task], timeout=15.0)
         self._task = None
@@ -341,27 +365,29 @@ class FencedStore:
     """The store as a leader's reconciler writes it: every write also requires the
     leadership key to be at this leader's term, so a deposed leader writes nothing."""
 
-    def __init__(self, store, election):
+    def __init__(self, store: Store, election: Election) -> None:
         self._store = store
         self._election = election
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         # Reads (get, list, count, watch, revision, check) are anyone's.
         return getattr(self._store, name)
 
-    async def put(self, key, value, *, expect_version=None, conditions=()):
+    async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,
+                  conditions: tuple = ()) -> Any:
         return await self._fenced(self._store.put, key, value, expect_version=expect_version,
                                   conditions=self._conditions(conditions))
 
-    async def delete(self, key, *, expect_version=None, conditions=()):
+    async def delete(self, key: str, *, expect_version: Optional[int] = None,
+                     conditions: tuple = ()) -> Any:
         return await self._fenced(self._store.delete, key, expect_version=expect_version,
                                   conditions=self._conditions(conditions))
 
-    async def update(self, key, fn, *, conditions=()):
+    async def update(self, key: str, fn: Callable, *, conditions: tuple = ()) -> Any:
         return await self._fenced(self._store.update, key, fn,
                                   conditions=self._conditions(conditions))
 
-    async def transaction(self, ops):
+    async def transaction(self, ops: list[Op]) -> list:
         first = ops[0]
         fenced = Op(first.kind, first.key, first.value, first.expect_version,
                     self._conditions(first.conditions))

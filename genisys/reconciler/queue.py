@@ -14,6 +14,7 @@ Like client-go's workqueue:
 import asyncio
 import collections
 import random
+from typing import Callable, Optional
 
 
 class QueueClosed(Exception):
@@ -25,43 +26,56 @@ class Backoff:
     at most ``maximum``; the jitter (a random half of the delay) spreads
     retries so a fleet of failing keys doesn't retry in lock-step."""
 
-    def __init__(self, *, initial=1.0, maximum=60.0, rng=None):
+    def __init__(self, *, initial: float = 1.0, maximum: float = 60.0,
+                 rng: Optional[random.Random] = None) -> None:
         self.initial = initial
         self.maximum = maximum
         self._random = (rng or random.Random()).random
 
-    def ceiling(self, failures):
+    def ceiling(self, failures: int) -> float:
         """The largest delay after ``failures`` consecutive failures (>= 1)."""
         return min(self.maximum, self.initial * 2 ** min(max(failures, 1) - 1, 62))
 
-    def delay(self, failures):
+    def delay(self, failures: int) -> float:
+        """A random delay after ``failures`` consecutive failures."""
+        return self.spread(failures, self._random())
+
+    def spread(self, failures: int, jitter: float) -> float:
+        """The delay after ``failures`` consecutive failures for a draw ``jitter`` in
+        [0, 1): between half the ceiling and the ceiling."""
         ceiling = self.ceiling(failures)
-        return ceiling / 2 + self._random() * ceiling / 2
+        return ceiling / 2 + jitter * ceiling / 2
+
+    def jitter(self) -> float:
+        """A draw for ``spread``."""
+        return self._random()
 
 
 class WorkQueue:
-    def __init__(self, *, backoff=None, on_change=None):
+    def __init__(self, *, backoff: Optional[Backoff] = None,
+                 on_change: Optional[Callable[[], None]] = None) -> None:
         self.backoff = backoff or Backoff()
         #: Called with no argument when the depth changes (metrics).
         self._on_change = on_change
-        self._ready = collections.deque()
-        self._queued = set()  # in _ready
-        self._active = set()  # handed to a worker, not done yet
-        self._dirty = set()  # added while active: queue again when done
-        self._delayed = {}  # key -> (due time, TimerHandle)
-        self._failures = collections.Counter()
+        self._ready: collections.deque[str] = collections.deque()
+        self._queued: set[str] = set()  # in _ready
+        self._active: set[str] = set()  # handed to a worker, not done yet
+        self._dirty: set[str] = set()  # added while active: queue again when done
+        # key -> (due time, TimerHandle)
+        self._delayed: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._failures: collections.Counter[str] = collections.Counter()
         self._wakeup = asyncio.Event()
         self._closed = False
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Keys ready to be handed out."""
         return len(self._ready)
 
     @property
-    def delayed(self):
+    def delayed(self) -> int:
         return len(self._delayed)
 
-    def add(self, key):
+    def add(self, key: str) -> None:
         """Queue ``key`` now (a delayed add of it is superseded)."""
         if self._closed:
             return
@@ -76,7 +90,7 @@ class WorkQueue:
             self._wakeup.set()
         self._changed()
 
-    def add_after(self, key, delay):
+    def add_after(self, key: str, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds, unless it is queued sooner."""
         if self._closed:
             return
@@ -93,25 +107,25 @@ class WorkQueue:
         self._delayed[key] = (due, loop.call_at(due, self._due, key))
         self._changed()
 
-    def _due(self, key):
+    def _due(self, key: str) -> None:
         self._delayed.pop(key, None)
         self.add(key)
 
-    def retry(self, key):
+    def retry(self, key: str) -> float:
         """A pass of ``key`` failed: queue it again after its backoff; returns the delay."""
         self._failures[key] += 1
         delay = self.backoff.delay(self._failures[key])
         self.add_after(key, delay)
         return delay
 
-    def forget(self, key):
+    def forget(self, key: str) -> None:
         """A pass of ``key`` succeeded: its next failure starts the backoff over."""
         self._failures.pop(key, None)
 
-    def failures(self, key):
+    def failures(self, key: str) -> int:
         return self._failures[key]
 
-    async def get(self):
+    async def get(self) -> str:
         """The next key; the caller must call ``done(key)`` when finished with it."""
         while not self._ready:
             if self._closed:
@@ -126,16 +140,16 @@ class WorkQueue:
         self._changed()
         return key
 
-    def done(self, key):
+    def done(self, key: str) -> None:
         self._active.discard(key)
         if key in self._dirty:
             self._dirty.discard(key)
             self.add(key)
 
-    def is_active(self, key):
+    def is_active(self, key: str) -> bool:
         return key in self._active
 
-    def close(self):
+    def close(self) -> None:
         """Wake every waiting ``get`` with QueueClosed; cancel delayed adds."""
         self._closed = True
         for _, handle in self._delayed.values():
@@ -143,6 +157,6 @@ class WorkQueue:
         self._delayed.clear()
         self._wakeup.set()
 
-    def _changed(self):
+    def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change()

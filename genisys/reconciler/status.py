@@ -8,6 +8,7 @@ the same transaction, so that the status every pass reads stays small.
 """
 
 import datetime
+from typing import Optional
 
 from genisys.model import COMPUTE_MISSING, CONVERGED
 
@@ -18,13 +19,14 @@ NORMAL = "Normal"
 WARNING = "Warning"
 
 
-def timestamp(now=None):
+def timestamp(now: Optional[datetime.datetime] = None) -> str:
     now = now or datetime.datetime.now(datetime.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def entry(previous, *, desired, running, condition, reason="", message="", failures=0,
-          now=None):
+def entry(previous: Optional[dict], *, desired: int, running: Optional[int], condition: str,
+          reason: str = "", message: str = "", failures: int = 0,
+          now: Optional[datetime.datetime] = None) -> dict:
     """A compute's status entry; lastTransitionTime moves only when the condition does."""
     if previous and previous.get("condition") == condition:
         since = previous.get("lastTransitionTime") or timestamp(now)
@@ -34,12 +36,13 @@ def entry(previous, *, desired, running, condition, reason="", message="", failu
             "message": message, "lastTransitionTime": since, "failures": failures}
 
 
-def event(kind, reason, compute, message, now=None):
+def event(kind: str, reason: str, compute: str, message: str,
+          now: Optional[datetime.datetime] = None) -> dict:
     return {"time": timestamp(now), "type": kind, "reason": reason, "compute": compute,
             "message": message, "count": 1}
 
 
-def add_event(events, new):
+def add_event(events: list[dict], new: dict) -> list[dict]:
     """``events`` (newest first) with ``new`` in front; a repeat of the newest
     event for the same compute only bumps its count and time, so a connector
     failing for an hour is one line, not hundreds."""
@@ -53,7 +56,7 @@ def add_event(events, new):
     return ([new] + events)[:EVENTS_KEPT]
 
 
-def is_finished(entries):
+def is_finished(entries: dict[str, dict]) -> bool:
     """True when a service being deleted has nothing left anywhere."""
     return all((e["condition"] == CONVERGED and e["running"] == 0)
                or e["condition"] == COMPUTE_MISSING for e in entries.values())

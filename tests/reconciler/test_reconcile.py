@@ -296,3 +296,48 @@ async def test_events_live_apart_from_the_status_and_older_statuses_hand_theirs_
     await eventually(lambda: _gone(harness, "web"), message="the service to go")
     assert await harness.store.get("events/web") is None
     assert await harness.store.get("status/web") is None
+
+
+class ReadCountingStore:
+    """A real store that records every get and list made through it."""
+
+    def __init__(self, store):
+        self._store = store
+        self.reads = []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def get(self, key):
+        self.reads.append(("get", key))
+        return await self._store.get(key)
+
+    async def list(self, prefix):
+        self.reads.append(("list", prefix))
+        return await self._store.list(prefix)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_passes_read_specs_statuses_and_computes_from_the_informer(harness):
+    """Once the informer has listed, a pass and a resync read no spec, status or
+    compute from the store; only the events record, when there are new events."""
+    local = await harness.connector("local")
+    counting = ReadCountingStore(harness.store)
+    await harness.start(store=counting, poll_interval=0.1)
+    await harness.intents.scale("web", "local", 2)
+    await eventually(lambda: harness.converged("web", "local", 2))
+    await eventually(harness.reconciler.informer.synced, message="the informer synced")
+    counting.reads.clear()
+    asked = local.count("status", "web")
+    await eventually(lambda: local.count("status", "web") >= asked + 3, message="3 resyncs")
+    assert counting.reads == []
+
+    local.running["web"] = 1  # drift: repaired with a Scaled event
+    scales = len(local.scales("web"))
+    await eventually(lambda: len(local.scales("web")) > scales and local.running["web"] == 2)
+    await eventually(lambda: _reason(harness, "web", "Scaled"), message="the Scaled event")
+    assert set(counting.reads) == {("get", "events/web")}
+
+
+async def _reason(harness, service, reason):
+    return (await harness.intents.service_events(service))[0]["reason"] == reason
