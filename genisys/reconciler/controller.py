@@ -347,6 +347,7 @@ class Reconciler:
                      decision: Decision) -> None:
         """Write the new status (a compare-and-swap on the version read) and events."""
         new = decision.status
+        assert new is not None  # a "write" decision always carries the status
         ops = []
         if new != previous:
             ops.append(Op.put(status_key(name), new,

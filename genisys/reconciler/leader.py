@@ -189,6 +189,7 @@ class Election(Leadership):
     def fence(self) -> Condition:
         """The condition every write of this leader carries; NotLeader if not leading."""
         self.check()
+        assert self._version is not None  # check() raised NotLeader otherwise
         return Condition.version(LEADER_KEY, self._version)
 
     def deposed(self, why: str) -> None:
