@@ -14,7 +14,7 @@ import secrets
 import signal
 import urllib.parse
 
-import tornado.httpserver
+import tornado.netutil
 
 from genisys.api import make_app
 from genisys.audit import AuditLog
@@ -32,7 +32,7 @@ from genisys.reconciler.queue import Backoff
 from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
-from genisys.web import drain
+from genisys.web import Server, drain
 
 log = logging.getLogger("genisys")
 
@@ -135,7 +135,7 @@ async def serve(app, settings, stop, *, listening=None):
     tls = None
     if settings.server.tls_cert:
         tls = server_tls_context(settings.server.tls_cert, settings.server.tls_key)
-    server = tornado.httpserver.HTTPServer(
+    server = Server(
         app, ssl_options=tls, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
         max_header_size=SERVER_MAX_HEADER_BYTES,
         idle_connection_timeout=settings.server.idle_timeout,

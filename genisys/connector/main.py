@@ -18,7 +18,6 @@ import logging
 import signal
 from typing import Optional
 
-import tornado.httpserver
 import tornado.netutil
 
 from genisys.auth import Authenticator
@@ -30,7 +29,7 @@ from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
 from genisys.errors import StartupError
 from genisys.model import is_loopback
-from genisys.web import drain
+from genisys.web import Server, drain
 
 log = logging.getLogger("genisys.connector")
 
@@ -178,8 +177,7 @@ async def _serve(settings, backend, sockets, stop):
     elif not is_loopback(settings.bind):
         log.warning("INSECURE: listening on %s without a token (--insecure-bind-any): anyone "
                     "who can reach this port can start and stop processes", settings.bind)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
-                                           xheaders=False)
+    server = Server(app, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     log.info("genisys connector listening on http://%s:%d (backend %s)", settings.bind, port,
