@@ -411,12 +411,16 @@ async def drain(server, tracker, *, logger=log, grace=SHUTDOWN_GRACE_SECONDS):
     """Stop ``server`` (a ``Server``) accepting connections and reading requests, answer
     the requests it has begun (each with ``Connection: close``), then wait for the
     handlers still running whose clients left (``tracker``: its InFlight); ``logger``
-    says so. What is cut off after ``grace`` was never handled."""
+    says so. A connection still open after ``grace`` is closed, answered or not."""
     logger.info("shutting down: no new connections, finishing %d request(s)", tracker.count)
     server.stop()
     tracker.draining = True
     if not await server.drain(grace):
-        logger.warning("some connections did not finish their request within %.0fs", grace)
-        await server.close_all_connections()
+        logger.warning("some connections did not finish their request within %gs: "
+                       "closing them", grace)
+        try:
+            await asyncio.wait_for(server.close_all_connections(), grace)
+        except asyncio.TimeoutError:
+            logger.warning("some connections did not close within %gs", grace)
     if not await tracker.wait_idle(grace):
-        logger.warning("%d request(s) still running after %.0fs", tracker.count, grace)
+        logger.warning("%d request(s) still running after %gs", tracker.count, grace)

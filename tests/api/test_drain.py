@@ -112,3 +112,23 @@ async def test_a_request_already_in_behind_the_one_being_handled_is_served_too(s
     await asyncio.wait_for(draining, 10)
     assert applied == ["/slow", "/slow"]
     writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_request_that_outlasts_the_grace_is_cut_off_and_said_so(served, caplog):
+    server, port, tracker, gate, applied = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(REQUEST)
+    while tracker.count < 1:
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(drain(server, tracker, grace=0.2), 10)
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, unanswered
+    assert "some connections did not finish their request within 0.2s: closing them" \
+        in caplog.text
+    assert "1 request(s) still running after 0.2s" in caplog.text
+    assert not server._connections and applied == []
+    gate.set()  # the handler finishes, with no one left to answer
+    while tracker.count:
+        await asyncio.sleep(0.01)
+    assert applied == ["/slow"]
+    writer.close()
