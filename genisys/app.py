@@ -12,8 +12,6 @@ import logging
 import secrets
 import urllib.parse
 
-import tornado.httpserver
-
 from genisys.api import make_app
 from genisys.audit import AuditLog
 from genisys.auth import Authenticator, Token
@@ -31,7 +29,7 @@ from genisys.serving import bind_sockets, log_access, stop_on_signals
 from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
-from genisys.web import SERVER_MAX_HEADER_BYTES, drain
+from genisys.web import SERVER_MAX_HEADER_BYTES, Server, drain
 
 log = logging.getLogger("genisys")
 
@@ -110,7 +108,7 @@ async def serve(app, settings, stop, *, listening=None):
     tls = None
     if settings.server.tls_cert:
         tls = server_tls_context(settings.server.tls_cert, settings.server.tls_key)
-    server = tornado.httpserver.HTTPServer(
+    server = Server(
         app, ssl_options=tls, max_body_size=SERVER_MAX_BODY_BYTES, xheaders=False,
         max_header_size=SERVER_MAX_HEADER_BYTES,
         idle_connection_timeout=settings.server.idle_timeout,

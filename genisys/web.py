@@ -13,6 +13,9 @@ import json
 import logging
 import math
 
+import tornado.httpserver
+import tornado.httputil
+import tornado.ioloop
 import tornado.web
 
 from genisys import errors
@@ -193,6 +196,11 @@ class JSONHandler(tornado.web.RequestHandler):
             self._too_large = True
             self._body = bytearray()
 
+    def finish(self, chunk=None):
+        if self.tracker.draining:
+            self.set_header("Connection", "close")
+        return super().finish(chunk)
+
     def on_finish(self):
         if self._tracked:
             self._tracked = False
@@ -290,10 +298,14 @@ class NotFoundHandler(JSONHandler):
 
 
 class InFlight:
-    """Counts requests being handled, so shutdown can wait for them to finish."""
+    """Counts requests being handled, so shutdown can wait for them to finish.
+
+    ``draining`` is set when shutdown begins: from then on every answer says
+    ``Connection: close``, so no client sends another request on its connection."""
 
     def __init__(self):
         self.count = 0
+        self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -315,18 +327,103 @@ class InFlight:
             return False
 
 
-#: How long a server that is shutting down waits for in-flight requests, then for
-#: the connections left to close.
+class _FirstHeaders(tornado.httputil.HTTPMessageDelegate):
+    """Passes one request through to ``delegate``, calling ``arrived()`` when its headers
+    are in, before anything of the request is handled."""
+
+    def __init__(self, delegate, arrived):
+        self.delegate = delegate
+        self.arrived = arrived
+
+    def headers_received(self, start_line, headers):
+        self.arrived()
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self.delegate.data_received(chunk)
+
+    def finish(self):
+        self.delegate.finish()
+
+    def on_connection_close(self):
+        self.arrived()
+        self.delegate.on_connection_close()
+
+
+class Server(tornado.httpserver.HTTPServer):
+    """tornado's HTTPServer, able to drain without cutting a request in two.
+
+    While draining, a kept-alive connection is closed only while it waits for
+    the headers of its next request and they are not all in: closing it then
+    drops what little was read, and nothing of that request was handled. A
+    request whose headers are in is served to the end, its answer written
+    before its connection closes. (Closing a connection whose next request is
+    already buffered would not stop tornado reading it from its buffer, and
+    handling it with no way left to answer.)"""
+
+    def initialize(self, *args, **kwargs):
+        super().initialize(*args, **kwargs)
+        self.draining = False
+        #: Connections between two requests: waiting for the headers of the next.
+        self._between_requests = set()
+        self._all_closed = asyncio.Event()
+
+    def start_request(self, server_conn, request_conn):
+        self._between_requests.add(server_conn)
+        if self.draining:
+            # Once tornado has begun reading this request (right after this returns)
+            # its connection is either waiting, and closed, or has the headers, and
+            # that request is served.
+            tornado.ioloop.IOLoop.current().add_callback(self._close_if_waiting, server_conn)
+        return _FirstHeaders(super().start_request(server_conn, request_conn),
+                             lambda: self._between_requests.discard(server_conn))
+
+    def _close_if_waiting(self, server_conn):
+        # A pending read is one its buffer cannot satisfy: the headers are not all in.
+        if server_conn in self._between_requests and server_conn.stream.reading():
+            server_conn.stream.close()
+
+    def on_close(self, server_conn):
+        self._between_requests.discard(server_conn)
+        super().on_close(server_conn)
+        if self.draining and not self._connections:
+            self._all_closed.set()
+
+    async def drain(self, timeout):
+        """Stop reading new requests: close the connections waiting for one now and
+        every other one once its current request is answered. True once all are
+        closed, False if ``timeout`` passed first."""
+        self.draining = True
+        for server_conn in list(self._between_requests):
+            self._close_if_waiting(server_conn)
+        if not self._connections:
+            return True
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+#: How long a server that is shutting down waits for its connections to finish
+#: their requests, then for the requests whose clients went away.
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 async def drain(server, tracker, *, logger=log, grace=SHUTDOWN_GRACE_SECONDS):
-    """Stop ``server`` accepting connections, let the requests in flight finish
-    (``tracker``: its InFlight), then close the connections left; ``logger`` says so."""
+    """Stop ``server`` (a ``Server``) accepting connections and reading requests, answer
+    the requests it has begun (each with ``Connection: close``), then wait for the
+    handlers still running whose clients left (``tracker``: its InFlight); ``logger``
+    says so. A connection still open after ``grace`` is closed, answered or not."""
     logger.info("shutting down: no new connections, finishing %d request(s)", tracker.count)
     server.stop()
-    await tracker.wait_idle(grace)
-    try:
-        await asyncio.wait_for(server.close_all_connections(), grace)
-    except asyncio.TimeoutError:
-        logger.warning("some connections did not close within %.0fs", grace)
+    tracker.draining = True
+    if not await server.drain(grace):
+        logger.warning("some connections did not finish their request within %gs: "
+                       "closing them", grace)
+        try:
+            await asyncio.wait_for(server.close_all_connections(), grace)
+        except asyncio.TimeoutError:
+            logger.warning("some connections did not close within %gs", grace)
+    if not await tracker.wait_idle(grace):
+        logger.warning("%d request(s) still running after %gs", tracker.count, grace)

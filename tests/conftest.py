@@ -1,4 +1,10 @@
-"""Fixtures shared by every topic: real genisys processes and stores on every backend."""
+"""Fixtures shared by every topic: real genisys processes and stores on every backend.
+
+And the one rule about skips: a test that needs something of its environment (etcd,
+a Docker engine, curl, the seed README) skips without it, saying how to get it, but
+under CI (``CI`` set to anything but empty, 0, false, no or off) every skip is a
+failure: CI must run them all, and a skip there is a test nobody ran.
+"""
 
 import os
 import uuid
@@ -9,6 +15,27 @@ from genisys.api import make_app
 from genisys.intents import Intents
 from genisys.store import store_from_url
 from tests.support import ConnectorProcess, GenisysProcess
+
+#: Values of CI that mean "not under CI" (compared without regard to case or spaces).
+_NOT_CI = {"", "0", "false", "no", "off"}
+
+
+def under_ci(environ=os.environ):
+    """True if ``environ`` says the tests run under CI (CI=true, 1, yes, ...)."""
+    return environ.get("CI", "").strip().lower() not in _NOT_CI
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a skipped test (in its setup or its body) is reported failed, with
+    the reason it gave. An expected failure (xfail) is left as it is."""
+    report = (yield).get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and under_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = ("skipped under CI=%s, where every test must run: %s"
+                           % (os.environ["CI"], reason))
+
 
 #: Store backends the contract and API tests run against (etcd joins later).
 BACKENDS = ["memory", "sqlite"]

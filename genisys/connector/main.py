@@ -16,8 +16,6 @@ import dataclasses
 import logging
 from typing import Optional
 
-import tornado.httpserver
-
 from genisys.auth import Authenticator
 from genisys.connector.batch import MAX_BATCH_BODY_BYTES
 from genisys.connector.definitions import load_definitions_file
@@ -26,7 +24,7 @@ from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
 from genisys.errors import ConfigError
 from genisys.serving import Exposure, bind_sockets, log_access, stop_on_signals
-from genisys.web import SERVER_MAX_HEADER_BYTES, drain
+from genisys.web import SERVER_MAX_HEADER_BYTES, Server, drain
 
 log = logging.getLogger("genisys.connector")
 
@@ -179,10 +177,10 @@ async def run_connector(settings, *, stop=None):
 async def _serve(settings, backend, sockets, stop):
     app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch)
     log_access(log, EXPOSURE, bind=settings.bind, tokens=settings.tokens)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES,
-                                           max_header_size=SERVER_MAX_HEADER_BYTES,
-                                           idle_connection_timeout=IDLE_SECONDS,
-                                           body_timeout=BODY_SECONDS, xheaders=False)
+    server = Server(app, max_body_size=SERVER_MAX_BODY_BYTES,
+                    max_header_size=SERVER_MAX_HEADER_BYTES,
+                    idle_connection_timeout=IDLE_SECONDS, body_timeout=BODY_SECONDS,
+                    xheaders=False)
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     log.info("genisys connector listening on http://%s:%d (backend %s)", settings.bind, port,

@@ -39,10 +39,39 @@ def every_route(app):
     routes = []
     for rule in app.wildcard_router.rules:
         pattern = rule.matcher.regex.pattern.rstrip("$").replace("/?", "")
-        path = re.sub(r"\(\[\^/\]\+\)", "web", pattern)
+        path = re.sub(r"\\(.)", r"\1", re.sub(r"\(\[\^/\]\+\)", "web", pattern))
         for method in rule.target.allowed_methods():
             routes.append((method, path))
     return routes
+
+
+#: Authorization headers that must not get in, and what the 401 says.
+WRONG_AUTHORIZATIONS = [
+    ("Bearer not-a-valid-token-at-all", "the token is not valid"),
+    ("Basic b3BzOnNlY3JldA==", "the Authorization header must be 'Bearer <token>'"),
+    # A valid secret under another scheme: only Bearer presents a token.
+    ("Basic " + ADMIN_TOKEN.secret, "the Authorization header must be 'Bearer <token>'"),
+    ("Token " + READER_TOKEN.secret, "the Authorization header must be 'Bearer <token>'"),
+    ("Bearer " + ADMIN_TOKEN.secret[:-1], "the token is not valid"),
+    ("Bearer " + ADMIN_TOKEN.secret + "x", "the token is not valid"),
+    # Secrets are compared exactly: letter case matters.
+    ("Bearer " + ADMIN_TOKEN.secret.upper(), "the token is not valid"),
+    ("Bearer " + READER_TOKEN.secret.swapcase(), "the token is not valid"),
+    ("Bearer", "the Authorization header must be 'Bearer <token>'"),
+]
+
+#: What an admin's write with the body {} gets on each route, after seed(): the status
+#: and the field named (a field: the required one missing).
+ADMIN_ANSWERS = {
+    ("POST", "/compute"): (400, "name"),
+    ("PUT", "/compute/web"): (400, "connector"),
+    ("DELETE", "/compute/web"): (409, None),  # the service web runs there
+    ("PUT", "/service/web"): (400, "replicas"),
+    ("DELETE", "/service/web"): (202, None),
+    ("POST", "/service/web/upscale"): (400, "compute"),
+    ("POST", "/service/web/downscale"): (400, "compute"),
+    ("POST", "/service/web/scale"): (400, "compute"),
+}
 
 
 def bearer(token):
@@ -80,28 +109,47 @@ async def test_the_auth_matrix(api, app, intents):
             assert answer["error"]["reason"] == "Unauthorized"
             assert headers["WWW-Authenticate"] == 'Bearer realm="genisys"'
 
-        for wrong in ("Bearer not-a-valid-token-at-all", "Basic b3BzOnNlY3JldA==",
-                      "Bearer " + ADMIN_TOKEN.secret[:-1], "Bearer"):
+        for wrong, message in WRONG_AUTHORIZATIONS:
             code, answer, headers = await api.call(method, path, body,
                                                    headers={"Authorization": wrong})
             if not public:
-                assert code == 401, (method, path, wrong, code)
-                assert "error=" in headers["WWW-Authenticate"] or wrong == "Bearer"
+                assert (code, answer) == (401, {"error": {
+                    "reason": "Unauthorized", "message": message, "field": "Authorization"}}), \
+                    (method, path, wrong)
+                assert headers["WWW-Authenticate"] == \
+                    'Bearer realm="genisys", error="invalid_token"'
+        assert await snapshot(intents) == before, "refused %s %s changed state" % (method, path)
 
         code, answer, _ = await api.call(method, path, body, headers=bearer(READER_TOKEN))
         if method == "GET" or public:
-            assert code not in (401, 403), (method, path, code)
+            assert code == 200, (method, path, code, answer)
+            read = answer
         else:
-            assert code == 403, (method, path, code)
-            assert answer["error"]["reason"] == "Forbidden"
-            assert "dashboard" in answer["error"]["message"]
+            assert (code, answer) == (403, {"error": {
+                "reason": "Forbidden", "message": "token 'dashboard' is read-only: %s %s "
+                "needs an admin token" % (method, path)}}), (method, path)
         assert await snapshot(intents) == before, "refused %s %s changed state" % (method, path)
 
         for admin in (ADMIN_TOKEN, OLD_ADMIN_TOKEN):
-            code, _, _ = await api.call(method, path, body, headers=bearer(admin))
-            assert code not in (401, 403), (method, path, code)
+            code, answer, _ = await api.call(method, path, body, headers=bearer(admin))
+            if method == "GET" or public:
+                # The same answer for any token that may read: nothing changed in between.
+                assert (code, answer) == (200, read), (method, path, admin.name)
+                continue
+            status, field = ADMIN_ANSWERS[method, path]
+            assert code == status, (method, path, admin.name, code, answer)
+            if field:
+                assert answer["error"] == {"reason": "Invalid", "message": "is required",
+                                           "field": field}
+            elif method == "DELETE" and path == "/service/web":
+                assert answer["deleting"] is True and answer["name"] == "web"
+            else:
+                assert answer["error"]["reason"] == "Conflict"
+                assert "compute 'web' is in use by service(s) web" in answer["error"]["message"]
         if method == "DELETE":
             await seed_again(api)
+    writes = {(m, p) for m, p in routes if m != "GET" and p not in PUBLIC}
+    assert writes == set(ADMIN_ANSWERS)
 
 
 async def seed_again(api):

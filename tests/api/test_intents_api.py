@@ -225,3 +225,43 @@ async def test_metrics_are_prometheus_text(api):
     text = response.body.decode()
     assert "# TYPE genisys_reconcile_passes_total counter" in text
     assert "# TYPE genisys_connector_call_seconds histogram" in text
+
+
+@pytest.mark.gen_test
+async def test_delete_compute_with_if_match(api):
+    await add_compute(api)
+    _, _, headers = await api.call("GET", "/compute/local")
+    stale = '"%d"' % (int(headers["ETag"].strip('"')) + 100)
+    code, body, _ = await api.call("DELETE", "/compute/local", headers={"If-Match": stale})
+    assert code == 412 and body["error"]["reason"] == "PreconditionFailed"
+    assert (await api.call("GET", "/compute/local"))[0] == 200
+    code, body, _ = await api.call("DELETE", "/compute/local",
+                                   headers={"If-Match": headers["ETag"]})
+    assert (code, body) == (200, {"name": "local", "connector": "http://127.0.0.1:7051"})
+    code, body, _ = await api.call("GET", "/compute/local")
+    assert code == 404 and body["error"]["reason"] == "NotFound"
+    await add_compute(api)
+    code, body, _ = await api.call("DELETE", "/compute/local", headers={"If-Match": "*"})
+    assert (code, body["name"]) == (200, "local")
+    assert (await api.call("GET", "/compute"))[1] == {}
+
+
+@pytest.mark.gen_test
+async def test_delete_service_with_if_match(api):
+    await add_compute(api)
+    code, body, headers = await api.call("PUT", "/service/web", {"replicas": {"local": 2}})
+    assert code == 201
+    version = body["resourceVersion"]
+    code, body, _ = await api.call("DELETE", "/service/web",
+                                   headers={"If-Match": '"%d"' % (version + 100)})
+    assert code == 412 and body["error"]["reason"] == "PreconditionFailed"
+    code, body, _ = await api.call("GET", "/service/web")
+    assert (body["deleting"], body["resourceVersion"]) == (False, version)
+    code, body, headers = await api.call("DELETE", "/service/web",
+                                         headers={"If-Match": '"%d"' % version})
+    assert code == 202 and body["deleting"] is True and body["generation"] == 2
+    assert headers["ETag"] == '"%d"' % body["resourceVersion"] != '"%d"' % version
+    code, stored, _ = await api.call("GET", "/service/web")
+    assert stored["deleting"] is True and stored["resourceVersion"] == body["resourceVersion"]
+    code, body, _ = await api.call("DELETE", "/service/web", headers={"If-Match": "*"})
+    assert code == 202 and body["deleting"] is True

@@ -48,6 +48,8 @@ async def test_max_computes(api):
     assert (await api.call("DELETE", "/compute/b"))[0] == 200
     code, _, _ = await api.call("PUT", "/compute/c", {"connector": "http://c.internal"})
     assert code == 201
+    assert await state(api) == ({"a": {"name": "a", "connector": "http://a2.internal"},
+                                 "c": {"name": "c", "connector": "http://c.internal"}}, {})
 
 
 @pytest.mark.gen_test
@@ -66,6 +68,9 @@ async def test_max_services(api):
     assert await state(api) == before
     code, _, _ = await api.call("POST", "/service/one/upscale", {"compute": "a"})
     assert code == 202  # existing services keep working
+    computes, services = await state(api)
+    assert {name: s["replicas"] for name, s in services.items()} == {"one": {"a": 2},
+                                                                    "two": {"a": 1}}
 
 
 @pytest.mark.gen_test
@@ -84,9 +89,10 @@ async def test_only_allowed_connector_hosts(api, url):
 
 @pytest.mark.gen_test
 async def test_allowed_hosts_match_case_insensitively(api):
-    for url in ("http://A.Internal:8080", "https://127.0.0.1:7051/prefix"):
+    for url, created in (("http://A.Internal:8080", 201), ("https://127.0.0.1:7051/prefix", 200)):
         code, body, _ = await api.call("PUT", "/compute/x", {"connector": url})
-        assert code in (200, 201), body
+        assert (code, body) == (created, {"name": "x", "connector": url})
+        assert await state(api) == ({"x": {"name": "x", "connector": url}}, {})
 
 
 def test_a_slow_client_is_cut_off_while_others_are_served(start_genisys):

@@ -1,6 +1,9 @@
 """Helpers of the connector tests: commands to run, and the calls a controller makes."""
 
+import concurrent.futures
+import re
 import sys
+import threading
 
 #: A resource that runs until it is stopped.
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -43,3 +46,42 @@ def output_of(entry):
     """What a process (a state file entry) wrote to its log so far."""
     with open(entry["log"], encoding="utf-8", errors="replace") as f:
         return f.read()
+
+
+#: A process or docker connector's log line for one change of a service's count.
+_CHANGE = re.compile(r"\bscaling (\S+) (?:up|down) from (\d+) to (\d+)")
+#: ... and for one resource started (a process, or a container: name and short id).
+_STARTED = re.compile(r"\bstarted (?:process \d+|container \S+ \(\w+\)) of ([^\s:]+)")
+
+#: Concurrent orders of different sizes (each one different from the one before it).
+MIXED_ORDERS = [2, 7, 4, 9, 1, 6, 3, 8]
+
+
+def changes(log, service):
+    """(from, to) of every change of ``service``'s count a connector logged, in order."""
+    return [(int(m.group(2)), int(m.group(3))) for m in map(_CHANGE.search, log.splitlines())
+            if m and m.group(1) == service]
+
+
+def starts(log, service):
+    """How many resources of ``service`` a connector logged starting."""
+    return sum(1 for m in map(_STARTED.search, log.splitlines()) if m and m.group(1) == service)
+
+
+def at_once(calls):
+    """Run every one of ``calls`` at the same moment, each in its own thread; their
+    results, in the order of ``calls``."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait(timeout=30)
+        return call()
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def one_after_the_other(history, *, start):
+    """True if every change in ``history`` begins where the one before it ended (the
+    first where the service stood at ``start``): none interleaved with another."""
+    ends = [start] + [to for _, to in history]
+    return all(begin == end for (begin, _), end in zip(history, ends))

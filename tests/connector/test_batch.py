@@ -11,7 +11,18 @@ import pytest
 from genisys import cli
 from genisys.connector import batch
 from genisys.errors import BackendUnavailable, GenisysError, ServiceNotDefined
-from tests.connector.common import SLEEPER, error_of, running, scale
+from tests.connector.common import (
+    MIXED_ORDERS,
+    SLEEPER,
+    at_once,
+    changes,
+    define,
+    error_of,
+    one_after_the_other,
+    running,
+    scale,
+    starts,
+)
 from tests.support import ConnectorProcess
 
 CAPABILITIES = {"batch": {"maxServices": 1000}}
@@ -170,6 +181,35 @@ def test_more_orders_than_run_at_once_are_all_carried_out(start_connector):
     entries = services_of(batch_scale(connector, orders))
     assert entries == {name: {"running_resources": 1} for name in orders}
     assert services_of(batch_status(connector, list(orders))) == entries
+
+
+def test_concurrent_batches_end_at_the_last_order_carried_out_for_each_service(
+        start_connector):
+    """Eight batches at once, each ordering web and api (in opposite directions), and
+    per-service orders for web among them: per service, one order after the other."""
+    connector = start_connector("--grace-period", "2s")
+    for name in ("web", "api"):
+        define(connector, name, SLEEPER)
+    calls = [lambda n=n: batch_scale(connector, {"web": n, "api": 10 - n}) for n in MIXED_ORDERS]
+    calls += [lambda: scale(connector, "web", 5), lambda: scale(connector, "web", 10)]
+    answers = at_once(calls)
+    for n, answer in zip(MIXED_ORDERS, answers):
+        assert services_of(answer) == {"web": {"running_resources": n},
+                                       "api": {"running_resources": 10 - n}}
+    assert [(r.status_code, r.json()) for r in answers[-2:]] == [
+        (200, {"running_resources": 5, "number": 5}),
+        (200, {"running_resources": 10, "number": 10})]
+    log = connector.log()
+    # Every order is for a count no other order of its service asks for, and none for 0:
+    # each is one change in the log.
+    for name, orders in (("web", MIXED_ORDERS + [5, 10]), ("api", [10 - n for n in MIXED_ORDERS])):
+        history = changes(log, name)
+        assert one_after_the_other(history, start=0), (name, history)
+        assert sorted(to for _, to in history) == sorted(orders)
+        last = history[-1][1]
+        assert running(connector, name) == last
+        assert len(connector.running_pids(name)) == last
+        assert starts(log, name) == sum(to - begin for begin, to in history if to > begin)
 
 
 # -- tokens ----------------------------------------------------------------------------------

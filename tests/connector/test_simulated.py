@@ -29,9 +29,10 @@ def test_start_delay_counts_new_resources_only_once_started(start_connector):
     # The order is taken at once; none of the three runs yet (the answer says so).
     assert scale(connector, "web", 3).json() == {"running_resources": 0, "number": 3}
     wait_for(lambda: running(connector, "web") == 3, message="the delayed start")
-    # Scaling down drops the newest: those still starting go before running ones
-    # (whether the two new ones have started yet depends on the machine's speed).
-    assert scale(connector, "web", 5).json()["running_resources"] in (3, 5)
+    # The answer counts what runs when the order is taken: the two new ones start
+    # 1.5 s after it, the answer is computed in the same step as their start times.
+    assert scale(connector, "web", 5).json() == {"running_resources": 3, "number": 5}
+    wait_for(lambda: running(connector, "web") == 5, message="the two delayed starts")
     assert scale(connector, "web", 3).json()["running_resources"] == 3
     assert scale(connector, "web", 1).json()["running_resources"] == 1
 
@@ -82,6 +83,14 @@ def test_start_delay_with_a_clock_in_process():
         now[0] += 0.1
         assert await backend.count("web") == 2
         assert backend.snapshot() == {"web": 2}
+        # Scaling down drops the newest: those still starting go before running ones.
+        assert await backend.scale("web", 4) == 2
+        now[0] += 5
+        assert await backend.scale("web", 3) == 2
+        assert backend.snapshot() == {"web": 2}
+        now[0] += 5
+        assert backend.snapshot() == {"web": 3}
+        assert await backend.scale("web", 1) == 1
         await backend.scale("web", 0)
         assert backend.snapshot() == {}
     asyncio.run(scenario())

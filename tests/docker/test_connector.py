@@ -6,7 +6,15 @@ import pytest
 
 from genisys import cli
 from genisys.connector.main import DockerSettings, ProcessSettings
-from tests.connector.common import error_of, running, scale
+from tests.connector.common import (
+    at_once,
+    changes,
+    error_of,
+    one_after_the_other,
+    running,
+    scale,
+    starts,
+)
 from tests.docker.common import IMAGE, wait_running
 from tests.support import run_genisys
 
@@ -55,6 +63,35 @@ def test_scale_status_and_errors_over_http(start_connector, engine, connector_id
     assert "image genisys-test/ghost:1 is not on the Docker engine" in error["message"]
     metrics = connector.request("GET", "/metrics").text
     assert 'genisys_connector_resources{service="web"} 2.0' in metrics
+
+
+def test_concurrent_orders_end_at_the_last_carried_out(start_connector, engine, connector_id):
+    """Orders for one service at once: the same one four times starts 3 containers, not
+    more; then orders of different sizes are carried out one after the other (the
+    connector's log says in which order), and what runs is what the last one asked."""
+    connector = start(start_connector, engine, connector_id)
+    assert connector.request("PUT", "/service/web", json={"image": IMAGE,
+                                                          "network": "none"}).status_code == 201
+    answers = at_once([lambda: scale(connector, "web", 3)] * 4)
+    assert [(r.status_code, r.json()) for r in answers] == \
+        [(200, {"running_resources": 3, "number": 3})] * 4
+    assert len(wait_running(engine, connector_id, 3)) == 3
+    assert (changes(connector.log(), "web"), starts(connector.log(), "web")) == ([(0, 3)], 3)
+
+    orders = [1, 4, 2, 5]
+    answers = at_once([lambda n=n: scale(connector, "web", n) for n in orders])
+    assert [(r.status_code, r.json()) for r in answers] == \
+        [(200, {"running_resources": n, "number": n}) for n in orders]
+    history = changes(connector.log(), "web")[1:]
+    assert sorted(to for _, to in history) == sorted(orders)
+    assert one_after_the_other(history, start=3), history
+    last = history[-1][1]
+    assert running(connector, "web") == last
+    assert len(wait_running(engine, connector_id, last)) == last
+    assert starts(connector.log(), "web") == 3 + sum(to - begin for begin, to in history
+                                                      if to > begin)
+    # Stopped here, so the containers scaled down are removed before the engine is cleaned.
+    assert connector.stop() == 0
 
 
 def test_an_unreachable_engine_answers_503_and_docker_host_is_honoured(start_connector,

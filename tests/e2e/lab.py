@@ -3,8 +3,8 @@ service whose processes carry a marker unique to the test, so that tests count
 what really runs (as `ps` would), not what anyone reports."""
 
 import json
+import re
 import sys
-import threading
 import uuid
 
 from tests.support import find_processes, free_port, wait_for
@@ -12,6 +12,13 @@ from tests.support import find_processes, free_port, wait_for
 #: Fast loops for tests: resync every 0.5 s, retries from 0.1 s up to 1 s.
 FAST = ["--poll-interval", "500ms", "--backoff-initial", "100ms", "--backoff-max", "1s",
         "--connector-timeout", "2s", "--connector-connect-timeout", "1s"]
+
+
+#: A process connector's log lines about a process of a service beginning (started,
+#: adopted, found in /proc) and ending (stopped, or seen to have exited or been killed).
+_BEGAN = re.compile(r"\b(?:started|adopted|found) process (\d+) of ([\w.-]+)")
+_ENDED = re.compile(r"\bstopped process (\d+) of ([\w.-]+)"
+                    r"|\bprocess (\d+) of ([\w.-]+) (?:exited|killed)")
 
 
 def processes(marker):
@@ -36,12 +43,31 @@ class Lab:
         }]))
         self.genisys = None
         self.connector = None
+        #: Every connector started, in order (one at a time: they share the port).
+        self.connectors = []
 
     def start_the_connector(self, *args):
         self.connector = self.start_connector(
             "--port", str(self.connector_port), "--services", str(self.services_file),
             "--grace-period", "2s", *args, state_dir=self.state_dir)
+        self.connectors.append(self.connector)
         return self.connector
+
+    def most_alive(self, service="web"):
+        """The most processes of ``service`` alive at once, by the connectors' own logs.
+
+        Each start is logged as it happens and each exit only once it is seen, so
+        this is never less than the truth: an overshoot, however brief, is in it."""
+        alive, most = set(), 0
+        for connector in self.connectors:
+            for line in connector.log().splitlines():
+                began, ended = _BEGAN.search(line), _ENDED.search(line)
+                if began and began.group(2) == service:
+                    alive.add(int(began.group(1)))
+                    most = max(most, len(alive))
+                elif ended and service in ended.groups():
+                    alive.discard(int(ended.group(1) or ended.group(3)))
+        return most
 
     def start(self, *args):
         self.genisys = self.start_genisys(*FAST, *args)
@@ -70,26 +96,3 @@ class Lab:
                  message="%s converged at %d (status %s, processes %s)"
                  % (service, number, self.entry(service), processes(self.marker)))
         return processes(self.marker)
-
-
-class Sampler:
-    """Counts the marked processes in the background; remembers the most seen."""
-
-    def __init__(self, marker):
-        self.marker = marker
-        self.most = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.most = max(self.most, len(processes(self.marker)))
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()

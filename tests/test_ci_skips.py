@@ -1,0 +1,90 @@
+"""Under CI, a skipped test is a failure (the rule in tests/conftest.py), whatever
+truthy value CI has; outside CI a skip stays a skip."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import under_ci
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Every way a test skips: in its body, by a mark, in a fixture; and what must not change.
+TINY_TESTS = '''
+import pytest
+
+@pytest.fixture
+def engine():
+    pytest.skip("no engine here")
+
+def test_body_skips():
+    pytest.skip("etcd is not installed")
+
+@pytest.mark.skipif(True, reason="curl is not installed")
+def test_marked_skip():
+    pass
+
+def test_fixture_skips(engine):
+    pass
+
+@pytest.mark.xfail(reason="known", strict=True)
+def test_expected_failure():
+    assert False
+
+def test_passes():
+    pass
+'''
+
+
+def run_tiny_suite(tmp_path, ci):
+    """pytest over TINY_TESTS with the rule of tests/conftest.py loaded (as a plugin)
+    and CI set to ``ci`` (None: unset); (exit status, output)."""
+    (tmp_path / "test_tiny.py").write_text(TINY_TESTS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    # Only the rule is loaded: the suite's other plugins take seconds to import.
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env.pop("CI", None)
+    if ci is not None:
+        env["CI"] = ci
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
+         "-p", "no:warnings", "-rfEs", "--rootdir", str(tmp_path),
+         "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_tiny.py")],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def summary(output):
+    return re.findall(r"^=+ (.*) in [\d.]+s", output, re.MULTILINE)[-1]
+
+
+@pytest.mark.parametrize("ci", ["true", "1", "yes", " On "])
+def test_under_ci_every_skip_is_a_failure(tmp_path, ci):
+    status, output = run_tiny_suite(tmp_path, ci)
+    assert status == 1, output
+    # A skip in the setup (a mark, a fixture) is a failed setup: pytest calls it an error.
+    assert summary(output) == "1 failed, 1 passed, 1 xfailed, 2 errors", output
+    for outcome, name, reason in (("FAILED", "test_body_skips", "etcd is not installed"),
+                                  ("ERROR", "test_marked_skip", "curl is not installed"),
+                                  ("ERROR", "test_fixture_skips", "no engine here")):
+        assert re.search(r"%s test_tiny.py::%s - skipped under CI=%s, where every test "
+                         r"must run: Skipped: %s" % (outcome, name, re.escape(ci), reason),
+                         output), output
+
+
+@pytest.mark.parametrize("ci", [None, "0", "false", "No"])
+def test_outside_ci_a_skip_stays_a_skip(tmp_path, ci):
+    status, output = run_tiny_suite(tmp_path, ci)
+    assert status == 0, output
+    assert summary(output) == "1 passed, 3 skipped, 1 xfailed", output
+
+
+def test_which_values_mean_ci():
+    for value in ("true", "True", "1", "yes", "on", "github-actions"):
+        assert under_ci({"CI": value}), value
+    for environ in ({}, {"CI": ""}, {"CI": "0"}, {"CI": "false"}, {"CI": " FALSE "},
+                    {"CI": "no"}, {"CI": "off"}):
+        assert not under_ci(environ), environ
