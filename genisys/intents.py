@@ -25,7 +25,7 @@ from genisys.errors import (
     NotFound,
     VersionMismatch,
 )
-from genisys.model import Compute, Service, empty_status, public_compute
+from genisys.model import Compute, Service, ServiceUpdate, empty_status, public_compute
 from genisys.store import Condition, Op, Record
 
 COMPUTES = "computes/"
@@ -277,7 +277,8 @@ class Intents:
                     raise NotFound("service %r does not exist" % name, field="service")
                 if not room_checked and self.max_services is not None:
                     raise _NeedsRoom()
-                service = Service(name=name, generation=0, created=rfc3339(time.time()))
+                service = Service(name=name, replicas={}, generation=0, deleting=False,
+                                  created=rfc3339(time.time()))
             else:
                 service = Service.from_store(current.value)
                 if service.deleting:
@@ -286,7 +287,7 @@ class Intents:
             if metadata is not None:
                 updated = updated.with_metadata(metadata)
             if current is None and updated.generation == 0:
-                updated = dataclasses.replace(updated, generation=1)
+                updated = updated.model_copy(update={"generation": 1})
             created = current is None
             value = updated.to_store()
             # The version the answer will carry: unchanged specs keep theirs.
@@ -411,7 +412,7 @@ class Intents:
             service = Service.from_store(current.value)
             if service.deleting:
                 return current.value
-            return dataclasses.replace(service, deleting=True,
-                                       generation=service.generation + 1).to_store()
+            return service.model_copy(update={"deleting": True,
+                                              "generation": service.generation + 1}).to_store()
         spec = await self.store.update(service_key(name), mark)
         return service_view(spec, await self.store.get(status_key(name)))

@@ -122,8 +122,9 @@ CASES = [
             "number", "must be an integer, got string"),
     invalid("number-as-float", "POST", "/service/web/scale", {"compute": "local", "number": 1.5},
             "number", "must be an integer, got number"),
-    invalid("number-as-integral-float", "POST", "/service/web/scale",
-            {"compute": "local", "number": 3.0}, "number", "must be an integer"),
+    # An integral number is a count (JSON Schema says so too): 1001.0 is one count too many.
+    invalid("number-as-integral-float-above-max", "POST", "/service/web/scale",
+            {"compute": "local", "number": 1001.0}, "number", "at most 1000"),
     invalid("number-as-bool", "POST", "/service/web/scale", {"compute": "local", "number": True},
             "number", "must be an integer, got boolean"),
     invalid("number-as-null", "POST", "/service/web/scale", {"compute": "local", "number": None},
