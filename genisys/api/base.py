@@ -65,6 +65,11 @@ class APIHandler(JSONHandler):
         if header is None:
             return None
         tag = header.strip()
+        if not tag:
+            # A malformed header, not a precondition that fails: the document says so too
+            # (minLength 1).
+            raise errors.Invalid('must be * or an entity tag such as "12", got an empty '
+                                 'value', field="If-Match")
         if tag == "*":
             return ANY_VERSION
         if tag.startswith("W/"):

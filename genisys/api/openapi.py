@@ -204,7 +204,8 @@ def _services_paths():
                 "deleteService", "services", "Mark a service for deletion",
                 dict(_WRITE, **bad_name, **{
                     "202": _answer("Accepted: the reconciler scales it to 0 everywhere, then "
-                                   "removes it. " + service_etag, _schema("ServiceView"), etag=True),
+                                   "removes it. " + service_etag, _schema("ServiceView"),
+                                   etag=True),
                     "404": _error("No such service.", "NotFound"),
                     "412": _ref("responses", "PreconditionFailed")}),
                 parameters=[_ref("parameters", "IfMatch")])},
@@ -336,8 +337,9 @@ def document(*, max_replicas=DEFAULT_MAX_REPLICAS):
                 "IfMatch": {
                     "name": "If-Match", "in": "header", "required": False,
                     "description": 'Only if the object is at this resourceVersion (its ETag, '
-                                   'e.g. "12"); `*`: only if it exists. Otherwise 412.',
-                    "schema": {"type": "string"}},
+                                   'e.g. "12"); `*`: only if it exists. Otherwise 412. An '
+                                   'empty value is malformed: 400.',
+                    "schema": {"type": "string", "minLength": 1, "pattern": r"\S"}},
                 "IdempotencyKey": {
                     "name": "Idempotency-Key", "in": "header", "required": False,
                     "description": "A retry with the same key and body gets the first "

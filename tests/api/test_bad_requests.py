@@ -373,6 +373,8 @@ CASES = [
          {"If-Match": 'W/"1"'}, 412, "PreconditionFailed", "never matches"),
     case("if-match-not-a-version", "PUT", "/compute/local", {"connector": GOOD_URL},
          {"If-Match": '"abc"'}, 412, "PreconditionFailed", "abc"),
+    invalid("if-match-empty", "PUT", "/compute/local", {"connector": GOOD_URL}, "If-Match",
+            "empty", headers={"If-Match": ""}),
     case("if-match-put-missing-compute", "PUT", "/compute/nosuch", {"connector": GOOD_URL},
          {"If-Match": "*"}, 412, "PreconditionFailed", "does not exist"),
     case("if-match-wrong-version-delete-compute", "DELETE", "/compute/other", NO_BODY,
