@@ -477,9 +477,10 @@ class Service(Model):
         return cls.trusted(value)
 
     def with_metadata(self, update: "ServiceUpdate") -> "Service":
-        """A copy with the labels and managedBy of a PUT body (absent: removed)."""
-        return self.model_copy(update={"labels": update.labels,
-                                       "managed_by": update.managed_by})
+        """A copy with the other fields of a PUT body than replicas and name (labels,
+        managedBy, ...; absent: back to their default)."""
+        return self.model_copy(update={field: getattr(update, field)
+                                       for field in _SETTABLE})
 
     def with_replicas(self, replicas: dict) -> "Service":
         """A copy with new replicas; the generation moves only if something changed."""
@@ -499,6 +500,10 @@ class ServiceUpdate(Model):
                                  description="If given, must equal the name in the path.")
 
     EXAMPLES: ClassVar[list] = [{"replicas": {"local": 3}}]
+
+
+#: What a PUT body replaces besides the replicas (the name is the URL's).
+_SETTABLE = tuple(f for f in ServiceUpdate.model_fields if f not in ("replicas", "name"))
 
 
 class StepRequest(Model):
