@@ -238,8 +238,9 @@ def _schema_extra(schema: dict, model: type) -> None:
             del prop["default"]
         prop.pop("title", None)
     schema.pop("title", None)
-    if getattr(model, "EXAMPLES", None):
-        schema["examples"] = model.EXAMPLES
+    examples = getattr(model, "EXAMPLES", None)
+    if examples:
+        schema["examples"] = examples
 
 
 class Model(BaseModel):
@@ -248,6 +249,11 @@ class Model(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_by_name=True,
                               validate_by_alias=True, json_schema_extra=_schema_extra)
+
+    #: Filled in for each model class by __pydantic_init_subclass__, from its fields.
+    _RENAMED: ClassVar[tuple] = ()
+    _DEFAULTS: ClassVar[dict] = {}
+    _STORED: ClassVar[tuple] = ()
 
     def named(self: "M", name: str) -> "M":
         """A PUT body whose object is named by the URL: a ``name`` it repeats must agree
@@ -679,9 +685,10 @@ class Readiness(Model):
 # -- the document's schemas ----------------------------------------------------
 
 #: The shapes the OpenAPI document names (the types their fields use join them).
-DOCUMENTED = (NewCompute, ComputeUpdate, ComputeView, ComputeList, ServiceUpdate, StepRequest,
-              ScaleRequest, ServiceView, ServiceWithEvents, ServiceList, ServiceStatus,
-              ComputeStatus, Event, Error, AuditEntry, Health, Readiness, ManifestSync)
+DOCUMENTED: tuple[Any, ...] = (
+    NewCompute, ComputeUpdate, ComputeView, ComputeList, ServiceUpdate, StepRequest, ScaleRequest,
+    ServiceView, ServiceWithEvents, ServiceList, ServiceStatus, ComputeStatus, Event, Error,
+    AuditEntry, Health, Readiness, ManifestSync)
 
 
 def component_schemas(*, max_replicas: int = DEFAULT_MAX_REPLICAS) -> dict:
