@@ -122,7 +122,7 @@ def _computes_paths():
                     "409": _error("The name is taken (use PUT to change a compute), or "
                                   "max_computes computes exist already.",
                                   "AlreadyExists", "LimitExceeded", "Conflict")}),
-                body=_body(_schema("NewCompute"), "Both fields are required."))},
+                body=_body(_schema("Compute"), "Both fields are required."))},
         "/compute/{name}": {
             "parameters": [name],
             "get": _operation(

@@ -47,7 +47,7 @@ class StepHandler(APIHandler):
         body = self.json_body()
         request = parse(StepRequest, body)
         idempotency = self.idempotency(body)
-        view = await self.step(name, request.compute, idempotency=idempotency)
+        view = await self.step(name, request["compute"], idempotency=idempotency)
         self.send_change(view, idempotency)
 
 
@@ -57,7 +57,7 @@ class ScaleHandler(APIHandler):
         body = self.json_body()
         request = parse(ScaleRequest, body, maximum=self.intents.max_replicas)
         idempotency = self.idempotency(body)
-        view = await self.intents.scale(name, request.compute, request.number,
+        view = await self.intents.scale(name, request["compute"], request["number"],
                                         idempotency=idempotency)
         self.send_change(view, idempotency)
 
