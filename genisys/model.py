@@ -259,9 +259,6 @@ class Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_by_name=True,
                               validate_by_alias=True, json_schema_extra=_schema_extra)
 
-    #: Made for each model class by __pydantic_init_subclass__, from its fields.
-    _to_store: ClassVar[Any]
-    _from_store: ClassVar[Any]
 
     def named(self: "M", name: str) -> "M":
         """A PUT body whose object is named by the URL: a ``name`` it repeats must agree
@@ -273,14 +270,16 @@ class Model(BaseModel):
         return self
 
     def to_store(self) -> dict:
-        """The stored (and shown) form: wire names, optional fields only when set."""
-        return self._to_store()
+        """The stored (and shown) form: wire names, optional fields only when set.
+        (Each model class gets its own, written out by _store_functions.)"""
+        raise NotImplementedError
 
     @classmethod
     def trusted(cls: type["M"], value: dict) -> "M":
         """A model of a record genisys wrote itself, without validating it again: the
-        reconciler reads every service and compute on every pass."""
-        return cls._built(cls._from_store(value))
+        reconciler reads every service and compute on every pass. (Each model class
+        gets its own, written out by _store_functions.)"""
+        raise NotImplementedError
 
     @classmethod
     def _built(cls: type["M"], fields: dict) -> "M":
@@ -295,7 +294,11 @@ class Model(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        cls._to_store, cls._from_store = _store_functions(cls)
+        _VALIDATORS[cls] = cls.__pydantic_validator__
+        to_store, trusted = _store_functions(cls)
+        # Set on the class itself: a method calling them would cost 10% more.
+        cls.to_store = to_store  # type: ignore[method-assign]
+        cls.trusted = classmethod(trusted)  # type: ignore[method-assign,assignment]
 
 
 def _store_functions(model: type[BaseModel]) -> tuple:
@@ -325,14 +328,20 @@ def _store_functions(model: type[BaseModel]) -> tuple:
             load.append("    %r: value.get(%r, d%d)," % (name, wire, index))
     source = ("def to_store(self):\n    fields = self.__dict__\n    value = {%s}\n%s\n"
               "    return value\n\n"
-              "def from_store(value):\n    return {\n%s\n    }\n"
+              "def trusted(cls, value):\n    obj = _new(cls)\n"
+              "    _set(obj, '__dict__', {\n%s\n    })\n"
+              "    _set(obj, '__pydantic_fields_set__', set())\n"
+              "    _set(obj, '__pydantic_extra__', None)\n"
+              "    _set(obj, '__pydantic_private__', None)\n    return obj\n"
               % (", ".join(required), "\n".join(dump), "\n".join(load)))
-    namespace = dict(defaults)
+    namespace = dict(defaults, _new=_new, _set=_set)
     exec(source, namespace)  # noqa: S102 - source made above from field names only
-    return namespace["to_store"], staticmethod(namespace["from_store"])
+    return namespace["to_store"], namespace["trusted"]
 
 
 M = TypeVar("M", bound=Model)
+#: The validator of each type ``parse`` takes (every Model, and the TypedDict bodies).
+_VALIDATORS: dict = {}
 _new = object.__new__
 _set = object.__setattr__
 
@@ -342,12 +351,11 @@ def parse(model: Any, body: Any, *, maximum: Optional[int] = None,
     """``body`` validated as ``model``; the first problem as ``Invalid`` naming its field
     (``where`` prefixes it, e.g. "spec"). Counts go up to ``maximum`` (the setting
     ``limit``)."""
-    context = None if maximum is None else {"maximum": maximum, "limit": limit}
     try:
         # The validator itself: model_validate's Python wrapper doubles the time an
         # upscale's body takes.
-        validator = _BODY_VALIDATORS.get(model) or model.__pydantic_validator__
-        return validator.validate_python(body, context=context)
+        return _VALIDATORS[model].validate_python(
+            body, context=None if maximum is None else {"maximum": maximum, "limit": limit})
     except ValidationError as e:
         raise problems(e, where=where)[0] from None
 
@@ -559,8 +567,7 @@ class ScaleRequest(TypedDict):
     number: Count
 
 
-#: Validators of the TypedDict bodies (a Model carries its own).
-_BODY_VALIDATORS = {body: TypeAdapter(body).validator for body in (StepRequest, ScaleRequest)}
+_VALIDATORS.update((body, TypeAdapter(body).validator) for body in (StepRequest, ScaleRequest))
 
 
 # -- status: written only by the reconciler --------------------------------
