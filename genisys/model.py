@@ -259,7 +259,6 @@ class Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_by_name=True,
                               validate_by_alias=True, json_schema_extra=_schema_extra)
 
-
     def named(self: "M", name: str) -> "M":
         """A PUT body whose object is named by the URL: a ``name`` it repeats must agree
         (a rule JSON Schema cannot state)."""
@@ -314,18 +313,15 @@ def _store_functions(model: type[BaseModel]) -> tuple:
             required.append("%r: fields[%r]" % (wire, name))
             load.append("    %r: value[%r]," % (name, wire))
             continue
-        defaults["d%d" % index] = field.get_default(call_default_factory=True)
-        default = defaults["d%d" % index]
+        default = defaults["d%d" % index] = field.get_default(call_default_factory=True)
         # Unset is None or an empty container: the cheapest test of each.
         test = ("fields[%r] is not None" % name if default is None else
                 "fields[%r]" % name if default in ({}, [], "") else
                 "fields[%r] != d%d" % (name, index))
         dump.append("    if %s:\n        value[%r] = fields[%r]" % (test, wire, name))
-        if isinstance(defaults["d%d" % index], (dict, list)):
-            # A literal, so that no two records share one mutable default.
-            load.append("    %r: value.get(%r, %r)," % (name, wire, defaults["d%d" % index]))
-        else:
-            load.append("    %r: value.get(%r, d%d)," % (name, wire, index))
+        # A mutable default is written as a literal: no two records share one.
+        load.append("    %r: value.get(%r, %s)," % (
+            name, wire, repr(default) if isinstance(default, (dict, list)) else "d%d" % index))
     source = ("def to_store(self):\n    fields = self.__dict__\n    value = {%s}\n%s\n"
               "    return value\n\n"
               "def trusted(cls, value):\n    obj = _new(cls)\n"
