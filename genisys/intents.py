@@ -14,7 +14,8 @@ import fnmatch
 import hashlib
 import time
 import urllib.parse
-from typing import Optional
+from collections.abc import Iterable
+from typing import Optional, Union, cast
 
 from genisys.errors import (
     AlreadyExists,
@@ -25,8 +26,8 @@ from genisys.errors import (
     NotFound,
     VersionMismatch,
 )
-from genisys.model import Compute, Service, empty_status, public_compute
-from genisys.store import Condition, Op, Record
+from genisys.model import Compute, Service, ServiceUpdate, empty_status, public_compute
+from genisys.store import Condition, Op, Record, Store
 
 COMPUTES = "computes/"
 SERVICES = "services/"
@@ -38,25 +39,28 @@ IDEMPOTENCY = "idempotency/"
 
 #: An If-Match of "*": the object must exist, whatever its version.
 ANY_VERSION = "*"
+#: What a write may be conditional on: nothing (None), ANY_VERSION or a resourceVersion.
+Version = Union[None, str, int]
 
 
-def compute_key(name):
+def compute_key(name: str) -> str:
     return COMPUTES + name
 
 
-def service_key(name):
+def service_key(name: str) -> str:
     return SERVICES + name
 
 
-def status_key(name):
+def status_key(name: str) -> str:
     return STATUS + name
 
 
-def events_key(name):
+def events_key(name: str) -> str:
     return EVENTS + name
 
 
-def recent_events(events_record, status_record=None):
+def recent_events(events_record: Optional[Record],
+                  status_record: Optional[Record] = None) -> list:
     """The events of a service, newest first. A status written before events had a
     key of their own holds them itself: they are shown until the next pass moves them."""
     if events_record is not None:
@@ -89,7 +93,7 @@ class Idempotency:
     replayed: bool = False
 
     @property
-    def store_key(self):
+    def store_key(self) -> str:
         return IDEMPOTENCY + hashlib.sha256(self.key.encode("utf-8")).hexdigest()
 
 
@@ -98,11 +102,12 @@ class _NeedsRoom(Exception):
     checked: the write is dropped, the limit checked, and the write tried again."""
 
 
-def rfc3339(seconds):
+def rfc3339(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def service_view(spec_record, status_record, *, events=None):
+def service_view(spec_record: Record, status_record: Optional[Record], *,
+                 events: Optional[list] = None) -> dict:
     """The API representation of a service: spec, resourceVersion, status and, if
     given, its recent events (newest first)."""
     view = dict(spec_record.value)
@@ -126,8 +131,9 @@ def _in_use(services, statuses, compute):
 
 
 class Intents:
-    def __init__(self, store, *, max_replicas, max_services=None, max_computes=None,
-                 connector_hosts=(), idempotency_ttl=24 * 3600.0):
+    def __init__(self, store: Store, *, max_replicas: int, max_services: Optional[int] = None,
+                 max_computes: Optional[int] = None, connector_hosts: Iterable[str] = (),
+                 idempotency_ttl: float = 24 * 3600.0) -> None:
         self.store = store
         #: Seconds an Idempotency-Key is remembered.
         self.idempotency_ttl = idempotency_ttl
@@ -158,17 +164,17 @@ class Intents:
 
     # -- computes ----------------------------------------------------------
 
-    async def list_computes(self):
+    async def list_computes(self) -> dict:
         listing = await self.store.list(COMPUTES)
         return {r.value["name"]: public_compute(r.value) for r in listing.records}
 
-    async def get_compute(self, name):
+    async def get_compute(self, name: str) -> Record:
         record = await self.store.get(compute_key(name))
         if record is None:
             raise NotFound("compute %r does not exist" % name, field="compute")
         return record
 
-    async def create_compute(self, compute: Compute):
+    async def create_compute(self, compute: Compute) -> Record:
         self._check_connector(compute)
         for _ in range(10):
             conditions = await self._compute_room(compute.name)
@@ -191,7 +197,8 @@ class Intents:
                                           "max_computes")
         return [Condition.unchanged(COMPUTES, revision)]
 
-    async def put_compute(self, compute: Compute, *, expect_version=None):
+    async def put_compute(self, compute: Compute, *,
+                          expect_version: Version = None) -> tuple[Record, bool]:
         """Create or replace; returns (record, created)."""
         self._check_connector(compute)
         created = False
@@ -204,15 +211,16 @@ class Intents:
         for _ in range(10):
             conditions = await self._compute_room(compute.name)
             try:
-                record = await self.store.update(compute_key(compute.name), replace,
-                                                 conditions=conditions)
+                # replace never deletes: the update returns the record it wrote.
+                record = cast(Record, await self.store.update(
+                    compute_key(compute.name), replace, conditions=conditions))
                 return record, created
             except VersionMismatch as e:
                 if not conditions or e.field != COMPUTES:
                     raise
         raise Conflict("computes keep changing, try again", field="name")
 
-    async def delete_compute(self, name, *, expect_version=None):
+    async def delete_compute(self, name: str, *, expect_version: Version = None) -> Record:
         """Delete a compute no service wants or still runs resources on."""
         for _ in range(10):
             current = await self.get_compute(name)
@@ -236,13 +244,13 @@ class Intents:
 
     # -- services ----------------------------------------------------------
 
-    async def list_services(self):
+    async def list_services(self) -> dict:
         specs = await self.store.list(SERVICES)
         statuses = {r.key[len(STATUS):]: r for r in (await self.store.list(STATUS)).records}
         return {r.value["name"]: service_view(r, statuses.get(r.value["name"]))
                 for r in specs.records}
 
-    async def get_service(self, name):
+    async def get_service(self, name: str) -> dict:
         spec = await self.store.get(service_key(name))
         if spec is None:
             raise NotFound("service %r does not exist" % name, field="service")
@@ -250,7 +258,7 @@ class Intents:
         events = recent_events(await self.store.get(events_key(name)), status)
         return service_view(spec, status, events=events)
 
-    async def service_events(self, name):
+    async def service_events(self, name: str) -> list:
         """Recent events of a service, newest first."""
         return (await self.get_service(name))["events"]
 
@@ -267,7 +275,7 @@ class Intents:
         twice. ``metadata``: a PUT body whose labels and managedBy replace the
         service's. Returns (view, created)."""
         created = False
-        written = {}
+        written: dict = {}
 
         def apply(current):
             nonlocal created
@@ -277,7 +285,8 @@ class Intents:
                     raise NotFound("service %r does not exist" % name, field="service")
                 if not room_checked and self.max_services is not None:
                     raise _NeedsRoom()
-                service = Service(name=name, generation=0, created=rfc3339(time.time()))
+                service = Service(name=name, replicas={}, generation=0, deleting=False,
+                                  created=rfc3339(time.time()))
             else:
                 service = Service.from_store(current.value)
                 if service.deleting:
@@ -286,7 +295,7 @@ class Intents:
             if metadata is not None:
                 updated = updated.with_metadata(metadata)
             if current is None and updated.generation == 0:
-                updated = dataclasses.replace(updated, generation=1)
+                updated = updated.model_copy(update={"generation": 1})
             created = current is None
             value = updated.to_store()
             # The version the answer will carry: unchanged specs keep theirs.
@@ -313,7 +322,7 @@ class Intents:
                 "request": idempotency.request, "service": name, "spec": written["spec"],
                 "version": written["version"], "expires": time.time() + self.idempotency_ttl}))
         try:
-            spec = (await self.store.transaction(ops))[0]
+            spec: Record = cast(list, await self.store.transaction(ops))[0]
         except _NeedsRoom:
             # A new service: the limit is checked first (changing an existing one,
             # the common case, needs no count and no extra read).
@@ -350,7 +359,7 @@ class Intents:
                       record.value["version"] or record.version)
         return service_view(spec, await self.store.get(status_key(name))), False
 
-    async def forget_expired_idempotency_keys(self, now=None):
+    async def forget_expired_idempotency_keys(self, now: Optional[float] = None) -> int:
         """Delete the idempotency records whose time is up; returns how many."""
         now = time.time() if now is None else now
         forgotten = 0
@@ -363,7 +372,8 @@ class Intents:
                     pass
         return forgotten
 
-    async def upscale(self, name, compute, *, idempotency=None):
+    async def upscale(self, name: str, compute: str, *,
+                      idempotency: Optional[Idempotency] = None) -> dict:
         def add_one(replicas):
             current = replicas.get(compute, 0)
             if current >= self.max_replicas:
@@ -375,7 +385,8 @@ class Intents:
                                               idempotency=idempotency)
         return view
 
-    async def downscale(self, name, compute, *, idempotency=None):
+    async def downscale(self, name: str, compute: str, *,
+                        idempotency: Optional[Idempotency] = None) -> dict:
         def remove_one(replicas):
             current = replicas.get(compute, 0)
             if current == 0:
@@ -387,7 +398,8 @@ class Intents:
                                               create=False, idempotency=idempotency)
         return view
 
-    async def scale(self, name, compute, number, *, idempotency=None):
+    async def scale(self, name: str, compute: str, number: int, *,
+                    idempotency: Optional[Idempotency] = None) -> dict:
         def set_number(replicas):
             replicas[compute] = number
             return replicas
@@ -395,14 +407,15 @@ class Intents:
                                               idempotency=idempotency)
         return view
 
-    async def put_service(self, name, replicas, *, expect_version=None, metadata=None):
+    async def put_service(self, name: str, replicas: dict, *, expect_version: Version = None,
+                          metadata: Optional[ServiceUpdate] = None) -> tuple[dict, bool]:
         """Replace a service's replicas map (and, given a PUT body as ``metadata``, its
-        labels and managedBy); returns (view, created)."""
+        other fields: labels, managedBy); returns (view, created)."""
         return await self._change_replicas(name, lambda _: dict(replicas),
                                            computes=sorted(replicas), create=True,
                                            expect_version=expect_version, metadata=metadata)
 
-    async def delete_service(self, name, *, expect_version=None):
+    async def delete_service(self, name: str, *, expect_version: Version = None) -> dict:
         """Mark a service for deletion; the reconciler scales it to 0, then removes it."""
         def mark(current):
             if current is None:
@@ -411,7 +424,7 @@ class Intents:
             service = Service.from_store(current.value)
             if service.deleting:
                 return current.value
-            return dataclasses.replace(service, deleting=True,
-                                       generation=service.generation + 1).to_store()
-        spec = await self.store.update(service_key(name), mark)
+            return service.model_copy(update={"deleting": True,
+                                              "generation": service.generation + 1}).to_store()
+        spec = cast(Record, await self.store.update(service_key(name), mark))  # never deleted
         return service_view(spec, await self.store.get(status_key(name)))

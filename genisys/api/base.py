@@ -9,11 +9,11 @@ here (RequestRefused, parse_json, MAX_BODY_BYTES, ...) are re-exported.
 
 import hashlib
 import json
-import re
 
 from genisys import errors
 from genisys.auth import WRITE_METHODS
 from genisys.intents import ANY_VERSION, Idempotency
+from genisys.model import validate_idempotency_key
 from genisys.web import (
     MAX_BODY_BYTES,
     InFlight,
@@ -26,10 +26,6 @@ from genisys.web import NotFoundHandler as _NotFoundHandler
 
 __all__ = ["APIHandler", "RequestRefused", "InFlight", "MAX_BODY_BYTES", "NotFoundHandler",
            "parse_json", "reason_for"]
-
-
-#: What an Idempotency-Key may be: 1 to 255 visible ASCII characters.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class APIHandler(JSONHandler):
@@ -52,9 +48,7 @@ class APIHandler(JSONHandler):
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
             return None
-        if not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise errors.Invalid("must be 1 to 255 visible ASCII characters",
-                                 field="Idempotency-Key")
+        validate_idempotency_key(key)
         asked = json.dumps([self.request.method, self.request.path.rstrip("/"), body],
                            sort_keys=True)
         return Idempotency(key=key, request=hashlib.sha256(asked.encode()).hexdigest())
@@ -71,6 +65,11 @@ class APIHandler(JSONHandler):
         if header is None:
             return None
         tag = header.strip()
+        if not tag:
+            # A malformed header, not a precondition that fails: the document says so too
+            # (minLength 1).
+            raise errors.Invalid('must be * or an entity tag such as "12", got an empty '
+                                 'value', field="If-Match")
         if tag == "*":
             return ANY_VERSION
         if tag.startswith("W/"):

@@ -1,9 +1,9 @@
 """/service endpoints: the seed's upscale and downscale, plus scale, get, put, delete
-and the events of a service."""
+and the events of a service. Each handler parses its body into its model
+(``genisys.model``), calls one function of the intent layer and sends the answer."""
 
 from genisys.api.base import APIHandler
-from genisys.errors import Invalid
-from genisys.model import Service, check_fields, validate_count, validate_name, validate_replicas
+from genisys.model import ScaleRequest, ServiceUpdate, StepRequest, parse, validate_name
 
 
 class ServicesHandler(APIHandler):
@@ -18,14 +18,9 @@ class ServiceHandler(APIHandler):
 
     async def put(self, name):
         validate_name(name, "name")
-        body = self.json_body()
-        check_fields(body, required=("replicas",), optional=("name", "labels", "managedBy"))
-        if "name" in body and body["name"] != name:
-            raise Invalid("%r does not match the name in the URL (%r)" % (body["name"], name),
-                          field="name")
-        replicas = validate_replicas(body["replicas"], maximum=self.intents.max_replicas)
-        Service(name=name).with_metadata(body)  # labels and managedBy: checked before writing
-        view, created = await self.intents.put_service(name, replicas, metadata=body,
+        update = parse(ServiceUpdate, self.json_body(),
+                       maximum=self.intents.max_replicas).named(name)
+        view, created = await self.intents.put_service(name, update.replicas, metadata=update,
                                                        expect_version=self.if_match())
         self.send(201 if created else 200, view, version=view["resourceVersion"])
 
@@ -50,10 +45,9 @@ class StepHandler(APIHandler):
     async def post(self, name):
         validate_name(name, "name")
         body = self.json_body()
-        check_fields(body, required=("compute",))
+        request = parse(StepRequest, body)
         idempotency = self.idempotency(body)
-        view = await self.step(name, validate_name(body["compute"], "compute"),
-                               idempotency=idempotency)
+        view = await self.step(name, request["compute"], idempotency=idempotency)
         self.send_change(view, idempotency)
 
 
@@ -61,11 +55,10 @@ class ScaleHandler(APIHandler):
     async def post(self, name):
         validate_name(name, "name")
         body = self.json_body()
-        check_fields(body, required=("compute", "number"))
-        compute = validate_name(body["compute"], "compute")
-        number = validate_count(body["number"], "number", self.intents.max_replicas)
+        request = parse(ScaleRequest, body, maximum=self.intents.max_replicas)
         idempotency = self.idempotency(body)
-        view = await self.intents.scale(name, compute, number, idempotency=idempotency)
+        view = await self.intents.scale(name, request["compute"], request["number"],
+                                        idempotency=idempotency)
         self.send_change(view, idempotency)
 
 

@@ -23,6 +23,10 @@ import yaml
 
 from genisys.manifests.client import ApiError
 from genisys.manifests.load import API_VERSION, ManifestError, load
+from genisys.model import ServiceSpec
+
+#: The wire names of a Service manifest's spec fields.
+SERVICE_SPEC_FIELDS = tuple(f.alias or name for name, f in ServiceSpec.model_fields.items())
 
 #: ``managedBy`` of what ``genisys apply`` writes (a sidecar writes sidecar:<folder>).
 CLI_MANAGER = "genisys-cli"
@@ -81,6 +85,14 @@ def compute_manifest(record, *, read_only=True):
     return document
 
 
+def _service_spec(value):
+    """The spec of a Service manifest (the fields of ``ServiceSpec``) from a service or a
+    spec, replicas sorted."""
+    spec = {wire: value[wire] for wire in SERVICE_SPEC_FIELDS if wire in value}
+    spec["replicas"] = dict(sorted(spec["replicas"].items()))
+    return spec
+
+
 def service_manifest(view, *, read_only=True, status=True):
     """A service as genisys shows it (GET /service/<name>), in manifest form."""
     extra = dict(resourceVersion=view.get("resourceVersion"), generation=view.get("generation"),
@@ -88,7 +100,7 @@ def service_manifest(view, *, read_only=True, status=True):
     document = {"apiVersion": API_VERSION, "kind": "Service",
                 "metadata": _metadata(view["name"], view.get("labels"),
                                       view.get("managedBy") if read_only else None, **extra),
-                "spec": {"replicas": dict(sorted(view["replicas"].items()))}}
+                "spec": _service_spec(view)}
     if status:
         document["status"] = view.get("status", {})
         if view.get("deleting"):
@@ -98,7 +110,7 @@ def service_manifest(view, *, read_only=True, status=True):
 
 def _desired_manifest(manifest):
     spec = {"connector": manifest.spec["connector"]} if manifest.kind == "Compute" \
-        else {"replicas": dict(sorted(manifest.spec["replicas"].items()))}
+        else _service_spec(manifest.spec)
     document = {"apiVersion": API_VERSION, "kind": manifest.kind,
                 "metadata": _metadata(manifest.name, manifest.labels, None), "spec": spec}
     if manifest.spec.get("tokenFromEnv"):
@@ -124,7 +136,7 @@ def to_yaml(documents):
 def _body(manifest, manager, environ):
     body = {"labels": dict(manifest.labels), "managedBy": manager}
     if manifest.kind == "Service":
-        body["replicas"] = dict(manifest.spec["replicas"])
+        body.update(manifest.spec)  # a Service's spec fields are fields of its PUT body
         return body
     body["connector"] = manifest.spec["connector"]
     variable = manifest.spec.get("tokenFromEnv")
@@ -145,7 +157,8 @@ def _same(kind, live, body, manager):
     if kind == "Compute":
         return live["connector"] == body["connector"] \
             and bool(live.get("token")) == ("token" in body)
-    return not live.get("deleting") and _replicas(live["replicas"]) == _replicas(body["replicas"])
+    return not live.get("deleting") and _replicas(live["replicas"]) == _replicas(body["replicas"]) \
+        and all(live.get(f) == body.get(f) for f in SERVICE_SPEC_FIELDS if f != "replicas")
 
 
 def _check_environment(manifests, environ):

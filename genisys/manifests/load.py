@@ -17,30 +17,31 @@ nothing is returned unless there are none. Only YAML's safe subset is read.
 
 import dataclasses
 import os
-import re
 from typing import Optional
+
+from pydantic import ValidationError
 
 from genisys import files
 from genisys.errors import ConfigError, Invalid
 from genisys.model import (
-    check_fields,
+    MANIFEST_MAX_COUNT,
+    ComputeSpec,
+    ServiceSpec,
     describe,
     type_name,
-    validate_connector_url,
     validate_labels,
     validate_name,
-    validate_replicas,
 )
+from genisys.model import problems as problems_of
 
 API_VERSION = "genisys/v1"
 KINDS = ("Compute", "Service")
 #: What ``genisys get -o yaml`` writes besides name and labels: read-only, so
 #: accepted (a listing can be applied back) and ignored.
 READ_ONLY_METADATA = ("resourceVersion", "generation", "managedBy", "created")
-#: Largest count a manifest may hold; each server checks its own max_replicas.
-MAX_COUNT = 1_000_000
 SUFFIXES = (".yaml", ".yml")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+#: The model of each kind's spec (genisys.model).
+SPECS = {"Compute": ComputeSpec, "Service": ServiceSpec}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,27 +100,6 @@ class Manifest:
 # -- one document ------------------------------------------------------------
 
 
-def _spec_of_compute(spec):
-    check_fields(spec, required=("connector",), optional=("tokenFromEnv",), where="spec")
-    checked = {"connector": validate_connector_url(spec["connector"], "spec.connector")}
-    if "tokenFromEnv" in spec:
-        variable = spec["tokenFromEnv"]
-        if not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
-            raise Invalid("must name an environment variable (letters, digits and '_'), got %s"
-                          % describe(variable), field="spec.tokenFromEnv")
-        checked["tokenFromEnv"] = variable
-    return checked
-
-
-def _spec_of_service(spec):
-    check_fields(spec, required=("replicas",), where="spec")
-    return {"replicas": validate_replicas(spec["replicas"], maximum=MAX_COUNT,
-                                          field="spec.replicas")}
-
-
-SPECS = {"Compute": _spec_of_compute, "Service": _spec_of_service}
-
-
 def parse_document(data, *, file, document):
     """A Manifest from one document's data, and the problems found in it (every
     field is checked, so one pass reports them all)."""
@@ -171,7 +151,13 @@ def parse_document(data, *, file, document):
             problems.append(Problem(file, document, "spec", "must be a mapping, got %s"
                                     % type_name(data["spec"])))
         elif kind in KINDS:
-            spec = check(SPECS[kind], data["spec"])
+            try:
+                spec = SPECS[kind].model_validate(data["spec"], context={
+                    "maximum": MANIFEST_MAX_COUNT, "limit": "the largest count a manifest "
+                                                            "may hold"}).to_store()
+            except ValidationError as e:
+                problems.extend(Problem(file, document, p.field, p.message)
+                                for p in problems_of(e, where="spec"))
     if problems:
         return None, problems
     return Manifest(kind=kind, name=name, spec=spec, labels=labels, file=file,

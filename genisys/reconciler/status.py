@@ -10,10 +10,7 @@ the same transaction, so that the status every pass reads stays small.
 import datetime
 from typing import Optional
 
-from genisys.model import COMPUTE_MISSING, CONVERGED
-
-#: Events kept per service, newest first; older ones are dropped.
-EVENTS_KEPT = 50
+from genisys.model import COMPUTE_MISSING, CONVERGED, EVENTS_KEPT
 
 NORMAL = "Normal"
 WARNING = "Warning"

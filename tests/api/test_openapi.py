@@ -18,11 +18,19 @@ import tornado.web
 
 import genisys
 from genisys import errors
-from genisys.api import make_app, openapi
-from genisys.api.openapi import NAME_PATTERN, document
+from genisys.api import make_app
+from genisys.api.openapi import document
 from genisys.auth import ADMIN, READ_ONLY, Authenticator, Token
-from genisys.model import _NAME_RE, CONDITIONS, DEFAULT_MAX_REPLICAS, validate_name
-from genisys.reconciler.status import EVENTS_KEPT
+from genisys.model import (
+    CONDITIONS,
+    DEFAULT_MAX_REPLICAS,
+    EVENTS_KEPT,
+    NAME_PATTERN,
+    ScaleRequest,
+    parse,
+    validate_name,
+)
+from genisys.reconciler.status import EVENTS_KEPT as RECONCILER_EVENTS_KEPT
 from genisys.web import MAX_BODY_BYTES, reason_for
 from tests.api.client import Api
 from tests.support import ROOT
@@ -153,18 +161,35 @@ def schemas(doc=None):
 
 def test_the_document_states_the_rules_of_the_code():
     s = schemas()
-    assert s["Name"]["pattern"] == NAME_PATTERN == "^%s$" % _NAME_RE.pattern
+    assert s["Name"]["pattern"] == NAME_PATTERN
     assert s["Count"]["maximum"] == DEFAULT_MAX_REPLICAS == 1000
     assert schemas(document(max_replicas=7))["Count"]["maximum"] == 7
     assert s["ComputeStatus"]["properties"]["condition"]["enum"] == list(CONDITIONS)
-    assert openapi.EVENTS_KEPT == EVENTS_KEPT
+    assert RECONCILER_EVENTS_KEPT is EVENTS_KEPT
     assert s["ServiceWithEvents"]["properties"]["events"]["maxItems"] == EVENTS_KEPT
     events = document()["paths"]["/service/{name}/events"]["get"]["responses"]["200"]
     assert events["content"]["application/json"]["schema"]["maxItems"] == EVENTS_KEPT
     assert str(MAX_BODY_BYTES) in document()["components"]["responses"]["PayloadTooLarge"][
         "description"]
-    for body in ("NewCompute", "ComputeUpdate", "ServiceUpdate", "StepRequest", "ScaleRequest"):
+    for body in ("Compute", "ComputeUpdate", "ServiceUpdate", "StepRequest", "ScaleRequest"):
         assert s[body]["additionalProperties"] is False, body
+
+
+@pytest.mark.parametrize("number", [0, 912, 912.0, 1000, 1e3])
+def test_an_integral_number_is_a_count_as_json_schema_says(number):
+    assert parse(ScaleRequest, {"compute": "local", "number": number}, maximum=1000)["number"] == \
+        int(number)
+
+
+@pytest.mark.parametrize("number, words", [(912.5, "must be an integer, got number 912.5"),
+                                           (True, "must be an integer, got boolean True"),
+                                           ("912", "must be an integer, got string '912'"),
+                                           (1001.0, "must be at most 1000 (max_replicas)"),
+                                           (-1.0, "must be at least 0")])
+def test_anything_else_is_not(number, words):
+    with pytest.raises(errors.Invalid) as e:
+        parse(ScaleRequest, {"compute": "local", "number": number}, maximum=1000)
+    assert e.value.field == "number" and words in e.value.message
 
 
 @pytest.mark.parametrize("name", ["a", "A1", "my-Service", "a" * 63, "0-0"])

@@ -19,6 +19,7 @@ import uuid
 import hypothesis
 import pytest
 import schemathesis
+from schemathesis.checks import CHECKS
 
 from genisys.api.openapi import document
 from tests.support import ConnectorProcess, GenisysProcess, free_port, wait_for
@@ -28,8 +29,11 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 
 #: Examples per operation in the fuzzing phase; the examples and coverage phases add the
 #: cases the document itself defines (its examples, boundaries, each missing field, ...).
-#: About 1000 requests in all, under 10 s on 2 cores; GENISYS_FUZZ_EXAMPLES=1000 looks harder.
-MAX_EXAMPLES = int(os.environ.get("GENISYS_FUZZ_EXAMPLES", "50"))
+#: About 1,800 cases in all; GENISYS_FUZZ_EXAMPLES=1000 looks harder.
+MAX_EXAMPLES = int(os.environ.get("GENISYS_FUZZ_EXAMPLES", "100"))
+
+#: Cases sent (GENISYS_FUZZ_COUNT=1 prints how many at the end of the module).
+SENT = []
 
 CONFIG = schemathesis.Config.from_dict({
     # Stateful sequences (links between operations) are not described by the document.
@@ -42,8 +46,15 @@ CONFIG = schemathesis.Config.from_dict({
     "operations": [{"include-name": "GET /audit",
                     "generation": {"allow-extra-parameters": False}}],
     "checks": {
-        # A valid request may still find the state against it: an If-Match for another
-        # version (412), an Idempotency-Key used with another body (422).
+        # Every check Schemathesis has (as `--checks all`).
+        "enabled": True,
+        # What a valid request may still be refused for is a rule no schema can state:
+        # the state is against it. 404: the compute or service it names does not exist;
+        # 409: the count is at 0 or max_replicas, the service is being deleted, a limit
+        # (max_services, max_computes) is reached, the compute is in use; 412: If-Match
+        # names another version than the current one; 422: the Idempotency-Key was used
+        # with another body. (401 and 403 do not occur: every call carries the admin
+        # token, but the ignored_auth check expects them.)
         "positive_data_acceptance": {"expected-statuses": [
             "2xx", "401", "403", "404", "409", "412", "422"]},
     },
@@ -98,23 +109,13 @@ def seed(genisys, connector):
 
 
 def as_genisys_wants(case):
-    """Apply to a valid (positive) case the two rules JSON Schema can't state, which the
-    document says in words: a ``name`` in a body equals the one in the path, and counts
-    are integer literals (JSON Schema counts 3.0 as an integer; genisys wants 3)."""
+    """Apply to a valid (positive) case the rule JSON Schema can't state, which the
+    document says in words: a ``name`` in a body equals the one in the path."""
     if case.meta is None or not case.meta.generation.mode.is_positive \
             or not isinstance(case.body, dict):
         return
     if "name" in case.body and "name" in (case.path_parameters or {}):
         case.body["name"] = case.path_parameters["name"]
-    case.body.update(integral_floats_as_ints(case.body))
-
-
-def integral_floats_as_ints(value):
-    if isinstance(value, dict):
-        return {k: integral_floats_as_ints(v) for k, v in value.items()}
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 @schema.parametrize()
@@ -123,7 +124,18 @@ def integral_floats_as_ints(value):
 @hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
                      suppress_health_check=list(hypothesis.HealthCheck))
 def test_every_answer_is_documented(case, live):
+    SENT.append(case.operation.label)
     as_genisys_wants(case)
     # The token goes with the call, not in CONFIG: the ignored_auth check then knows it,
     # sends the request again without it and with a wrong one, and expects a 401.
     case.call_and_validate(base_url=live.url, headers=AUTH)
+
+
+def test_every_check_is_on():
+    """Schemathesis runs every check it has on each answer (as ``--checks all``)."""
+    config = schema.config.checks_config_for(operation=None, phase=None)
+    names = [check.__name__ for check in CHECKS.get_all()]
+    assert len(names) >= 14 and "negative_data_rejection" in names
+    assert [n for n in names if not config.get_by_name(name=n).enabled] == []
+    if os.environ.get("GENISYS_FUZZ_COUNT"):
+        print("\n%d cases sent" % len(SENT))

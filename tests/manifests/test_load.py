@@ -117,7 +117,8 @@ BROKEN = [
      (1, "spec.replicas", "must be an object")),
     ("count not an integer", SERVICE.replace("local: 2", "local: two"),
      (1, "spec.replicas.local", "must be an integer")),
-    ("count a float", SERVICE.replace("local: 2", "local: 2.0"),
+    # An integral number (2.0) is a count, as in JSON Schema; 2.5 is not.
+    ("count a fraction", SERVICE.replace("local: 2", "local: 2.5"),
      (1, "spec.replicas.local", "must be an integer")),
     ("count a boolean", SERVICE.replace("local: 2", "local: true"),
      (1, "spec.replicas.local", "must be an integer")),

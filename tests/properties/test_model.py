@@ -85,12 +85,14 @@ def _count_candidates(maximum):
 
 @PROPERTY
 @given(st.data(), st.integers(0, 10**6))
-def test_a_value_is_a_count_exactly_when_it_is_an_integer_in_range(data, maximum):
+def test_a_value_is_a_count_exactly_when_it_is_an_integral_number_in_range(data, maximum):
     value = data.draw(_count_candidates(maximum), label="value")
     result, error = outcome(lambda: validate_count(value, "number", maximum), Invalid)
-    # bool is an int to Python, but true is not a count.
-    if type(value) is int and 0 <= value <= maximum:
-        assert error is None and result == value
+    # bool is an int to Python, but true is not a count; an integral number (3.0) is one,
+    # as in JSON Schema.
+    integral = type(value) is int or (type(value) is float and value.is_integer())
+    if integral and 0 <= value <= maximum:
+        assert error is None and result == value and type(result) is int
     else:
         assert error is not None and error.field == "number"
 
