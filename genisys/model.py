@@ -269,77 +269,34 @@ class Model(BaseModel):
         return self
 
     def to_store(self) -> dict:
-        """The stored (and shown) form: wire names, optional fields only when set.
-        (Each model class gets its own, written out by _store_functions.)"""
-        raise NotImplementedError
+        """The stored (and shown) form: wire names; required fields first, then the
+        optional ones that differ from their default (the seed's computes read exactly
+        {"connector", "name"}, as stored records always have)."""
+        fields = self.__dict__
+        return {wire: fields[name] for name, wire, required, default in _STORED[type(self)]
+                if required or fields[name] != default}
 
     @classmethod
     def trusted(cls: type["M"], value: dict) -> "M":
         """A model of a record genisys wrote itself, without validating it again: the
-        reconciler reads every service and compute on every pass. (Each model class
-        gets its own, written out by _store_functions.)"""
-        raise NotImplementedError
-
-    @classmethod
-    def _built(cls: type["M"], fields: dict) -> "M":
-        """An instance with these (valid) fields, as pydantic's own validator makes it."""
-        obj = _new(cls)
-        _set(obj, "__dict__", fields)
-        _set(obj, "__pydantic_fields_set__", set())
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
-        return obj
+        reconciler reads every service and compute on every pass."""
+        return cls.model_construct(**value)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         _VALIDATORS[cls] = cls.__pydantic_validator__
-        to_store, trusted = _store_functions(cls)
-        # Set on the class itself: a method calling them would cost 10% more.
-        cls.to_store = to_store  # type: ignore[method-assign]
-        cls.trusted = classmethod(trusted)  # type: ignore[method-assign,assignment]
-
-
-def _store_functions(model: type[BaseModel]) -> tuple:
-    """The functions between a model's fields and its stored form, written out from its
-    fields as dataclasses write their __init__: the generic loop (or model_dump with
-    exclude_defaults) takes up to three times as long, and the reconciler reads every
-    record on every pass. Required fields come first in every stored model, as the
-    stored JSON has them; optional ones are stored only when set."""
-    defaults, required, dump, load = {}, [], [], []
-    for index, (name, field) in enumerate(model.model_fields.items()):
-        wire = field.alias or name
-        if field.is_required():
-            required.append("%r: fields[%r]" % (wire, name))
-            load.append("    %r: value[%r]," % (name, wire))
-            continue
-        default = defaults["d%d" % index] = field.get_default(call_default_factory=True)
-        # Unset is None or an empty container: the cheapest test of each.
-        test = ("fields[%r] is not None" % name if default is None else
-                "fields[%r]" % name if default in ({}, [], "") else
-                "fields[%r] != d%d" % (name, index))
-        dump.append("    if %s:\n        value[%r] = fields[%r]" % (test, wire, name))
-        # A mutable default is written as a literal: no two records share one.
-        load.append("    %r: value.get(%r, %s)," % (
-            name, wire, repr(default) if isinstance(default, (dict, list)) else "d%d" % index))
-    source = ("def to_store(self):\n    fields = self.__dict__\n    value = {%s}\n%s\n"
-              "    return value\n\n"
-              "def trusted(cls, value):\n    obj = _new(cls)\n"
-              "    _set(obj, '__dict__', {\n%s\n    })\n"
-              "    _set(obj, '__pydantic_fields_set__', set())\n"
-              "    _set(obj, '__pydantic_extra__', None)\n"
-              "    _set(obj, '__pydantic_private__', None)\n    return obj\n"
-              % (", ".join(required), "\n".join(dump), "\n".join(load)))
-    namespace = dict(defaults, _new=_new, _set=_set)
-    exec(source, namespace)  # noqa: S102 - source made above from field names only
-    return namespace["to_store"], namespace["trusted"]
+        fields = [(name, field.alias or name, field.is_required(),
+                   None if field.is_required() else field.get_default(call_default_factory=True))
+                  for name, field in cls.model_fields.items()]
+        _STORED[cls] = sorted(fields, key=lambda f: not f[2])  # stable: required first
 
 
 M = TypeVar("M", bound=Model)
 #: The validator of each type ``parse`` takes (every Model, and the TypedDict bodies).
 _VALIDATORS: dict = {}
-_new = object.__new__
-_set = object.__setattr__
+#: Each model's fields as to_store writes them: (name, wire name, required, default).
+_STORED: dict[type, list[tuple[str, str, bool, Any]]] = {}
 
 
 def parse(model: Any, body: Any, *, maximum: Optional[int] = None,
@@ -455,9 +412,8 @@ class ComputeUpdate(Model):
     EXAMPLES: ClassVar[list] = [{"connector": "http://127.0.0.1:7051"}]
 
     def compute(self, name: str) -> Compute:
-        fields = dict(self.__dict__)
-        del fields["name"]
-        return Compute._built(dict(name=name, **fields))
+        fields = dict(self.__dict__, name=name)
+        return Compute.model_construct(**fields)
 
 
 class ComputeView(Model):
