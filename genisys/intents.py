@@ -27,7 +27,7 @@ from genisys.errors import (
     VersionMismatch,
 )
 from genisys.model import Compute, Service, ServiceUpdate, empty_status, public_compute
-from genisys.store import Condition, Op, Record, Store
+from genisys.store import Condition, Listing, Op, Record, Store
 
 COMPUTES = "computes/"
 SERVICES = "services/"
@@ -120,14 +120,31 @@ def service_view(spec_record: Record, status_record: Optional[Record], *,
     return view
 
 
-def _in_use(services, statuses, compute):
-    """Services that want resources on ``compute`` or still run some there."""
-    users = {r.value["name"] for r in services.records if r.value["replicas"].get(compute, 0) > 0}
-    for record in statuses.records:
-        entry = record.value.get("computes", {}).get(compute)
-        if entry and ((entry.get("running") or 0) > 0 or entry.get("desired", 0) > 0):
-            users.add(record.key[len(STATUS):])
-    return sorted(users)
+def computes_referred(spec: Optional[dict], status: Optional[dict]) -> frozenset:
+    """The computes a service refers to: those its spec names and those its status
+    has an entry for. A change of any of them (a new address, created, deleted) can
+    change what the service needs or shows: the reconciler looks at it again."""
+    return frozenset((spec or {}).get("replicas", {})) | frozenset(
+        (status or {}).get("computes", {}))
+
+
+def computes_used(spec: Optional[dict], status: Optional[dict]) -> frozenset:
+    """The computes a service uses, of those it refers to: those its spec wants
+    resources on, and those its status says still want or run some (a compute
+    dropped from the spec is used until the reconciler has scaled it to 0 there). A
+    compute in use cannot be deleted."""
+    used = {c for c, n in (spec or {}).get("replicas", {}).items() if n > 0}
+    used.update(c for c, entry in (status or {}).get("computes", {}).items()
+                if (entry.get("running") or 0) > 0 or entry.get("desired", 0) > 0)
+    return frozenset(used)
+
+
+def _in_use(services: Listing, statuses: Listing, compute: str) -> list[str]:
+    """The services using ``compute`` (see computes_used), sorted."""
+    status_of = {r.key[len(STATUS):]: r.value for r in statuses.records}
+    specs = {r.key[len(SERVICES):]: r.value for r in services.records}
+    return sorted(name for name in specs.keys() | status_of.keys()
+                  if compute in computes_used(specs.get(name), status_of.get(name)))
 
 
 class Intents:

@@ -132,7 +132,7 @@ class Reconciler:
         """A compute appeared, moved or went: look again at every service using it.
         A new address deserves a try now, not at the end of the old one's backoff."""
         self._retry_now(name, self._memory.get(name, {}))
-        for service in await self.informer.services_using(name):
+        for service in await self.informer.services_referring_to(name):
             self.queue.add(service)
 
     async def _specs_relisted(self, first: bool) -> None:

@@ -13,9 +13,9 @@ The reconciler's own status writes are put in the cache at once
 only ever replaces an older version of itself, so a late watch event or a
 listing taken before a write cannot bring an old value back.
 
-It also answers "which services use compute X", with one rule: a service uses
-a compute when its spec names it or its status still has an entry for it
-(something may still run there).
+It also answers "which services refer to compute X" (their spec names it or their
+status has an entry for it: ``genisys.intents.computes_referred``), the services
+to look at again when that compute changes.
 """
 
 import asyncio
@@ -24,7 +24,15 @@ from collections.abc import Awaitable, Callable
 from typing import Optional
 
 from genisys.errors import GenisysError
-from genisys.intents import COMPUTES, SERVICES, STATUS, compute_key, service_key, status_key
+from genisys.intents import (
+    COMPUTES,
+    SERVICES,
+    STATUS,
+    compute_key,
+    computes_referred,
+    service_key,
+    status_key,
+)
 from genisys.reconciler.queue import Backoff
 from genisys.store import Compacted, Store
 from genisys.store.base import Event, Listing, Record
@@ -91,9 +99,9 @@ class Informer:
         self._computes = _Cache(COMPUTES)
         self._handlers = {SERVICES: (on_spec, on_specs_relisted),
                           COMPUTES: (on_compute, on_computes_relisted)}
-        #: compute -> services that use it (see ``services_using``).
+        #: compute -> services that refer to it (see ``services_referring_to``).
         self._users: dict[str, set[str]] = {}
-        #: service -> the computes it uses, as indexed in _users.
+        #: service -> the computes it refers to, as indexed in _users.
         self._uses: dict[str, frozenset[str]] = {}
         #: Services whose cached status may be older than the store's: read it there.
         self._unsure: set[str] = set()
@@ -141,15 +149,15 @@ class Informer:
             statuses = {r.key[len(STATUS):]: r for r in listing.records}
         return specs, statuses
 
-    async def services_using(self, compute: str) -> list[str]:
-        """The services whose spec names ``compute`` or whose status still has an
-        entry for it, sorted."""
+    async def services_referring_to(self, compute: str) -> list[str]:
+        """The services that refer to ``compute`` (``computes_referred``), sorted."""
         if self._specs.synced and self._statuses.synced:
             return sorted(self._users.get(compute, ()))
         specs, statuses = await self.specs_and_statuses()
-        users = {r.key[len(SERVICES):] for r in specs if compute in r.value["replicas"]}
-        users |= {name for name, r in statuses.items() if compute in r.value.get("computes", {})}
-        return sorted(users)
+        spec_of = {r.key[len(SERVICES):]: r.value for r in specs}
+        return sorted(name for name in spec_of.keys() | statuses.keys()
+                      if compute in computes_referred(spec_of.get(name),
+                                                   _value(statuses.get(name))))
 
     # -- what the reconciler tells it -------------------------------------------
 
@@ -216,8 +224,7 @@ class Informer:
     def _index(self, service: str) -> None:
         spec = self._specs.records.get(service)
         status = self._statuses.records.get(service)
-        uses = frozenset((spec.value.get("replicas", {}) if spec else {}).keys()
-                         | (status.value.get("computes", {}) if status else {}).keys())
+        uses = computes_referred(_value(spec), _value(status))
         old = self._uses.get(service, frozenset())
         if uses == old:
             return
@@ -232,3 +239,7 @@ class Informer:
             self._uses[service] = uses
         else:
             self._uses.pop(service, None)
+
+
+def _value(record: Optional[Record]) -> Optional[dict]:
+    return record.value if record is not None else None

@@ -79,7 +79,7 @@ async def _equals(read, expected):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_service_uses_a_compute_its_spec_names_or_its_status_still_has(store, seen):
+async def test_a_service_refers_to_a_compute_its_spec_names_or_its_status_still_has(store, seen):
     intents = Intents(store, max_replicas=100)
     for name in ("a", "b"):
         await intents.create_compute(Compute(name, "http://127.0.0.1:1"))
@@ -89,20 +89,20 @@ async def test_a_service_uses_a_compute_its_spec_names_or_its_status_still_has(s
     await store.put("status/gone", status("a"))  # a status left without its spec
     informer = seen.informer(store)
     # Before it has listed, it answers from the store, by the same rule.
-    assert await informer.services_using("a") == ["gone", "web"]
-    assert await informer.services_using("b") == ["api", "web"]
+    assert await informer.services_referring_to("a") == ["gone", "web"]
+    assert await informer.services_referring_to("b") == ["api", "web"]
     await informer.start()
     try:
         await eventually(informer.synced, message="all listed")
         await eventually(lambda: _using(informer, "a", ["gone", "web"]), message="a's users")
-        assert await informer.services_using("b") == ["api", "web"]
-        assert await informer.services_using("c") == []
+        assert await informer.services_referring_to("b") == ["api", "web"]
+        assert await informer.services_referring_to("c") == []
 
         await store.put("status/web", status("a"))  # b is done with
         await eventually(lambda: _using(informer, "b", ["api"]), message="web done on b")
         await intents.put_service("api", {"a": 1})
         await eventually(lambda: _using(informer, "b", []), message="api moved to a")
-        assert await informer.services_using("a") == ["api", "gone", "web"]
+        assert await informer.services_referring_to("a") == ["api", "gone", "web"]
         await store.delete("status/gone")
         await eventually(lambda: _using(informer, "a", ["api", "web"]), message="gone gone")
     finally:
@@ -110,7 +110,7 @@ async def test_a_service_uses_a_compute_its_spec_names_or_its_status_still_has(s
 
 
 async def _using(informer, compute, services):
-    return await informer.services_using(compute) == services
+    return await informer.services_referring_to(compute) == services
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -124,7 +124,7 @@ async def test_its_own_writes_are_seen_at_once_and_a_doubted_status_is_read_agai
         written = await store.put("status/web", status("a", "b"))
         informer.wrote_status("web", written)
         assert await informer.status("web") == written  # no watch event needed
-        assert await informer.services_using("b") == ["web"]
+        assert await informer.services_referring_to("b") == ["web"]
 
         # A cached status that is not the store's (say, a write was refused on it):
         # once doubted, the next read goes to the store.
