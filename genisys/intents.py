@@ -14,7 +14,7 @@ import fnmatch
 import hashlib
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Optional, Union, cast
 
 from genisys.errors import (
@@ -41,6 +41,8 @@ IDEMPOTENCY = "idempotency/"
 ANY_VERSION = "*"
 #: What a write may be conditional on: nothing (None), ANY_VERSION or a resourceVersion.
 Version = Union[None, str, int]
+#: A change of a service's replicas map: the old map (a copy) in, the new one out.
+Change = Callable[[dict], dict]
 
 
 def compute_key(name: str) -> str:
@@ -70,7 +72,7 @@ def recent_events(events_record: Optional[Record],
     return []
 
 
-def _check_version(record, expect_version, what):
+def _check_version(record: Optional[Record], expect_version: Version, what: str) -> None:
     """If-Match semantics against the current record (None: absent)."""
     if expect_version is None:
         return
@@ -161,7 +163,7 @@ class Intents:
         #: Host patterns (fnmatch) connector URLs must match; empty: any host.
         self.connector_hosts = tuple(connector_hosts)
 
-    def _check_connector(self, compute):
+    def _check_connector(self, compute: Compute) -> None:
         """Only allowed hosts: whoever may register a compute must not be able to make
         genisys call arbitrary addresses (SSRF)."""
         if not self.connector_hosts:
@@ -171,7 +173,7 @@ class Intents:
             raise Invalid("host %r is not one of the allowed connector hosts (%s)"
                           % (host, ", ".join(self.connector_hosts)), field="connector")
 
-    async def _check_room(self, prefix, maximum, what, setting):
+    async def _check_room(self, prefix: str, maximum: int, what: str, setting: str) -> int:
         """Room for one more object under ``prefix``; returns the listing's revision."""
         listing = await self.store.list(prefix)
         if len(listing.records) >= maximum:
@@ -205,7 +207,7 @@ class Intents:
                                         field="name") from e
         raise Conflict("computes keep changing, try again", field="name")
 
-    async def _compute_room(self, name):
+    async def _compute_room(self, name: str) -> list[Condition]:
         """Conditions that keep a new compute within max_computes (computes change
         rarely, so the whole prefix staying unchanged is a cheap, exact guard)."""
         if self.max_computes is None or await self.store.get(compute_key(name)) is not None:
@@ -220,7 +222,7 @@ class Intents:
         self._check_connector(compute)
         created = False
 
-        def replace(current):
+        def replace(current: Optional[Record]) -> dict:
             nonlocal created
             _check_version(current, expect_version, "compute %r" % compute.name)
             created = current is None
@@ -279,9 +281,11 @@ class Intents:
         """Recent events of a service, newest first."""
         return (await self.get_service(name))["events"]
 
-    async def _change_replicas(self, name, change, *, computes, create, expect_version=None,
-                               idempotency: Optional[Idempotency] = None, metadata=None,
-                               room_checked=None):
+    async def _change_replicas(self, name: str, change: Change, *, computes: Iterable[str],
+                               create: bool, expect_version: Version = None,
+                               idempotency: Optional[Idempotency] = None,
+                               metadata: Optional[ServiceUpdate] = None,
+                               room_checked: bool = False) -> tuple[dict, bool]:
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
@@ -294,7 +298,7 @@ class Intents:
         created = False
         written: dict = {}
 
-        def apply(current):
+        def apply(current: Optional[Record]) -> dict:
             nonlocal created
             _check_version(current, expect_version, "service %r" % name)
             if current is None:
@@ -356,7 +360,8 @@ class Intents:
                            field="compute") from e
         return service_view(spec, await self.store.get(status_key(name))), created
 
-    async def _replay(self, idempotency, name, change, *, computes, create):
+    async def _replay(self, idempotency: Idempotency, name: str, change: Change, *,
+                      computes: Iterable[str], create: bool) -> tuple[dict, bool]:
         """The key was used before: answer as then, or refuse if the request differs."""
         record = await self.store.get(idempotency.store_key)
         if record is None or record.value["expires"] < time.time():
@@ -391,7 +396,7 @@ class Intents:
 
     async def upscale(self, name: str, compute: str, *,
                       idempotency: Optional[Idempotency] = None) -> dict:
-        def add_one(replicas):
+        def add_one(replicas: dict) -> dict:
             current = replicas.get(compute, 0)
             if current >= self.max_replicas:
                 raise Conflict("service %r already has %d resources on %r, the maximum "
@@ -404,7 +409,7 @@ class Intents:
 
     async def downscale(self, name: str, compute: str, *,
                         idempotency: Optional[Idempotency] = None) -> dict:
-        def remove_one(replicas):
+        def remove_one(replicas: dict) -> dict:
             current = replicas.get(compute, 0)
             if current == 0:
                 raise Conflict("service %r has no resources on %r to remove" % (name, compute),
@@ -417,7 +422,7 @@ class Intents:
 
     async def scale(self, name: str, compute: str, number: int, *,
                     idempotency: Optional[Idempotency] = None) -> dict:
-        def set_number(replicas):
+        def set_number(replicas: dict) -> dict:
             replicas[compute] = number
             return replicas
         view, _ = await self._change_replicas(name, set_number, computes=[compute], create=True,
@@ -434,7 +439,7 @@ class Intents:
 
     async def delete_service(self, name: str, *, expect_version: Version = None) -> dict:
         """Mark a service for deletion; the reconciler scales it to 0, then removes it."""
-        def mark(current):
+        def mark(current: Optional[Record]) -> dict:
             if current is None:
                 raise NotFound("service %r does not exist" % name, field="service")
             _check_version(current, expect_version, "service %r" % name)

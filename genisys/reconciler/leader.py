@@ -31,7 +31,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Optional, cast
 
 from genisys.errors import GenisysError, StoreUnavailable, VersionMismatch
@@ -214,7 +214,7 @@ class Election(Leadership):
 
     # -- the election loop ----------------------------------------------------------
 
-    async def _run(self):
+    async def _run(self) -> None:
         failures = 0
         while True:
             try:
@@ -237,14 +237,14 @@ class Election(Leadership):
                     log.exception("leader election crashed; again in %.1fs", delay)
                 await asyncio.sleep(delay)
 
-    def _set_leader(self, identity):
+    def _set_leader(self, identity: Optional[str]) -> None:
         if identity != self.leader:
             log.info("the leader is %s%s", identity or "nobody",
                      " (this process)" if identity == self.identity else "")
             self.leader = identity
             self._publish()
 
-    async def _wait_for_change(self, revision):
+    async def _wait_for_change(self, revision: int) -> None:
         """Until the leadership key changes (or ttl passes: then look again anyway)."""
         async with self.store.watch(LEADER_KEY, start_revision=revision) as watch:
             try:
@@ -255,7 +255,7 @@ class Election(Leadership):
                 log.info("the leadership of %s is free", self.leader)
                 self._set_leader(None)
 
-    async def _campaign(self):
+    async def _campaign(self) -> bool:
         sent = time.monotonic()
         timeout = self.renew_every
         lease, ttl = await self.store.grant_lease(self.ttl, timeout=timeout)
@@ -284,7 +284,7 @@ class Election(Leadership):
         self._publish()
         return True
 
-    async def _lead(self):
+    async def _lead(self) -> None:
         try:
             await self._start_term()
             await self._renew()
@@ -300,7 +300,7 @@ class Election(Leadership):
                 if lease is not None:
                     await self._revoke(lease)
 
-    async def _renew(self):
+    async def _renew(self) -> None:
         """Keep the lease alive; return when leadership is lost or can't be kept safely."""
         while True:
             wake = self._renewed_at + self.renew_every - time.monotonic()
@@ -317,7 +317,7 @@ class Election(Leadership):
             if self._lost.is_set():
                 return
 
-    async def _renew_once(self):
+    async def _renew_once(self) -> bool:
         """One renewal, retried (on every member) until it works or it is too late."""
         deadline = self._valid_until - self.margin
         while True:
@@ -342,7 +342,7 @@ class Election(Leadership):
             self._renewed_at, self._valid_until = sent, sent + ttl
             return True
 
-    async def _confirm_key(self):
+    async def _confirm_key(self) -> None:
         """The key must still be this term's (an operator may have deleted it)."""
         try:
             record = await asyncio.wait_for(self.store.get(LEADER_KEY), self.margin)
@@ -352,10 +352,10 @@ class Election(Leadership):
             self.deposed("the leadership key was %s" % ("deleted" if record is None
                                                         else "taken over"))
 
-    def _revoke_soon(self, lease):
+    def _revoke_soon(self, lease: int) -> None:
         start_task(self._revoke(lease), name="revoke-lease")
 
-    async def _revoke(self, lease):
+    async def _revoke(self, lease: int) -> None:
         try:
             await self.store.revoke_lease(lease, timeout=min(2.0, self.ttl / 2))
         except GenisysError as e:
@@ -394,10 +394,11 @@ class FencedStore:
                     self._conditions(first.conditions))
         return await self._fenced(self._store.transaction, [fenced] + list(ops[1:]))
 
-    def _conditions(self, conditions):
+    def _conditions(self, conditions: Iterable[Condition]) -> tuple[Condition, ...]:
         return tuple(conditions) + (self._election.fence(),)
 
-    async def _fenced(self, write, *args, **kwargs):
+    async def _fenced(self, write: Callable[..., Awaitable[Any]], *args: Any,
+                      **kwargs: Any) -> Any:
         try:
             return await write(*args, **kwargs)
         except VersionMismatch as e:
