@@ -21,6 +21,7 @@ import stat
 
 from genisys import files
 from genisys.errors import ConfigError, Forbidden, Unauthenticated
+from genisys.model import VISIBLE_ASCII
 
 ADMIN = "admin"
 READ_ONLY = "read-only"
@@ -30,7 +31,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 #: Shortest secret accepted: long enough that guessing is hopeless.
 MIN_SECRET_LENGTH = 16
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_SECRET = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a header carries safely
+_SECRET = re.compile("[%s]+" % VISIBLE_ASCII)  # what a header carries safely
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ import sys
 from genisys import auth, commands, config
 from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
+from genisys.model import NAME_PATTERN, NAME_RULE
 from genisys.serving import check_exposure
 
 SERVE_EPILOG = """\
@@ -137,9 +138,8 @@ def parse_docker_url(value):
 
 
 def parse_connector_id(value):
-    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", value):
-        raise ValueError("must be 1 to 63 letters, digits or '-', starting and ending with a "
-                         "letter or digit, got %r" % value)
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError("must be %s, got %r" % (NAME_RULE, value))
     return value
 
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 from genisys import auth, files
 from genisys.errors import ConfigError
-from genisys.model import DEFAULT_MAX_REPLICAS, describe
+from genisys.model import DEFAULT_MAX_REPLICAS, VISIBLE_ASCII, describe
 from genisys.serving import Exposure, check_exposure
 from genisys.store import validate_store_url
 
@@ -268,7 +268,7 @@ def parse_leader_ttl(value):
 
 
 def parse_identity(value):
-    if not isinstance(value, str) or not re.fullmatch(r"[\x21-\x7e]{1,128}", value):
+    if not isinstance(value, str) or not re.fullmatch("[%s]{1,128}" % VISIBLE_ASCII, value):
         raise ValueError("must be 1 to 128 visible ASCII characters, got %s" % describe(value))
     return value
 
