@@ -285,7 +285,7 @@ class Intents:
                                create: bool, expect_version: Version = None,
                                idempotency: Optional[Idempotency] = None,
                                metadata: Optional[ServiceUpdate] = None,
-                               room_checked: bool = False) -> tuple[dict, bool]:
+                               count_first: bool = False) -> tuple[dict, bool]:
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
@@ -294,7 +294,9 @@ class Intents:
         ``idempotency``: the change is recorded under its key in the same
         transaction, so a retry is answered from the record and never applied
         twice. ``metadata``: a PUT body whose labels and managedBy replace the
-        service's. Returns (view, created)."""
+        service's. ``count_first``: count the services before writing, to keep a new
+        one within max_services (a write that finds the service new asks for this
+        by raising _NeedsRoom). Returns (view, created)."""
         created = False
         written: dict = {}
 
@@ -304,7 +306,7 @@ class Intents:
             if current is None:
                 if not create:
                     raise NotFound("service %r does not exist" % name, field="service")
-                if not room_checked and self.max_services is not None:
+                if not count_first and self.max_services is not None:
                     raise _NeedsRoom()
                 service = Service(name=name, replicas={}, generation=0, deleting=False,
                                   created=rfc3339(time.time()))
@@ -328,7 +330,7 @@ class Intents:
         # then, even if a compute it named is gone since.
         conditions = [Condition.version(idempotency.store_key, 0)] if idempotency else []
         conditions += [Condition.exists(compute_key(c)) for c in computes]
-        if room_checked is False and create and self.max_services is not None:
+        if count_first and create and self.max_services is not None:
             # Checked, not enforced inside the write: services are created while
             # others change all the time, so concurrent creations may pass the
             # limit by a few. It guards against runaway scripts, not by the unit.
@@ -336,7 +338,6 @@ class Intents:
             if existing >= self.max_services:
                 raise LimitExceeded("there are already %d services, the maximum (max_services)"
                                     % existing, field="name")
-            room_checked = True
         ops = [Op.update(service_key(name), apply, conditions=conditions)]
         if idempotency is not None:
             ops.append(Op.update(idempotency.store_key, lambda _: {
@@ -349,7 +350,7 @@ class Intents:
             # the common case, needs no count and no extra read).
             return await self._change_replicas(
                 name, change, computes=computes, create=create, expect_version=expect_version,
-                idempotency=idempotency, metadata=metadata, room_checked=False)
+                idempotency=idempotency, metadata=metadata, count_first=True)
         except VersionMismatch as e:
             if idempotency is not None and e.field == idempotency.store_key:
                 return await self._replay(idempotency, name, change, computes=computes,
