@@ -11,7 +11,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean mutate
 
 venv: $(STAMP)
 
@@ -43,6 +43,32 @@ test: $(STAMP)
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+## mutate: mutation testing (mutmut, never part of `make test`) of the code where a silent
+## bug costs most, one mutant at a time; prints the mutants no test killed. One module:
+## make mutate MUTATE=auth (store, intents, auth, if-match, process). See docs/mutation-testing.md.
+MUTATE ?= store intents auth if-match process
+# What each module name mutates (mutmut's mutant names: module.x_function or
+# module.xǁClassǁmethod, then __mutmut_N; `?` stands for ǁ).
+MUTANTS_store    := genisys.store.base.x_apply_op__mutmut_* genisys.store.base.x__apply_one__mutmut_* \
+                    genisys.store.base.x_check_* genisys.store.memory.* genisys.store.sqlite.* \
+                    genisys.store.etcd.x__encode__mutmut_* genisys.store.etcd.x?_SnapshotView?* \
+                    genisys.store.etcd.x?_KeyLocks?* \
+                    $(foreach f,put delete update transaction _write _write_blind _snapshot_reads \
+                        _snapshot _compares _request _committed,genisys.store.etcd.x?EtcdStore?$(f)__mutmut_*)
+MUTANTS_intents  := genisys.intents.*
+MUTANTS_auth     := genisys.auth.*
+MUTANTS_if-match := genisys.api.base.x?APIHandler?if_match__mutmut_*
+MUTANTS_process  := genisys.connector.process.x?ProcessBackend?scale__mutmut_* \
+                    genisys.connector.process.x?ProcessBackend?_scale_up__mutmut_*
+MUTMUT := $(VENV)/bin/mutmut
+# mutants/ is removed first: mutmut would keep stale copies of the modules it does not mutate.
+
+mutate: $(STAMP)
+	test -x $(MUTMUT) || $(PY) -m pip install --quiet "mutmut>=3.8,<4"
+	rm -rf mutants
+	$(MUTMUT) run --max-children 1 $(foreach m,$(MUTATE),$(foreach n,$(MUTANTS_$(m)),'$(n)'))
+	@$(MUTMUT) results | grep -v ': not checked$$' || echo "no mutant survived"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -76,6 +76,11 @@ def test_a_secret_must_match_exactly(secret):
     assert refusal("Bearer " + secret) == "the token is not valid"
 
 
+def test_a_header_that_no_secret_could_be_is_not_valid_and_no_crash():
+    # Lone surrogates cannot be encoded as UTF-8: the digest is taken of a replacement.
+    assert refusal("Bearer \udcff\udcfe-secret-0123456789") == "the token is not valid"
+
+
 def test_without_tokens_authentication_is_disabled_and_with_them_enabled():
     assert Authenticator().enabled is False
     assert Authenticator([READER_TOKEN]).enabled is True
@@ -162,7 +167,8 @@ def test_two_tokens_may_share_neither_a_name_nor_a_secret():
     error = config_error(check_unique, [one, Token("a", "z" * 16)])
     assert (error.message, error.field) == ("two tokens are named 'a'", "auth")
     error = config_error(check_unique, [one, two, Token("c", "y" * 16)])
-    assert error.message == "token 'c' has the same secret as another one"
+    assert (error.message, error.field) == ("token 'c' has the same secret as another one",
+                                            "auth")
 
 
 def write(tmp_path, text, mode=0o600):
@@ -196,3 +202,27 @@ def test_a_bad_tokens_file_is_refused_naming_the_entry(tmp_path, text, message):
     error = config_error(load_tokens_file, path)
     assert error.message == message.format(path=path)
     assert error.field in ("auth", "genisys.tokens_file")
+
+
+def test_a_tokens_file_that_cannot_be_read_is_named_as_the_tokens_file(tmp_path):
+    missing = str(tmp_path / "nope.yml")
+    error = config_error(load_tokens_file, missing)
+    assert (error.message, error.field) == (
+        "cannot read the tokens file %s: No such file or directory" % missing,
+        "genisys.tokens_file")
+
+
+def test_a_tokens_file_that_is_not_yaml_is_refused_without_showing_a_secret(tmp_path):
+    # An unquoted secret that starts with '*' is a YAML alias: the message must not name it.
+    path = write(tmp_path, "- {name: a, token: *supersecretvalue123}\n")
+    error = config_error(load_tokens_file, path)
+    assert (error.message, error.field) == (
+        "the tokens file %s is not valid YAML: found undefined alias ... (line 1, column 20)"
+        % path, "genisys.tokens_file")
+
+
+def test_a_bad_token_in_a_tokens_file_is_named_by_its_place(tmp_path):
+    path = write(tmp_path, "- {name: a, token: %s}\n- {name: b, token: short}\n" % ("x" * 16))
+    error = config_error(load_tokens_file, path)
+    assert (error.message, error.field) == (
+        "%s: tokens[1].token: must be at least 16 characters long, got 5" % path, "auth")

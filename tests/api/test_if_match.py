@@ -83,31 +83,36 @@ async def test_a_matching_tag_replaces_a_service(api):
     assert (await service(api))["replicas"] == {"local": 7}
 
 
+WEAK = "If-Match %r is a weak entity tag, which never matches; send the ETag as it came"
+NOT_A_VERSION = "If-Match %r is not a resourceVersion of this object"
+
+
 @pytest.mark.gen_test
-@pytest.mark.parametrize("tag, words", [
-    ('W/"%d"', "weak entity tag"),        # the current version, but weak: never matches
-    ('"%d0"', "If-Match asked for"),      # another version
-    ('"-%d"', "is not a resourceVersion"),
-    ('"\u00b2"', "is not a resourceVersion"),  # a digit (superscript two), not an ASCII one
-    ('"%d.0"', "is not a resourceVersion"),
-    ('""', "is not a resourceVersion"),
+@pytest.mark.parametrize("tag, message", [
+    ('W/"{v}"', WEAK),  # the current version, but weak: never matches
+    ('"{v}0"', "service 'web' is at resourceVersion {v}, If-Match asked for {v}0"),
+    ('"-{v}"', NOT_A_VERSION),
+    ('"\u00b2"', NOT_A_VERSION),  # a digit (superscript two), not an ASCII one
+    ('"{v}.0"', NOT_A_VERSION),
+    ('"X{v}X"', NOT_A_VERSION),
+    ('""', NOT_A_VERSION),
 ])
-async def test_any_other_tag_is_refused_and_changes_nothing(api, tag, words):
+async def test_any_other_tag_is_refused_and_changes_nothing(api, tag, message):
     created = await setup_compute_and_service(api)
     version = created["resourceVersion"]
-    header = tag % version if "%d" in tag else tag
+    header = tag.format(v=version)
+    expected = message % header if "%r" in message else message.format(v=version)
     for method, body in (("DELETE", None), ("PUT", {"replicas": {"local": 9}})):
         code, answer, _ = await api.call(method, "/service/web", body,
                                          headers={"If-Match": header})
         assert code == 412, answer
         assert answer["error"]["reason"] == "PreconditionFailed"
-        assert words in answer["error"]["message"]
+        assert answer["error"]["message"] == expected
     after = await service(api)
     assert after["resourceVersion"] == version
     assert after["replicas"] == {"local": 2} and after["deleting"] is False
     compute = await compute_version(api)
     code, answer, _ = await api.call("DELETE", "/compute/local",
-                                     headers={"If-Match": header.replace(str(version),
-                                                                         str(compute))})
+                                     headers={"If-Match": tag.format(v=compute)})
     assert code == 412 and answer["error"]["reason"] == "PreconditionFailed"
     assert await compute_version(api) == compute

@@ -7,13 +7,17 @@ per-service lock removed, two "scale to 5" orders started 6 processes)."""
 
 import asyncio
 import json
+import logging
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 
 from genisys.connector.definitions import Definition
-from genisys.connector.process import STATE_DIR_ENV, ProcessBackend
-from genisys.errors import ServiceNotDefined
+from genisys.connector.process import STATE_DIR_ENV, ProcessBackend, Resource, read_proc_stat
+from genisys.errors import ServiceNotDefined, StartFailed
 from tests.connector.common import SLEEPER
 from tests.support import find_processes, process_alive
 
@@ -43,7 +47,7 @@ def recorded(backend):
     return sorted((p["service"], p["pid"], p["stopping"]) for p in state["processes"])
 
 
-def run(tmp_path, scenario, *, services=("web",)):
+def run(tmp_path, scenario, *, services=("web",), command=SLEEPER):
     """Run ``scenario(backend)`` on a started backend defining ``services``; close it
     after, and check that nothing it started is left running."""
     async def main():
@@ -51,7 +55,7 @@ def run(tmp_path, scenario, *, services=("web",)):
         await backend.start()
         try:
             for service in services:
-                await backend.put_definition(Definition.from_body({"command": SLEEPER},
+                await backend.put_definition(Definition.from_body({"command": command},
                                                                   name=service))
             return await scenario(backend)
         finally:
@@ -135,3 +139,72 @@ def test_an_undefined_service_is_refused_and_nothing_starts(tmp_path):
         assert not live_pids(backend, "ghost")
         assert recorded(backend) == []
     run(tmp_path, scenario)
+
+
+def test_each_order_says_what_it_changes_in_the_log(tmp_path, caplog):
+    async def scenario(backend):
+        await backend.scale("web", 3)
+        await backend.scale("web", 3)
+        await backend.scale("web", 1)
+    with caplog.at_level(logging.INFO, logger="genisys.connector.process"):
+        run(tmp_path, scenario)
+    scaling = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scaling")]
+    assert scaling == ["scaling web up from 0 to 3", "scaling web down from 3 to 1"]
+
+
+def test_a_start_that_fails_mid_order_leaves_nothing_of_the_order_running(tmp_path):
+    """The command removes itself when it runs: the first process of the order starts,
+    the second cannot, and the order is refused whole."""
+    script = tmp_path / "once.sh"
+    script.write_text("#!/bin/sh\nrm -f \"$0\"\nexec sleep 600\n")
+    script.chmod(0o755)
+
+    async def scenario(backend):
+        async def once_the_first_has_started():
+            # Runs while the order yields after its first start: blocks until that
+            # process has removed the command, so the next start finds it gone.
+            while not backend._running.get("web"):
+                await asyncio.sleep(0)
+            deadline = time.monotonic() + DEADLINE
+            while script.exists():
+                assert time.monotonic() < deadline, "the first process never ran"
+                time.sleep(0.01)
+        order = asyncio.ensure_future(backend.scale("web", 3))
+        await once_the_first_has_started()
+        with pytest.raises(StartFailed) as caught:
+            await order
+        assert caught.value.field == "command"
+        assert await backend.count("web") == 0
+        await until(lambda: not live_pids(backend), message="the first process to stop")
+        await until(lambda: recorded(backend) == [], message="an empty state file")
+    run(tmp_path, scenario, command=[str(script)])
+
+
+def test_processes_without_a_definition_can_be_kept_and_scaled_down(tmp_path):
+    """Only a hand-edited state file does this: a process of a service with no definition.
+    An order that starts nothing needs no definition; one that would start does."""
+    sleepers = [subprocess.Popen(SLEEPER, start_new_session=True) for _ in range(2)]
+    try:
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        entries = [Resource(service="ghost", pid=p.pid, pgid=p.pid, argv=tuple(SLEEPER),
+                            start_time=read_proc_stat(p.pid).start_time, log="", started="")
+                   for p in sleepers]
+        (state_dir / "state.json").write_text(json.dumps(
+            {"version": 1, "definitions": {}, "processes": [e.to_state() for e in entries]}))
+
+        async def scenario(backend):
+            assert await backend.scale("ghost", 2) == 2
+            with pytest.raises(ServiceNotDefined):
+                await backend.scale("ghost", 3)
+            assert await backend.scale("ghost", 1) == 1
+            assert backend.snapshot() == {"ghost": 1}
+            assert await backend.scale("ghost", 0) == 0
+            assert backend.snapshot() == {}
+        run(tmp_path, scenario, services=())
+        assert [p.wait(timeout=DEADLINE) for p in sleepers] == [-signal.SIGTERM] * 2
+    finally:
+        for p in sleepers:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
