@@ -1,0 +1,200 @@
+"""Every write path of the store, on every backend, to the exact outcome: what a refused
+write says (message and field), what a write returns, which events it makes, and which
+revision it takes.
+
+Written to kill what a mutation run of the backends' write paths and ``apply_op`` left
+alive; the contract itself is in test_contract.py."""
+
+import asyncio
+
+import pytest
+
+from genisys.errors import VersionMismatch
+from genisys.store import DELETE, Condition, Op
+
+
+async def refused(write, message, field):
+    """``write`` raises VersionMismatch with exactly ``message`` and ``field``."""
+    with pytest.raises(VersionMismatch) as caught:
+        await write
+    assert (caught.value.message, caught.value.field) == (message, field)
+
+
+async def events_after(store, revision):
+    """(type, key, revision, value or None) of every change under ``k/`` after
+    ``revision``. A marker written next to ``k/`` (as ``k~end``) tells when all came."""
+    marker = await store.put("k~end", {})
+    seen = []
+    async with store.watch("k", start_revision=revision) as watch:
+        while True:
+            event = await asyncio.wait_for(watch.__anext__(), 10)
+            if event.key == marker.key:
+                return seen
+            seen.append((event.type, event.key, event.revision,
+                         event.record.value if event.record else None))
+            if event.record is not None:
+                assert event.record.version == event.revision
+
+
+@pytest.mark.gen_test
+async def test_a_refused_version_says_which_key_and_why(store):
+    first = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.put("k/a", {"v": 2}, expect_version=0), "k/a already exists", "k/a")
+    await refused(store.put("k/b", {"v": 2}, expect_version=first.version),
+                  "k/b does not exist", "k/b")
+    await refused(store.put("k/a", {"v": 2}, expect_version=first.version + 5),
+                  "k/a is at version %d, not %d" % (first.version, first.version + 5), "k/a")
+    await refused(store.delete("k/a", expect_version=0), "k/a already exists", "k/a")
+    await refused(store.delete("k/b", expect_version=3), "k/b does not exist", "k/b")
+    await refused(store.delete("k/a", expect_version=first.version + 1),
+                  "k/a is at version %d, not %d" % (first.version, first.version + 1), "k/a")
+    assert await store.revision() == start
+    assert await store.get("k/a") == first and await store.get("k/b") is None
+
+
+@pytest.mark.gen_test
+async def test_a_refused_condition_says_which_key_and_why(store):
+    other = await store.put("other/x", {"x": 1})
+    await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.put("k/a", {"v": 2}, conditions=[Condition.exists("other/y")]),
+                  "other/y does not exist", "other/y")
+    await refused(store.delete("k/a", conditions=[Condition.version("other/x",
+                                                                      other.version + 1)]),
+                  "other/x is at version %d, not %d" % (other.version, other.version + 1),
+                  "other/x")
+    await refused(store.put("k/a", {"v": 2}, conditions=[Condition.version("other/x", 0)]),
+                  "other/x is at version %d, not 0" % other.version, "other/x")
+    await refused(store.update("k/a", lambda current: {"v": 2},
+                               conditions=[Condition.unchanged("other/", other.version - 1)]),
+                  "other/ changed at revision %d, after %d" % (other.version, other.version - 1),
+                  "other/")
+    assert await store.revision() == start
+    assert (await store.get("k/a")).value == {"v": 1}
+
+
+@pytest.mark.gen_test
+async def test_conditions_that_hold_let_the_write_through(store):
+    other = await store.put("other/x", {"x": 1})
+    # Unchanged since the revision of its newest write: holds (only a later one breaks it).
+    written = await store.put("k/a", {"v": 1}, conditions=[
+        Condition.exists("other/x"), Condition.version("other/x", other.version),
+        Condition.version("other/none", 0), Condition.unchanged("other/", other.version),
+        Condition.unchanged("empty/", 0)])
+    assert (written.key, written.value) == ("k/a", {"v": 1})
+    assert written.version == await store.revision() > other.version
+    deleted = await store.delete("k/a", expect_version=written.version, conditions=[
+        Condition.unchanged("other/", other.version)])
+    assert deleted == written
+    assert await store.get("k/a") is None
+
+
+@pytest.mark.gen_test
+async def test_each_write_returns_its_record_and_makes_one_event(store):
+    start = await store.revision()
+    created = await store.put("k/a", {"v": 1}, expect_version=0)
+    assert created.version == start + 1
+    replaced = await store.put("k/a", {"v": 2}, expect_version=created.version)
+    updated = await store.update("k/a", lambda current: {"v": current.value["v"] + 1})
+    assert (updated.key, updated.value) == ("k/a", {"v": 3})
+    made = await store.update("k/b", lambda current: {"new": current is None})
+    assert made.value == {"new": True}
+    deleted = await store.delete("k/a", expect_version=updated.version)
+    assert deleted == updated
+    removed = await store.update("k/b", lambda current: DELETE)
+    assert removed is None
+    end = await store.revision()
+    assert created.version < replaced.version < updated.version < made.version < end
+    assert await events_after(store, start) == [
+        ("put", "k/a", created.version, {"v": 1}),
+        ("put", "k/a", replaced.version, {"v": 2}),
+        ("put", "k/a", updated.version, {"v": 3}),
+        ("put", "k/b", made.version, {"new": True}),
+        ("delete", "k/a", end - 1, None),
+        ("delete", "k/b", end, None),
+    ]
+    assert (await store.list("k/")).records == []
+
+
+@pytest.mark.gen_test
+async def test_writes_that_change_nothing_make_no_event_and_keep_the_revision(store):
+    kept = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    assert await store.delete("k/missing") is None
+    assert await store.delete("k/missing", expect_version=0) is None
+    assert await store.update("k/missing", lambda current: DELETE) is None
+    assert await store.update("k/a", lambda current: {"v": 1}) == kept
+    assert await store.transaction([Op.update("k/a", lambda current: current.value),
+                                    Op.delete("k/gone")]) == [kept, None]
+    assert await store.revision() == start
+    assert await events_after(store, start) == []
+    assert await store.get("k/a") == kept
+
+
+@pytest.mark.gen_test
+async def test_a_transaction_returns_each_result_and_its_events_share_one_revision(store):
+    old = await store.put("k/old", {"v": 0})
+    start = await store.revision()
+    results = await store.transaction([
+        Op.put("k/a", {"v": 1}, expect_version=0),
+        Op.update("k/a", lambda current: {"v": current.value["v"] + 1}),
+        Op.delete("k/old", expect_version=old.version),
+        # A later op sees what the earlier ones did: k/old is gone by now.
+        Op.update("k/b", lambda current: {"b": current is None},
+                  conditions=[Condition.version("k/old", 0)]),
+    ])
+    revision = await store.revision()
+    assert revision > start
+    assert [(r.key, r.value, r.version) if r else r for r in results] == [
+        ("k/a", {"v": 1}, revision), ("k/a", {"v": 2}, revision), ("k/old", {"v": 0},
+                                                                     old.version),
+        ("k/b", {"b": True}, revision)]
+    # A key written twice in one transaction may show one event or both (etcd keeps the
+    # last): what each key ends as, at which revision, is the same on every backend.
+    last = {key: (kind, at, value) for kind, key, at, value in await events_after(store, start)}
+    assert last == {"k/a": ("put", revision, {"v": 2}), "k/old": ("delete", revision, None),
+                    "k/b": ("put", revision, {"b": True})}
+    assert {r.key: r.value for r in (await store.list("k/")).records} == {
+        "k/a": {"v": 2}, "k/b": {"b": True}}
+
+
+@pytest.mark.gen_test
+async def test_a_refused_transaction_leaves_every_key_as_it_was(store):
+    a = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.transaction([
+        Op.put("k/a", {"v": 2}),
+        Op.delete("k/a"),
+        Op.put("k/new", {"v": 1}),
+        Op.update("k/a", lambda current: {"v": 3}, conditions=[Condition.exists("k/none")]),
+    ]), "k/none does not exist", "k/none")
+    assert await store.revision() == start
+    assert await store.get("k/a") == a and await store.get("k/new") is None
+    assert await events_after(store, start) == []
+
+
+@pytest.mark.gen_test
+async def test_an_update_sees_the_record_and_may_refuse_with_a_domain_error(store):
+    seen = []
+    first = await store.put("k/a", {"v": 1})
+
+    def look(current):
+        seen.append(current)
+        raise VersionMismatch("refused by the update", field="mine")
+    await refused(store.update("k/a", look), "refused by the update", "mine")
+    assert seen[-1] == first
+    assert await store.get("k/a") == first
+
+
+@pytest.mark.gen_test
+async def test_a_value_that_is_not_an_object_is_refused_on_every_write_path(store):
+    await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    for write in (store.put("k/a", [1]), store.update("k/a", lambda current: "text"),
+                  store.transaction([Op.put("k/b", {"v": 1}), Op.put("k/a", 7)])):
+        with pytest.raises(TypeError) as caught:
+            await write
+        assert "store values are JSON objects" in str(caught.value)
+    assert await store.revision() == start
+    assert (await store.get("k/a")).value == {"v": 1} and await store.get("k/b") is None
