@@ -50,12 +50,15 @@ bench: $(STAMP)
 MUTATE ?= store intents auth if-match process
 # What each module name mutates (mutmut's mutant names: module.x_function or
 # module.xǁClassǁmethod, then __mutmut_N; `?` stands for ǁ).
+WRITES := put delete update transaction
 MUTANTS_store    := genisys.store.base.x_apply_op__mutmut_* genisys.store.base.x__apply_one__mutmut_* \
-                    genisys.store.base.x_check_* genisys.store.memory.* genisys.store.sqlite.* \
+                    genisys.store.base.x_check_* genisys.store.memory.x?_MemoryView?* \
+                    $(foreach f,_apply _restore $(WRITES),genisys.store.memory.x?MemoryStore?$(f)__mutmut_*) \
+                    genisys.store.sqlite.x?_SqliteView?* genisys.store.sqlite.x?_WriterView?* \
+                    $(foreach f,_writer_main _commit _deliver _submit $(WRITES),genisys.store.sqlite.x?SqliteStore?$(f)__mutmut_*) \
                     genisys.store.etcd.x__encode__mutmut_* genisys.store.etcd.x?_SnapshotView?* \
-                    genisys.store.etcd.x?_KeyLocks?* \
-                    $(foreach f,put delete update transaction _write _write_blind _snapshot_reads \
-                        _snapshot _compares _request _committed,genisys.store.etcd.x?EtcdStore?$(f)__mutmut_*)
+                    $(foreach f,$(WRITES) _write _write_blind _snapshot_reads _snapshot _compares _request \
+                        _committed,genisys.store.etcd.x?EtcdStore?$(f)__mutmut_*)
 MUTANTS_intents  := genisys.intents.*
 MUTANTS_auth     := genisys.auth.*
 MUTANTS_if-match := genisys.api.base.x?APIHandler?if_match__mutmut_*
