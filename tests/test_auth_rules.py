@@ -226,3 +226,16 @@ def test_a_bad_token_in_a_tokens_file_is_named_by_its_place(tmp_path):
     error = config_error(load_tokens_file, path)
     assert (error.message, error.field) == (
         "%s: tokens[1].token: must be at least 16 characters long, got 5" % path, "auth")
+
+
+def test_a_tokens_file_gone_between_reading_and_stat_is_named(tmp_path, monkeypatch):
+    """The file is read, then its mode looked at: if it vanishes or turns unreadable in
+    between (no real file system does that on cue), the error still names it."""
+    path = write(tmp_path, "- {name: a, token: %s}\n" % ("x" * 16))
+
+    def stat(target, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", target)
+    monkeypatch.setattr(os, "stat", stat)
+    error = config_error(load_tokens_file, path)
+    assert (error.message, error.field) == (
+        "cannot read the tokens file %s: Permission denied" % path, "genisys.tokens_file")
