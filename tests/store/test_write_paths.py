@@ -198,3 +198,21 @@ async def test_a_value_that_is_not_an_object_is_refused_on_every_write_path(stor
         assert "store values are JSON objects" in str(caught.value)
     assert await store.revision() == start
     assert (await store.get("k/a")).value == {"v": 1} and await store.get("k/b") is None
+
+
+@pytest.mark.gen_test
+async def test_a_prefix_condition_counts_the_writes_of_earlier_ops_under_that_prefix(store):
+    await store.put("p/a", {"v": 1})
+    revision = await store.revision()
+    # Writes outside the prefix, and a delete under it, do not change it.
+    results = await store.transaction([
+        Op.put("other/x", {"v": 1}), Op.delete("p/a"),
+        Op.put("k/x", {"v": 1}, conditions=[Condition.unchanged("p/", revision)])])
+    assert [r.key for r in results] == ["other/x", "p/a", "k/x"]
+    revision = await store.revision()
+    await refused(store.transaction([
+        Op.put("p/b", {"v": 1}),
+        Op.put("k/y", {"v": 1}, conditions=[Condition.unchanged("p/", revision)])]),
+        "p/ changed at revision %d, after %d" % (revision + 1, revision), "p/")
+    assert await store.revision() == revision
+    assert await store.get("p/b") is None and await store.get("k/y") is None
