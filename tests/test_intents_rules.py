@@ -1,0 +1,104 @@
+"""The intent layer's rules called directly, over real stores (memory and a SQLite file):
+the limits on computes and services, and forgetting expired Idempotency-Keys.
+
+Written to kill what a mutation run of ``genisys.intents`` left alive; the same rules
+through HTTP are in tests/api/."""
+
+import asyncio
+
+import pytest
+
+from genisys.errors import LimitExceeded
+from genisys.intents import IDEMPOTENCY, Idempotency, Intents
+from genisys.model import Compute
+
+
+def compute(name):
+    return Compute(name, "http://127.0.0.1:7051")
+
+
+async def limit_error(write):
+    with pytest.raises(LimitExceeded) as caught:
+        await write
+    assert caught.value.field == "name"
+    return caught.value.message
+
+
+@pytest.mark.gen_test
+async def test_max_computes_refuses_one_more_and_still_lets_existing_ones_change(store):
+    intents = Intents(store, max_replicas=10, max_computes=2)
+    await intents.create_compute(compute("a"))
+    record, created = await intents.put_compute(compute("b"))
+    assert created is True and record.key == "computes/b"
+    full = "there are already 2 computes, the maximum (max_computes)"
+    assert await limit_error(intents.create_compute(compute("c"))) == full
+    assert await limit_error(intents.put_compute(compute("c"))) == full
+    record, created = await intents.put_compute(Compute("a", "http://127.0.0.1:7052"))
+    assert created is False and record.value["connector"] == "http://127.0.0.1:7052"
+    await intents.delete_compute("b")
+    await intents.create_compute(compute("c"))
+    assert sorted(await intents.list_computes()) == ["a", "c"]
+
+
+@pytest.mark.gen_test
+async def test_max_services_refuses_a_new_service_but_not_a_change_of_one(store):
+    intents = Intents(store, max_replicas=10, max_services=2)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    await intents.scale("db", "local", 3)
+    full = "there are already 2 services, the maximum (max_services)"
+    assert await limit_error(intents.upscale("cache", "local")) == full
+    assert await limit_error(intents.put_service("cache", {"local": 1})) == full
+    assert (await intents.upscale("web", "local"))["replicas"] == {"local": 2}
+    view, created = await intents.put_service("db", {"local": 1})
+    assert created is False and view["replicas"] == {"local": 1}
+    assert sorted(await intents.list_services()) == ["db", "web"]
+
+
+async def remember(intents, key):
+    """Upscale with Idempotency-Key ``key``; the stored record's expiry."""
+    idempotency = Idempotency(key=key, request=key)
+    await intents.upscale("web", "local", idempotency=idempotency)
+    return (await intents.store.get(idempotency.store_key)).value["expires"]
+
+
+@pytest.mark.gen_test
+async def test_only_keys_whose_time_is_up_are_forgotten_and_counted(store):
+    intents = Intents(store, max_replicas=10, idempotency_ttl=3600.0)
+    await intents.create_compute(compute("local"))
+    first = await remember(intents, "k1")
+    second = await remember(intents, "k2")
+    third = await remember(intents, "k3")
+    assert first <= second <= third
+    assert await intents.forget_expired_idempotency_keys() == 0  # an hour to go
+    assert await intents.forget_expired_idempotency_keys(now=first) == 0  # not before its time
+    assert await intents.forget_expired_idempotency_keys(now=third + 1) == 3
+    assert (await store.list(IDEMPOTENCY)).records == []
+    assert await intents.forget_expired_idempotency_keys(now=third + 1) == 0
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["sqlite"])  # its writes wait: another may come between
+async def test_a_key_renewed_while_expired_ones_are_forgotten_is_kept(store):
+    intents = Intents(store, max_replicas=10, idempotency_ttl=3600.0)
+    await intents.create_compute(compute("local"))
+    await remember(intents, "k1")
+    expires = await remember(intents, "k2")
+    [first, second] = sorted((await store.list(IDEMPOTENCY)).records,
+                             key=lambda r: r.key)
+
+    async def renew_the_other_once_one_is_deleted():
+        # The delete's event is delivered before forget() hears its answer: the renewal
+        # is queued before forget() asks to delete the second record.
+        async with store.watch(IDEMPOTENCY) as watch:
+            started.set()
+            event = await watch.__anext__()
+            assert event.type == "delete"
+            other = second if event.key == first.key else first
+            return await store.put(other.key, dict(other.value, expires=expires + 7200))
+    started = asyncio.Event()
+    renewal = asyncio.ensure_future(renew_the_other_once_one_is_deleted())
+    await started.wait()
+    assert await intents.forget_expired_idempotency_keys(now=expires + 1) == 1
+    renewed = await renewal
+    assert (await store.list(IDEMPOTENCY)).records == [renewed]
