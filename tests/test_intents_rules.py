@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from genisys.errors import LimitExceeded
-from genisys.intents import IDEMPOTENCY, Idempotency, Intents
+from genisys.errors import IdempotencyKeyReused, Invalid, LimitExceeded, VersionMismatch
+from genisys.intents import ANY_VERSION, IDEMPOTENCY, Idempotency, Intents
 from genisys.model import Compute
 
 
@@ -102,3 +102,79 @@ async def test_a_key_renewed_while_expired_ones_are_forgotten_is_kept(store):
     assert await intents.forget_expired_idempotency_keys(now=expires + 1) == 1
     renewed = await renewal
     assert (await store.list(IDEMPOTENCY)).records == [renewed]
+
+
+@pytest.mark.gen_test
+async def test_only_allowed_connector_hosts_on_create_and_replace(store):
+    intents = Intents(store, max_replicas=10, connector_hosts=("*.Internal", "127.0.0.1"))
+    await intents.create_compute(Compute("a", "http://db.INTERNAL:7051"))
+    await intents.put_compute(Compute("b", "http://127.0.0.1:7051"))
+    for write in (intents.create_compute(Compute("c", "http://evil.example:7051")),
+                  intents.put_compute(Compute("a", "http://evil.example:7051"))):
+        with pytest.raises(Invalid) as caught:
+            await write
+        assert (caught.value.message, caught.value.field) == (
+            "host 'evil.example' is not one of the allowed connector hosts "
+            "(*.Internal, 127.0.0.1)", "connector")
+    assert (await intents.get_compute("a")).value["connector"] == "http://db.INTERNAL:7051"
+    assert sorted(await intents.list_computes()) == ["a", "b"]
+
+
+@pytest.mark.gen_test
+async def test_if_match_on_a_compute_says_what_it_found(store):
+    intents = Intents(store, max_replicas=10, max_computes=5)
+    record, _ = await intents.put_compute(compute("a"))
+    for name, expect, message in (
+            ("a", record.version + 1, "compute 'a' is at resourceVersion %d, If-Match asked "
+                                      "for %d" % (record.version, record.version + 1)),
+            ("new", ANY_VERSION, "compute 'new' does not exist, If-Match cannot match"),
+            ("new", 3, "compute 'new' does not exist, If-Match cannot match")):
+        with pytest.raises(VersionMismatch) as caught:
+            await intents.put_compute(compute(name), expect_version=expect)
+        assert caught.value.message == message
+    assert sorted(await intents.list_computes()) == ["a"]
+    assert (await intents.get_compute("a")).version == record.version
+
+
+@pytest.mark.gen_test
+async def test_the_list_of_services_shows_each_ones_status(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    await intents.upscale("db", "local")
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 1, "running": 1}}}
+    await store.put("status/web", status)
+    services = await intents.list_services()
+    assert services["web"]["status"] == status
+    assert services["db"]["status"] == {"observedGeneration": 0, "computes": {}}
+
+
+@pytest.mark.gen_test
+async def test_a_key_used_for_another_request_is_refused_by_name(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local", idempotency=Idempotency(key="k-1", request="up"))
+    with pytest.raises(IdempotencyKeyReused) as caught:
+        await intents.downscale("web", "local", idempotency=Idempotency(key="k-1",
+                                                                        request="down"))
+    assert (caught.value.message, caught.value.field) == (
+        "Idempotency-Key 'k-1' was used for another request (a different operation, service "
+        "or body)", "Idempotency-Key")
+    assert (await intents.get_service("web"))["replicas"] == {"local": 1}
+
+
+@pytest.mark.gen_test
+async def test_an_expired_key_is_a_new_request_that_may_create_the_service_again(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    first = Idempotency(key="k", request="up")
+    await intents.upscale("web", "local", idempotency=first)
+    # The service is gone since (the reconciler removes a deleted one), the key expired.
+    await store.delete("services/web")
+    await store.update(first.store_key, lambda current: dict(current.value, expires=0))
+    again = Idempotency(key="k", request="up")
+    view = await intents.upscale("web", "local", idempotency=again)
+    assert again.replayed is False
+    assert view["replicas"] == {"local": 1} and view["generation"] == 1
+    record = await store.get(again.store_key)
+    assert record.value["expires"] > 0 and record.value["service"] == "web"
