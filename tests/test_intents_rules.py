@@ -8,7 +8,14 @@ import asyncio
 
 import pytest
 
-from genisys.errors import IdempotencyKeyReused, Invalid, LimitExceeded, VersionMismatch
+from genisys.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    Invalid,
+    LimitExceeded,
+    NotFound,
+    VersionMismatch,
+)
 from genisys.intents import ANY_VERSION, IDEMPOTENCY, Idempotency, Intents
 from genisys.model import Compute
 
@@ -178,3 +185,48 @@ async def test_an_expired_key_is_a_new_request_that_may_create_the_service_again
     assert view["replicas"] == {"local": 1} and view["generation"] == 1
     record = await store.get(again.store_key)
     assert record.value["expires"] > 0 and record.value["service"] == "web"
+
+
+@pytest.mark.gen_test
+async def test_a_compute_something_still_runs_on_cannot_be_deleted(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.create_compute(compute("spare"))
+    await intents.scale("web", "local", 0)  # wants nothing there any more...
+    await store.put("status/web", {"computes": {"local": {"desired": 0, "running": 2}}})
+    await store.put("status/db", {"observedGeneration": 3})  # a status with no computes
+    with pytest.raises(Conflict) as caught:
+        await intents.delete_compute("local")
+    assert (caught.value.message, caught.value.field) == (
+        "compute 'local' is in use by service(s) web: scale them to 0 there first, and wait "
+        "until nothing runs there", "compute")
+    assert (await intents.delete_compute("spare")).key == "computes/spare"
+    await store.put("status/web", {"computes": {"local": {"desired": 0, "running": 0}}})
+    assert (await intents.delete_compute("local")).key == "computes/local"
+    assert await intents.list_computes() == {}
+
+
+@pytest.mark.gen_test
+async def test_put_service_replaces_labels_and_manager(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    view, created = await intents.put_service(
+        "web", {"local": 2}, metadata={"labels": {"team": "a"}, "managedBy": "ci"})
+    assert created is True
+    assert (view["labels"], view["managedBy"]) == ({"team": "a"}, "ci")
+    assert (await intents.get_service("web"))["labels"] == {"team": "a"}
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_service_marks_it_and_answers_with_its_status(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    with pytest.raises(NotFound) as caught:
+        await intents.delete_service("web")
+    assert (caught.value.message, caught.value.field) == ("service 'web' does not exist",
+                                                          "service")
+    await intents.scale("web", "local", 2)
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 2, "running": 2}}}
+    await store.put("status/web", status)
+    view = await intents.delete_service("web")
+    assert view["deleting"] is True and view["status"] == status
