@@ -230,3 +230,40 @@ async def test_deleting_a_service_marks_it_and_answers_with_its_status(store):
     await store.put("status/web", status)
     view = await intents.delete_service("web")
     assert view["deleting"] is True and view["status"] == status
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("entry, in_use", [
+    ({"desired": 0, "running": 1}, True),
+    ({"desired": 1, "running": 0}, True),
+    ({"desired": 1, "running": None}, True),
+    ({"desired": 0, "running": 0}, False),
+    ({"running": 0}, False),
+    ({"desired": 0}, False),
+])
+async def test_what_a_status_says_runs_on_a_compute_decides_if_it_is_in_use(store, entry,
+                                                                           in_use):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await store.put("status/web", {"computes": {"local": entry, "other": {"running": 5}}})
+    if in_use:
+        with pytest.raises(Conflict) as caught:
+            await intents.delete_compute("local")
+        assert "in use by service(s) web:" in caught.value.message
+        assert sorted(await intents.list_computes()) == ["local"]
+    else:
+        assert (await intents.delete_compute("local")).key == "computes/local"
+        assert await intents.list_computes() == {}
+
+
+@pytest.mark.gen_test
+async def test_a_replayed_answer_shows_the_status_of_now(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    first = await intents.upscale("web", "local", idempotency=Idempotency(key="k", request="u"))
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 1, "running": 1}}}
+    await store.put("status/web", status)
+    replay = Idempotency(key="k", request="u")
+    view = await intents.upscale("web", "local", idempotency=replay)
+    assert replay.replayed is True
+    assert view == dict(first, status=status)
