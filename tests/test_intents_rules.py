@@ -267,3 +267,41 @@ async def test_a_replayed_answer_shows_the_status_of_now(store):
     view = await intents.upscale("web", "local", idempotency=replay)
     assert replay.replayed is True
     assert view == dict(first, status=status)
+
+
+@pytest.mark.gen_test
+async def test_downscale_refuses_what_it_cannot_remove_by_name(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.create_compute(compute("spare"))
+    with pytest.raises(NotFound) as caught:
+        await intents.downscale("web", "local")
+    assert (caught.value.message, caught.value.field) == ("service 'web' does not exist",
+                                                          "service")
+    assert await intents.list_services() == {}
+    await intents.scale("web", "local", 1)
+    for on in ("spare", "local"):
+        if on == "local":
+            assert (await intents.downscale("web", "local"))["replicas"] == {"local": 0}
+        with pytest.raises(Conflict) as caught:
+            await intents.downscale("web", on)
+        assert (caught.value.message, caught.value.field) == (
+            "service 'web' has no resources on %r to remove" % on, "compute")
+    assert (await intents.get_service("web"))["replicas"] == {"local": 0}
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_compute_names_every_user_and_checks_if_match(store):
+    intents = Intents(store, max_replicas=10)
+    record = await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    await intents.upscale("db", "local")
+    with pytest.raises(Conflict) as caught:
+        await intents.delete_compute("local")
+    assert (caught.value.message, caught.value.field) == (
+        "compute 'local' is in use by service(s) db, web: scale them to 0 there first, and "
+        "wait until nothing runs there", "compute")
+    with pytest.raises(VersionMismatch) as caught:
+        await intents.delete_compute("local", expect_version=record.version + 1)
+    assert caught.value.message == ("compute 'local' is at resourceVersion %d, If-Match "
+                                    "asked for %d" % (record.version, record.version + 1))
