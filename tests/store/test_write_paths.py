@@ -6,11 +6,14 @@ Written to kill what a mutation run of the backends' write paths and ``apply_op`
 alive; the contract itself is in test_contract.py."""
 
 import asyncio
+import json
 
 import pytest
+import requests
 
 from genisys.errors import VersionMismatch
 from genisys.store import DELETE, Condition, Op
+from genisys.store.etcd_client import b64
 
 
 async def refused(write, message, field):
@@ -216,3 +219,52 @@ async def test_a_prefix_condition_counts_the_writes_of_earlier_ops_under_that_pr
         "p/ changed at revision %d, after %d" % (revision + 1, revision), "p/")
     assert await store.revision() == revision
     assert await store.get("p/b") is None and await store.get("k/y") is None
+
+
+def write_behind_the_stores_back(etcd, key, value):
+    """Another client's write, made with a blocking HTTP call: it lands while the store
+    is between its snapshot read and its compare-and-swap."""
+    answer = requests.post(etcd.members[0].client_url + "/v3/kv/put", timeout=10, json={
+        "key": b64(key), "value": b64(json.dumps(value))})
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["header"]["revision"])
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_refuses_a_write_whose_prefix_changed_under_it(store, etcd_for_stores):
+    """The snapshot said p/ was unchanged; another client writes under p/ before the
+    compare-and-swap: etcd's compare on the whole range must catch it."""
+    await store.put("p/a", {"v": 1})
+    revision = await store.revision()
+    calls = []
+
+    def write(current):
+        if not calls:
+            calls.append(write_behind_the_stores_back(etcd_for_stores(), store.prefix + "p/b",
+                                                      {"v": 2}))
+        return {"v": len(calls)}
+    with pytest.raises(VersionMismatch) as caught:
+        await store.update("k/x", write, conditions=[Condition.unchanged("p/", revision)])
+    assert (caught.value.message, caught.value.field) == (
+        "p/ changed at revision %d, after %d" % (calls[0], revision), "p/")
+    assert await store.get("k/x") is None
+    assert (await store.get("p/b")).value == {"v": 2}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_refuses_a_write_whose_key_changed_under_it(store, etcd_for_stores):
+    first = await store.put("k/x", {"v": 1})
+    calls = []
+
+    def write(current):
+        calls.append(current.value)
+        if len(calls) == 1:
+            write_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/x", {"v": 10})
+        return {"v": current.value["v"] + 1}
+    written = await store.update("k/x", write)
+    # The first attempt saw v=1 and lost; the second saw the other client's v=10.
+    assert calls == [{"v": 1}, {"v": 10}]
+    assert written.value == {"v": 11} and written.version > first.version
+    assert (await store.get("k/x")).value == {"v": 11}
