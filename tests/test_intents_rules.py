@@ -305,3 +305,13 @@ async def test_deleting_a_compute_names_every_user_and_checks_if_match(store):
         await intents.delete_compute("local", expect_version=record.version + 1)
     assert caught.value.message == ("compute 'local' is at resourceVersion %d, If-Match "
                                     "asked for %d" % (record.version, record.version + 1))
+
+
+@pytest.mark.gen_test
+async def test_an_unknown_compute_is_not_found_by_name(store):
+    intents = Intents(store, max_replicas=10)
+    for call in (intents.get_compute("nope"), intents.delete_compute("nope")):
+        with pytest.raises(NotFound) as caught:
+            await call
+        assert (caught.value.message, caught.value.field) == ("compute 'nope' does not exist",
+                                                              "compute")
