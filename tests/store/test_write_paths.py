@@ -7,6 +7,7 @@ alive; the contract itself is in test_contract.py."""
 
 import asyncio
 import json
+import sqlite3
 
 import pytest
 import requests
@@ -14,6 +15,7 @@ import requests
 from genisys.errors import VersionMismatch
 from genisys.store import DELETE, Condition, Op
 from genisys.store.etcd_client import b64
+from genisys.store.sqlite import SqliteStore
 
 
 async def refused(write, message, field):
@@ -268,3 +270,39 @@ async def test_etcd_refuses_a_write_whose_key_changed_under_it(store, etcd_for_s
     assert calls == [{"v": 1}, {"v": 10}]
     assert written.value == {"v": 11} and written.version > first.version
     assert (await store.get("k/x")).value == {"v": 11}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_finds_the_newest_write_under_a_prefix_whatever_its_key(store):
+    # p/z sorts last by name but was written first: the newest write is p/a.
+    await store.put("p/z", {"v": 1})
+    first = await store.revision()
+    await store.put("p/a", {"v": 1})
+    with pytest.raises(VersionMismatch) as caught:
+        await store.put("k/x", {"v": 1}, conditions=[Condition.unchanged("p/", first)])
+    assert (caught.value.message, caught.value.field) == (
+        "p/ changed at revision %d, after %d" % (first + 1, first), "p/")
+
+
+@pytest.mark.gen_test
+async def test_sqlite_writes_over_what_an_earlier_process_stored(tmp_path):
+    """The writer thread remembers the rows it used; what it never saw (written before
+    this store was opened) must be read from the file, not taken as absent."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        kept = await store.put("k/a", {"v": 1})
+        gone = await store.put("k/b", {"v": 1})
+    async with SqliteStore(path) as store:
+        await refused(store.put("k/a", {"v": 2}, expect_version=0), "k/a already exists", "k/a")
+        replaced = await store.put("k/a", {"v": 2}, expect_version=kept.version)
+        assert replaced.value == {"v": 2} and replaced.version > gone.version
+        assert (await store.update("k/b", lambda current: {"v": current.value["v"] + 1})
+                ).value == {"v": 2}
+        assert (await store.delete("k/b", expect_version=replaced.version + 1)).value == {"v": 2}
+    conn = sqlite3.connect(path)  # the file itself holds compact JSON
+    try:
+        assert conn.execute("SELECT key, value FROM kv ORDER BY key").fetchall() == [
+            ("k/a", '{"v":2}')]
+    finally:
+        conn.close()
