@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 import requests
 
-from genisys.errors import VersionMismatch
+from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
 from genisys.store.etcd_client import b64
 from genisys.store.sqlite import SqliteStore
@@ -306,3 +306,56 @@ async def test_sqlite_writes_over_what_an_earlier_process_stored(tmp_path):
             ("k/a", '{"v":2}')]
     finally:
         conn.close()
+
+
+def hold_the_write_lock(path):
+    """Another connection to the file takes SQLite's write lock (as a backup tool or a
+    sqlite3 shell might): the store's writer must wait for it, or fail, but never half-way."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sqlite_writes_batched_in_one_commit_each_make_their_event(tmp_path):
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        start = await store.revision()
+        blocker = hold_the_write_lock(path)
+        try:
+            # The writer takes the first put and waits for the lock; the others queue up
+            # behind it and go in one batch once it is free.
+            writes = [asyncio.ensure_future(store.put("k/%02d" % i, {"i": i})) for i in range(20)]
+            await asyncio.sleep(0)
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        records = await asyncio.gather(*writes)
+        assert sorted(r.version for r in records) == list(range(start + 1, start + 21))
+        events = await events_after(store, start)
+        assert sorted((key, at) for _, key, at, _ in events) == sorted(
+            (r.key, r.version) for r in records)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_sqlite_commit_that_fails_fails_its_writes_and_the_next_one_goes_on(
+        tmp_path, caplog):
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        await store.put("k/a", {"v": 1})
+        start = await store.revision()
+        blocker = hold_the_write_lock(path)
+        try:
+            # The writer gives up after SQLite's busy timeout (5 s): the write is refused.
+            with pytest.raises(StoreUnavailable) as caught:
+                await store.put("k/a", {"v": 2})
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert caught.value.message == "write to %s failed: database is locked" % path
+        assert "sqlite commit of 1 writes failed: database is locked" in caplog.messages
+        assert await store.revision() == start
+        assert (await store.get("k/a")).value == {"v": 1}
+        after = await store.put("k/a", {"v": 3})
+        assert after.version == start + 1
+        assert (await store.get("k/a")).value == {"v": 3}
