@@ -359,3 +359,20 @@ async def test_a_sqlite_commit_that_fails_fails_its_writes_and_the_next_one_goes
         after = await store.put("k/a", {"v": 3})
         assert after.version == start + 1
         assert (await store.get("k/a")).value == {"v": 3}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
+    path = str(tmp_path / "genisys.db")
+    store = SqliteStore(path)
+    await store.open()
+    writes = [asyncio.ensure_future(store.put("k/%02d" % i, {"i": i})) for i in range(50)]
+    await asyncio.sleep(0)  # every put is queued; close() queues its stop after them
+    await store.close()
+    assert [r.value for r in await asyncio.gather(*writes)] == [{"i": i} for i in range(50)]
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.put("k/late", {"v": 1})
+    assert caught.value.message == "the store is closed"
+    async with SqliteStore(path) as store:
+        assert len((await store.list("k/")).records) == 50
+        assert await store.get("k/late") is None
