@@ -315,3 +315,41 @@ async def test_an_unknown_compute_is_not_found_by_name(store):
             await call
         assert (caught.value.message, caught.value.field) == ("compute 'nope' does not exist",
                                                               "compute")
+
+
+@pytest.mark.gen_test
+async def test_a_service_shows_its_status_and_events_from_either_place(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    with pytest.raises(NotFound) as caught:
+        await intents.get_service("web")
+    assert (caught.value.message, caught.value.field) == ("service 'web' does not exist",
+                                                          "service")
+    await intents.upscale("web", "local")
+    assert (await intents.get_service("web"))["events"] == []
+    # A status written before events had a key of their own holds them itself...
+    old = {"observedGeneration": 1, "computes": {}, "events": [{"reason": "Old"}]}
+    await store.put("status/web", old)
+    view = await intents.get_service("web")
+    assert view["events"] == [{"reason": "Old"}]
+    assert view["status"] == {"observedGeneration": 1, "computes": {}}
+    # ...until the events key exists: then it alone counts.
+    await store.put("events/web", {"events": [{"reason": "New"}]})
+    assert (await intents.get_service("web"))["events"] == [{"reason": "New"}]
+    assert await intents.service_events("web") == [{"reason": "New"}]
+    await store.put("events/web", {})
+    await store.put("status/web", {"observedGeneration": 1, "computes": {}})
+    assert (await intents.get_service("web"))["events"] == []
+
+
+@pytest.mark.gen_test
+async def test_upscale_past_max_replicas_is_refused_by_name(store):
+    intents = Intents(store, max_replicas=2)
+    await intents.create_compute(compute("local"))
+    await intents.scale("web", "local", 2)
+    with pytest.raises(Conflict) as caught:
+        await intents.upscale("web", "local")
+    assert (caught.value.message, caught.value.field) == (
+        "service 'web' already has 2 resources on 'local', the maximum (max_replicas)",
+        "compute")
+    assert (await intents.get_service("web"))["replicas"] == {"local": 2}
