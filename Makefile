@@ -13,7 +13,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench docs venv clean
+.PHONY: run test bench docs mutate venv clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,36 @@ bench: $(STAMP)
 ## rebuilt whenever a page changes; e.g. make docs DOCS_PORT=8001
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+## mutate: mutation testing (mutmut, never part of `make test`) of the code where a silent
+## bug costs most, one mutant at a time; prints the mutants no test killed. One module:
+## make mutate MUTATE=auth (store, intents, auth, if-match, process, decide). See docs/mutation-testing.md.
+MUTATE ?= store intents auth if-match process decide
+# What each module name mutates (mutmut's mutant names: module.x_function or
+# module.xǁClassǁmethod, then __mutmut_N; `?` stands for ǁ).
+WRITES := put delete update transaction
+MUTANTS_store    := genisys.store.base.x_apply_op__mutmut_* genisys.store.base.x__apply_one__mutmut_* \
+                    genisys.store.base.x_check_* genisys.store.memory.x?_MemoryView?* \
+                    $(foreach f,_apply _restore $(WRITES),genisys.store.memory.x?MemoryStore?$(f)__mutmut_*) \
+                    genisys.store.sqlite.x?_SqliteView?* genisys.store.sqlite.x?_WriterView?* \
+                    $(foreach f,_writer_main _commit _deliver _submit $(WRITES),genisys.store.sqlite.x?SqliteStore?$(f)__mutmut_*) \
+                    genisys.store.etcd.x__encode__mutmut_* genisys.store.etcd.x?_SnapshotView?* \
+                    $(foreach f,$(WRITES) _write _write_blind _snapshot_reads _snapshot _compares _request \
+                        _committed,genisys.store.etcd.x?EtcdStore?$(f)__mutmut_*)
+MUTANTS_intents  := genisys.intents.*
+MUTANTS_auth     := genisys.auth.*
+MUTANTS_if-match := genisys.api.base.x?APIHandler?if_match__mutmut_*
+MUTANTS_decide   := genisys.reconciler.decide.*
+MUTANTS_process  := genisys.connector.process.x?ProcessBackend?scale__mutmut_* \
+                    genisys.connector.process.x?ProcessBackend?_scale_up__mutmut_*
+MUTMUT := $(VENV)/bin/mutmut
+# mutants/ is removed first: mutmut would keep stale copies of the modules it does not mutate.
+
+mutate: $(STAMP)
+	test -x $(MUTMUT) || $(PY) -m pip install --quiet "mutmut>=3.8,<4"
+	rm -rf mutants
+	$(MUTMUT) run --max-children 1 $(foreach m,$(MUTATE),$(foreach n,$(MUTANTS_$(m)),'$(n)'))
+	@$(MUTMUT) results | grep -v ': not checked$$' || echo "no mutant survived"
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache

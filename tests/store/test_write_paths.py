@@ -1,0 +1,378 @@
+"""Every write path of the store, on every backend, to the exact outcome: what a refused
+write says (message and field), what a write returns, which events it makes, and which
+revision it takes.
+
+Written to kill what a mutation run of the backends' write paths and ``apply_op`` left
+alive; the contract itself is in test_contract.py."""
+
+import asyncio
+import json
+import sqlite3
+
+import pytest
+import requests
+
+from genisys.errors import StoreUnavailable, VersionMismatch
+from genisys.store import DELETE, Condition, Op
+from genisys.store.etcd_client import b64
+from genisys.store.sqlite import SqliteStore
+
+
+async def refused(write, message, field):
+    """``write`` raises VersionMismatch with exactly ``message`` and ``field``."""
+    with pytest.raises(VersionMismatch) as caught:
+        await write
+    assert (caught.value.message, caught.value.field) == (message, field)
+
+
+async def events_after(store, revision):
+    """(type, key, revision, value or None) of every change under ``k/`` after
+    ``revision``. A marker written next to ``k/`` (as ``k~end``) tells when all came."""
+    marker = await store.put("k~end", {})
+    seen = []
+    async with store.watch("k", start_revision=revision) as watch:
+        while True:
+            event = await asyncio.wait_for(watch.__anext__(), 10)
+            if event.key == marker.key:
+                return seen
+            seen.append((event.type, event.key, event.revision,
+                         event.record.value if event.record else None))
+            if event.record is not None:
+                assert event.record.version == event.revision
+
+
+@pytest.mark.gen_test
+async def test_a_refused_version_says_which_key_and_why(store):
+    first = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.put("k/a", {"v": 2}, expect_version=0), "k/a already exists", "k/a")
+    await refused(store.put("k/b", {"v": 2}, expect_version=first.version),
+                  "k/b does not exist", "k/b")
+    await refused(store.put("k/a", {"v": 2}, expect_version=first.version + 5),
+                  "k/a is at version %d, not %d" % (first.version, first.version + 5), "k/a")
+    await refused(store.delete("k/a", expect_version=0), "k/a already exists", "k/a")
+    await refused(store.delete("k/b", expect_version=3), "k/b does not exist", "k/b")
+    await refused(store.delete("k/a", expect_version=first.version + 1),
+                  "k/a is at version %d, not %d" % (first.version, first.version + 1), "k/a")
+    assert await store.revision() == start
+    assert await store.get("k/a") == first and await store.get("k/b") is None
+
+
+@pytest.mark.gen_test
+async def test_a_refused_condition_says_which_key_and_why(store):
+    other = await store.put("other/x", {"x": 1})
+    await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.put("k/a", {"v": 2}, conditions=[Condition.exists("other/y")]),
+                  "other/y does not exist", "other/y")
+    await refused(store.delete("k/a", conditions=[Condition.version("other/x",
+                                                                      other.version + 1)]),
+                  "other/x is at version %d, not %d" % (other.version, other.version + 1),
+                  "other/x")
+    await refused(store.put("k/a", {"v": 2}, conditions=[Condition.version("other/x", 0)]),
+                  "other/x is at version %d, not 0" % other.version, "other/x")
+    await refused(store.update("k/a", lambda current: {"v": 2},
+                               conditions=[Condition.unchanged("other/", other.version - 1)]),
+                  "other/ changed at revision %d, after %d" % (other.version, other.version - 1),
+                  "other/")
+    assert await store.revision() == start
+    assert (await store.get("k/a")).value == {"v": 1}
+
+
+@pytest.mark.gen_test
+async def test_conditions_that_hold_let_the_write_through(store):
+    other = await store.put("other/x", {"x": 1})
+    # Unchanged since the revision of its newest write: holds (only a later one breaks it).
+    written = await store.put("k/a", {"v": 1}, conditions=[
+        Condition.exists("other/x"), Condition.version("other/x", other.version),
+        Condition.version("other/none", 0), Condition.unchanged("other/", other.version),
+        Condition.unchanged("empty/", 0)])
+    assert (written.key, written.value) == ("k/a", {"v": 1})
+    assert written.version == await store.revision() > other.version
+    deleted = await store.delete("k/a", expect_version=written.version, conditions=[
+        Condition.unchanged("other/", other.version)])
+    assert deleted == written
+    assert await store.get("k/a") is None
+
+
+@pytest.mark.gen_test
+async def test_each_write_returns_its_record_and_makes_one_event(store):
+    start = await store.revision()
+    created = await store.put("k/a", {"v": 1}, expect_version=0)
+    assert created.version == start + 1
+    replaced = await store.put("k/a", {"v": 2}, expect_version=created.version)
+    updated = await store.update("k/a", lambda current: {"v": current.value["v"] + 1})
+    assert (updated.key, updated.value) == ("k/a", {"v": 3})
+    made = await store.update("k/b", lambda current: {"new": current is None})
+    assert made.value == {"new": True}
+    deleted = await store.delete("k/a", expect_version=updated.version)
+    assert deleted == updated
+    removed = await store.update("k/b", lambda current: DELETE)
+    assert removed is None
+    end = await store.revision()
+    assert created.version < replaced.version < updated.version < made.version < end
+    assert await events_after(store, start) == [
+        ("put", "k/a", created.version, {"v": 1}),
+        ("put", "k/a", replaced.version, {"v": 2}),
+        ("put", "k/a", updated.version, {"v": 3}),
+        ("put", "k/b", made.version, {"new": True}),
+        ("delete", "k/a", end - 1, None),
+        ("delete", "k/b", end, None),
+    ]
+    assert (await store.list("k/")).records == []
+
+
+@pytest.mark.gen_test
+async def test_writes_that_change_nothing_make_no_event_and_keep_the_revision(store):
+    kept = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    assert await store.delete("k/missing") is None
+    assert await store.delete("k/missing", expect_version=0) is None
+    assert await store.update("k/missing", lambda current: DELETE) is None
+    assert await store.update("k/a", lambda current: {"v": 1}) == kept
+    assert await store.transaction([Op.update("k/a", lambda current: current.value),
+                                    Op.delete("k/gone")]) == [kept, None]
+    assert await store.revision() == start
+    assert await events_after(store, start) == []
+    assert await store.get("k/a") == kept
+
+
+@pytest.mark.gen_test
+async def test_a_transaction_returns_each_result_and_its_events_share_one_revision(store):
+    old = await store.put("k/old", {"v": 0})
+    start = await store.revision()
+    results = await store.transaction([
+        Op.put("k/a", {"v": 1}, expect_version=0),
+        Op.update("k/a", lambda current: {"v": current.value["v"] + 1}),
+        Op.delete("k/old", expect_version=old.version),
+        # A later op sees what the earlier ones did: k/old is gone by now.
+        Op.update("k/b", lambda current: {"b": current is None},
+                  conditions=[Condition.version("k/old", 0)]),
+    ])
+    revision = await store.revision()
+    assert revision > start
+    assert [(r.key, r.value, r.version) if r else r for r in results] == [
+        ("k/a", {"v": 1}, revision), ("k/a", {"v": 2}, revision), ("k/old", {"v": 0},
+                                                                     old.version),
+        ("k/b", {"b": True}, revision)]
+    # A key written twice in one transaction may show one event or both (etcd keeps the
+    # last): what each key ends as, at which revision, is the same on every backend.
+    last = {key: (kind, at, value) for kind, key, at, value in await events_after(store, start)}
+    assert last == {"k/a": ("put", revision, {"v": 2}), "k/old": ("delete", revision, None),
+                    "k/b": ("put", revision, {"b": True})}
+    assert {r.key: r.value for r in (await store.list("k/")).records} == {
+        "k/a": {"v": 2}, "k/b": {"b": True}}
+
+
+@pytest.mark.gen_test
+async def test_a_refused_transaction_leaves_every_key_as_it_was(store):
+    a = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.transaction([
+        Op.put("k/a", {"v": 2}),
+        Op.delete("k/a"),
+        Op.put("k/new", {"v": 1}),
+        Op.update("k/a", lambda current: {"v": 3}, conditions=[Condition.exists("k/none")]),
+    ]), "k/none does not exist", "k/none")
+    assert await store.revision() == start
+    assert await store.get("k/a") == a and await store.get("k/new") is None
+    assert await events_after(store, start) == []
+
+
+@pytest.mark.gen_test
+async def test_an_update_sees_the_record_and_may_refuse_with_a_domain_error(store):
+    seen = []
+    first = await store.put("k/a", {"v": 1})
+
+    def look(current):
+        seen.append(current)
+        raise VersionMismatch("refused by the update", field="mine")
+    await refused(store.update("k/a", look), "refused by the update", "mine")
+    assert seen[-1] == first
+    assert await store.get("k/a") == first
+
+
+@pytest.mark.gen_test
+async def test_a_value_that_is_not_an_object_is_refused_on_every_write_path(store):
+    await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    for write in (store.put("k/a", [1]), store.update("k/a", lambda current: "text"),
+                  store.transaction([Op.put("k/b", {"v": 1}), Op.put("k/a", 7)])):
+        with pytest.raises(TypeError) as caught:
+            await write
+        assert "store values are JSON objects" in str(caught.value)
+    assert await store.revision() == start
+    assert (await store.get("k/a")).value == {"v": 1} and await store.get("k/b") is None
+
+
+@pytest.mark.gen_test
+async def test_a_prefix_condition_counts_the_writes_of_earlier_ops_under_that_prefix(store):
+    await store.put("p/a", {"v": 1})
+    revision = await store.revision()
+    # Writes outside the prefix, and a delete under it, do not change it.
+    results = await store.transaction([
+        Op.put("other/x", {"v": 1}), Op.delete("p/a"),
+        Op.put("k/x", {"v": 1}, conditions=[Condition.unchanged("p/", revision)])])
+    assert [r.key for r in results] == ["other/x", "p/a", "k/x"]
+    revision = await store.revision()
+    await refused(store.transaction([
+        Op.put("p/b", {"v": 1}),
+        Op.put("k/y", {"v": 1}, conditions=[Condition.unchanged("p/", revision)])]),
+        "p/ changed at revision %d, after %d" % (revision + 1, revision), "p/")
+    assert await store.revision() == revision
+    assert await store.get("p/b") is None and await store.get("k/y") is None
+
+
+def write_behind_the_stores_back(etcd, key, value):
+    """Another client's write, made with a blocking HTTP call: it lands while the store
+    is between its snapshot read and its compare-and-swap."""
+    answer = requests.post(etcd.members[0].client_url + "/v3/kv/put", timeout=10, json={
+        "key": b64(key), "value": b64(json.dumps(value))})
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["header"]["revision"])
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_refuses_a_write_whose_prefix_changed_under_it(store, etcd_for_stores):
+    """The snapshot said p/ was unchanged; another client writes under p/ before the
+    compare-and-swap: etcd's compare on the whole range must catch it."""
+    await store.put("p/a", {"v": 1})
+    revision = await store.revision()
+    calls = []
+
+    def write(current):
+        if not calls:
+            calls.append(write_behind_the_stores_back(etcd_for_stores(), store.prefix + "p/b",
+                                                      {"v": 2}))
+        return {"v": len(calls)}
+    with pytest.raises(VersionMismatch) as caught:
+        await store.update("k/x", write, conditions=[Condition.unchanged("p/", revision)])
+    assert (caught.value.message, caught.value.field) == (
+        "p/ changed at revision %d, after %d" % (calls[0], revision), "p/")
+    assert await store.get("k/x") is None
+    assert (await store.get("p/b")).value == {"v": 2}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_refuses_a_write_whose_key_changed_under_it(store, etcd_for_stores):
+    first = await store.put("k/x", {"v": 1})
+    calls = []
+
+    def write(current):
+        calls.append(current.value)
+        if len(calls) == 1:
+            write_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/x", {"v": 10})
+        return {"v": current.value["v"] + 1}
+    written = await store.update("k/x", write)
+    # The first attempt saw v=1 and lost; the second saw the other client's v=10.
+    assert calls == [{"v": 1}, {"v": 10}]
+    assert written.value == {"v": 11} and written.version > first.version
+    assert (await store.get("k/x")).value == {"v": 11}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_finds_the_newest_write_under_a_prefix_whatever_its_key(store):
+    # p/z sorts last by name but was written first: the newest write is p/a.
+    await store.put("p/z", {"v": 1})
+    first = await store.revision()
+    await store.put("p/a", {"v": 1})
+    with pytest.raises(VersionMismatch) as caught:
+        await store.put("k/x", {"v": 1}, conditions=[Condition.unchanged("p/", first)])
+    assert (caught.value.message, caught.value.field) == (
+        "p/ changed at revision %d, after %d" % (first + 1, first), "p/")
+
+
+@pytest.mark.gen_test
+async def test_sqlite_writes_over_what_an_earlier_process_stored(tmp_path):
+    """The writer thread remembers the rows it used; what it never saw (written before
+    this store was opened) must be read from the file, not taken as absent."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        kept = await store.put("k/a", {"v": 1})
+        gone = await store.put("k/b", {"v": 1})
+    async with SqliteStore(path) as store:
+        await refused(store.put("k/a", {"v": 2}, expect_version=0), "k/a already exists", "k/a")
+        replaced = await store.put("k/a", {"v": 2}, expect_version=kept.version)
+        assert replaced.value == {"v": 2} and replaced.version > gone.version
+        assert (await store.update("k/b", lambda current: {"v": current.value["v"] + 1})
+                ).value == {"v": 2}
+        assert (await store.delete("k/b", expect_version=replaced.version + 1)).value == {"v": 2}
+    conn = sqlite3.connect(path)  # the file itself holds compact JSON
+    try:
+        assert conn.execute("SELECT key, value FROM kv ORDER BY key").fetchall() == [
+            ("k/a", '{"v":2}')]
+    finally:
+        conn.close()
+
+
+def hold_the_write_lock(path):
+    """Another connection to the file takes SQLite's write lock (as a backup tool or a
+    sqlite3 shell might): the store's writer must wait for it, or fail, but never half-way."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sqlite_writes_batched_in_one_commit_each_make_their_event(tmp_path):
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        start = await store.revision()
+        blocker = hold_the_write_lock(path)
+        try:
+            # The writer takes the first put and waits for the lock; the others queue up
+            # behind it and go in one batch once it is free.
+            writes = [asyncio.ensure_future(store.put("k/%02d" % i, {"i": i})) for i in range(20)]
+            await asyncio.sleep(0)
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        records = await asyncio.gather(*writes)
+        assert sorted(r.version for r in records) == list(range(start + 1, start + 21))
+        events = await events_after(store, start)
+        assert sorted((key, at) for _, key, at, _ in events) == sorted(
+            (r.key, r.version) for r in records)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_sqlite_commit_that_fails_fails_its_writes_and_the_next_one_goes_on(
+        tmp_path, caplog):
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        await store.put("k/a", {"v": 1})
+        start = await store.revision()
+        blocker = hold_the_write_lock(path)
+        try:
+            # The writer gives up after SQLite's busy timeout (5 s): the write is refused.
+            with pytest.raises(StoreUnavailable) as caught:
+                await store.put("k/a", {"v": 2})
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert caught.value.message == "write to %s failed: database is locked" % path
+        assert "sqlite commit of 1 writes failed: database is locked" in caplog.messages
+        assert await store.revision() == start
+        assert (await store.get("k/a")).value == {"v": 1}
+        after = await store.put("k/a", {"v": 3})
+        assert after.version == start + 1
+        assert (await store.get("k/a")).value == {"v": 3}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
+    path = str(tmp_path / "genisys.db")
+    store = SqliteStore(path)
+    await store.open()
+    writes = [asyncio.ensure_future(store.put("k/%02d" % i, {"i": i})) for i in range(50)]
+    await asyncio.sleep(0)  # every put is queued; close() queues its stop after them
+    await store.close()
+    assert [r.value for r in await asyncio.gather(*writes)] == [{"i": i} for i in range(50)]
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.put("k/late", {"v": 1})
+    assert caught.value.message == "the store is closed"
+    async with SqliteStore(path) as store:
+        assert len((await store.list("k/")).records) == 50
+        assert await store.get("k/late") is None
