@@ -17,7 +17,7 @@ from genisys.errors import (
     VersionMismatch,
 )
 from genisys.intents import ANY_VERSION, IDEMPOTENCY, Idempotency, Intents
-from genisys.model import Compute
+from genisys.model import Compute, ServiceUpdate
 
 
 def compute(name):
@@ -211,7 +211,8 @@ async def test_put_service_replaces_labels_and_manager(store):
     intents = Intents(store, max_replicas=10)
     await intents.create_compute(compute("local"))
     view, created = await intents.put_service(
-        "web", {"local": 2}, metadata={"labels": {"team": "a"}, "managedBy": "ci"})
+        "web", {"local": 2},
+        metadata=ServiceUpdate(replicas={"local": 2}, labels={"team": "a"}, managedBy="ci"))
     assert created is True
     assert (view["labels"], view["managedBy"]) == ({"team": "a"}, "ci")
     assert (await intents.get_service("web"))["labels"] == {"team": "a"}
