@@ -198,11 +198,10 @@ class Reconciler:
                     candidates.setdefault(compute, {})[service.name] = desired
         unsettled: set[str] = set()
         for compute_name, wanted in candidates.items():
-            found = await self.informer.compute(compute_name)
+            found = await self.informer.compute_model(compute_name)
             counts = None
             if found is not None:
-                counts = await self.client.running_many(Compute.from_store(found.value),
-                                                        sorted(wanted))
+                counts = await self.client.running_many(found, sorted(wanted))
             if counts is None:  # no batch extension (or no compute): one pass each
                 unsettled.update(wanted)
                 continue
@@ -289,8 +288,7 @@ class Reconciler:
         has the pair's outcome."""
         # Present while the pair is known: a pair forgotten meanwhile stays forgotten.
         self._memory.setdefault(pair.compute, {}).setdefault(pair.service, pair.memory)
-        record = await self.informer.compute(pair.compute)
-        compute = Compute.from_store(record.value) if record is not None else None
+        compute = await self.informer.compute_model(pair.compute)
         observed = Observed(compute_exists=compute is not None)
         while True:
             step = decide_pair(pair, observed, now=self._now(), tuning=self.tuning)

@@ -33,6 +33,7 @@ from genisys.intents import (
     service_key,
     status_key,
 )
+from genisys.model import Compute
 from genisys.reconciler.queue import Backoff
 from genisys.store import Compacted, Store
 from genisys.store.base import Event, Listing, Record
@@ -105,6 +106,8 @@ class Informer:
         self._uses: dict[str, frozenset[str]] = {}
         #: Services whose cached status may be older than the store's: read it there.
         self._unsure: set[str] = set()
+        #: compute -> (the record version it was made from, the Compute).
+        self._compute_models: dict[str, tuple[int, Compute]] = {}
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -126,6 +129,19 @@ class Informer:
 
     async def compute(self, name: str) -> Optional[Record]:
         return await self._read(self._computes, name, compute_key(name))
+
+    async def compute_model(self, name: str) -> Optional[Compute]:
+        """Compute ``name`` as a model (None: there is none), made once per version of
+        its record: every connector call needs it, and computes rarely change."""
+        record = await self.compute(name)
+        if record is None:
+            self._compute_models.pop(name, None)
+            return None
+        made = self._compute_models.get(name)
+        if made is None or made[0] != record.version:
+            made = self._compute_models[name] = (record.version,
+                                                 Compute.from_store(record.value))
+        return made[1]
 
     async def status(self, name: str) -> Optional[Record]:
         if name in self._unsure:

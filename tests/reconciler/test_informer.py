@@ -54,6 +54,9 @@ async def test_it_follows_specs_statuses_and_computes(store, seen):
         assert sorted(seen.relisted) == [("computes", True), ("specs", True)]
         assert (await informer.spec("web")) == await store.get("services/web")
         assert (await informer.compute("a")) == await store.get("computes/a")
+        model = await informer.compute_model("a")
+        assert model == Compute("a", "http://127.0.0.1:1")
+        assert await informer.compute_model("a") is model  # made once per version
         assert await informer.status("web") is None
 
         await intents.put_service("api", {"a": 2})
@@ -70,6 +73,10 @@ async def test_it_follows_specs_statuses_and_computes(store, seen):
         await intents.put_compute(Compute("a", "http://127.0.0.1:2"))
         await eventually(lambda: seen.computes == ["a"], message="the compute change")
         assert (await informer.compute("a")).value["connector"] == "http://127.0.0.1:2"
+        assert await informer.compute_model("a") == Compute("a", "http://127.0.0.1:2")
+        await store.delete("computes/a")
+        await eventually(lambda: seen.computes == ["a", "a"], message="the compute gone")
+        assert await informer.compute_model("a") is None
     finally:
         await informer.stop()
 
