@@ -359,12 +359,8 @@ class Reconciler:
             ops.append(Op.put(events_key(name), {"events": events}))
         if not ops:
             return
-        try:
-            # (Store.transaction's "-> list" names its own list method to mypy.)
-            written: list[Record] = list(await self.store.transaction(ops))
-        except VersionMismatch:
-            self.informer.doubt_status(name)
-            raise
+        # (Store.transaction's "-> list" names its own list method to mypy.)
+        written: list[Record] = list(await self.store.transaction(ops))
         if new != previous:
             self.informer.wrote_status(name, written[0])
 

@@ -1,27 +1,28 @@
-"""The informer: the reconciler's cache of the store's computes, specs and statuses.
+"""The informer: the reconciler's view of the store's computes, specs and statuses.
 
 Each of the three prefixes is listed, then watched from the listing's revision;
-a compacted or broken watch lists again, so no change is missed. The cache
-serves a pass its spec, status and computes without a store round trip while
-that prefix is *synced* (listed, and its watch running); otherwise a read goes
-to the store. A stale read costs a pass, never correctness: the status write is
-a compare-and-swap on the version read (and, on etcd, fenced by leadership),
-and a refused one makes the next read of that status go to the store.
+a compacted or broken watch lists again, so no change is missed.
 
-The reconciler's own status writes are put in the cache at once
-(``wrote_status``), so its next pass needs no watch event to see them. A record
-only ever replaces an older version of itself, so a late watch event or a
-listing taken before a write cannot bring an old value back.
+What it keeps of each record, with the record's version:
 
-It also answers "which services refer to compute X" (their spec names it or their
-status has an entry for it: ``genisys.intents.computes_referred``), the services
-to look at again when that compute changes.
+* a compute: the record (and its model, made once per version): every connector
+  call needs one, and there are few;
+* a spec or a status: only the computes it refers to. A pass reads the spec and
+  the status themselves from the store, so they are never stale, and ten
+  thousand services cost a few MB here instead of 45 (their values as dicts).
+
+From those it answers "which services refer to compute X" (their spec names it
+or their status has an entry for it: ``genisys.intents.computes_referred``), the
+services to look at again when that compute changes, without reading the store.
+A record only ever replaces an older version of itself, so a late watch event or
+a listing taken before a write cannot bring an old value back; the reconciler's
+own status writes are taken at once (``wrote_status``).
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Optional
+from typing import Any, Optional
 
 from genisys.errors import GenisysError
 from genisys.intents import (
@@ -48,23 +49,33 @@ OnRelisted = Callable[[bool], Awaitable[None]]
 
 
 class _Cache:
-    """The records under one prefix, by name, as of the last listing and events."""
+    """What is kept of each record under one prefix (``keep(record)``), by name,
+    with its version, as of the last listing and events."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, keep: Callable[[Record], Any]) -> None:
         self.prefix = prefix
-        self.records: dict[str, Record] = {}
+        self._keep = keep
+        self._kept: dict[str, tuple[int, Any]] = {}
         #: Listed and watched: a name absent here is absent from the store.
         self.synced = False
         self.listed_before = False
+
+    def get(self, name: str) -> Any:
+        """What is kept of ``name``'s record (None: there is none)."""
+        kept = self._kept.get(name)
+        return kept[1] if kept is not None else None
+
+    def names(self) -> list[str]:
+        return list(self._kept)
 
     def replace(self, listing: Listing) -> set[str]:
         """Take a listing; returns the names whose record changed. A record written
         after the listing (its version is newer) stays."""
         listed = {r.key[len(self.prefix):]: r for r in listing.records}
         changed = set()
-        for name, record in list(self.records.items()):
-            if name not in listed and record.version <= listing.revision:
-                del self.records[name]
+        for name, (version, _) in list(self._kept.items()):
+            if name not in listed and version <= listing.revision:
+                del self._kept[name]
                 changed.add(name)
         for name, record in listed.items():
             if self.offer(name, record):
@@ -72,11 +83,11 @@ class _Cache:
         return changed
 
     def offer(self, name: str, record: Record) -> bool:
-        """Keep ``record`` unless a newer version is cached; True if it was kept."""
-        cached = self.records.get(name)
-        if cached is not None and cached.version >= record.version:
+        """Keep ``record`` unless a newer version is kept; True if it was kept."""
+        kept = self._kept.get(name)
+        if kept is not None and kept[0] >= record.version:
             return False
-        self.records[name] = record
+        self._kept[name] = (record.version, self._keep(record))
         return True
 
     def apply(self, event: Event) -> Optional[str]:
@@ -84,10 +95,10 @@ class _Cache:
         name = event.key[len(self.prefix):]
         if event.type == "put" and event.record is not None:
             return name if self.offer(name, event.record) else None
-        cached = self.records.get(name)
-        if cached is None or cached.version > event.revision:
+        kept = self._kept.get(name)
+        if kept is None or kept[0] > event.revision:
             return None
-        del self.records[name]
+        del self._kept[name]
         return name
 
 
@@ -95,17 +106,17 @@ class Informer:
     def __init__(self, store: Store, *, on_spec: OnChange, on_compute: OnChange,
                  on_specs_relisted: OnRelisted, on_computes_relisted: OnRelisted) -> None:
         self.store = store
-        self._specs = _Cache(SERVICES)
-        self._statuses = _Cache(STATUS)
-        self._computes = _Cache(COMPUTES)
+        #: One frozenset per distinct set of computes (services mostly share a few).
+        self._sets: dict[frozenset, frozenset] = {}
+        self._specs = _Cache(SERVICES, lambda r: self._set(computes_referred(r.value, None)))
+        self._statuses = _Cache(STATUS, lambda r: self._set(computes_referred(None, r.value)))
+        self._computes = _Cache(COMPUTES, lambda r: r)
         self._handlers = {SERVICES: (on_spec, on_specs_relisted),
                           COMPUTES: (on_compute, on_computes_relisted)}
         #: compute -> services that refer to it (see ``services_referring_to``).
         self._users: dict[str, set[str]] = {}
         #: service -> the computes it refers to, as indexed in _users.
         self._uses: dict[str, frozenset[str]] = {}
-        #: Services whose cached status may be older than the store's: read it there.
-        self._unsure: set[str] = set()
         #: compute -> (the record version it was made from, the Compute).
         self._compute_models: dict[str, tuple[int, Compute]] = {}
         self._tasks: list[asyncio.Task] = []
@@ -121,14 +132,20 @@ class Informer:
     # -- reads -----------------------------------------------------------------
 
     def synced(self) -> bool:
-        """Computes, specs and statuses are all listed and watched: reads need no store."""
+        """Computes, specs and statuses are all listed and watched."""
         return self._specs.synced and self._statuses.synced and self._computes.synced
 
     async def spec(self, name: str) -> Optional[Record]:
-        return await self._read(self._specs, name, service_key(name))
+        return await self.store.get(service_key(name))
+
+    async def status(self, name: str) -> Optional[Record]:
+        return await self.store.get(status_key(name))
 
     async def compute(self, name: str) -> Optional[Record]:
-        return await self._read(self._computes, name, compute_key(name))
+        if self._computes.synced:
+            record: Optional[Record] = self._computes.get(name)
+            return record
+        return await self.store.get(compute_key(name))
 
     async def compute_model(self, name: str) -> Optional[Compute]:
         """Compute ``name`` as a model (None: there is none), made once per version of
@@ -143,27 +160,11 @@ class Informer:
                                                  Compute.from_store(record.value))
         return made[1]
 
-    async def status(self, name: str) -> Optional[Record]:
-        if name in self._unsure:
-            self._unsure.discard(name)
-            record = await self.store.get(status_key(name))
-            if record is not None and self._statuses.offer(name, record):
-                self._index(name)
-            return record
-        return await self._read(self._statuses, name, status_key(name))
-
     async def specs_and_statuses(self) -> tuple[list[Record], dict[str, Record]]:
         """Every spec (sorted by name) and every status, by service name."""
-        if self._specs.synced:
-            specs = [self._specs.records[n] for n in sorted(self._specs.records)]
-        else:
-            specs = (await self.store.list(SERVICES)).records
-        if self._statuses.synced and not self._unsure:
-            statuses = dict(self._statuses.records)
-        else:
-            listing = await self.store.list(STATUS)
-            statuses = {r.key[len(STATUS):]: r for r in listing.records}
-        return specs, statuses
+        specs = (await self.store.list(SERVICES)).records
+        listing = await self.store.list(STATUS)
+        return specs, {r.key[len(STATUS):]: r for r in listing.records}
 
     async def services_referring_to(self, compute: str) -> list[str]:
         """The services that refer to ``compute`` (``computes_referred``), sorted."""
@@ -178,13 +179,9 @@ class Informer:
     # -- what the reconciler tells it -------------------------------------------
 
     def wrote_status(self, name: str, record: Record) -> None:
-        """The reconciler wrote this status: its next pass reads it from here."""
+        """The reconciler wrote this status: index it now, not at its watch event."""
         if self._statuses.offer(name, record):
             self._index(name)
-
-    def doubt_status(self, name: str) -> None:
-        """A write on the cached status was refused: read it from the store next."""
-        self._unsure.add(name)
 
     # -- list and watch ----------------------------------------------------------
 
@@ -225,11 +222,6 @@ class Informer:
                 cache.synced = False
                 raise
 
-    async def _read(self, cache: _Cache, name: str, key: str) -> Optional[Record]:
-        if cache.synced:
-            return cache.records.get(name)
-        return await self.store.get(key)
-
     # -- services using a compute --------------------------------------------------
 
     def _reindex(self, cache: _Cache, names: set[str]) -> None:
@@ -238,9 +230,8 @@ class Informer:
                 self._index(name)
 
     def _index(self, service: str) -> None:
-        spec = self._specs.records.get(service)
-        status = self._statuses.records.get(service)
-        uses = computes_referred(_value(spec), _value(status))
+        uses = self._set((self._specs.get(service) or frozenset())
+                         | (self._statuses.get(service) or frozenset()))
         old = self._uses.get(service, frozenset())
         if uses == old:
             return
@@ -255,6 +246,10 @@ class Informer:
             self._uses[service] = uses
         else:
             self._uses.pop(service, None)
+
+
+    def _set(self, computes: frozenset) -> frozenset:
+        return self._sets.setdefault(computes, computes)
 
 
 def _value(record: Optional[Record]) -> Optional[dict]:
