@@ -135,15 +135,16 @@ class Reconciler:
         for service in await self.informer.services_referring_to(name):
             self.queue.add(service)
 
-    async def _specs_relisted(self, first: bool) -> None:
+    async def _specs_relisted(self, first: bool, specs: list[Record]) -> None:
         """Every service may have changed unseen (at start, after a broken watch):
         look at each, but for those batch connectors say are still as converged."""
         del first
-        await self._queue_unsettled()
+        await self._queue_unsettled(specs)
 
-    async def _computes_relisted(self, first: bool) -> None:
+    async def _computes_relisted(self, first: bool, computes: list[Record]) -> None:
         """After a gap in the watch (not at start), any compute may have moved
         unseen: every pair may try again now, and every service gets looked at."""
+        del computes
         if first:
             return
         for compute, memories in self._memory.items():
@@ -164,8 +165,9 @@ class Reconciler:
         every such service at once, and only what differs gets a pass."""
         await self._queue_unsettled()
 
-    async def _queue_unsettled(self) -> None:
-        specs, statuses = await self.informer.specs_and_statuses()
+    async def _queue_unsettled(self, specs: Optional[list[Record]] = None) -> None:
+        """Queue every service, but those ``_settled`` (``specs``: just listed)."""
+        specs, statuses = await self.informer.specs_and_statuses(specs)
         names = {r.key[len(SERVICES):] for r in specs} | set(statuses)
         try:
             settled = await self._settled(specs, statuses)
@@ -359,10 +361,7 @@ class Reconciler:
             ops.append(Op.put(events_key(name), {"events": events}))
         if not ops:
             return
-        # (Store.transaction's "-> list" names its own list method to mypy.)
-        written: list[Record] = list(await self.store.transaction(ops))
-        if new != previous:
-            self.informer.wrote_status(name, written[0])
+        await self.store.transaction(ops)
 
     async def _remove(self, name: str) -> None:
         """The spec is gone: so go the status and events left, and what is

@@ -1,28 +1,27 @@
-"""The informer: the reconciler's view of the store's computes, specs and statuses.
+"""The informer: what the reconciler knows of the store between passes.
 
-Each of the three prefixes is listed, then watched from the listing's revision;
-a compacted or broken watch lists again, so no change is missed.
+Two prefixes are listed, then watched from the listing's revision; a compacted
+or broken watch lists again, so no change is missed:
 
-What it keeps of each record, with the record's version:
+* specs (``services/``): each change is handed to ``on_spec``, each listing to
+  ``on_specs_relisted`` (every service may have changed unseen);
+* computes (``computes/``): kept here, records and models, because every
+  connector call needs its compute and there are few. Each change is handed to
+  ``on_compute``.
 
-* a compute: the record (and its model, made once per version): every connector
-  call needs one, and there are few;
-* a spec or a status: only the computes it refers to. A pass reads the spec and
-  the status themselves from the store, so they are never stale, and ten
-  thousand services cost a few MB here instead of 45 (their values as dicts).
+Specs and statuses are not kept: a pass reads its own from the store, so it never
+acts on a stale one, and a resync lists them. Kept as dicts, ten thousand
+services' specs and statuses took 45 MB (tracemalloc), and the third watch (of
+statuses) cost a decoded event per status write.
 
-From those it answers "which services refer to compute X" (their spec names it
-or their status has an entry for it: ``genisys.intents.computes_referred``), the
-services to look at again when that compute changes, without reading the store.
 A record only ever replaces an older version of itself, so a late watch event or
-a listing taken before a write cannot bring an old value back; the reconciler's
-own status writes are taken at once (``wrote_status``).
+a listing taken before a write cannot bring an old value back.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Optional
+from typing import Optional
 
 from genisys.errors import GenisysError
 from genisys.intents import (
@@ -44,86 +43,62 @@ log = logging.getLogger(__name__)
 
 #: ``on_change(name)``: a spec or a compute ``name`` changed (or went).
 OnChange = Callable[[str], Awaitable[None]]
-#: ``on_relisted(first)``: the prefix was listed again (``first``: at start).
-OnRelisted = Callable[[bool], Awaitable[None]]
+#: ``on_relisted(first, records)``: the prefix was listed again (``first``: at start).
+OnRelisted = Callable[[bool, list[Record]], Awaitable[None]]
 
 
 class _Cache:
-    """What is kept of each record under one prefix (``keep(record)``), by name,
-    with its version, as of the last listing and events."""
+    """The records under one prefix, by name, as of the last listing and events."""
 
-    def __init__(self, prefix: str, keep: Callable[[Record], Any]) -> None:
+    def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self._keep = keep
-        self._kept: dict[str, tuple[int, Any]] = {}
+        self.records: dict[str, Record] = {}
         #: Listed and watched: a name absent here is absent from the store.
         self.synced = False
-        self.listed_before = False
 
-    def get(self, name: str) -> Any:
-        """What is kept of ``name``'s record (None: there is none)."""
-        kept = self._kept.get(name)
-        return kept[1] if kept is not None else None
-
-    def names(self) -> list[str]:
-        return list(self._kept)
-
-    def replace(self, listing: Listing) -> set[str]:
-        """Take a listing; returns the names whose record changed. A record written
-        after the listing (its version is newer) stays."""
+    def replace(self, listing: Listing) -> None:
+        """Take a listing. A record written after it (its version is newer) stays."""
         listed = {r.key[len(self.prefix):]: r for r in listing.records}
-        changed = set()
-        for name, (version, _) in list(self._kept.items()):
-            if name not in listed and version <= listing.revision:
-                del self._kept[name]
-                changed.add(name)
+        for name, record in list(self.records.items()):
+            if name not in listed and record.version <= listing.revision:
+                del self.records[name]
         for name, record in listed.items():
-            if self.offer(name, record):
-                changed.add(name)
-        return changed
+            self.offer(name, record)
 
     def offer(self, name: str, record: Record) -> bool:
-        """Keep ``record`` unless a newer version is kept; True if it was kept."""
-        kept = self._kept.get(name)
-        if kept is not None and kept[0] >= record.version:
+        """Keep ``record`` unless a newer version is cached; True if it was kept."""
+        cached = self.records.get(name)
+        if cached is not None and cached.version >= record.version:
             return False
-        self._kept[name] = (record.version, self._keep(record))
+        self.records[name] = record
         return True
 
-    def apply(self, event: Event) -> Optional[str]:
-        """Apply a watch event; returns the name it changed (None: it was older)."""
+    def apply(self, event: Event) -> None:
+        """Apply a watch event, unless what is cached is newer."""
         name = event.key[len(self.prefix):]
         if event.type == "put" and event.record is not None:
-            return name if self.offer(name, event.record) else None
-        kept = self._kept.get(name)
-        if kept is None or kept[0] > event.revision:
-            return None
-        del self._kept[name]
-        return name
+            self.offer(name, event.record)
+            return
+        cached = self.records.get(name)
+        if cached is not None and cached.version <= event.revision:
+            del self.records[name]
 
 
 class Informer:
     def __init__(self, store: Store, *, on_spec: OnChange, on_compute: OnChange,
                  on_specs_relisted: OnRelisted, on_computes_relisted: OnRelisted) -> None:
         self.store = store
-        #: One frozenset per distinct set of computes (services mostly share a few).
-        self._sets: dict[frozenset, frozenset] = {}
-        self._specs = _Cache(SERVICES, lambda r: self._set(computes_referred(r.value, None)))
-        self._statuses = _Cache(STATUS, lambda r: self._set(computes_referred(None, r.value)))
-        self._computes = _Cache(COMPUTES, lambda r: r)
+        self._computes = _Cache(COMPUTES)
+        self._specs_synced = False
         self._handlers = {SERVICES: (on_spec, on_specs_relisted),
                           COMPUTES: (on_compute, on_computes_relisted)}
-        #: compute -> services that refer to it (see ``services_referring_to``).
-        self._users: dict[str, set[str]] = {}
-        #: service -> the computes it refers to, as indexed in _users.
-        self._uses: dict[str, frozenset[str]] = {}
         #: compute -> (the record version it was made from, the Compute).
         self._compute_models: dict[str, tuple[int, Compute]] = {}
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self._tasks = [start_task(self._follow(cache), name="%swatcher" % cache.prefix)
-                       for cache in (self._specs, self._statuses, self._computes)]
+        self._tasks = [start_task(self._follow(prefix), name="%swatcher" % prefix)
+                       for prefix in (COMPUTES, SERVICES)]
 
     async def stop(self, timeout: float = 10.0) -> None:
         await stop_tasks(self._tasks, timeout=timeout)
@@ -132,8 +107,8 @@ class Informer:
     # -- reads -----------------------------------------------------------------
 
     def synced(self) -> bool:
-        """Computes, specs and statuses are all listed and watched."""
-        return self._specs.synced and self._statuses.synced and self._computes.synced
+        """Specs and computes are both listed and watched."""
+        return self._specs_synced and self._computes.synced
 
     async def spec(self, name: str) -> Optional[Record]:
         return await self.store.get(service_key(name))
@@ -143,8 +118,7 @@ class Informer:
 
     async def compute(self, name: str) -> Optional[Record]:
         if self._computes.synced:
-            record: Optional[Record] = self._computes.get(name)
-            return record
+            return self._computes.records.get(name)
         return await self.store.get(compute_key(name))
 
     async def compute_model(self, name: str) -> Optional[Compute]:
@@ -160,96 +134,65 @@ class Informer:
                                                  Compute.from_store(record.value))
         return made[1]
 
-    async def specs_and_statuses(self) -> tuple[list[Record], dict[str, Record]]:
-        """Every spec (sorted by name) and every status, by service name."""
-        specs = (await self.store.list(SERVICES)).records
+    async def specs_and_statuses(self, specs: Optional[list[Record]] = None
+                                 ) -> tuple[list[Record], dict[str, Record]]:
+        """Every spec (``specs``, if just listed) and every status, by service name."""
+        if specs is None:
+            specs = (await self.store.list(SERVICES)).records
         listing = await self.store.list(STATUS)
         return specs, {r.key[len(STATUS):]: r for r in listing.records}
 
     async def services_referring_to(self, compute: str) -> list[str]:
-        """The services that refer to ``compute`` (``computes_referred``), sorted."""
-        if self._specs.synced and self._statuses.synced:
-            return sorted(self._users.get(compute, ()))
+        """The services that refer to ``compute`` (``computes_referred``), sorted. It
+        lists every spec and status: computes change seldom."""
         specs, statuses = await self.specs_and_statuses()
         spec_of = {r.key[len(SERVICES):]: r.value for r in specs}
         return sorted(name for name in spec_of.keys() | statuses.keys()
                       if compute in computes_referred(spec_of.get(name),
                                                    _value(statuses.get(name))))
 
-    # -- what the reconciler tells it -------------------------------------------
-
-    def wrote_status(self, name: str, record: Record) -> None:
-        """The reconciler wrote this status: index it now, not at its watch event."""
-        if self._statuses.offer(name, record):
-            self._index(name)
-
     # -- list and watch ----------------------------------------------------------
 
-    async def _follow(self, cache: _Cache) -> None:
+    async def _follow(self, prefix: str) -> None:
         """List the prefix, then watch it from the listing's revision, forever; a
         compacted or broken watch lists again."""
-        changed, relisted = self._handlers.get(cache.prefix, (None, None))
-        failures = 0
+        changed, relisted = self._handlers[prefix]
+        cache = self._computes if prefix == COMPUTES else None
+        failures, first = 0, True
         retry = Backoff(initial=0.2, maximum=5.0)
         while True:
             try:
-                listing = await self.store.list(cache.prefix)
-                names = cache.replace(listing)
-                self._reindex(cache, names)
-                cache.synced = True
-                first, cache.listed_before = not cache.listed_before, True
-                if relisted is not None:
-                    await relisted(first)
-                failures = 0
-                async with self.store.watch(cache.prefix,
-                                            start_revision=listing.revision) as watch:
+                listing = await self.store.list(prefix)
+                if cache is not None:
+                    cache.replace(listing)
+                self._set_synced(prefix, True)
+                await relisted(first, listing.records)
+                first, failures = False, 0
+                revision = listing.revision
+                del listing  # not kept while watching: ten thousand specs are megabytes
+                async with self.store.watch(prefix, start_revision=revision) as watch:
                     async for event in watch:
-                        name = cache.apply(event)
-                        if name is not None:
-                            self._reindex(cache, {name})
-                        if changed is not None:
-                            await changed(event.key[len(cache.prefix):])
+                        if cache is not None:
+                            cache.apply(event)
+                        await changed(event.key[len(prefix):])
             except Compacted as e:
-                cache.synced = False
-                log.info("watch of %s: %s; listing again", cache.prefix, e)
+                self._set_synced(prefix, False)
+                log.info("watch of %s: %s; listing again", prefix, e)
             except GenisysError as e:
-                cache.synced = False
+                self._set_synced(prefix, False)
                 failures += 1
                 delay = retry.delay(failures)
-                log.warning("watch of %s failed (%s); again in %.1fs", cache.prefix, e, delay)
+                log.warning("watch of %s failed (%s); again in %.1fs", prefix, e, delay)
                 await asyncio.sleep(delay)
             except BaseException:
-                cache.synced = False
+                self._set_synced(prefix, False)
                 raise
 
-    # -- services using a compute --------------------------------------------------
-
-    def _reindex(self, cache: _Cache, names: set[str]) -> None:
-        if cache is not self._computes:
-            for name in names:
-                self._index(name)
-
-    def _index(self, service: str) -> None:
-        uses = self._set((self._specs.get(service) or frozenset())
-                         | (self._statuses.get(service) or frozenset()))
-        old = self._uses.get(service, frozenset())
-        if uses == old:
-            return
-        for compute in old - uses:
-            users = self._users[compute]
-            users.discard(service)
-            if not users:
-                del self._users[compute]
-        for compute in uses - old:
-            self._users.setdefault(compute, set()).add(service)
-        if uses:
-            self._uses[service] = uses
+    def _set_synced(self, prefix: str, synced: bool) -> None:
+        if prefix == COMPUTES:
+            self._computes.synced = synced
         else:
-            self._uses.pop(service, None)
-
-
-    def _set(self, computes: frozenset) -> frozenset:
-        return self._sets.setdefault(computes, computes)
+            self._specs_synced = synced
 
 
 def _value(record: Optional[Record]) -> Optional[dict]:

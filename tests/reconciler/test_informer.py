@@ -1,5 +1,5 @@
-"""The informer over every store: what it keeps, when it reads the store instead,
-and which services use a compute."""
+"""The informer over every store: what it keeps (computes), what it reads from the
+store every time (specs, statuses), and which services refer to a compute."""
 
 import pytest
 
@@ -23,11 +23,11 @@ class Seen:
         async def compute(name):
             self.computes.append(name)
 
-        async def specs_relisted(first):
-            self.relisted.append(("specs", first))
+        async def specs_relisted(first, records):
+            self.relisted.append(("specs", first, [r.key for r in records]))
 
-        async def computes_relisted(first):
-            self.relisted.append(("computes", first))
+        async def computes_relisted(first, records):
+            self.relisted.append(("computes", first, [r.key for r in records]))
         return Informer(store, on_spec=spec, on_compute=compute,
                         on_specs_relisted=specs_relisted,
                         on_computes_relisted=computes_relisted)
@@ -43,7 +43,7 @@ def seen():
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_it_follows_specs_statuses_and_computes(store, seen):
+async def test_it_follows_specs_and_computes_and_reads_specs_and_statuses_fresh(store, seen):
     intents = Intents(store, max_replicas=100)
     await intents.create_compute(Compute("a", "http://127.0.0.1:1"))
     await intents.put_service("web", {"a": 1})
@@ -51,7 +51,9 @@ async def test_it_follows_specs_statuses_and_computes(store, seen):
     await informer.start()
     try:
         await eventually(informer.synced, message="all listed")
-        assert sorted(seen.relisted) == [("computes", True), ("specs", True)]
+        # Each listing is handed over (the controller queues the services of it).
+        assert sorted(seen.relisted) == [("computes", True, ["computes/a"]),
+                                         ("specs", True, ["services/web"])]
         assert (await informer.spec("web")) == await store.get("services/web")
         assert (await informer.compute("a")) == await store.get("computes/a")
         model = await informer.compute_model("a")
@@ -60,15 +62,16 @@ async def test_it_follows_specs_statuses_and_computes(store, seen):
         assert await informer.status("web") is None
 
         await intents.put_service("api", {"a": 2})
-        await store.put("status/api", status("a"))
         await eventually(lambda: seen.specs == ["api"], message="the new spec")
-        expected = await store.get("status/api")
-        await eventually(lambda: _equals(informer.status("api"), expected),
-                         message="the new status")
+        # A status is read from the store: the one just written, with no event waited.
+        written = await store.put("status/api", status("a"))
+        assert await informer.status("api") == written
         assert await informer.spec("api") == await store.get("services/api")
         specs, statuses = await informer.specs_and_statuses()
         assert [r.key for r in specs] == ["services/api", "services/web"]
-        assert statuses == {"api": expected}
+        assert statuses == {"api": written}
+        listed = specs[:1]  # specs just listed are taken as they are
+        assert (await informer.specs_and_statuses(listed)) == (listed, {"api": written})
 
         await intents.put_compute(Compute("a", "http://127.0.0.1:2"))
         await eventually(lambda: seen.computes == ["a"], message="the compute change")
@@ -81,10 +84,6 @@ async def test_it_follows_specs_statuses_and_computes(store, seen):
         await informer.stop()
 
 
-async def _equals(read, expected):
-    return await read == expected
-
-
 @pytest.mark.gen_test(timeout=30)
 async def test_a_service_refers_to_a_compute_its_spec_names_or_its_status_still_has(store, seen):
     intents = Intents(store, max_replicas=100)
@@ -95,68 +94,33 @@ async def test_a_service_refers_to_a_compute_its_spec_names_or_its_status_still_
     await intents.put_service("api", {"b": 0})
     await store.put("status/gone", status("a"))  # a status left without its spec
     informer = seen.informer(store)
-    # Before it has listed, it answers from the store, by the same rule.
     assert await informer.services_referring_to("a") == ["gone", "web"]
     assert await informer.services_referring_to("b") == ["api", "web"]
-    await informer.start()
-    try:
-        await eventually(informer.synced, message="all listed")
-        await eventually(lambda: _using(informer, "a", ["gone", "web"]), message="a's users")
-        assert await informer.services_referring_to("b") == ["api", "web"]
-        assert await informer.services_referring_to("c") == []
+    assert await informer.services_referring_to("c") == []
 
-        await store.put("status/web", status("a"))  # b is done with
-        await eventually(lambda: _using(informer, "b", ["api"]), message="web done on b")
-        await intents.put_service("api", {"a": 1})
-        await eventually(lambda: _using(informer, "b", []), message="api moved to a")
-        assert await informer.services_referring_to("a") == ["api", "gone", "web"]
-        await store.delete("status/gone")
-        await eventually(lambda: _using(informer, "a", ["api", "web"]), message="gone gone")
-    finally:
-        await informer.stop()
-
-
-async def _using(informer, compute, services):
-    return await informer.services_referring_to(compute) == services
-
-
-@pytest.mark.gen_test(timeout=30)
-async def test_its_own_status_writes_are_indexed_at_once_and_reads_are_the_stores(store, seen):
-    await store.put("status/web", status("a"))
-    informer = seen.informer(store)
-    await informer.start()
-    try:
-        await eventually(informer.synced, message="all listed")
-        assert await informer.services_referring_to("b") == []
-        # Stopped watching statuses, so only wrote_status can tell it about this one.
-        await informer.stop()
-        written = await store.put("status/web", status("a", "b"))
-        informer.wrote_status("web", written)
-        assert await informer.services_referring_to("b") == ["web"]
-        # An older record offered late (a watch event, a listing) changes nothing.
-        informer.wrote_status("web", Record("status/web", status("c"), written.version - 1))
-        assert await informer.services_referring_to("b") == ["web"]
-        assert await informer.services_referring_to("c") == []
-        # A pass reads specs and statuses from the store, never a copy that may be stale.
-        changed = await store.put("status/web", status("z"))
-        assert await informer.status("web") == changed
-    finally:
-        await informer.stop()
+    await store.put("status/web", status("a"))  # b is done with
+    assert await informer.services_referring_to("b") == ["api"]
+    await intents.put_service("api", {"a": 1})
+    assert await informer.services_referring_to("b") == []
+    assert await informer.services_referring_to("a") == ["api", "gone", "web"]
+    await store.delete("status/gone")
+    assert await informer.services_referring_to("a") == ["api", "web"]
 
 
 def test_a_record_only_replaces_an_older_version_of_itself():
-    cache = _Cache("status/", lambda record: record)
-    new = Record("status/web", {"n": 2}, 7)
-    assert cache.offer("web", new)
+    cache = _Cache("computes/")
+    new = Record("computes/a", {"n": 2}, 7)
+    assert cache.offer("a", new)
     # A late watch event, and a listing taken before the write, can't bring back the old.
-    assert cache.apply(Event("put", "status/web", 5, Record("status/web", {"n": 1}, 5))) is None
-    assert cache.replace(Listing([Record("status/web", {"n": 1}, 5)], revision=6)) == set()
-    assert cache.replace(Listing([], revision=6)) == set()
-    assert cache.apply(Event("delete", "status/web", 6)) is None
-    assert cache.names() == ["web"] and cache.get("web") == new
+    cache.apply(Event("put", "computes/a", 5, Record("computes/a", {"n": 1}, 5)))
+    cache.replace(Listing([Record("computes/a", {"n": 1}, 5)], revision=6))
+    cache.replace(Listing([], revision=6))
+    cache.apply(Event("delete", "computes/a", 6))
+    assert cache.records == {"a": new}
     # Newer news does.
-    assert cache.apply(Event("delete", "status/web", 8)) == "web"
-    assert cache.names() == [] and cache.get("web") is None
-    assert cache.replace(Listing([Record("status/api", {"n": 3}, 9)], revision=9)) == {"api"}
-    assert cache.replace(Listing([], revision=10)) == {"api"}
-    assert cache.names() == []
+    cache.apply(Event("delete", "computes/a", 8))
+    assert cache.records == {}
+    cache.replace(Listing([Record("computes/b", {"n": 3}, 9)], revision=9))
+    assert list(cache.records) == ["b"]
+    cache.replace(Listing([], revision=10))
+    assert cache.records == {}

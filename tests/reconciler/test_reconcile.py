@@ -320,9 +320,10 @@ class ReadCountingStore:
 @pytest.mark.gen_test(timeout=60)
 async def test_passes_read_computes_from_the_informer_and_specs_and_statuses_from_the_store(
         harness):
-    """Once the informer has listed, a pass reads its compute from the informer,
-    and its spec and status from the store (never a stale copy); a resync lists the
-    specs and statuses; the events record is read only when there are new events."""
+    """Once the informer has listed, a pass reads its compute from the informer
+    (never from the store), and its spec and status from the store (never a stale
+    copy); a resync lists the specs and statuses; the events record is read only
+    when there are new events."""
     local = await harness.connector("local")
     counting = ReadCountingStore(harness.store)
     await harness.start(store=counting, poll_interval=0.1)
