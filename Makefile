@@ -36,11 +36,14 @@ run: $(STAMP)
 	    --services local-services.yml --state-dir $(CONNECTOR_STATE) & connector=$$!; \
 	$(PY) genisys.py serve --manifests $(MANIFESTS)
 
-## test: the whole test suite (or a part: make test PYTEST_ARGS="tests/cli -x")
+## test: the whole test suite (or a part: make test PYTEST_ARGS="tests/cli -x"), on
+## TEST_WORKERS processes (pytest-xdist: most tests wait on real servers, not the CPU;
+## TEST_WORKERS=0 runs it in one); lists the slowest tests at the end.
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	bash scripts/ensure-docker.sh
 	bash scripts/ensure-etcd.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 ## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
