@@ -354,3 +354,129 @@ async def test_upscale_past_max_replicas_is_refused_by_name(store):
         "service 'web' already has 2 resources on 'local', the maximum (max_replicas)",
         "compute")
     assert (await intents.get_service("web"))["replicas"] == {"local": 2}
+
+
+class Racing:
+    """A real store with another writer in it: right before each of the next ``times``
+    calls of ``method`` (a write), ``race(store)`` writes through the same store, so
+    what the intent layer read before that write no longer holds when it lands."""
+
+    def __init__(self, store, method, times, race):
+        self._store, self._method, self.times, self._race = store, method, times, race
+
+    def __getattr__(self, name):
+        attribute = getattr(self._store, name)
+        if name != self._method:
+            return attribute
+
+        async def write(*args, **kwargs):
+            if self.times > 0:
+                self.times -= 1
+                await self._race(self._store)
+            return await attribute(*args, **kwargs)
+        return write
+
+
+async def another_service_changes(store):
+    await store.update("services/other", lambda current: {
+        "name": "other", "replicas": {}, "n": (current.value["n"] + 1) if current else 0})
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("races, deleted", [(9, True), (10, False)])
+async def test_deleting_a_compute_tries_ten_times_while_services_keep_changing(store, races,
+                                                                             deleted):
+    intents = Intents(store, max_replicas=10)
+    record = await intents.create_compute(compute("local"))
+    racing = Intents(Racing(store, "delete", races, another_service_changes), max_replicas=10)
+    if deleted:
+        assert await racing.delete_compute("local") == record
+        assert await intents.list_computes() == {}
+    else:
+        with pytest.raises(Conflict) as caught:
+            await racing.delete_compute("local")
+        assert (caught.value.message, caught.value.field) == (
+            "compute 'local' keeps changing, try again", "compute")
+        assert await intents.get_compute("local") == record
+    assert (await store.get("services/other")).value["n"] == races - 1
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_compute_changed_meanwhile_deletes_and_answers_the_new_one(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+
+    async def moved(real):
+        await Intents(real, max_replicas=10).put_compute(Compute("local",
+                                                                 "http://127.0.0.1:7052"))
+    deleted = await Intents(Racing(store, "delete", 1, moved), max_replicas=10
+                            ).delete_compute("local")
+    assert deleted.value["connector"] == "http://127.0.0.1:7052"
+    assert await intents.list_computes() == {}
+
+
+async def another_compute_changes(store):
+    await store.put("computes/a", compute("a").to_json())
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("races, written", [(9, True), (10, False)])
+@pytest.mark.parametrize("how", ["create", "put"])
+async def test_a_new_compute_within_max_computes_tries_ten_times_while_computes_change(
+        store, races, written, how):
+    intents = Intents(store, max_replicas=10, max_computes=3)
+    await intents.create_compute(compute("a"))
+    method = "put" if how == "create" else "update"
+    racing = Intents(Racing(store, method, races, another_compute_changes), max_replicas=10,
+                     max_computes=3)
+    write = (racing.create_compute(compute("b")) if how == "create"
+             else racing.put_compute(compute("b")))
+    if written:
+        result = await write
+        record, created = result if how == "put" else (result, True)
+        assert (record.key, record.value, created) == ("computes/b", compute("b").to_json(),
+                                                       True)
+        assert sorted(await intents.list_computes()) == ["a", "b"]
+    else:
+        with pytest.raises(Conflict) as caught:
+            await write
+        assert (caught.value.message, caught.value.field) == (
+            "computes keep changing, try again", "name")
+        assert sorted(await intents.list_computes()) == ["a"]
+
+
+@pytest.mark.gen_test
+async def test_an_expired_key_renewed_while_it_is_forgotten_is_answered_from_the_renewal(
+        store):
+    """Two retries of one request with an expired Idempotency-Key: the other one renews
+    the key between this one's read of it and its delete. The delete must fail (the key
+    is not the expired one any more) and this retry be answered from the renewal, not
+    applied a second time."""
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    first = Idempotency(key="k", request="up")
+    await intents.upscale("web", "local", idempotency=first)
+    await store.update(first.store_key, lambda current: dict(current.value, expires=0))
+
+    async def renewed(real):
+        await Intents(real, max_replicas=10).upscale(
+            "web", "local", idempotency=Idempotency(key="k", request="up"))
+    racing = Intents(Racing(store, "delete", 1, renewed), max_replicas=10)
+    retry = Idempotency(key="k", request="up")
+    view = await racing.upscale("web", "local", idempotency=retry)
+    assert retry.replayed is True
+    assert view["replicas"] == {"local": 2}
+    assert (await intents.get_service("web"))["replicas"] == {"local": 2}
+    assert (await store.get(first.store_key)).value["expires"] > 0
+
+
+@pytest.mark.gen_test
+async def test_a_service_whose_status_has_no_events_and_no_events_key_shows_none(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 1, "running": 0}}}
+    await store.put("status/web", status)
+    view = await intents.get_service("web")
+    assert (view["events"], view["status"]) == ([], status)
+    assert await intents.service_events("web") == []

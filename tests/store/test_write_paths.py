@@ -14,7 +14,8 @@ import requests
 
 from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
-from genisys.store.etcd_client import b64
+from genisys.store.etcd import EtcdStore
+from genisys.store.etcd_client import Endpoint, b64
 from genisys.store.sqlite import SqliteStore
 
 
@@ -376,3 +377,109 @@ async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
     async with SqliteStore(path) as store:
         assert len((await store.list("k/")).records) == 50
         assert await store.get("k/late") is None
+
+
+async def taken_by_the_writer(store, write, deadline=10.0):
+    """Queue ``write`` (a coroutine) and wait until the writer thread has taken it from
+    its queue; returns its future."""
+    future = asyncio.ensure_future(write)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    await asyncio.sleep(0)  # the write's task queues it
+    while not store._queue.empty():
+        assert loop.time() < end, "the writer never took the write"
+        await asyncio.sleep(0.001)
+    return future
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_refused_sqlite_write_rolls_back_alone_and_its_batch_commits(tmp_path):
+    """A transaction refused at its last op, queued between two puts: its earlier ops
+    are rolled back (to its savepoint), the puts around it commit, and the writer's
+    memory of rows keeps nothing the refused ops wrote."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        await store.put("k/old", {"v": 0})
+        start = await store.revision()
+        blocker = hold_the_write_lock(path)
+        try:
+            first = await taken_by_the_writer(store, store.put("k/first", {"v": 1}))
+            refused_txn = asyncio.ensure_future(store.transaction([
+                Op.put("k/new", {"v": 1}), Op.delete("k/old"),
+                Op.update("k/old", lambda current: {"v": 2},
+                          conditions=[Condition.exists("k/none")])]))
+            after = asyncio.ensure_future(store.put("k/after", {"v": 3}))
+            await asyncio.sleep(0)  # both queued behind the first
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        await refused(refused_txn, "k/none does not exist", "k/none")
+        assert [(await first).version, (await after).version] == [start + 1, start + 2]
+        assert await store.revision() == start + 2
+        # What the refused ops wrote is forgotten: k/new is absent, k/old as it was.
+        created = await store.put("k/new", {"v": 4}, expect_version=0)
+        assert created.version == start + 3
+        assert (await store.update("k/old", lambda current: dict(current.value, seen=True))
+                ).value == {"v": 0, "seen": True}
+        assert await events_after(store, start) == [
+            ("put", "k/first", start + 1, {"v": 1}), ("put", "k/after", start + 2, {"v": 3}),
+            ("put", "k/new", start + 3, {"v": 4}),
+            ("put", "k/old", start + 4, {"v": 0, "seen": True})]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_sqlite_commit_that_fails_after_its_writes_rolls_them_all_back(
+        tmp_path, caplog):
+    """The batch's writes are done when recording the revision fails (a trigger on the
+    file, as another tool might leave): the transaction is rolled back, every write of
+    the batch is refused by name, the writer forgets them, and the next write goes on
+    at the revision after the last one committed."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        await store.put("k/a", {"v": 1})
+        start = await store.revision()
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("CREATE TRIGGER frozen BEFORE UPDATE ON meta "
+                          "BEGIN SELECT RAISE(ABORT, 'the revision is frozen'); END")
+            for write in (store.put("k/b", {"v": 1}, expect_version=0),
+                          store.update("k/a", lambda current: DELETE)):
+                with pytest.raises(StoreUnavailable) as caught:
+                    await write
+                assert caught.value.message == ("write to %s failed: the revision is frozen"
+                                                % path)
+            assert caplog.messages.count(
+                "sqlite commit of 1 writes failed: the revision is frozen") == 2
+            assert not any("rollback failed" in m for m in caplog.messages)
+            assert await store.revision() == start
+            assert await store.get("k/b") is None and (await store.get("k/a")).value == {
+                "v": 1}
+            other.execute("DROP TRIGGER frozen")
+        finally:
+            other.close()
+        # Nothing of the failed batches is remembered, and no transaction is left open.
+        made = await store.put("k/b", {"v": 2}, expect_version=0)
+        assert made.version == start + 1
+        assert (await store.update("k/a", lambda current: {"v": current.value["v"] + 1})
+                ).value == {"v": 2}
+        assert await events_after(store, start) == [
+            ("put", "k/b", start + 1, {"v": 2}), ("put", "k/a", start + 2, {"v": 2})]
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone() == (
+            start + 3,)
+    finally:
+        conn.close()
+
+
+def test_etcd_answering_fewer_reads_than_asked_is_refused_by_name():
+    """A proxy or a broken member that drops responses from a snapshot read: refused,
+    never taken as keys being absent."""
+    store = EtcdStore([Endpoint("127.0.0.1", 2379)])
+    answer = {"header": {"revision": "7"}, "responses": [{"response_range": {}}]}
+    with pytest.raises(StoreUnavailable) as caught:
+        store._snapshot(answer, answer["responses"], ["k/a", "k/b"], ["p/"])
+    assert caught.value.message == "etcd answered 1 reads for 3 asked"
+    with pytest.raises(StoreUnavailable) as caught:
+        store._snapshot({"header": {"revision": "7"}}, None, ["k/a"], [])
+    assert caught.value.message == "etcd answered 0 reads for 1 asked"
