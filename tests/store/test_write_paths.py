@@ -362,7 +362,7 @@ async def test_a_sqlite_commit_that_fails_fails_its_writes_and_the_next_one_goes
         assert (await store.get("k/a")).value == {"v": 3}
 
 
-@pytest.mark.gen_test(timeout=60)
+@pytest.mark.gen_test(timeout=15)
 async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
     path = str(tmp_path / "genisys.db")
     store = SqliteStore(path)
@@ -392,7 +392,7 @@ async def taken_by_the_writer(store, write, deadline=10.0):
     return future
 
 
-@pytest.mark.gen_test(timeout=30)
+@pytest.mark.gen_test(timeout=15)
 async def test_a_refused_sqlite_write_rolls_back_alone_and_its_batch_commits(tmp_path):
     """A transaction refused at its last op, queued between two puts: its earlier ops
     are rolled back (to its savepoint), the puts around it commit, and the writer's
@@ -427,7 +427,7 @@ async def test_a_refused_sqlite_write_rolls_back_alone_and_its_batch_commits(tmp
             ("put", "k/old", start + 4, {"v": 0, "seen": True})]
 
 
-@pytest.mark.gen_test(timeout=30)
+@pytest.mark.gen_test(timeout=15)
 async def test_a_sqlite_commit_that_fails_after_its_writes_rolls_them_all_back(
         tmp_path, caplog):
     """The batch's writes are done when recording the revision fails (a trigger on the
