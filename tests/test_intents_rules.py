@@ -16,7 +16,15 @@ from genisys.errors import (
     NotFound,
     VersionMismatch,
 )
-from genisys.intents import ANY_VERSION, IDEMPOTENCY, Idempotency, Intents
+from genisys.intents import (
+    ANY_VERSION,
+    IDEMPOTENCY,
+    Idempotency,
+    Intents,
+    computes_referred,
+    computes_used,
+    rfc3339,
+)
 from genisys.model import Compute, ServiceUpdate
 
 
@@ -480,3 +488,57 @@ async def test_a_service_whose_status_has_no_events_and_no_events_key_shows_none
     view = await intents.get_service("web")
     assert (view["events"], view["status"]) == ([], status)
     assert await intents.service_events("web") == []
+
+
+def test_the_computes_a_service_refers_to_and_uses():
+    spec = {"replicas": {"a": 0, "b": 2}}
+    status = {"computes": {"c": {"desired": 0, "running": 1}, "d": {"desired": 0},
+                           "b": {"desired": 2, "running": 2}}}
+    assert computes_referred(spec, status) == {"a", "b", "c", "d"}
+    assert computes_referred(spec, None) == {"a", "b"}
+    assert computes_referred(None, status) == {"b", "c", "d"}
+    assert computes_referred({}, {}) == computes_referred(None, None) == frozenset()
+    assert computes_used(spec, status) == {"b", "c"}
+    assert computes_used({}, {}) == computes_used(None, None) == frozenset()
+
+
+def test_times_are_rfc3339_in_utc():
+    assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1700000000.75) == "2023-11-14T22:13:20Z"
+
+
+@pytest.mark.gen_test
+async def test_a_new_service_starts_at_generation_one_even_with_no_replicas(store):
+    intents = Intents(store, max_replicas=10)
+    view, created = await intents.put_service("web", {})
+    assert (created, view["generation"], view["replicas"]) == (True, 1, {})
+    again, created = await intents.put_service("web", {})
+    assert (created, again["generation"], again["resourceVersion"]) == (
+        False, 1, view["resourceVersion"])
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_service_bumps_its_generation_once(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    before = await intents.scale("web", "local", 2)
+    marked = await intents.delete_service("web")
+    assert (marked["deleting"], marked["generation"]) == (True, before["generation"] + 1)
+    again = await intents.delete_service("web")
+    assert (again["generation"], again["resourceVersion"]) == (
+        marked["generation"], marked["resourceVersion"])
+
+
+@pytest.mark.gen_test
+async def test_a_replayed_change_that_changed_nothing_answers_the_version_the_spec_kept(
+        store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    first = await intents.scale("web", "local", 3)
+    same = await intents.scale("web", "local", 3, idempotency=Idempotency(key="k",
+                                                                          request="s3"))
+    assert same["resourceVersion"] == first["resourceVersion"]
+    replay = Idempotency(key="k", request="s3")
+    again = await intents.scale("web", "local", 3, idempotency=replay)
+    assert replay.replayed is True
+    assert again == same
