@@ -14,7 +14,7 @@ import requests
 
 from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
-from genisys.store.etcd import EtcdStore
+from genisys.store.etcd import MAX_ATTEMPTS, MAX_TXN_OPS, EtcdStore
 from genisys.store.etcd_client import Endpoint, b64
 from genisys.store.sqlite import SqliteStore
 
@@ -483,3 +483,57 @@ def test_etcd_answering_fewer_reads_than_asked_is_refused_by_name():
     with pytest.raises(StoreUnavailable) as caught:
         store._snapshot({"header": {"revision": "7"}}, None, ["k/a"], [])
     assert caught.value.message == "etcd answered 0 reads for 1 asked"
+
+
+@pytest.mark.gen_test
+async def test_a_transaction_answers_the_records_it_did_not_change_as_they_were(store):
+    """The newest write before the transaction and the one before it: a record the
+    transaction only looked at keeps its version, whatever revision the others take."""
+    before = await store.put("k/b", {"v": 1})
+    await store.put("k/c", {"v": 1})
+    written, kept = await store.transaction([
+        Op.put("k/a", {"v": 1}), Op.update("k/b", lambda current: current.value)])
+    assert kept == before
+    assert written.version == await store.revision() > before.version + 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_takes_a_conditional_transaction_of_as_many_keys_as_it_allows(store):
+    results = await store.transaction([Op.put("k/%03d" % i, {"i": i}, expect_version=0)
+                                       for i in range(MAX_TXN_OPS)])
+    assert [r.value["i"] for r in results] == list(range(MAX_TXN_OPS))
+    assert len({r.version for r in results}) == 1
+    assert await store.count("k/") == MAX_TXN_OPS
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_counts_the_prefixes_a_transaction_watches_against_its_limit(store):
+    watching = [Condition.unchanged("p1/", 0), Condition.unchanged("p2/", 0)]
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.transaction([Op.put("k/%03d" % i, {"i": i}, conditions=watching)
+                                 for i in range(MAX_TXN_OPS - 1)])
+    assert caught.value.message == ("a transaction over %d keys is more than etcd takes at "
+                                    "once (%d)" % (MAX_TXN_OPS + 1, MAX_TXN_OPS))
+    assert await store.count("k/") == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_gives_up_a_write_that_another_client_always_gets_ahead_of(
+        store, etcd_for_stores):
+    await store.put("k/x", {"v": 0})
+    calls = []
+
+    def write(current):
+        calls.append(current.value["v"])
+        write_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/x",
+                                     {"v": len(calls)})
+        return {"v": -1}
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.update("k/x", write)
+    assert caught.value.message == ("gave up writing k/x after %d attempts: other writers "
+                                    "kept changing it" % MAX_ATTEMPTS)
+    assert calls == list(range(MAX_ATTEMPTS))
+    assert (await store.get("k/x")).value == {"v": MAX_ATTEMPTS}
