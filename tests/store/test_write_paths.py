@@ -16,7 +16,7 @@ from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
 from genisys.store.etcd import MAX_ATTEMPTS, MAX_TXN_OPS, EtcdStore
 from genisys.store.etcd_client import Endpoint, b64
-from genisys.store.sqlite import SqliteStore
+from genisys.store.sqlite import _MAX_BATCH, SqliteStore
 
 
 async def refused(write, message, field):
@@ -537,3 +537,35 @@ async def test_etcd_gives_up_a_write_that_another_client_always_gets_ahead_of(
                                     "kept changing it" % MAX_ATTEMPTS)
     assert calls == list(range(MAX_ATTEMPTS))
     assert (await store.get("k/x")).value == {"v": MAX_ATTEMPTS}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sqlite_commits_at_most_max_batch_writes_at_once(tmp_path):
+    """Writes queued while the writer waits go in commits of at most _MAX_BATCH (the
+    latency the first in line may wait): counted by a trigger on the revision, which
+    every commit with writes updates once."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        start = await store.revision()
+        counter = sqlite3.connect(path, isolation_level=None)
+        try:
+            counter.executescript(
+                "CREATE TABLE commits (revision INTEGER);"
+                "CREATE TRIGGER count_commits AFTER UPDATE ON meta "
+                "BEGIN INSERT INTO commits VALUES (NEW.value); END;")
+            blocker = hold_the_write_lock(path)
+            try:
+                first = await taken_by_the_writer(store, store.put("k/first", {}))
+                queued = [asyncio.ensure_future(store.put("k/%03d" % i, {"i": i}))
+                          for i in range(_MAX_BATCH + 1)]
+                await asyncio.sleep(0)
+            finally:
+                blocker.execute("COMMIT")
+                blocker.close()
+            await first
+            assert [r.version for r in await asyncio.gather(*queued)] == list(
+                range(start + 2, start + _MAX_BATCH + 3))
+            assert counter.execute("SELECT revision FROM commits").fetchall() == [
+                (start + 1,), (start + 1 + _MAX_BATCH,), (start + 2 + _MAX_BATCH,)]
+        finally:
+            counter.close()
