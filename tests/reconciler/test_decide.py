@@ -261,6 +261,10 @@ def test_decide(row):
     assert decision.action == row.expect_action
     assert decision.calls == row.calls
     assert row.status == status_before  # decide changes nothing it is given
+    for compute, result in decision.results.items():
+        # Each outcome says which count it was worked out for (0: deleting or dropped).
+        assert result.desired == (0 if row.spec.deleting
+                                  else row.spec.replicas.get(compute, 0)), compute
     if row.expect_action == "call":
         return
     assert decision.status == row.status_written
