@@ -5,6 +5,7 @@ Written to kill what a mutation run of ``genisys.intents`` left alive; the same 
 through HTTP are in tests/api/."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -542,3 +543,29 @@ async def test_a_replayed_change_that_changed_nothing_answers_the_version_the_sp
     again = await intents.scale("web", "local", 3, idempotency=replay)
     assert replay.replayed is True
     assert again == same
+
+
+@pytest.mark.gen_test
+async def test_a_new_service_records_when_it_was_created(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    before = rfc3339(time.time())
+    view = await intents.upscale("web", "local")
+    after = rfc3339(time.time())
+    assert before <= view["created"] <= after
+    assert (await intents.upscale("web", "local"))["created"] == view["created"]
+
+
+@pytest.mark.gen_test
+async def test_a_service_being_deleted_takes_no_more_changes(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.scale("web", "local", 2)
+    marked = await intents.delete_service("web")
+    for change in (intents.upscale("web", "local"), intents.scale("web", "local", 5),
+                   intents.put_service("web", {"local": 1})):
+        with pytest.raises(Conflict) as caught:
+            await change
+        assert (caught.value.message, caught.value.field) == (
+            "service 'web' is being deleted", "service")
+    assert (await intents.get_service("web"))["resourceVersion"] == marked["resourceVersion"]
