@@ -10,6 +10,7 @@ import time
 import pytest
 
 from genisys.errors import (
+    AlreadyExists,
     Conflict,
     IdempotencyKeyReused,
     Invalid,
@@ -569,3 +570,57 @@ async def test_a_service_being_deleted_takes_no_more_changes(store):
         assert (caught.value.message, caught.value.field) == (
             "service 'web' is being deleted", "service")
     assert (await intents.get_service("web"))["resourceVersion"] == marked["resourceVersion"]
+
+
+@pytest.mark.gen_test
+async def test_creating_a_compute_that_exists_is_refused_and_changes_nothing(store):
+    intents = Intents(store, max_replicas=10)
+    first = await intents.create_compute(compute("local"))
+    with pytest.raises(AlreadyExists) as caught:
+        await intents.create_compute(Compute("local", "http://127.0.0.1:7052"))
+    assert (caught.value.message, caught.value.field) == (
+        "compute 'local' already exists (use PUT /compute/local to change it)", "name")
+    assert await intents.get_compute("local") == first
+
+
+@pytest.mark.gen_test
+async def test_a_change_naming_a_missing_compute_is_not_found_by_name(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    for change in (intents.upscale("web", "nope"), intents.scale("web", "nope", 2),
+                   intents.put_service("web", {"local": 1, "nope": 1})):
+        with pytest.raises(NotFound) as caught:
+            await change
+        assert (caught.value.message, caught.value.field) == (
+            "compute 'nope' does not exist", "compute")
+    assert await intents.list_services() == {}
+
+
+@pytest.mark.gen_test
+async def test_a_new_service_counted_against_max_services_keeps_its_key_and_labels(store):
+    """A new service is written again once the services are counted: that second write
+    records the Idempotency-Key and keeps a PUT body's labels, as the first would have."""
+    intents = Intents(store, max_replicas=10, max_services=5)
+    await intents.create_compute(compute("local"))
+    first = await intents.upscale("web", "local", idempotency=Idempotency(key="k",
+                                                                          request="up"))
+    replay = Idempotency(key="k", request="up")
+    assert await intents.upscale("web", "local", idempotency=replay) == first
+    assert replay.replayed is True
+    view, created = await intents.put_service(
+        "db", {"local": 1},
+        metadata=ServiceUpdate(replicas={"local": 1}, labels={"team": "a"}, managedBy="ci"))
+    assert (created, view["labels"], view["managedBy"]) == (True, {"team": "a"}, "ci")
+    assert (await intents.get_service("db"))["labels"] == {"team": "a"}
+
+
+@pytest.mark.gen_test
+async def test_the_answer_to_a_change_shows_the_services_status(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 1, "running": 1}}}
+    await store.put("status/web", status)
+    assert (await intents.upscale("web", "local"))["status"] == status
+    view, _ = await intents.put_service("web", {"local": 3})
+    assert view["status"] == status
