@@ -569,3 +569,16 @@ async def test_sqlite_commits_at_most_max_batch_writes_at_once(tmp_path):
                 (start + 1,), (start + 1 + _MAX_BATCH,), (start + 2 + _MAX_BATCH,)]
         finally:
             counter.close()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_refuses_a_big_blind_batch_with_a_bad_value_before_writing_any_of_it(
+        store):
+    """Blind writes go to etcd in chunks of MAX_TXN_OPS: a value that is not a JSON object
+    in the last chunk must be refused before the first chunk is sent."""
+    ops = [Op.put("k/%03d" % i, {"i": i}) for i in range(MAX_TXN_OPS)]
+    with pytest.raises(TypeError) as caught:
+        await store.transaction(ops + [Op.put("k/bad", [1])])
+    assert str(caught.value) == "store values are JSON objects, got <class 'list'>"
+    assert await store.count("k/") == 0
