@@ -6,6 +6,7 @@ Written to kill what a mutation run of the backends' write paths and ``apply_op`
 alive; the contract itself is in test_contract.py."""
 
 import asyncio
+import base64
 import json
 import sqlite3
 
@@ -532,9 +533,9 @@ async def test_etcd_gives_up_a_write_that_another_client_always_gets_ahead_of(
                                      {"v": len(calls)})
         return {"v": -1}
     with pytest.raises(StoreUnavailable) as caught:
-        await store.update("k/x", write)
-    assert caught.value.message == ("gave up writing k/x after %d attempts: other writers "
-                                    "kept changing it" % MAX_ATTEMPTS)
+        await store.update("k/x", write, conditions=[Condition.version("k/y", 0)])
+    assert caught.value.message == ("gave up writing k/x, k/y after %d attempts: other "
+                                    "writers kept changing it" % MAX_ATTEMPTS)
     assert calls == list(range(MAX_ATTEMPTS))
     assert (await store.get("k/x")).value == {"v": MAX_ATTEMPTS}
 
@@ -582,3 +583,47 @@ async def test_etcd_refuses_a_big_blind_batch_with_a_bad_value_before_writing_an
         await store.transaction(ops + [Op.put("k/bad", [1])])
     assert str(caught.value) == "store values are JSON objects, got <class 'list'>"
     assert await store.count("k/") == 0
+
+
+def read_behind_the_stores_back(etcd, key):
+    """The value of ``key`` as etcd holds it (bytes, decoded from base64)."""
+    answer = requests.post(etcd.members[0].client_url + "/v3/kv/range", timeout=10,
+                           json={"key": b64(key)})
+    assert answer.status_code == 200, answer.text
+    return base64.b64decode(answer.json()["kvs"][0]["value"])
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_keeps_compact_json_and_refuses_what_json_cannot_hold(store,
+                                                                         etcd_for_stores):
+    await store.put("k/a", {"v": 1, "w": [1, 2]})
+    await store.update("k/b", lambda current: {"v": 1, "w": "x"})
+    assert read_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/a") == (
+        b'{"v":1,"w":[1,2]}')
+    assert read_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/b") == (
+        b'{"v":1,"w":"x"}')
+    for write in (store.put("k/c", {"v": float("nan")}),
+                  store.update("k/c", lambda current: {"v": float("inf")})):
+        with pytest.raises(ValueError) as caught:
+            await write
+        assert str(caught.value) == "Out of range float values are not JSON compliant"
+    assert await store.get("k/c") is None
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_answers_the_revision_a_write_took_when_another_came_between(
+        store, etcd_for_stores):
+    """Another client writes an unrelated key between this write's snapshot and its
+    compare-and-swap: the swap still succeeds, and the record it answers carries the
+    revision etcd gave it, not the one after the snapshot."""
+    calls = []
+
+    def write(current):
+        if not calls:
+            calls.append(write_behind_the_stores_back(etcd_for_stores(),
+                                                      store.prefix + "other/x", {"v": 1}))
+        return {"v": 2}
+    written = await store.update("k/x", write)
+    assert written.version == calls[0] + 1 == (await store.get("k/x")).version
