@@ -627,3 +627,13 @@ async def test_etcd_answers_the_revision_a_write_took_when_another_came_between(
         return {"v": 2}
     written = await store.update("k/x", write)
     assert written.version == calls[0] + 1 == (await store.get("k/x")).version
+
+
+@pytest.mark.gen_test
+async def test_every_condition_is_checked_after_an_unchanged_prefix_that_holds(store):
+    await store.put("p/a", {"v": 1})
+    revision = await store.revision()
+    await refused(store.put("k/x", {"v": 1}, conditions=[
+        Condition.unchanged("p/", revision), Condition.exists("k/none")]),
+        "k/none does not exist", "k/none")
+    assert await store.get("k/x") is None
