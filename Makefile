@@ -77,12 +77,14 @@ MUTANTS_decide   := genisys.reconciler.decide.*
 MUTANTS_process  := genisys.connector.process.x?ProcessBackend?scale__mutmut_* \
                     genisys.connector.process.x?ProcessBackend?_scale_up__mutmut_*
 MUTMUT := $(VENV)/bin/mutmut
+# Mutants tested at once (one forked pytest each); 1 on a shared machine.
+MUTATE_JOBS ?= 1
 # mutants/ is removed first: mutmut would keep stale copies of the modules it does not mutate.
 
 mutate: $(STAMP)
 	test -x $(MUTMUT) || $(PY) -m pip install --quiet "mutmut>=3.8,<4"
 	rm -rf mutants
-	$(MUTMUT) run --max-children 1 $(foreach m,$(MUTATE),$(foreach n,$(MUTANTS_$(m)),'$(n)'))
+	$(MUTMUT) run --max-children $(MUTATE_JOBS) $(foreach m,$(MUTATE),$(foreach n,$(MUTANTS_$(m)),'$(n)'))
 	@$(MUTMUT) results | grep -v ': not checked$$' || echo "no mutant survived"
 
 clean:

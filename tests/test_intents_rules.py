@@ -5,10 +5,12 @@ Written to kill what a mutation run of ``genisys.intents`` left alive; the same 
 through HTTP are in tests/api/."""
 
 import asyncio
+import time
 
 import pytest
 
 from genisys.errors import (
+    AlreadyExists,
     Conflict,
     IdempotencyKeyReused,
     Invalid,
@@ -16,7 +18,15 @@ from genisys.errors import (
     NotFound,
     VersionMismatch,
 )
-from genisys.intents import ANY_VERSION, IDEMPOTENCY, Idempotency, Intents
+from genisys.intents import (
+    ANY_VERSION,
+    IDEMPOTENCY,
+    Idempotency,
+    Intents,
+    computes_referred,
+    computes_used,
+    rfc3339,
+)
 from genisys.model import Compute, ServiceUpdate
 
 
@@ -354,3 +364,263 @@ async def test_upscale_past_max_replicas_is_refused_by_name(store):
         "service 'web' already has 2 resources on 'local', the maximum (max_replicas)",
         "compute")
     assert (await intents.get_service("web"))["replicas"] == {"local": 2}
+
+
+class Racing:
+    """A real store with another writer in it: right before each of the next ``times``
+    calls of ``method`` (a write), ``race(store)`` writes through the same store, so
+    what the intent layer read before that write no longer holds when it lands."""
+
+    def __init__(self, store, method, times, race):
+        self._store, self._method, self.times, self._race = store, method, times, race
+
+    def __getattr__(self, name):
+        attribute = getattr(self._store, name)
+        if name != self._method:
+            return attribute
+
+        async def write(*args, **kwargs):
+            if self.times > 0:
+                self.times -= 1
+                await self._race(self._store)
+            return await attribute(*args, **kwargs)
+        return write
+
+
+async def another_service_changes(store):
+    await store.update("services/other", lambda current: {
+        "name": "other", "replicas": {}, "n": (current.value["n"] + 1) if current else 0})
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("races, deleted", [(9, True), (10, False)])
+async def test_deleting_a_compute_tries_ten_times_while_services_keep_changing(store, races,
+                                                                             deleted):
+    intents = Intents(store, max_replicas=10)
+    record = await intents.create_compute(compute("local"))
+    racing = Intents(Racing(store, "delete", races, another_service_changes), max_replicas=10)
+    if deleted:
+        assert await racing.delete_compute("local") == record
+        assert await intents.list_computes() == {}
+    else:
+        with pytest.raises(Conflict) as caught:
+            await racing.delete_compute("local")
+        assert (caught.value.message, caught.value.field) == (
+            "compute 'local' keeps changing, try again", "compute")
+        assert await intents.get_compute("local") == record
+    assert (await store.get("services/other")).value["n"] == races - 1
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_compute_changed_meanwhile_deletes_and_answers_the_new_one(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+
+    async def moved(real):
+        await Intents(real, max_replicas=10).put_compute(Compute("local",
+                                                                 "http://127.0.0.1:7052"))
+    deleted = await Intents(Racing(store, "delete", 1, moved), max_replicas=10
+                            ).delete_compute("local")
+    assert deleted.value["connector"] == "http://127.0.0.1:7052"
+    assert await intents.list_computes() == {}
+
+
+async def another_compute_changes(store):
+    await store.put("computes/a", compute("a").to_json())
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("races, written", [(9, True), (10, False)])
+@pytest.mark.parametrize("how", ["create", "put"])
+async def test_a_new_compute_within_max_computes_tries_ten_times_while_computes_change(
+        store, races, written, how):
+    intents = Intents(store, max_replicas=10, max_computes=3)
+    await intents.create_compute(compute("a"))
+    method = "put" if how == "create" else "update"
+    racing = Intents(Racing(store, method, races, another_compute_changes), max_replicas=10,
+                     max_computes=3)
+    write = (racing.create_compute(compute("b")) if how == "create"
+             else racing.put_compute(compute("b")))
+    if written:
+        result = await write
+        record, created = result if how == "put" else (result, True)
+        assert (record.key, record.value, created) == ("computes/b", compute("b").to_json(),
+                                                       True)
+        assert sorted(await intents.list_computes()) == ["a", "b"]
+    else:
+        with pytest.raises(Conflict) as caught:
+            await write
+        assert (caught.value.message, caught.value.field) == (
+            "computes keep changing, try again", "name")
+        assert sorted(await intents.list_computes()) == ["a"]
+
+
+@pytest.mark.gen_test
+async def test_an_expired_key_renewed_while_it_is_forgotten_is_answered_from_the_renewal(
+        store):
+    """Two retries of one request with an expired Idempotency-Key: the other one renews
+    the key between this one's read of it and its delete. The delete must fail (the key
+    is not the expired one any more) and this retry be answered from the renewal, not
+    applied a second time."""
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    first = Idempotency(key="k", request="up")
+    await intents.upscale("web", "local", idempotency=first)
+    await store.update(first.store_key, lambda current: dict(current.value, expires=0))
+
+    async def renewed(real):
+        await Intents(real, max_replicas=10).upscale(
+            "web", "local", idempotency=Idempotency(key="k", request="up"))
+    racing = Intents(Racing(store, "delete", 1, renewed), max_replicas=10)
+    retry = Idempotency(key="k", request="up")
+    view = await racing.upscale("web", "local", idempotency=retry)
+    assert retry.replayed is True
+    assert view["replicas"] == {"local": 2}
+    assert (await intents.get_service("web"))["replicas"] == {"local": 2}
+    assert (await store.get(first.store_key)).value["expires"] > 0
+
+
+@pytest.mark.gen_test
+async def test_a_service_whose_status_has_no_events_and_no_events_key_shows_none(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 1, "running": 0}}}
+    await store.put("status/web", status)
+    view = await intents.get_service("web")
+    assert (view["events"], view["status"]) == ([], status)
+    assert await intents.service_events("web") == []
+
+
+def test_the_computes_a_service_refers_to_and_uses():
+    spec = {"replicas": {"a": 0, "b": 2}}
+    status = {"computes": {"c": {"desired": 0, "running": 1}, "d": {"desired": 0},
+                           "b": {"desired": 2, "running": 2}}}
+    assert computes_referred(spec, status) == {"a", "b", "c", "d"}
+    assert computes_referred(spec, None) == {"a", "b"}
+    assert computes_referred(None, status) == {"b", "c", "d"}
+    assert computes_referred({}, {}) == computes_referred(None, None) == frozenset()
+    assert computes_used(spec, status) == {"b", "c"}
+    assert computes_used({}, {}) == computes_used(None, None) == frozenset()
+
+
+def test_times_are_rfc3339_in_utc():
+    assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1700000000.75) == "2023-11-14T22:13:20Z"
+
+
+@pytest.mark.gen_test
+async def test_a_new_service_starts_at_generation_one_even_with_no_replicas(store):
+    intents = Intents(store, max_replicas=10)
+    view, created = await intents.put_service("web", {})
+    assert (created, view["generation"], view["replicas"]) == (True, 1, {})
+    again, created = await intents.put_service("web", {})
+    assert (created, again["generation"], again["resourceVersion"]) == (
+        False, 1, view["resourceVersion"])
+
+
+@pytest.mark.gen_test
+async def test_deleting_a_service_bumps_its_generation_once(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    before = await intents.scale("web", "local", 2)
+    marked = await intents.delete_service("web")
+    assert (marked["deleting"], marked["generation"]) == (True, before["generation"] + 1)
+    again = await intents.delete_service("web")
+    assert (again["generation"], again["resourceVersion"]) == (
+        marked["generation"], marked["resourceVersion"])
+
+
+@pytest.mark.gen_test
+async def test_a_replayed_change_that_changed_nothing_answers_the_version_the_spec_kept(
+        store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    first = await intents.scale("web", "local", 3)
+    same = await intents.scale("web", "local", 3, idempotency=Idempotency(key="k",
+                                                                          request="s3"))
+    assert same["resourceVersion"] == first["resourceVersion"]
+    replay = Idempotency(key="k", request="s3")
+    again = await intents.scale("web", "local", 3, idempotency=replay)
+    assert replay.replayed is True
+    assert again == same
+
+
+@pytest.mark.gen_test
+async def test_a_new_service_records_when_it_was_created(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    before = rfc3339(time.time())
+    view = await intents.upscale("web", "local")
+    after = rfc3339(time.time())
+    assert before <= view["created"] <= after
+    assert (await intents.upscale("web", "local"))["created"] == view["created"]
+
+
+@pytest.mark.gen_test
+async def test_a_service_being_deleted_takes_no_more_changes(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.scale("web", "local", 2)
+    marked = await intents.delete_service("web")
+    for change in (intents.upscale("web", "local"), intents.scale("web", "local", 5),
+                   intents.put_service("web", {"local": 1})):
+        with pytest.raises(Conflict) as caught:
+            await change
+        assert (caught.value.message, caught.value.field) == (
+            "service 'web' is being deleted", "service")
+    assert (await intents.get_service("web"))["resourceVersion"] == marked["resourceVersion"]
+
+
+@pytest.mark.gen_test
+async def test_creating_a_compute_that_exists_is_refused_and_changes_nothing(store):
+    intents = Intents(store, max_replicas=10)
+    first = await intents.create_compute(compute("local"))
+    with pytest.raises(AlreadyExists) as caught:
+        await intents.create_compute(Compute("local", "http://127.0.0.1:7052"))
+    assert (caught.value.message, caught.value.field) == (
+        "compute 'local' already exists (use PUT /compute/local to change it)", "name")
+    assert await intents.get_compute("local") == first
+
+
+@pytest.mark.gen_test
+async def test_a_change_naming_a_missing_compute_is_not_found_by_name(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    for change in (intents.upscale("web", "nope"), intents.scale("web", "nope", 2),
+                   intents.put_service("web", {"local": 1, "nope": 1})):
+        with pytest.raises(NotFound) as caught:
+            await change
+        assert (caught.value.message, caught.value.field) == (
+            "compute 'nope' does not exist", "compute")
+    assert await intents.list_services() == {}
+
+
+@pytest.mark.gen_test
+async def test_a_new_service_counted_against_max_services_keeps_its_key_and_labels(store):
+    """A new service is written again once the services are counted: that second write
+    records the Idempotency-Key and keeps a PUT body's labels, as the first would have."""
+    intents = Intents(store, max_replicas=10, max_services=5)
+    await intents.create_compute(compute("local"))
+    first = await intents.upscale("web", "local", idempotency=Idempotency(key="k",
+                                                                          request="up"))
+    replay = Idempotency(key="k", request="up")
+    assert await intents.upscale("web", "local", idempotency=replay) == first
+    assert replay.replayed is True
+    view, created = await intents.put_service(
+        "db", {"local": 1},
+        metadata=ServiceUpdate(replicas={"local": 1}, labels={"team": "a"}, managedBy="ci"))
+    assert (created, view["labels"], view["managedBy"]) == (True, {"team": "a"}, "ci")
+    assert (await intents.get_service("db"))["labels"] == {"team": "a"}
+
+
+@pytest.mark.gen_test
+async def test_the_answer_to_a_change_shows_the_services_status(store):
+    intents = Intents(store, max_replicas=10)
+    await intents.create_compute(compute("local"))
+    await intents.upscale("web", "local")
+    status = {"observedGeneration": 1, "computes": {"local": {"desired": 1, "running": 1}}}
+    await store.put("status/web", status)
+    assert (await intents.upscale("web", "local"))["status"] == status
+    view, _ = await intents.put_service("web", {"local": 3})
+    assert view["status"] == status

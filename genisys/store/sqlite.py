@@ -106,10 +106,14 @@ class _SqliteView(View):
         return row[0] or 0
 
     def write(self, record: Record) -> None:
+        self._store_row(record.key, json.dumps(record.value, separators=(",", ":")),
+                        record.version)
+
+    def _store_row(self, key: str, text: str, version: int) -> None:
         self._conn.execute(
             "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
-            (record.key, json.dumps(record.value, separators=(",", ":")), record.version))
+            (key, text, version))
 
     def remove(self, key: str) -> None:
         self._conn.execute("DELETE FROM kv WHERE key = ?", (key,))
@@ -141,13 +145,9 @@ class _WriterView(_SqliteView):
         self._remember({key: row})
         return row
 
-    def write(self, record: Record) -> None:
-        text = json.dumps(record.value, separators=(",", ":"))
-        self._conn.execute(
-            "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version",
-            (record.key, text, record.version))
-        self._op[record.key] = (text, record.version)
+    def _store_row(self, key: str, text: str, version: int) -> None:
+        super()._store_row(key, text, version)
+        self._op[key] = (text, version)
 
     def remove(self, key: str) -> None:
         super().remove(key)

@@ -91,6 +91,8 @@ class Row:
     memory_after: dict = dataclasses.field(default_factory=dict)
     #: compute -> the (desired, running) metric published (only for those listed).
     metrics: dict = dataclasses.field(default_factory=dict)
+    #: compute -> the pair's own outcome (only for those listed).
+    pair_outcomes: dict = dataclasses.field(default_factory=dict)
 
 
 ROWS = [
@@ -105,7 +107,8 @@ ROWS = [
         spec({"a": 2}), status(a=converged(1)), {"a": Observed(scaled=True)}, "write",
         status_written=status(a=progressing(2, 1, "scaling from 1 to 2")),
         events=[scaled("a", "scaled web on a from 1 to 2")], retry_in=0.25,
-        outcome="progressing", memory_after={"a": PairMemory(checks=1)}),
+        outcome="progressing", memory_after={"a": PairMemory(checks=1)},
+        metrics={"a": None}),  # nothing was counted: no metric to publish
     Row("same intent: ask before acting",
         spec({"a": 2}), status(a=converged(2)), {}, "call", calls={"a": AskStatus()}),
     Row("converged: nothing to do, nothing to write, no event",
@@ -208,10 +211,11 @@ ROWS = [
         {"a": Observed(asked=True, running=2), "b": Observed(scaled=True, reported=0)},
         "write", status_written=status(a=converged(2)),
         events=[scaled("b", "scaled web on b from 3 to 0"), converged_event("b", 0)],
-        metrics={"a": (2, 2), "b": (0, 0)}),
+        metrics={"a": (2, 2), "b": (0, 0)}, memory_after={"b": PairMemory()},
+        pair_outcomes={"a": "converged", "b": "converged"}),
     Row("compute dropped and gone: its entry goes, nothing to call",
         spec({}), status(b=converged(3)), {"b": Observed(compute_exists=False)}, "write",
-        status_written=status()),
+        status_written=status(), pair_outcomes={"b": "converged"}),
     Row("deleting: every compute goes to 0",
         spec({"a": 2, "b": 1}, deleting=True), status(a=converged(2), b=converged(1)), {},
         "call", calls={"a": Scale(0), "b": Scale(0)}),
@@ -248,6 +252,33 @@ ROWS = [
         events=[event("Warning", "ConnectorUnreachable", "a", DOWN.message),
                 scaled("b", "scaled web on b to 1")],
         retry_in=0.25, outcome="failed"),
+    Row("backoff over, converged meanwhile: failures, backoff and checks are forgotten",
+        spec({"a": 2}), status(a=entry("Unreachable", 2, 2, reason="ConnectorUnreachable",
+                                       message=DOWN.message, failures=2, since=EARLIER)),
+        {"a": Observed(asked=True, running=2)}, "write",
+        memory={"a": PairMemory(failures=2, not_before=99.0, generation=2, checks=3)},
+        status_written=status(a=converged(2, since=T0)), events=[converged_event("a", 2)],
+        memory_after={"a": PairMemory(generation=2)}, metrics={"a": (2, 2)}),
+    Row("backoff ending right now: called again",
+        spec({"a": 2}), status(a=entry("Unreachable", 2, 2, reason="ConnectorUnreachable",
+                                       message=DOWN.message, failures=2, since=EARLIER)),
+        {}, "call", memory={"a": PairMemory(failures=2, not_before=100.0, generation=2)},
+        calls={"a": AskStatus()}),
+    Row("a failing pair's newer intent taken, part done: the count it answered, failures "
+        "forgotten",
+        spec({"a": 3}), status(a=entry("Unreachable", 2, 2, reason="ConnectorUnreachable",
+                                       message=DOWN.message, failures=2, since=EARLIER)),
+        {"a": Observed(scaled=True, reported=1)}, "write",
+        memory={"a": PairMemory(failures=2, not_before=130.0, generation=1)},
+        status_written=status(a=progressing(3, 1, "scaling from 2 to 3")),
+        events=[scaled("a", "scaled web on a from 2 to 3")], retry_in=0.25,
+        outcome="progressing", memory_after={"a": PairMemory(generation=1, checks=1)},
+        pair_outcomes={"a": "progressing"}),
+    Row("deletion finishing in this pass: the records go, with the last events",
+        spec({"a": 1}, deleting=True), status(a=converged(1)),
+        {"a": Observed(scaled=True, reported=0)}, "finalize",
+        events=[scaled("a", "scaled web on a from 1 to 0"), converged_event("a", 0)],
+        memory_after={"a": PairMemory()}, metrics={"a": (0, 0)}),
     Row("the spec is gone: its status and events go",
         None, status(a=converged(2)), {}, "remove"),
 ]
@@ -261,6 +292,15 @@ def test_decide(row):
     assert decision.action == row.expect_action
     assert decision.calls == row.calls
     assert row.status == status_before  # decide changes nothing it is given
+    if row.spec is not None:
+        # Every compute of the spec or the status has either a call to make or its
+        # outcome, which says the count it was worked out for (0: deleting or dropped).
+        planned = set(row.spec.replicas) | set((row.status or {}).get("computes", {}))
+        assert sorted([*decision.calls, *decision.results]) == sorted(planned)
+        assert not set(decision.calls) & set(decision.results)
+    for compute, result in decision.results.items():
+        assert result.desired == (0 if row.spec.deleting
+                                  else row.spec.replicas.get(compute, 0)), compute
     if row.expect_action == "call":
         return
     assert decision.status == row.status_written
@@ -271,6 +311,8 @@ def test_decide(row):
         assert decision.results[compute].memory == memory
     for compute, metric in row.metrics.items():
         assert decision.results[compute].metric == metric
+    for compute, outcome in row.pair_outcomes.items():
+        assert decision.results[compute].outcome == outcome
 
 
 def _copy(value):
@@ -296,3 +338,20 @@ def test_failures_in_the_status_carry_over_to_a_new_reconciler():
         "ConnectorError", "Error", "boom"))}, memory={}, now=NOW, tuning=TUNING)
     assert decision.status["computes"]["a"]["failures"] == 5
     assert decision.retry_in == TUNING.backoff.spread(5, NOW.jitter) == 12.0
+
+
+def test_an_internal_error_is_shown_as_such():
+    assert internal_error(KeyError("web")) == Failure(
+        "InternalError", "Error", "internal error: KeyError('web') (see the controller log)")
+
+
+def test_progress_checks_stop_doubling_after_twenty():
+    """With a poll interval too long to bound them, the checks' delay stops growing at
+    progress_check * 2**20."""
+    tuning = dataclasses.replace(TUNING, poll_interval=1e9)
+    for checks, delay in ((20, 0.25 * 2 ** 20), (21, 0.25 * 2 ** 20), (30, 0.25 * 2 ** 20),
+                          (19, 0.25 * 2 ** 19)):
+        decision = decide(spec({"a": 2}), status(a=progressing(2, 1, "scaling from 1 to 2")),
+                          {"a": Observed(asked=True, running=1, scaled=True)},
+                          memory={"a": PairMemory(checks=checks)}, now=NOW, tuning=tuning)
+        assert decision.retry_in == delay, checks

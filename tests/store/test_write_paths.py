@@ -6,6 +6,7 @@ Written to kill what a mutation run of the backends' write paths and ``apply_op`
 alive; the contract itself is in test_contract.py."""
 
 import asyncio
+import base64
 import json
 import sqlite3
 
@@ -14,8 +15,9 @@ import requests
 
 from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
-from genisys.store.etcd_client import b64
-from genisys.store.sqlite import SqliteStore
+from genisys.store.etcd import MAX_ATTEMPTS, MAX_TXN_OPS, EtcdStore
+from genisys.store.etcd_client import Endpoint, b64
+from genisys.store.sqlite import _MAX_BATCH, SqliteStore
 
 
 async def refused(write, message, field):
@@ -361,7 +363,7 @@ async def test_a_sqlite_commit_that_fails_fails_its_writes_and_the_next_one_goes
         assert (await store.get("k/a")).value == {"v": 3}
 
 
-@pytest.mark.gen_test(timeout=60)
+@pytest.mark.gen_test(timeout=15)
 async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
     path = str(tmp_path / "genisys.db")
     store = SqliteStore(path)
@@ -376,3 +378,262 @@ async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
     async with SqliteStore(path) as store:
         assert len((await store.list("k/")).records) == 50
         assert await store.get("k/late") is None
+
+
+async def taken_by_the_writer(store, write, deadline=10.0):
+    """Queue ``write`` (a coroutine) and wait until the writer thread has taken it from
+    its queue; returns its future."""
+    future = asyncio.ensure_future(write)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    await asyncio.sleep(0)  # the write's task queues it
+    while not store._queue.empty():
+        assert loop.time() < end, "the writer never took the write"
+        await asyncio.sleep(0.001)
+    return future
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_a_refused_sqlite_write_rolls_back_alone_and_its_batch_commits(tmp_path):
+    """A transaction refused at its last op, queued between two puts: its earlier ops
+    are rolled back (to its savepoint), the puts around it commit, and the writer's
+    memory of rows keeps nothing the refused ops wrote."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        await store.put("k/old", {"v": 0})
+        start = await store.revision()
+        blocker = hold_the_write_lock(path)
+        try:
+            first = await taken_by_the_writer(store, store.put("k/first", {"v": 1}))
+            refused_txn = asyncio.ensure_future(store.transaction([
+                Op.put("k/new", {"v": 1}), Op.delete("k/old"),
+                Op.update("k/old", lambda current: {"v": 2},
+                          conditions=[Condition.exists("k/none")])]))
+            after = asyncio.ensure_future(store.put("k/after", {"v": 3}))
+            await asyncio.sleep(0)  # both queued behind the first
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        await refused(refused_txn, "k/none does not exist", "k/none")
+        assert [(await first).version, (await after).version] == [start + 1, start + 2]
+        assert await store.revision() == start + 2
+        # What the refused ops wrote is forgotten: k/new is absent, k/old as it was.
+        created = await store.put("k/new", {"v": 4}, expect_version=0)
+        assert created.version == start + 3
+        assert (await store.update("k/old", lambda current: dict(current.value, seen=True))
+                ).value == {"v": 0, "seen": True}
+        assert await events_after(store, start) == [
+            ("put", "k/first", start + 1, {"v": 1}), ("put", "k/after", start + 2, {"v": 3}),
+            ("put", "k/new", start + 3, {"v": 4}),
+            ("put", "k/old", start + 4, {"v": 0, "seen": True})]
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_a_sqlite_commit_that_fails_after_its_writes_rolls_them_all_back(
+        tmp_path, caplog):
+    """The batch's writes are done when recording the revision fails (a trigger on the
+    file, as another tool might leave): the transaction is rolled back, every write of
+    the batch is refused by name, the writer forgets them, and the next write goes on
+    at the revision after the last one committed."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        await store.put("k/a", {"v": 1})
+        start = await store.revision()
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("CREATE TRIGGER frozen BEFORE UPDATE ON meta "
+                          "BEGIN SELECT RAISE(ABORT, 'the revision is frozen'); END")
+            for write in (store.put("k/b", {"v": 1}, expect_version=0),
+                          store.update("k/a", lambda current: DELETE)):
+                with pytest.raises(StoreUnavailable) as caught:
+                    await write
+                assert caught.value.message == ("write to %s failed: the revision is frozen"
+                                                % path)
+            assert caplog.messages.count(
+                "sqlite commit of 1 writes failed: the revision is frozen") == 2
+            assert not any("rollback failed" in m for m in caplog.messages)
+            assert await store.revision() == start
+            assert await store.get("k/b") is None and (await store.get("k/a")).value == {
+                "v": 1}
+            other.execute("DROP TRIGGER frozen")
+        finally:
+            other.close()
+        # Nothing of the failed batches is remembered, and no transaction is left open.
+        made = await store.put("k/b", {"v": 2}, expect_version=0)
+        assert made.version == start + 1
+        assert (await store.update("k/a", lambda current: {"v": current.value["v"] + 1})
+                ).value == {"v": 2}
+        assert await events_after(store, start) == [
+            ("put", "k/b", start + 1, {"v": 2}), ("put", "k/a", start + 2, {"v": 2})]
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone() == (
+            start + 3,)
+    finally:
+        conn.close()
+
+
+def test_etcd_answering_fewer_reads_than_asked_is_refused_by_name():
+    """A proxy or a broken member that drops responses from a snapshot read: refused,
+    never taken as keys being absent."""
+    store = EtcdStore([Endpoint("127.0.0.1", 2379)])
+    answer = {"header": {"revision": "7"}, "responses": [{"response_range": {}}]}
+    with pytest.raises(StoreUnavailable) as caught:
+        store._snapshot(answer, answer["responses"], ["k/a", "k/b"], ["p/"])
+    assert caught.value.message == "etcd answered 1 reads for 3 asked"
+    with pytest.raises(StoreUnavailable) as caught:
+        store._snapshot({"header": {"revision": "7"}}, None, ["k/a"], [])
+    assert caught.value.message == "etcd answered 0 reads for 1 asked"
+
+
+@pytest.mark.gen_test
+async def test_a_transaction_answers_the_records_it_did_not_change_as_they_were(store):
+    """The newest write before the transaction and the one before it: a record the
+    transaction only looked at keeps its version, whatever revision the others take."""
+    before = await store.put("k/b", {"v": 1})
+    await store.put("k/c", {"v": 1})
+    written, kept = await store.transaction([
+        Op.put("k/a", {"v": 1}), Op.update("k/b", lambda current: current.value)])
+    assert kept == before
+    assert written.version == await store.revision() > before.version + 1
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_takes_a_conditional_transaction_of_as_many_keys_as_it_allows(store):
+    results = await store.transaction([Op.put("k/%03d" % i, {"i": i}, expect_version=0)
+                                       for i in range(MAX_TXN_OPS)])
+    assert [r.value["i"] for r in results] == list(range(MAX_TXN_OPS))
+    assert len({r.version for r in results}) == 1
+    assert await store.count("k/") == MAX_TXN_OPS
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_counts_the_prefixes_a_transaction_watches_against_its_limit(store):
+    watching = [Condition.unchanged("p1/", 0), Condition.unchanged("p2/", 0)]
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.transaction([Op.put("k/%03d" % i, {"i": i}, conditions=watching)
+                                 for i in range(MAX_TXN_OPS - 1)])
+    assert caught.value.message == ("a transaction over %d keys is more than etcd takes at "
+                                    "once (%d)" % (MAX_TXN_OPS + 1, MAX_TXN_OPS))
+    assert await store.count("k/") == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_gives_up_a_write_that_another_client_always_gets_ahead_of(
+        store, etcd_for_stores):
+    await store.put("k/x", {"v": 0})
+    calls = []
+
+    def write(current):
+        calls.append(current.value["v"])
+        write_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/x",
+                                     {"v": len(calls)})
+        return {"v": -1}
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.update("k/x", write, conditions=[Condition.version("k/y", 0)])
+    assert caught.value.message == ("gave up writing k/x, k/y after %d attempts: other "
+                                    "writers kept changing it" % MAX_ATTEMPTS)
+    assert calls == list(range(MAX_ATTEMPTS))
+    assert (await store.get("k/x")).value == {"v": MAX_ATTEMPTS}
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sqlite_commits_at_most_max_batch_writes_at_once(tmp_path):
+    """Writes queued while the writer waits go in commits of at most _MAX_BATCH (the
+    latency the first in line may wait): counted by a trigger on the revision, which
+    every commit with writes updates once."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        start = await store.revision()
+        counter = sqlite3.connect(path, isolation_level=None)
+        try:
+            counter.executescript(
+                "CREATE TABLE commits (revision INTEGER);"
+                "CREATE TRIGGER count_commits AFTER UPDATE ON meta "
+                "BEGIN INSERT INTO commits VALUES (NEW.value); END;")
+            blocker = hold_the_write_lock(path)
+            try:
+                first = await taken_by_the_writer(store, store.put("k/first", {}))
+                queued = [asyncio.ensure_future(store.put("k/%03d" % i, {"i": i}))
+                          for i in range(_MAX_BATCH + 1)]
+                await asyncio.sleep(0)
+            finally:
+                blocker.execute("COMMIT")
+                blocker.close()
+            await first
+            assert [r.version for r in await asyncio.gather(*queued)] == list(
+                range(start + 2, start + _MAX_BATCH + 3))
+            assert counter.execute("SELECT revision FROM commits").fetchall() == [
+                (start + 1,), (start + 1 + _MAX_BATCH,), (start + 2 + _MAX_BATCH,)]
+        finally:
+            counter.close()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_refuses_a_big_blind_batch_with_a_bad_value_before_writing_any_of_it(
+        store):
+    """Blind writes go to etcd in chunks of MAX_TXN_OPS: a value that is not a JSON object
+    in the last chunk must be refused before the first chunk is sent."""
+    ops = [Op.put("k/%03d" % i, {"i": i}) for i in range(MAX_TXN_OPS)]
+    with pytest.raises(TypeError) as caught:
+        await store.transaction(ops + [Op.put("k/bad", [1])])
+    assert str(caught.value) == "store values are JSON objects, got <class 'list'>"
+    assert await store.count("k/") == 0
+
+
+def read_behind_the_stores_back(etcd, key):
+    """The value of ``key`` as etcd holds it (bytes, decoded from base64)."""
+    answer = requests.post(etcd.members[0].client_url + "/v3/kv/range", timeout=10,
+                           json={"key": b64(key)})
+    assert answer.status_code == 200, answer.text
+    return base64.b64decode(answer.json()["kvs"][0]["value"])
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_keeps_compact_json_and_refuses_what_json_cannot_hold(store,
+                                                                         etcd_for_stores):
+    await store.put("k/a", {"v": 1, "w": [1, 2]})
+    await store.update("k/b", lambda current: {"v": 1, "w": "x"})
+    assert read_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/a") == (
+        b'{"v":1,"w":[1,2]}')
+    assert read_behind_the_stores_back(etcd_for_stores(), store.prefix + "k/b") == (
+        b'{"v":1,"w":"x"}')
+    for write in (store.put("k/c", {"v": float("nan")}),
+                  store.update("k/c", lambda current: {"v": float("inf")})):
+        with pytest.raises(ValueError) as caught:
+            await write
+        assert str(caught.value) == "Out of range float values are not JSON compliant"
+    assert await store.get("k/c") is None
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_answers_the_revision_a_write_took_when_another_came_between(
+        store, etcd_for_stores):
+    """Another client writes an unrelated key between this write's snapshot and its
+    compare-and-swap: the swap still succeeds, and the record it answers carries the
+    revision etcd gave it, not the one after the snapshot."""
+    calls = []
+
+    def write(current):
+        if not calls:
+            calls.append(write_behind_the_stores_back(etcd_for_stores(),
+                                                      store.prefix + "other/x", {"v": 1}))
+        return {"v": 2}
+    written = await store.update("k/x", write)
+    assert written.version == calls[0] + 1 == (await store.get("k/x")).version
+
+
+@pytest.mark.gen_test
+async def test_every_condition_is_checked_after_an_unchanged_prefix_that_holds(store):
+    await store.put("p/a", {"v": 1})
+    revision = await store.revision()
+    await refused(store.put("k/x", {"v": 1}, conditions=[
+        Condition.unchanged("p/", revision), Condition.exists("k/none")]),
+        "k/none does not exist", "k/none")
+    assert await store.get("k/x") is None
