@@ -221,11 +221,11 @@ class Reconciler:
     async def reconcile_service(self, name: str) -> Optional[float]:
         """One pass over a service; returns when to look again (None: at resync)."""
         started = time.monotonic()
-        spec = await self.informer.spec(name)
+        spec = await self.store.get(service_key(name))
         if spec is None:
             await self._remove(name)
             return None
-        current = await self.informer.status(name)
+        current = await self.store.get(status_key(name))
         service = Service.from_store(spec.value)
         previous = current.value if current else empty_status()
         computes = set(service.replicas) | set(previous.get("computes", {}))

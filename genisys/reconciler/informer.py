@@ -9,7 +9,7 @@ or broken watch lists again, so no change is missed:
   connector call needs its compute and there are few. Each change is handed to
   ``on_compute``.
 
-Specs and statuses are not kept: a pass reads its own from the store, so it never
+Specs and statuses are not kept: a pass reads its own from the store itself, so it never
 acts on a stale one, and a resync lists them. Kept as dicts, ten thousand
 services' specs and statuses took 45 MB (tracemalloc), and the third watch (of
 statuses) cost a decoded event per status write.
@@ -30,8 +30,6 @@ from genisys.intents import (
     STATUS,
     compute_key,
     computes_referred,
-    service_key,
-    status_key,
 )
 from genisys.model import Compute
 from genisys.reconciler.queue import Backoff
@@ -109,12 +107,6 @@ class Informer:
     def synced(self) -> bool:
         """Specs and computes are both listed and watched."""
         return self._specs_synced and self._computes.synced
-
-    async def spec(self, name: str) -> Optional[Record]:
-        return await self.store.get(service_key(name))
-
-    async def status(self, name: str) -> Optional[Record]:
-        return await self.store.get(status_key(name))
 
     async def compute(self, name: str) -> Optional[Record]:
         if self._computes.synced:
