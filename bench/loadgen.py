@@ -9,7 +9,9 @@ the server it measures)::
 
 Each client holds one connection and sends its next request as soon as the
 answer to the last one has arrived (a closed loop, like ``wrk``). ``{key}``
-in the path takes the values 0, 1, ..., keys - 1 in turn across all clients.
+in the path takes the values 0, 1, ..., keys - 1 in turn across all clients;
+``{key}`` in the body (``--body``) takes the same value as in its path, so
+every request of a long run can carry a value of its own.
 Writes one JSON object: the answers completed in the measured window (after
 the warm-up), requests per second, latency percentiles in milliseconds, and
 the 2xx answers of the whole run, warm-up and the last in-flight ones
@@ -78,14 +80,16 @@ def request_bytes(method, host, path, body):
 async def client(args, run, keys):
     url = urllib.parse.urlsplit(args.url)
     host, port = url.hostname, url.port or 80
-    body = args.body.encode("utf-8") if args.body is not None else None
     reader = writer = None
     while time.perf_counter() < run.end:
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
-            path = args.path.format(key=next(keys) % args.keys)
-            request = request_bytes(args.method, url.netloc, path, body)
+            key = next(keys) % args.keys
+            body = None
+            if args.body is not None:
+                body = args.body.replace("{key}", str(key)).encode("utf-8")
+            request = request_bytes(args.method, url.netloc, args.path.format(key=key), body)
             started = time.perf_counter()
             writer.write(request)
             status, keep_alive = await read_response(reader)
@@ -140,7 +144,8 @@ def main(argv=None):
     parser.add_argument("--method", default="GET")
     parser.add_argument("--path", required=True, help="path template, {key} is replaced")
     parser.add_argument("--keys", type=int, default=1, help="values of {key}: 0 .. keys-1")
-    parser.add_argument("--body", default=None, help="JSON body of every request")
+    parser.add_argument("--body", default=None,
+                        help="JSON body of every request, {key} is replaced")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured")

@@ -26,6 +26,8 @@ GENISYS_PY = os.path.join(ROOT, "genisys.py")
 
 _CONTROLLER_LISTENING = re.compile(r"genisys listening on https?://([^:\s]+):(\d+)")
 _CONNECTOR_LISTENING = re.compile(r"genisys connector listening on https?://([^:\s]+):(\d+)")
+_NOOP_LISTENING = re.compile(r"noop listening on https?://([^:\s]+):(\d+)")
+NOOP_PY = os.path.join(ROOT, "bench", "noop.py")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 
@@ -194,6 +196,13 @@ class Fleet(contextlib.AbstractContextManager):
         for child in children:
             child.wait_listening()
         return children
+
+    def noop(self):
+        """The no-work tornado server (``bench/noop.py``), the API's ceiling."""
+        child = self._track(Child([sys.executable, NOOP_PY, "--port", "0"],
+                                  workdir=self.workdir, name=self._name("noop"),
+                                  listening=_NOOP_LISTENING))
+        return child.spawn()
 
     def python(self, argv, *, name):
         """Any other Python process of ours (the load generator); no port."""

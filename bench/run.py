@@ -23,7 +23,7 @@ from bench import report, scenarios
 from bench.procs import Fleet
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-PHASES = ("converge", "baseline", "steady", "api")
+PHASES = ("converge", "baseline", "steady", "api", "one-compute", "memory")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m)?")
 
 
@@ -127,7 +127,8 @@ def run(args, settings, results):
     runnable = [p for p in selected if p.unavailable is None]
     results["protocols"] = [p.name for p in runnable]
     results["protocols_skipped"] = {p.name: p.unavailable for p in selected if p.unavailable}
-    results.update(convergence=[], baseline=[], steady_state=[], api=None)
+    results.update(convergence=[], baseline=[], steady_state=[], api=None, one_compute=None,
+                   memory_burst=None)
     largest = max(args.sizes)
 
     with Fleet(settings.workdir) as fleet:
@@ -164,6 +165,22 @@ def run(args, settings, results):
             progress("API, %d clients, %g s per phase" % (settings.api_clients,
                                                           settings.api_duration))
             results["api"] = scenarios.api(fleet, settings)
+
+        if "one-compute" not in args.skip:
+            progress("convergence and sequential baseline, %d services x 1 compute"
+                     % settings.one_compute_services)
+            results["one_compute"] = scenarios.one_compute(fleet, settings)
+            row = results["one_compute"]["convergence"]
+            progress("  genisys %s s, baseline %.1f s" % (
+                report.fmt(row["seconds"], 2) if row["converged"] else "timeout",
+                results["one_compute"]["baseline"]["seconds"]))
+
+        if "memory" not in args.skip:
+            progress("memory after a burst of upscales (%d clients, %g s, %d services)"
+                     % (settings.burst_clients, settings.burst_duration,
+                        settings.burst_services))
+            results["memory_burst"] = scenarios.memory_burst(fleet, settings)
+            progress("  %s MB held" % report.fmt(results["memory_burst"]["held_mb"]))
 
         if args.profile:
             profile(fleet, settings, args.profile, os.path.dirname(args.output))

@@ -8,8 +8,14 @@ b. ``baseline``: the same work by the original poller's sequential loop.
 c. ``steady_state``: a controller started on a store (and connectors) where
    all of it has already converged; measured over exactly one poll interval,
    aligned on the first periodic resync.
-d. ``api``: upscales, then GETs, by 64 keep-alive clients in their own process.
+d. ``api``: upscales, then GETs, then compute writes, by 64 keep-alive clients
+   in their own process; and the same requests answered by a tornado handler
+   that does no work (``bench/noop.py``), the ceiling they are read against.
 e. memory: the RSS figures of ``steady_state`` (a controller holding N x M).
+f. ``one_compute``: ``convergence`` and ``baseline`` for N services on a single
+   compute, where how many calls genisys keeps in flight decides everything.
+g. ``memory_burst``: a controller's RSS when idle, and after a burst of
+   upscales has been converged.
 
 ``Protocol`` says how a variant of the connector protocol is set up (the
 arguments of the connectors and of the controller); a protocol genisys does
@@ -23,6 +29,7 @@ import time
 from typing import Optional
 
 import requests
+import tornado
 
 from bench import procs
 from bench.workload import (
@@ -80,6 +87,12 @@ class Settings:
     api_warmup: float = 1.0
     #: Services the API benchmark spreads its upscales over.
     api_keys: int = 1000
+    #: f. services on the single compute.
+    one_compute_services: int = 1000
+    #: g. the burst of upscales: clients, seconds, services.
+    burst_clients: int = 16
+    burst_duration: float = 10.0
+    burst_services: int = 50
     #: Extra flags for every controller (e.g. "--reconciler-workers=64").
     controller_args: tuple = ()
 
@@ -241,17 +254,21 @@ def steady_state(fleet, settings, protocol, services, db, connectors):
 # -- d. API -----------------------------------------------------------------------------
 
 
-def _load(fleet, settings, controller, *, method, path, body=None, keys):
+def _load(fleet, settings, server, *, method, path, body=None, keys, clients=None,
+          duration=None, warmup=None):
+    """What the load generator measured of ``method path`` against ``server``."""
+    clients = settings.api_clients if clients is None else clients
+    duration = settings.api_duration if duration is None else duration
+    warmup = settings.api_warmup if warmup is None else warmup
     output = os.path.join(settings.workdir, "loadgen-%s-%d.json" % (method.lower(),
                                                                     time.monotonic_ns()))
-    argv = [LOADGEN_PY, "--url", controller.url, "--method", method, "--path", path,
-            "--keys", str(keys), "--clients", str(settings.api_clients),
-            "--duration", str(settings.api_duration), "--warmup", str(settings.api_warmup),
-            "--output", output]
+    argv = [LOADGEN_PY, "--url", server.url, "--method", method, "--path", path,
+            "--keys", str(keys), "--clients", str(clients), "--duration", str(duration),
+            "--warmup", str(warmup), "--output", output]
     if body is not None:
         argv += ["--body", body]
     loadgen = fleet.python(argv, name="loadgen")
-    status = loadgen.proc.wait(settings.api_warmup + settings.api_duration + 120)
+    status = loadgen.proc.wait(warmup + duration + 120)
     fleet.stop(loadgen)
     if status != 0:
         raise RuntimeError("the load generator failed (%s):\n%s" % (status, loadgen.log_tail()))
@@ -259,11 +276,33 @@ def _load(fleet, settings, controller, *, method, path, body=None, keys):
         return json.load(f)
 
 
+#: The body of every compute write: a new connector address each time, so each is a
+#: real change (``{key}`` is the load generator's counter; no service uses c1).
+COMPUTE_WRITE_BODY = '{"connector": "http://127.0.0.1:9/{key}"}'
+UPSCALE_BODY = json.dumps({"compute": "c0"})
+
+
+def ceiling(fleet, settings):
+    """The same GETs and writes, answered by a tornado handler that does no work
+    (``bench/noop.py``, on plain asyncio): the most a tornado server answers here."""
+    noop = fleet.noop()
+    noop.wait_listening()
+    path = "/service/" + service_name_template(settings.api_keys, prefix="api")
+    try:
+        get = _load(fleet, settings, noop, method="GET", path=path, keys=settings.api_keys)
+        write = _load(fleet, settings, noop, method="PUT", path="/compute/c1",
+                      body=COMPUTE_WRITE_BODY, keys=2 ** 62)
+    finally:
+        fleet.stop(noop)
+    return {"server": "tornado %s, a handler that answers {} (plain asyncio)"
+            % tornado.version, "get": get, "write": write}
+
+
 def api(fleet, settings):
     """Upscales spread over ``api_keys`` services on one compute, then GETs of them,
-    against a controller on the default durable SQLite store. The compute's simulated
-    connector is real: the reconciler converges the upscales while they arrive, as it
-    would in production."""
+    then compute writes, against a controller on the default durable SQLite store.
+    The compute's simulated connector is real: the reconciler converges the upscales
+    while they arrive, as it would in production."""
     protocol = PROTOCOLS["per-service"]
     [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
     db = os.path.join(settings.workdir, "api.db")
@@ -274,20 +313,92 @@ def api(fleet, settings):
 
     cpu = [procs.cpu_seconds(controller.pid)]
     upscale = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
-                    body=json.dumps({"compute": "c0"}), keys=settings.api_keys)
+                    body=UPSCALE_BODY, keys=settings.api_keys)
     cpu.append(procs.cpu_seconds(controller.pid))
     listed = requests.get(controller.url + "/service", timeout=120).json()
     stored = sum(view["replicas"].get("c0", 0) for view in listed.values())
     get = _load(fleet, settings, controller, method="GET", path=path, keys=settings.api_keys)
     cpu.append(procs.cpu_seconds(controller.pid))
+    compute_writes = _load(fleet, settings, controller, method="PUT", path="/compute/c1",
+                           body=COMPUTE_WRITE_BODY, keys=2 ** 62)
+    cpu.append(procs.cpu_seconds(controller.pid))
     memory = procs.memory_mb(controller.pid)
     fleet.stop(controller, connector)
-    for phase, used in ((upscale, cpu[1] - cpu[0]), (get, cpu[2] - cpu[1])):
+    for i, phase in enumerate((upscale, get, compute_writes)):
+        used = cpu[i + 1] - cpu[i]
         phase["controller_cpu_seconds"] = used
         phase["controller_cpu_ms_per_request"] = (used * 1000.0 / phase["total_requests"]
                                                   if phase["total_requests"] else None)
     return {"store": "sqlite (durable: WAL, synchronous=FULL)", "clients": settings.api_clients,
-            "upscale": upscale, "get": get, "stored_total": stored,
+            "upscale": upscale, "get": get, "compute_writes": compute_writes,
+            "ceiling": ceiling(fleet, settings), "stored_total": stored,
             "upscales_answered_2xx": upscale["total_ok"],
             "totals_match": stored == upscale["total_ok"],
             "controller_rss_mb": memory["rss"]}
+
+
+# -- f. one compute ------------------------------------------------------------------------
+
+
+def one_compute(fleet, settings):
+    """N services wanting 1 resource on a single compute (per-service protocol): one
+    connector, so the calls genisys keeps in flight to it decide the time; and the
+    sequential baseline of the same work."""
+    single = dataclasses.replace(settings, computes=1)
+    n = settings.one_compute_services
+    row, _ = convergence(fleet, single, PROTOCOLS["per-service"], n)
+    return {"convergence": row, "baseline": baseline(fleet, single, n)}
+
+
+# -- g. memory after a burst of upscales ----------------------------------------------------
+
+
+def _burst_converged(controller, services):
+    """True when every service's status says Converged at its replicas on c0."""
+    listed = requests.get(controller.url + "/service", timeout=120).json()
+    if len(listed) < services:
+        return False
+    for view in listed.values():
+        entry = view["status"].get("computes", {}).get("c0", {})
+        if entry.get("condition") != "Converged" \
+                or entry.get("running") != view["replicas"].get("c0"):
+            return False
+    return True
+
+
+def memory_burst(fleet, settings, *, settle=5.0, timeout=300.0):
+    """RSS of a controller idle, then after ``burst_duration`` s of upscales by
+    ``burst_clients`` clients over ``burst_services`` services (a simulated connector),
+    once the reconciler has converged them all, and ``settle`` s after that: what
+    the burst left held."""
+    protocol = PROTOCOLS["per-service"]
+    [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
+    db = os.path.join(settings.workdir, "burst.db")
+    seed_store(db, computes={"c0": connector.url})
+    controller = fleet.controller(db, args=_controller_args(settings, protocol))
+    controller.wait_listening()
+    time.sleep(settle)
+    idle = procs.memory_mb(controller.pid)
+    path = "/service/" + service_name_template(settings.burst_services, prefix="burst")
+    burst = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
+                  body=UPSCALE_BODY, keys=settings.burst_services,
+                  clients=settings.burst_clients, duration=settings.burst_duration, warmup=0)
+    after_burst = procs.memory_mb(controller.pid)
+    started = time.monotonic()
+    converged = False
+    while time.monotonic() - started < timeout:
+        converged = _burst_converged(controller, settings.burst_services)
+        if converged:
+            break
+        time.sleep(0.5)
+    converge_seconds = time.monotonic() - started
+    time.sleep(settle)
+    settled = procs.memory_mb(controller.pid)
+    fleet.stop(controller, connector)
+    return {"clients": settings.burst_clients, "seconds": settings.burst_duration,
+            "services": settings.burst_services, "upscales_ok": burst["total_ok"],
+            "upscales_per_second": burst["ok_per_second"], "converged": converged,
+            "converge_seconds_after_burst": converge_seconds,
+            "idle_rss_mb": idle["rss"], "after_burst_rss_mb": after_burst["rss"],
+            "settled_rss_mb": settled["rss"], "peak_rss_mb": settled["peak"],
+            "held_mb": settled["rss"] - idle["rss"]}

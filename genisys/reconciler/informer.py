@@ -134,14 +134,15 @@ class Informer:
         listing = await self.store.list(STATUS)
         return specs, {r.key[len(STATUS):]: r for r in listing.records}
 
-    async def services_referring_to(self, compute: str) -> list[str]:
-        """The services that refer to ``compute`` (``computes_referred``), sorted. It
-        lists every spec and status: computes change seldom."""
+    async def services_referring_to(self, *computes: str) -> list[str]:
+        """The services that refer to any of ``computes`` (``computes_referred``),
+        sorted. It lists every spec and status: computes change seldom, and the
+        reconciler asks once for all those changed meanwhile."""
         specs, statuses = await self.specs_and_statuses()
         spec_of = {r.key[len(SERVICES):]: r.value for r in specs}
         return sorted(name for name in spec_of.keys() | statuses.keys()
-                      if compute in computes_referred(spec_of.get(name),
-                                                   _value(statuses.get(name))))
+                      if not computes_referred(spec_of.get(name),
+                                               _value(statuses.get(name))).isdisjoint(computes))
 
     # -- list and watch ----------------------------------------------------------
 

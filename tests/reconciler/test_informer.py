@@ -92,6 +92,8 @@ async def test_a_service_refers_to_a_compute_its_spec_names_or_its_status_still_
     assert await informer.services_referring_to("a") == ["gone", "web"]
     assert await informer.services_referring_to("b") == ["api", "web"]
     assert await informer.services_referring_to("c") == []
+    assert await informer.services_referring_to("b", "c") == ["api", "web"]
+    assert await informer.services_referring_to("a", "b") == ["api", "gone", "web"]
 
     await store.put("status/web", status("a"))  # b is done with
     assert await informer.services_referring_to("b") == ["api"]

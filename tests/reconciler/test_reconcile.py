@@ -1,5 +1,7 @@
 """The reconcile loop against fake connectors on real loopback HTTP, over every store."""
 
+import asyncio
+
 import pytest
 
 from genisys.errors import Conflict, NotFound
@@ -347,3 +349,57 @@ async def test_passes_read_computes_from_the_informer_and_specs_and_statuses_fro
 
 async def _reason(harness, service, reason):
     return (await harness.intents.service_events(service))[0]["reason"] == reason
+
+
+class GatedListStore(ReadCountingStore):
+    """A ReadCountingStore whose listings of statuses wait for ``gate`` while ``held``."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.held = False
+        self.gate = asyncio.Event()
+
+    async def list(self, prefix):
+        self.reads.append(("list", prefix))
+        if self.held and prefix == "status/":
+            await self.gate.wait()
+        return await self._store.list(prefix)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_burst_of_compute_changes_costs_one_listing_for_all_those_made_meanwhile(
+        harness):
+    """Finding a changed compute's services lists every spec and status: the changes
+    made while one listing runs are looked up together by the next, and every service
+    of every changed compute is looked at again."""
+    local = await harness.connector("c0")
+    for i in range(1, 5):
+        await harness.intents.create_compute(Compute("c%d" % i, local.url))
+    gated = GatedListStore(harness.store)
+    await harness.start(store=gated, poll_interval=600)  # no resync during the test
+    for i in range(5):
+        await harness.intents.scale("svc%d" % i, "c%d" % i, 1)
+    for i in range(5):
+        await eventually(lambda i=i: harness.converged("svc%d" % i, "c%d" % i, 1))
+    asked = {i: local.count("status", "svc%d" % i) for i in range(5)}
+
+    gated.held = True
+    gated.reads.clear()
+    await harness.intents.put_compute(Compute("c0", local.url + "/"))  # a new address
+    await eventually(lambda: ("list", "status/") in gated.reads, message="the first listing")
+    written = [await harness.intents.put_compute(Compute("c%d" % i, local.url + "/"))
+               for i in range(1, 5)]
+    informer = harness.reconciler.informer
+    for i, (record, _) in enumerate(written, start=1):
+        await eventually(lambda i=i, v=record.version: _has_version(informer, "c%d" % i, v),
+                         message="the informer to see c%d change" % i)
+    gated.gate.set()
+    for i in range(5):
+        await eventually(lambda i=i: local.count("status", "svc%d" % i) > asked[i],
+                         message="svc%d looked at again" % i)
+    assert gated.reads.count(("list", "status/")) == 2
+
+
+async def _has_version(informer, compute, version):
+    record = await informer.compute(compute)
+    return record is not None and record.version == version
