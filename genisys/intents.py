@@ -122,16 +122,8 @@ def service_view(spec_record: Record, status_record: Optional[Record], *,
     return view
 
 
-def computes_referred(spec: Optional[dict], status: Optional[dict]) -> frozenset:
-    """The computes a service refers to: those its spec names and those its status
-    has an entry for. A change of any of them (a new address, created, deleted) can
-    change what the service needs or shows: the reconciler looks at it again."""
-    return frozenset((spec or {}).get("replicas", {})) | frozenset(
-        (status or {}).get("computes", {}))
-
-
 def computes_used(spec: Optional[dict], status: Optional[dict]) -> frozenset:
-    """The computes a service uses, of those it refers to: those its spec wants
+    """The computes a service uses: those its spec wants
     resources on, and those its status says still want or run some (a compute
     dropped from the spec is used until the reconciler has scaled it to 0 there). A
     compute in use cannot be deleted."""

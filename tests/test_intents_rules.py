@@ -23,7 +23,6 @@ from genisys.intents import (
     IDEMPOTENCY,
     Idempotency,
     Intents,
-    computes_referred,
     computes_used,
     rfc3339,
 )
@@ -492,14 +491,10 @@ async def test_a_service_whose_status_has_no_events_and_no_events_key_shows_none
     assert await intents.service_events("web") == []
 
 
-def test_the_computes_a_service_refers_to_and_uses():
+def test_the_computes_a_service_uses():
     spec = {"replicas": {"a": 0, "b": 2}}
     status = {"computes": {"c": {"desired": 0, "running": 1}, "d": {"desired": 0},
                            "b": {"desired": 2, "running": 2}}}
-    assert computes_referred(spec, status) == {"a", "b", "c", "d"}
-    assert computes_referred(spec, None) == {"a", "b"}
-    assert computes_referred(None, status) == {"b", "c", "d"}
-    assert computes_referred({}, {}) == computes_referred(None, None) == frozenset()
     assert computes_used(spec, status) == {"b", "c"}
     assert computes_used({}, {}) == computes_used(None, None) == frozenset()
 

@@ -101,9 +101,6 @@ class Reconciler:
         #: compute -> services whose last failure there was the connector itself
         #: (unreachable, timeout): any answer from it means they can try again.
         self._down: dict[str, set[str]] = collections.defaultdict(set)
-        #: Computes changed whose services are not queued yet, and the task queueing them.
-        self._computes_changed: set[str] = set()
-        self._queueing_users: Optional[asyncio.Task] = None
         self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle -----------------------------------------------------------
@@ -120,8 +117,7 @@ class Reconciler:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop every task; a pass cut short is simply redone by the next leader or start."""
         self.queue.close()
-        await stop_tasks(self._tasks + list(self._inflight.values()) + [self._queueing_users],
-                         timeout=timeout)
+        await stop_tasks(self._tasks + list(self._inflight.values()), timeout=timeout)
         await self.informer.stop(timeout=timeout)
         self._tasks = []
         self._inflight.clear()
@@ -133,35 +129,14 @@ class Reconciler:
         self.queue.add(name)
 
     async def _compute_changed(self, name: str) -> None:
-        """A compute appeared, moved or went: look again at every service using it.
-        A new address deserves a try now, not at the end of the old one's backoff.
-
-        Finding those services lists every spec and status, so one task does it for
-        every compute changed meanwhile: a burst of compute writes costs a listing or
-        two, not one each (and the watch never waits on a listing)."""
-        self._retry_now(name, self._memory.get(name, {}))
-        self._computes_changed.add(name)
-        if self._queueing_users is None:
-            self._queueing_users = start_task(self._queue_users(), name="compute-users")
-
-    async def _queue_users(self) -> None:
-        """Queue the services of every compute in ``_computes_changed``, until none is
-        left; a store error puts them back, for another try a second later."""
-        try:
-            while self._computes_changed:
-                changed, self._computes_changed = self._computes_changed, set()
-                try:
-                    users = await self.informer.services_referring_to(*changed)
-                except GenisysError as e:
-                    self._computes_changed |= changed
-                    log.warning("cannot list the services of computes %s: %s; again in 1s",
-                                ", ".join(sorted(changed)), e)
-                    await asyncio.sleep(1.0)
-                    continue
-                for service in users:
-                    self.queue.add(service)
-        finally:
-            self._queueing_users = None
+        """A compute appeared, moved or went: look again at every service using it
+        (its spec names it, or a pair there is still remembered: being scaled to 0
+        there, say). A new address deserves a try now, not at the end of the old
+        one's backoff. Nothing is read from the store: computes may change often."""
+        remembered = self._memory.get(name, {})
+        self._retry_now(name, remembered)
+        for service in sorted(self.informer.services_using(name).union(remembered)):
+            self.queue.add(service)
 
     async def _specs_relisted(self, first: bool, specs: list[Record]) -> None:
         """Every service may have changed unseen (at start, after a broken watch):

@@ -4,13 +4,14 @@ Two prefixes are listed, then watched from the listing's revision; a compacted
 or broken watch lists again, so no change is missed:
 
 * specs (``services/``): each change is handed to ``on_spec``, each listing to
-  ``on_specs_relisted`` (every service may have changed unseen);
+  ``on_specs_relisted`` (every service may have changed unseen). Of each spec,
+  only the computes it names are kept (``services_using``);
 * computes (``computes/``): kept here, records and models, because every
   connector call needs its compute and there are few. Each change is handed to
   ``on_compute``.
 
-Specs and statuses are not kept: a pass reads its own from the store itself, so it never
-acts on a stale one, and a resync lists them. Kept as dicts, ten thousand
+Specs and statuses themselves are not kept: a pass reads its own from the store itself,
+so it never acts on a stale one, and a resync lists them. Kept as dicts, ten thousand
 services' specs and statuses took 45 MB (tracemalloc), and the third watch (of
 statuses) cost a decoded event per status write.
 
@@ -21,7 +22,7 @@ a listing taken before a write cannot bring an old value back.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Optional
+from typing import Generic, Optional, TypeVar
 
 from genisys.errors import GenisysError
 from genisys.intents import (
@@ -29,7 +30,6 @@ from genisys.intents import (
     SERVICES,
     STATUS,
     compute_key,
-    computes_referred,
 )
 from genisys.model import Compute
 from genisys.reconciler.queue import Backoff
@@ -43,32 +43,43 @@ log = logging.getLogger(__name__)
 OnChange = Callable[[str], Awaitable[None]]
 #: ``on_relisted(first, records)``: the prefix was listed again (``first``: at start).
 OnRelisted = Callable[[bool, list[Record]], Awaitable[None]]
+T = TypeVar("T")
 
 
-class _Cache:
-    """The records under one prefix, by name, as of the last listing and events."""
+class _Cache(Generic[T]):
+    """What is kept of each record under one prefix (``keep(record)``), by name, as of
+    the last listing and events."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, keep: Callable[[Record], T]) -> None:
         self.prefix = prefix
-        self.records: dict[str, Record] = {}
+        self.keep = keep
+        #: name -> (the version of the record, what is kept of it)
+        self.entries: dict[str, tuple[int, T]] = {}
         #: Listed and watched: a name absent here is absent from the store.
         self.synced = False
+
+    def get(self, name: str) -> Optional[T]:
+        entry = self.entries.get(name)
+        return entry[1] if entry is not None else None
+
+    def kept(self) -> dict[str, T]:
+        return {name: item for name, (_, item) in self.entries.items()}
 
     def replace(self, listing: Listing) -> None:
         """Take a listing. A record written after it (its version is newer) stays."""
         listed = {r.key[len(self.prefix):]: r for r in listing.records}
-        for name, record in list(self.records.items()):
-            if name not in listed and record.version <= listing.revision:
-                del self.records[name]
+        for name, (version, _) in list(self.entries.items()):
+            if name not in listed and version <= listing.revision:
+                del self.entries[name]
         for name, record in listed.items():
             self.offer(name, record)
 
     def offer(self, name: str, record: Record) -> bool:
         """Keep ``record`` unless a newer version is cached; True if it was kept."""
-        cached = self.records.get(name)
-        if cached is not None and cached.version >= record.version:
+        cached = self.entries.get(name)
+        if cached is not None and cached[0] >= record.version:
             return False
-        self.records[name] = record
+        self.entries[name] = (record.version, self.keep(record))
         return True
 
     def apply(self, event: Event) -> None:
@@ -77,17 +88,31 @@ class _Cache:
         if event.type == "put" and event.record is not None:
             self.offer(name, event.record)
             return
-        cached = self.records.get(name)
-        if cached is not None and cached.version <= event.revision:
-            del self.records[name]
+        cached = self.entries.get(name)
+        if cached is not None and cached[0] <= event.revision:
+            del self.entries[name]
+
+
+class _ComputesNamed:
+    """``keep`` of the specs' cache: the computes a spec names, one frozenset for all
+    the specs that name the same ones (ten thousand services on four computes share
+    a handful)."""
+
+    def __init__(self) -> None:
+        self._sets: dict[frozenset, frozenset] = {}
+
+    def __call__(self, record: Record) -> frozenset:
+        named = frozenset(record.value.get("replicas", ()))
+        return self._sets.setdefault(named, named)
 
 
 class Informer:
     def __init__(self, store: Store, *, on_spec: OnChange, on_compute: OnChange,
                  on_specs_relisted: OnRelisted, on_computes_relisted: OnRelisted) -> None:
         self.store = store
-        self._computes = _Cache(COMPUTES)
-        self._specs_synced = False
+        self._computes: _Cache[Record] = _Cache(COMPUTES, lambda record: record)
+        #: Of each spec, only the computes it names (``services_using``).
+        self._specs: _Cache[frozenset] = _Cache(SERVICES, _ComputesNamed())
         self._handlers = {SERVICES: (on_spec, on_specs_relisted),
                           COMPUTES: (on_compute, on_computes_relisted)}
         #: compute -> (the record version it was made from, the Compute).
@@ -106,11 +131,11 @@ class Informer:
 
     def synced(self) -> bool:
         """Specs and computes are both listed and watched."""
-        return self._specs_synced and self._computes.synced
+        return self._specs.synced and self._computes.synced
 
     async def compute(self, name: str) -> Optional[Record]:
         if self._computes.synced:
-            return self._computes.records.get(name)
+            return self._computes.get(name)
         return await self.store.get(compute_key(name))
 
     async def compute_model(self, name: str) -> Optional[Compute]:
@@ -134,15 +159,11 @@ class Informer:
         listing = await self.store.list(STATUS)
         return specs, {r.key[len(STATUS):]: r for r in listing.records}
 
-    async def services_referring_to(self, *computes: str) -> list[str]:
-        """The services that refer to any of ``computes`` (``computes_referred``),
-        sorted. It lists every spec and status: computes change seldom, and the
-        reconciler asks once for all those changed meanwhile."""
-        specs, statuses = await self.specs_and_statuses()
-        spec_of = {r.key[len(SERVICES):]: r.value for r in specs}
-        return sorted(name for name in spec_of.keys() | statuses.keys()
-                      if not computes_referred(spec_of.get(name),
-                                               _value(statuses.get(name))).isdisjoint(computes))
+    def services_using(self, compute: str) -> set[str]:
+        """The services whose spec names ``compute``, as of the specs listed and
+        watched: no store read (computes may change often; ten thousand services'
+        computes cost about 1 MB here)."""
+        return {name for name, (_, named) in self._specs.entries.items() if compute in named}
 
     # -- list and watch ----------------------------------------------------------
 
@@ -150,43 +171,32 @@ class Informer:
         """List the prefix, then watch it from the listing's revision, forever; a
         compacted or broken watch lists again."""
         changed, relisted = self._handlers[prefix]
-        cache = self._computes if prefix == COMPUTES else None
+        cache = self._computes if prefix == COMPUTES else self._specs
         failures, first = 0, True
         retry = Backoff(initial=0.2, maximum=5.0)
         while True:
             try:
                 listing = await self.store.list(prefix)
-                if cache is not None:
-                    cache.replace(listing)
-                self._set_synced(prefix, True)
+                cache.replace(listing)
+                cache.synced = True
                 await relisted(first, listing.records)
                 first, failures = False, 0
                 revision = listing.revision
                 del listing  # not kept while watching: ten thousand specs are megabytes
                 async with self.store.watch(prefix, start_revision=revision) as watch:
                     async for event in watch:
-                        if cache is not None:
-                            cache.apply(event)
+                        cache.apply(event)
                         await changed(event.key[len(prefix):])
             except Compacted as e:
-                self._set_synced(prefix, False)
+                cache.synced = False
                 log.info("watch of %s: %s; listing again", prefix, e)
             except GenisysError as e:
-                self._set_synced(prefix, False)
+                cache.synced = False
                 failures += 1
                 delay = retry.delay(failures)
                 log.warning("watch of %s failed (%s); again in %.1fs", prefix, e, delay)
                 await asyncio.sleep(delay)
             except BaseException:
-                self._set_synced(prefix, False)
+                cache.synced = False
                 raise
 
-    def _set_synced(self, prefix: str, synced: bool) -> None:
-        if prefix == COMPUTES:
-            self._computes.synced = synced
-        else:
-            self._specs_synced = synced
-
-
-def _value(record: Optional[Record]) -> Optional[dict]:
-    return record.value if record is not None else None

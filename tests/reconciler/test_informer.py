@@ -80,32 +80,31 @@ async def test_it_follows_specs_and_computes_and_reads_specs_and_statuses_fresh(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_service_refers_to_a_compute_its_spec_names_or_its_status_still_has(store, seen):
+async def test_it_knows_the_services_whose_spec_names_a_compute_without_reading_them(store, seen):
     intents = Intents(store, max_replicas=100)
     for name in ("a", "b"):
         await intents.create_compute(Compute(name, "http://127.0.0.1:1"))
-    await intents.put_service("web", {"a": 1})
-    await store.put("status/web", status("a", "b"))  # b: dropped, maybe still running there
-    await intents.put_service("api", {"b": 0})
-    await store.put("status/gone", status("a"))  # a status left without its spec
+    await intents.put_service("web", {"a": 1, "b": 0})
+    await intents.put_service("api", {"b": 2})
     informer = seen.informer(store)
-    assert await informer.services_referring_to("a") == ["gone", "web"]
-    assert await informer.services_referring_to("b") == ["api", "web"]
-    assert await informer.services_referring_to("c") == []
-    assert await informer.services_referring_to("b", "c") == ["api", "web"]
-    assert await informer.services_referring_to("a", "b") == ["api", "gone", "web"]
-
-    await store.put("status/web", status("a"))  # b is done with
-    assert await informer.services_referring_to("b") == ["api"]
-    await intents.put_service("api", {"a": 1})
-    assert await informer.services_referring_to("b") == []
-    assert await informer.services_referring_to("a") == ["api", "gone", "web"]
-    await store.delete("status/gone")
-    assert await informer.services_referring_to("a") == ["api", "web"]
+    await informer.start()
+    try:
+        await eventually(informer.synced, message="all listed")
+        assert informer.services_using("a") == {"web"}
+        assert informer.services_using("b") == {"api", "web"}
+        assert informer.services_using("c") == set()
+        await intents.put_service("api", {"a": 1})  # moved from b to a
+        await eventually(lambda: informer.services_using("b") == {"web"}, message="api moved")
+        assert informer.services_using("a") == {"api", "web"}
+        await store.delete("services/web")
+        await eventually(lambda: informer.services_using("a") == {"api"}, message="web gone")
+        assert informer.services_using("b") == set()
+    finally:
+        await informer.stop()
 
 
 def test_a_record_only_replaces_an_older_version_of_itself():
-    cache = _Cache("computes/")
+    cache = _Cache("computes/", lambda record: record)
     new = Record("computes/a", {"n": 2}, 7)
     assert cache.offer("a", new)
     # A late watch event, and a listing taken before the write, can't bring back the old.
@@ -113,11 +112,11 @@ def test_a_record_only_replaces_an_older_version_of_itself():
     cache.replace(Listing([Record("computes/a", {"n": 1}, 5)], revision=6))
     cache.replace(Listing([], revision=6))
     cache.apply(Event("delete", "computes/a", 6))
-    assert cache.records == {"a": new}
+    assert cache.kept() == {"a": new}
     # Newer news does.
     cache.apply(Event("delete", "computes/a", 8))
-    assert cache.records == {}
+    assert cache.kept() == {}
     cache.replace(Listing([Record("computes/b", {"n": 3}, 9)], revision=9))
-    assert list(cache.records) == ["b"]
+    assert list(cache.kept()) == ["b"]
     cache.replace(Listing([], revision=10))
-    assert cache.records == {}
+    assert cache.kept() == {}
