@@ -34,6 +34,10 @@ class Metrics:
                                       "calls, by compute, operation and outcome.",
                                       ["compute", "operation", "outcome"], registry=r,
                                       buckets=CALL_BUCKETS)
+        self.connector_limit = Gauge("genisys_connector_limit", "Calls genisys lets be in "
+                                     "flight to a compute's connector at once: its adaptive "
+                                     "limit (connector.max_in_flight at most).", ["compute"],
+                                     registry=r)
         # By compute, not by service: one time series per (service, compute) would
         # be 80,000 series (and some 60 MB) for 10,000 services on 4 computes. The
         # status of each service (GET /service/<name>) has the per-pair figures.

@@ -16,9 +16,11 @@ fail per service either way.
 Transport failures become this module's own small error tree, chained with
 ``from e``, so nothing above knows which HTTP library runs. Each error
 carries the status ``condition`` it puts a (service, compute) pair in.
-Calls to one connector are bounded (``max_in_flight``) so a slow connector
-never holds every connection; tornado's curl client keeps connections alive
-between calls (tornado's simple client opens one per request).
+Calls to one connector are bounded by a limit that adapts to it
+(``genisys.connector.limit``, at most ``max_in_flight``): a fast connector gets
+many calls at once, a slow or failing one few, and none holds every connection.
+tornado's curl client keeps connections alive between calls (tornado's simple
+client opens one per request).
 
 What a connector can make genisys hold or believe is bounded too: an answer
 is read up to ``max_answer_bytes`` and no further (``genisys.connector.answers``),
@@ -37,6 +39,7 @@ import tornado.httpclient
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 
 from genisys.connector.answers import EXCERPT_CHARS, AnswerReader, one_line, readable
+from genisys.connector.limit import AdaptiveLimit
 from genisys.errors import GenisysError
 from genisys.model import DEFAULT_MAX_REPLICAS
 
@@ -47,8 +50,9 @@ BODY_EXCERPT = EXCERPT_CHARS
 #: How much of an unexpected answer (an error, a bad body) the debug log shows.
 DEBUG_BODY_BYTES = 4096
 #: Largest answer read from a connector, by default: a status is some 30 bytes and
-#: an error page a few KiB, so 1 MiB is ample, and 32 calls in flight to each
-#: connector then hold at most 32 MiB however a connector answers.
+#: an error page a few KiB, so 1 MiB is ample. An answer cut there halves the
+#: connector's limit of calls in flight, so one that answers too much soon has
+#: one or two calls, and a few MiB, in flight.
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 #: A batch answer may take this much more per service it carries (an error entry
 #: with its message is well under 1 KiB)...
@@ -64,6 +68,9 @@ MAX_BATCH = 500
 #: mistaken for a connector without the extension).
 CAPABILITIES_TTL = 60.0
 FAILED_CAPABILITIES_TTL = 5.0
+#: Outcomes of a call that halve the connector's limit: it lacks capacity (it times
+#: out, refuses connections, says 429 or 503), or answers more than it may.
+SHRINKING = frozenset({"timeout", "unreachable", "429", "503", "too_large"})
 
 
 class ConnectorFailure(GenisysError):
@@ -231,14 +238,15 @@ def _excerpt(body, content_type=""):
 class ConnectorClient:
     """Calls connectors; one per controller, closed with ``close()``."""
 
-    def __init__(self, *, connect_timeout, request_timeout, max_in_flight=8, ca_file=None,
+    def __init__(self, *, connect_timeout, request_timeout, max_in_flight=256, ca_file=None,
                  metrics=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES,
                  max_replicas=DEFAULT_MAX_REPLICAS):
         #: Seconds to establish a connection.
         self.connect_timeout = connect_timeout
         #: Seconds for a whole call, connection included.
         self.request_timeout = request_timeout
-        #: Calls in flight to one connector at most; others wait their turn.
+        #: Calls in flight to one connector at most (the ceiling of its adaptive limit);
+        #: others wait their turn.
         self.max_in_flight = max_in_flight
         #: CA bundle that signs https connectors' certificates (None: the system's).
         self.ca_file = ca_file
@@ -248,7 +256,8 @@ class ConnectorClient:
         #: The controller's max_replicas: counts far above it are bad answers.
         self.max_replicas = max_replicas
         self._http = None
-        self._limits = {}
+        #: connector URL -> its AdaptiveLimit
+        self._limits: dict = {}
         #: connector URL -> (largest batch it takes or 0: no batch extension, until when)
         self._capabilities = {}
         #: connector URL -> the future of a capabilities request in flight
@@ -258,9 +267,9 @@ class ConnectorClient:
 
     def _client(self):
         # Made on first use: the curl client binds to the loop current when it
-        # is created. The pool is large enough that the per-connector bound,
-        # not the pool, limits calls (a request queued in the pool would time
-        # out there).
+        # is created. The pool holds two connectors' calls at the default ceiling;
+        # beyond that, calls queue in the pool (and their time there counts
+        # against request_timeout).
         if self._http is None:
             self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=512)
         return self._http
@@ -452,26 +461,28 @@ class ConnectorClient:
             request_timeout=self.request_timeout, follow_redirects=False,
             validate_cert=True, ca_certs=self.ca_file, headers=headers)
 
-    def _limit(self, connector):
+    def limit(self, connector):
+        """The AdaptiveLimit of calls to ``connector`` (a URL)."""
         limit = self._limits.get(connector)
         if limit is None:
-            limit = self._limits[connector] = asyncio.Semaphore(self.max_in_flight)
+            limit = self._limits[connector] = AdaptiveLimit(self.max_in_flight)
         return limit
 
     async def _call(self, compute, service, operation, method, body, *, url=None,
                     max_bytes=None):
         url = url or self._url(compute, service, operation)
         request = self._request(compute, url, method, body)
-        turns = self._limit(compute.connector)
-        # Waiting for a turn counts against the timeout too: with a connector that
-        # hangs, the calls queued behind the hung ones fail as fast as those do.
+        turns = self.limit(compute.connector)
+        # A call waiting for its turn fails when the connector answered no call for the
+        # timeout: with a connector that hangs, the calls queued behind the hung ones
+        # fail as fast as those do; behind one that answers, they wait.
         try:
-            await asyncio.wait_for(turns.acquire(), self.request_timeout)
-        except asyncio.TimeoutError:
+            turn = await turns.acquire(self.request_timeout)
+        except TimeoutError:
             self._observe(compute, operation, "queued", self.request_timeout)
-            raise ConnectorTimeout("%s %s: %d calls to this connector were still in flight "
-                                   "after %gs" % (method, url, self.max_in_flight,
-                                                  self.request_timeout)) from None
+            raise ConnectorTimeout("%s %s: %d calls to this connector still in flight, none "
+                                   "answered for %gs" % (method, url, turns.in_flight,
+                                                         self.request_timeout)) from None
         started, outcome = time.monotonic(), "error"
         try:
             code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes)
@@ -482,9 +493,17 @@ class ConnectorClient:
         except ConnectorUnreachable:
             outcome = "unreachable"
             raise
+        except ConnectorBadResponse:
+            outcome = "too_large"  # the only bad answer _fetch finds
+            raise
         finally:
-            turns.release()
-            self._observe(compute, operation, outcome, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            # A batch call's time grows with what it carries: it says nothing of queueing.
+            turns.release(turn, seconds=None if service is None else seconds,
+                          failed=outcome in SHRINKING)
+            self._observe(compute, operation, outcome, seconds)
+            if self.metrics is not None:
+                self.metrics.connector_limit.labels(compute.name).set(turns.limit)
         if outcome != "ok":
             log.debug("%s %s answered %d, %d bytes: %r", method, url, code, len(answer.body),
                       bytes(answer.body[:DEBUG_BODY_BYTES]))

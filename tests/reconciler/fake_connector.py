@@ -25,6 +25,7 @@ class _Handler(tornado.web.RequestHandler):
     async def misbehave(self):
         self.fake.peers.add(self.request.connection.stream.socket.getpeername())
         self.fake.in_flight += 1
+        self.fake.loads.append(self.fake.in_flight)
         self.fake.most_in_flight = max(self.fake.most_in_flight, self.fake.in_flight)
         try:
             return await self._misbehave()
@@ -33,7 +34,12 @@ class _Handler(tornado.web.RequestHandler):
 
     async def _misbehave(self):
         mode = self.fake.mode
-        if self.fake.delay:
+        if self.fake.serial:
+            async with self.fake.one_at_a_time:
+                await asyncio.sleep(self.fake.delay)
+        elif self.fake.slow_above is not None and self.fake.in_flight > self.fake.slow_above:
+            await asyncio.sleep(2 * self.fake.delay)
+        elif self.fake.delay:
             await asyncio.sleep(self.fake.delay)
         if mode == WRONG_SHAPE:
             self.finish(self.fake.body)
@@ -83,8 +89,16 @@ class FakeConnector:
         #: Client addresses seen: one per connection the client opened.
         self.peers = set()
         self.in_flight = self.most_in_flight = 0
+        #: Calls in flight when each call arrived (itself included), in order.
+        self.loads = []
         #: Seconds every call waits before answering.
         self.delay = 0.0
+        #: Serve one call at a time, each taking ``delay`` (like the seed's bottle
+        #: connector): the others wait in line.
+        self.serial = False
+        self.one_at_a_time = asyncio.Lock()
+        #: A call that arrives with more than this many in flight takes twice ``delay``.
+        self.slow_above = None
         #: What WRONG_SHAPE answers.
         self.body = "{}"
         #: Answer scale with an empty 200, not the count: genisys must check.
