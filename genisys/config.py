@@ -101,9 +101,10 @@ class ConnectorSettings:
     #: Seconds to establish a connection to a connector: short, because a
     #: connector that can't be reached should show as Unreachable quickly.
     connect_timeout: float = 3.0
-    #: Calls in flight to one connector at most, so one slow connector never
-    #: holds every connection (others wait their turn).
-    max_in_flight: int = 32
+    #: Calls in flight to one connector at most: the ceiling of its adaptive limit,
+    #: which starts at 4, grows while the connector's latency stays flat and
+    #: shrinks when it rises or calls fail (others wait their turn).
+    max_in_flight: int = 256
     #: PEM bundle of the CAs that sign connector certificates (https
     #: connectors); None: the system's trusted CAs. Certificates are always
     #: verified.
@@ -119,7 +120,7 @@ class ConnectorSettings:
 @dataclasses.dataclass(frozen=True)
 class ReconcilerSettings:
     #: Services reconciled at the same time. Passes mostly wait on connectors
-    #: (calls to each are bounded by connector.max_in_flight anyway), so this is
+    #: (calls to each are bounded by their adaptive limit anyway), so this is
     #: about concurrency, not CPU: with batch connectors, it is what lets one
     #: batch request carry hundreds of services.
     workers: int = 256
@@ -398,7 +399,8 @@ OPTIONS = [
            "timeout to connect to a connector (default 3s)", "DURATION"),
     Option("connector.max_in_flight", "GENISYS_CONNECTOR_MAX_IN_FLIGHT",
            "--connector-max-in-flight", parse_max_in_flight, "connector.max_in_flight",
-           "calls in flight to one connector at most (default 32)", "N"),
+           "ceiling of the adaptive limit of calls in flight to one connector (default 256)",
+           "N"),
     Option("connector.max_answer_size", "GENISYS_CONNECTOR_MAX_ANSWER_SIZE",
            "--connector-max-answer-size", parse_size, "connector.max_answer_size",
            "largest connector answer read, e.g. 512KiB; a larger one is cut and is a bad "
