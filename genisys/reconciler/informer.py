@@ -179,11 +179,15 @@ class Informer:
                 listing = await self.store.list(prefix)
                 cache.replace(listing)
                 cache.synced = True
-                await relisted(first, listing.records)
-                first, failures = False, 0
-                revision = listing.revision
-                del listing  # not kept while watching: ten thousand specs are megabytes
-                async with self.store.watch(prefix, start_revision=revision) as watch:
+                # Watched from the listing's revision before the listing is handed on:
+                # on the embedded stores no write falls between the two, so their
+                # watch history (``WatchHub``) can stay short.
+                async with self.store.watch(prefix, start_revision=listing.revision) as watch:
+                    records = listing.records
+                    del listing  # not kept while watching: ten thousand specs are megabytes
+                    await relisted(first, records)
+                    del records
+                    first, failures = False, 0
                     async for event in watch:
                         cache.apply(event)
                         await changed(event.key[len(prefix):])

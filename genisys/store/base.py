@@ -385,9 +385,15 @@ class Watch(WatchStream):
 
 
 class WatchHub:
-    """Fans committed events out to watches, with a bounded replay history."""
+    """Fans committed events out to watches, with a bounded replay history.
 
-    def __init__(self, revision: int, *, history: int = 10000,
+    The history only has to bridge a listing and the watch that follows it (the
+    informer subscribes right after it lists, with nothing in between); a watch
+    starting further back is told Compacted and lists again. It is short
+    because it holds the values written: ten thousand events of a burst of
+    status writes held some 40 MB."""
+
+    def __init__(self, revision: int, *, history: int = 1000,
                  watch_limit: int = 100000) -> None:
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._revision = revision
