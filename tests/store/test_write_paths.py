@@ -198,11 +198,12 @@ async def test_an_update_sees_the_record_and_may_refuse_with_a_domain_error(stor
 async def test_a_value_that_is_not_an_object_is_refused_on_every_write_path(store):
     await store.put("k/a", {"v": 1})
     start = await store.revision()
-    for write in (store.put("k/a", [1]), store.update("k/a", lambda current: "text"),
-                  store.transaction([Op.put("k/b", {"v": 1}), Op.put("k/a", 7)])):
+    for write, kind in ((store.put("k/a", [1]), "list"),
+                        (store.update("k/a", lambda current: "text"), "str"),
+                        (store.transaction([Op.put("k/b", {"v": 1}), Op.put("k/a", 7)]), "int")):
         with pytest.raises(TypeError) as caught:
             await write
-        assert "store values are JSON objects" in str(caught.value)
+        assert str(caught.value) == "store values are JSON objects, got <class '%s'>" % kind
     assert await store.revision() == start
     assert (await store.get("k/a")).value == {"v": 1} and await store.get("k/b") is None
 
