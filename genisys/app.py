@@ -26,7 +26,6 @@ from genisys.reconciler.controller import Reconciler
 from genisys.reconciler.leader import make_leadership
 from genisys.reconciler.queue import Backoff
 from genisys.serving import bind_sockets, log_access, stop_on_signals
-from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
 from genisys.web import SERVER_MAX_HEADER_BYTES, Server, drain
@@ -159,6 +158,9 @@ async def _run_controller(settings, computes, stop):
         tokens, checks, listening = settings.auth.tokens, {}, None
         checks["leadership"] = lambda: (True, leadership.status())
         if settings.intents.manifests:
+            # Imported here: the sidecar's HTTP client and YAML loader cost a tenth of a
+            # second of start-up, which a controller without manifests need not pay.
+            from genisys.sidecar import TOKEN_NAME, ManifestSync, own_client_factory
             sidecar_token = secrets.token_urlsafe(32) if tokens else None
             if sidecar_token:
                 tokens += (Token(TOKEN_NAME, sidecar_token),)

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 
+import orjson
 import tornado.httpserver
 import tornado.httputil
 import tornado.ioloop
@@ -81,6 +82,16 @@ _HTTP_REASONS = {
     431: "RequestHeaderFieldsTooLarge",
     500: "InternalError", 503: "ServiceUnavailable",
 }
+
+
+def dump_json(body):
+    """``body`` as JSON text, keys sorted, with a final newline: orjson, which takes a
+    tenth of the time of ``json``; ``json`` for what orjson cannot write (integers
+    past 64 bits)."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return (json.dumps(body, sort_keys=True) + "\n").encode()
 
 
 def reason_for(status):
@@ -231,7 +242,7 @@ class JSONHandler(tornado.web.RequestHandler):
         self.set_status(status)
         if version is not None:
             self.set_header("ETag", '"%d"' % version)
-        self.finish(json.dumps(body, indent=None, sort_keys=True) + "\n")
+        self.finish(dump_json(body))
 
     # -- errors ------------------------------------------------------------
 
@@ -262,7 +273,7 @@ class JSONHandler(tornado.web.RequestHandler):
         error = {"reason": reason, "message": message}
         if field:
             error["field"] = field
-        self.finish(json.dumps({"error": error}) + "\n")
+        self.finish(dump_json({"error": error}))
 
     def _handle_request_exception(self, e):
         # Domain errors are answers, not server faults: map them without a traceback.

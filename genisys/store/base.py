@@ -18,10 +18,24 @@ import asyncio
 import builtins
 import collections
 import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
+import orjson
+
 from genisys.errors import GenisysError, VersionMismatch
+
+
+def decode(text: str) -> dict:
+    """A stored value, from its JSON text: orjson, some five times faster than ``json``
+    (every pass and every GET decodes three records); ``json`` for what orjson refuses
+    and it reads (NaN), so nothing stored becomes unreadable. (orjson reads an integer
+    past 64 bits as a float; genisys stores none: every count is bounded by its model.)"""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 @dataclasses.dataclass(frozen=True)

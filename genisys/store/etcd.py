@@ -54,6 +54,7 @@ from genisys.store.base import (
     UpdateFn,
     View,
     apply_op,
+    decode,
 )
 from genisys.store.etcd_client import (
     Endpoint,
@@ -245,7 +246,7 @@ class EtcdStore(Store):
     def _record(self, kv: Json) -> Record:
         key = unb64(kv["key"])[len(self.prefix):]
         try:
-            value = json.loads(unb64(kv.get("value")))
+            value = decode(unb64(kv.get("value")))
         except ValueError as e:
             raise StoreUnavailable("etcd key %s%s holds no JSON object (written by something "
                                    "other than genisys?)" % (self.prefix, key)) from e

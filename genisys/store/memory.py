@@ -23,6 +23,7 @@ from genisys.store.base import (
     Watch,
     WatchHub,
     apply_op,
+    decode,
     prefix_end,
 )
 
@@ -59,7 +60,7 @@ class MemoryStore(Store):
 
     def _read(self, key: str) -> Optional[Record]:
         item = self._data.get(key)
-        return Record(key, json.loads(item[0]), item[1]) if item else None
+        return Record(key, decode(item[0]), item[1]) if item else None
 
     def _range(self, prefix: str) -> Iterator[tuple[str, int]]:
         start = bisect.bisect_left(self._keys, prefix)
@@ -94,7 +95,7 @@ class MemoryStore(Store):
                 if key in self._data:
                     view.remove(key)
             else:
-                view.write(Record(key, json.loads(item[0]), item[1]))
+                view.write(Record(key, decode(item[0]), item[1]))
 
     async def close(self) -> None:
         self._closed = True
@@ -112,7 +113,7 @@ class MemoryStore(Store):
 
     async def list(self, prefix: str) -> Listing:
         self._check_open()
-        return Listing([Record(key, json.loads(self._data[key][0]), version)
+        return Listing([Record(key, decode(self._data[key][0]), version)
                         for key, version in self._range(prefix)], self._revision)
 
     async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,

@@ -42,6 +42,7 @@ from genisys.store.base import (
     Watch,
     WatchHub,
     apply_op,
+    decode,
     prefix_end,
 )
 
@@ -91,7 +92,7 @@ class _SqliteView(View):
 
     def read(self, key: str) -> Optional[Record]:
         row = self._row(key)
-        return Record(key, json.loads(row[0]), row[1]) if row else None
+        return Record(key, decode(row[0]), row[1]) if row else None
 
     def _row(self, key: str) -> _Row:
         return self._conn.execute("SELECT value, version FROM kv WHERE key = ?", (key,)).fetchone()
@@ -378,7 +379,7 @@ class SqliteStore(Store):
                 conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise StoreUnavailable("read from %s failed: %s" % (self.path, e)) from e
-        return Listing([Record(k, json.loads(v), ver) for k, v, ver in rows], revision)
+        return Listing([Record(k, decode(v), ver) for k, v, ver in rows], revision)
 
     async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,
                   conditions: Sequence[Condition] = ()) -> Record:
