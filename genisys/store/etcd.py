@@ -333,6 +333,7 @@ class EtcdStore(Store):
             raise StoreUnavailable("a transaction over %d keys is more than etcd takes at once "
                                    "(%d)" % (len(keys) + len(prefixes), MAX_TXN_OPS))
         reads = self._snapshot_reads(keys, prefixes)
+        reruns_a_function = any(op.kind == "update" for op in ops)
         async with self._locks.hold(op.key for op in ops):
             answer = await self._call("/v3/kv/txn", {"success": reads})
             snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
@@ -347,7 +348,11 @@ class EtcdStore(Store):
                        "success": [self._request(key, record)
                                    for key, record in view.writes.items()],
                        "failure": reads}
-                answer = await self._call("/v3/kv/txn", txn, retry_sent=False)
+                # Never sent twice, not even by libcurl over a connection that dies: the
+                # compare of a second copy fails if the first landed, and then an update
+                # function would run again over its own write (an upscale counted twice).
+                answer = await self._call("/v3/kv/txn", txn, retry_sent=False,
+                                          fresh=reruns_a_function)
                 if answer.get("succeeded"):
                     revision = int(answer["header"]["revision"])
                     results = [result] if len(ops) == 1 else result

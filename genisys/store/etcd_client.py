@@ -101,6 +101,10 @@ class EtcdError(StoreUnavailable):
         self.endpoint = endpoint
 
 
+def _fresh_connection(curl: pycurl.Curl) -> None:
+    curl.setopt(pycurl.FRESH_CONNECT, 1)
+
+
 class _Unsent(Exception):
     """A call failed before etcd could have acted on it: try another member."""
 
@@ -151,12 +155,13 @@ class EtcdClient:
             self.on_failover(endpoint)
 
     async def call(self, path: str, body: Json, *, retry_sent: bool = True,
-                   timeout: Optional[float] = None) -> Json:
+                   fresh: bool = False, timeout: Optional[float] = None) -> Json:
         """POST ``body`` to ``path`` on the current member, failing over as the module
         docstring says; returns the decoded answer or raises StoreUnavailable.
 
         ``retry_sent``: the call may be repeated on another member even after it was
-        sent (reads, keep-alives, blind writes). ``timeout``: seconds in all."""
+        sent (reads, keep-alives, blind writes). ``fresh``: not even libcurl may send it
+        twice (see ``_call_one``). ``timeout``: seconds in all."""
         http = self._http
         if http is None:
             raise StoreUnavailable("the etcd store is closed")
@@ -171,7 +176,7 @@ class EtcdClient:
             # that stalls doesn't use it all up.
             share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
             try:
-                return await self._call_one(http, endpoint, path, body, share)
+                return await self._call_one(http, endpoint, path, body, share, fresh=fresh)
             except _Unsent as e:
                 errors.append("%s: %s" % (endpoint, e))
                 self.failed(endpoint, e)
@@ -185,12 +190,18 @@ class EtcdClient:
                                % (path, "; ".join(errors) or "out of time"))
 
     async def _call_one(self, http: CurlAsyncHTTPClient, endpoint: Endpoint, path: str,
-                        body: Json, timeout: float) -> Json:
+                        body: Json, timeout: float, *, fresh: bool = False) -> Json:
+        """``fresh``: on a new connection. libcurl sends a request again, by itself, when
+        the kept-alive connection it went out on closes with no answer (taken for one
+        the server had closed while idle, though the server may have acted on it); a
+        call that must not be sent twice goes out on a connection of its own, which
+        libcurl never does that for. It costs a connection (and a socket left in
+        TIME_WAIT) per call, so only such calls use it."""
         request = tornado.httpclient.HTTPRequest(
             endpoint.base_url + path, method="POST", body=json.dumps(body),
             headers={"Content-Type": "application/json"},
             connect_timeout=min(self.connect_timeout, timeout), request_timeout=timeout,
-            follow_redirects=False)
+            follow_redirects=False, prepare_curl_callback=_fresh_connection if fresh else None)
         try:
             response = await http.fetch(request, raise_error=False)
         except CurlError as e:

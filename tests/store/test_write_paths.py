@@ -7,11 +7,17 @@ alive; the contract itself is in test_contract.py."""
 
 import asyncio
 import base64
+import collections
 import json
 import sqlite3
+import uuid
 
 import pytest
 import requests
+import tornado.httpclient
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
 
 from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
@@ -381,6 +387,51 @@ async def test_sqlite_close_commits_the_writes_queued_before_it(tmp_path):
         assert await store.get("k/late") is None
 
 
+class FailingDisk:
+    """A writer's connection on a disk that fails: COMMIT and ROLLBACK raise the I/O
+    error a real disk would give, every other statement goes to ``conn``."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    @property
+    def in_transaction(self):
+        return self.conn.in_transaction
+
+    def execute(self, sql, *args):
+        if sql in ("COMMIT", "ROLLBACK"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, *args)
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_a_sqlite_rollback_that_fails_too_is_logged_and_its_batch_refused(
+        tmp_path, caplog):
+    """A commit that fails, then a ROLLBACK that fails as well (the disk gives I/O
+    errors, which no test can make a real disk do): both failures are logged, and
+    every write of the batch is refused."""
+    path = str(tmp_path / "genisys.db")
+    async with SqliteStore(path) as store:
+        start = await store.revision()
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            loop = asyncio.get_running_loop()
+            batch = [(Op.put("k/a", {"v": 1}), loop.create_future()),
+                     (Op.put("k/b", {"v": 2}), loop.create_future())]
+            revision = await loop.run_in_executor(None, lambda: store._commit(
+                FailingDisk(conn), batch, start, collections.OrderedDict()))
+            assert revision == start
+            for _, future in batch:
+                with pytest.raises(StoreUnavailable) as caught:
+                    await future
+                assert caught.value.message == "write to %s failed: disk I/O error" % path
+            assert caplog.messages[-2:] == ["sqlite commit of 2 writes failed: disk I/O error",
+                                            "sqlite rollback failed too: disk I/O error"]
+        finally:
+            conn.close()  # the real rollback
+        assert await store.get("k/a") is None and await store.revision() == start
+
+
 async def taken_by_the_writer(store, write, deadline=10.0):
     """Queue ``write`` (a coroutine) and wait until the writer thread has taken it from
     its queue; returns its future."""
@@ -638,3 +689,64 @@ async def test_every_condition_is_checked_after_an_unchanged_prefix_that_holds(s
         Condition.unchanged("p/", revision), Condition.exists("k/none")]),
         "k/none does not exist", "k/none")
     assert await store.get("k/x") is None
+
+
+class DroppingMember:
+    """A loopback HTTP server in front of a real etcd member: it passes every call on,
+    but, while ``drop`` is set, reads a transaction that writes and closes its
+    connection unanswered: a member that fails in the middle of a compare-and-swap."""
+
+    def __init__(self, member_url):
+        self.member_url = member_url
+        self.drop = False
+        self.dropped = 0
+        self.client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        self.server = tornado.httpserver.HTTPServer(tornado.web.Application(
+            [(r"(/.*)", _PassOn, {"member": self})]))
+        [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.server.add_sockets([sock])
+        self.endpoint = Endpoint("127.0.0.1", sock.getsockname()[1])
+
+    async def close(self):
+        self.server.stop()
+        await self.server.close_all_connections()
+        self.client.close()
+
+
+class _PassOn(tornado.web.RequestHandler):
+    def initialize(self, member):
+        self.member = member
+
+    async def post(self, path):
+        body = self.request.body
+        if self.member.drop and path == "/v3/kv/txn" and b"request_put" in body:
+            self.member.dropped += 1
+            self.request.connection.stream.close()
+            return
+        answer = await self.member.client.fetch(self.member.member_url + path, method="POST",
+                                                body=body, raise_error=False)
+        self.set_status(answer.code)
+        self.finish(answer.body)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_etcd_never_sends_a_compare_and_swap_twice(etcd_for_stores):
+    """A member fails in the middle of a compare-and-swap (it read the write, no answer
+    came back): the write is refused as one that may or may not have happened, and it
+    is not sent again to the next member (which would apply it, maybe twice)."""
+    member = etcd_for_stores().members[0]
+    front = DroppingMember(member.client_url)
+    real = Endpoint("127.0.0.1", member.client_port)
+    store = EtcdStore([front.endpoint, real], prefix="/test-cas-%s/" % uuid.uuid4().hex[:8])
+    await store.open()
+    try:
+        await store.put("k/a", {"v": 1})
+        front.drop = True
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.update("k/a", lambda current: {"v": current.value["v"] + 1})
+        assert caught.value.message.endswith("the write may or may not have happened")
+        assert front.dropped == 1
+        assert (await store.get("k/a")).value == {"v": 1}  # now read from the real member
+    finally:
+        await store.close()
+        await front.close()
