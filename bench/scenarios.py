@@ -120,8 +120,9 @@ def convergence(fleet, settings, protocol, services, *, keep=False, profile_to=N
                                   args=protocol.connector_args)
     names = service_names(services)
     computes = dict(zip(compute_names(settings.computes), (c.url for c in connectors)))
-    db = os.path.join(settings.workdir, "converge-%s-%d%s.db"
-                      % (protocol.name, services, "-profiled" if profile_to else ""))
+    db = os.path.join(settings.workdir, "converge-%s-%dx%d%s.db"
+                      % (protocol.name, services, settings.computes,
+                         "-profiled" if profile_to else ""))
     seeding = time.monotonic()
     seed_store(db, computes=computes, services=names, number=1)
     seed_seconds = time.monotonic() - seeding
