@@ -120,10 +120,8 @@ class AdaptiveLimit:
                 self._give_back()  # granted just as we gave up: hand the turn on
             else:
                 turn.cancel()
+                self._waiting.remove(turn)  # a turn granted left the line already
             raise
-        finally:
-            if turn in self._waiting:
-                self._waiting.remove(turn)
 
     def _start(self) -> Turn:
         self.in_flight += 1
