@@ -84,14 +84,15 @@ _HTTP_REASONS = {
 }
 
 
-def dump_json(body):
-    """``body`` as JSON text, keys sorted, with a final newline: orjson, which takes a
-    tenth of the time of ``json``; ``json`` for what orjson cannot write (integers
-    past 64 bits)."""
+def dump_json(body, *, sort_keys=True):
+    """``body`` as compact JSON text with a final newline, keys sorted or as given:
+    orjson, which takes a tenth of the time of ``json``; ``json`` for what orjson
+    cannot write (integers past 64 bits)."""
+    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_SORT_KEYS if sort_keys else 0)
     try:
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(body, option=option)
     except TypeError:
-        return (json.dumps(body, sort_keys=True) + "\n").encode()
+        return (json.dumps(body, sort_keys=sort_keys, separators=(",", ":")) + "\n").encode()
 
 
 def reason_for(status):
@@ -273,7 +274,7 @@ class JSONHandler(tornado.web.RequestHandler):
         error = {"reason": reason, "message": message}
         if field:
             error["field"] = field
-        self.finish(dump_json({"error": error}))
+        self.finish(dump_json({"error": error}, sort_keys=False))  # reason first
 
     def _handle_request_exception(self, e):
         # Domain errors are answers, not server faults: map them without a traceback.

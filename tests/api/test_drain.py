@@ -83,7 +83,7 @@ async def test_drain_answers_the_request_begun_and_closes_idle_connections(serve
     # ... and the busy one gets its answer, then closes.
     gate.set()
     status, headers, body = await asyncio.wait_for(read_response(busy[0]), 10)
-    assert (status, headers["Connection"], body) == (202, "close", b'{"applied": 1}\n')
+    assert (status, headers["Connection"], body) == (202, "close", b'{"applied":1}\n')
     assert await asyncio.wait_for(busy[0].read(), 10) == b""
     await asyncio.wait_for(draining, 10)
     assert applied == ["/slow"]  # the partial request was never handled

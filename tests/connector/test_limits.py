@@ -39,7 +39,7 @@ def test_request_heads_are_bounded(start_connector):
     # Past the server's hard cap, the head is not even read: the connection is closed.
     assert raw_request(connector.port, head_with(100 * 1024)) == b""
     ok = raw_request(connector.port, head_with(1024))
-    assert ok.startswith(b"HTTP/1.1 200") and b'{"running_resources": 0}' in ok
+    assert ok.startswith(b"HTTP/1.1 200") and b'{"running_resources":0}' in ok
     wait_for(lambda: connector.request("GET", "/healthz").status_code == 200)
 
 
