@@ -7,7 +7,6 @@ that names a command (``serve``, ``connector``, ...) runs that command.
 
 import sys
 
-import os as _os; sys.setswitchinterval(float(_os.environ.get("SWI", "0.005")))
 from genisys.cli import COMMANDS, main
 
 if __name__ == "__main__":

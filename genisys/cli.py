@@ -19,11 +19,6 @@ from genisys.errors import ConfigError, GenisysError
 from genisys.model import NAME_PATTERN, NAME_RULE
 from genisys.serving import check_exposure
 
-try:  # libuv's event loop: the servers answer about a third more requests on it
-    import uvloop
-except ImportError:  # a platform without it: asyncio's own loop does the same, slower
-    uvloop = None
-
 SERVE_EPILOG = """\
 Every setting can come from genisys.yml, the environment or a flag; the
 later wins: defaults < genisys.yml < GENISYS_* environment < flags.
@@ -286,12 +281,21 @@ def cmd_serve(args):
     return run_main(app.run(settings), config_prefix="config: ", error_prefix="")
 
 
+def _loop_runner():
+    """uvloop's run (libuv's event loop) where it is installed; asyncio's elsewhere."""
+    try:
+        import uvloop
+    except ImportError:  # a platform without it: asyncio's own loop, slower
+        return asyncio.run
+    return uvloop.run
+
+
 def run_main(main, *, config_prefix, error_prefix):
     """Run a server's main coroutine to its end (on uvloop where it is installed); the
     exit status its outcome deserves: 0 after a clean stop, 2 for bad configuration,
     1 when it cannot start."""
     try:
-        (uvloop.run if uvloop is not None else asyncio.run)(main)
+        _loop_runner()(main)
     except ConfigError as e:
         return fail(config_prefix + str(e), 2)
     except GenisysError as e:

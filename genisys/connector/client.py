@@ -257,7 +257,7 @@ class ConnectorClient:
         self.max_replicas = max_replicas
         self._http = None
         #: connector URL -> its AdaptiveLimit
-        self._limits: dict = {}
+        self._limits = {}
         #: connector URL -> (largest batch it takes or 0: no batch extension, until when)
         self._capabilities = {}
         #: connector URL -> the future of a capabilities request in flight
