@@ -39,7 +39,7 @@ import tornado.httpclient
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 
 from genisys.connector.answers import EXCERPT_CHARS, AnswerReader, one_line, readable
-from genisys.connector.limit import AdaptiveLimit
+from genisys.connector.limit import AdaptiveLimit, LoopLag
 from genisys.errors import GenisysError
 from genisys.model import DEFAULT_MAX_REPLICAS
 
@@ -258,6 +258,8 @@ class ConnectorClient:
         self._http = None
         #: connector URL -> its AdaptiveLimit
         self._limits = {}
+        #: How late the event loop runs: taken out of every latency the limits learn from.
+        self._lag = LoopLag()
         #: connector URL -> (largest batch it takes or 0: no batch extension, until when)
         self._capabilities = {}
         #: connector URL -> the future of a capabilities request in flight
@@ -272,35 +274,43 @@ class ConnectorClient:
         # against request_timeout).
         if self._http is None:
             self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=512)
+            self._lag.start()
         return self._http
 
     def close(self):
+        self._lag.stop()
         if self._http is not None:
             self._http.close()
             self._http = None
 
     # -- the protocol -------------------------------------------------------
 
-    async def running(self, compute, service):
-        """How many resources of ``service`` the connector of ``compute`` runs."""
+    async def running(self, compute, service, *, on_sent=None):
+        """How many resources of ``service`` the connector of ``compute`` runs.
+
+        ``on_sent()``, if given, is called once the call has its turn (see
+        ``genisys.connector.limit``): until then it waits in line behind others."""
         what = "status of %s from %s" % (service, compute.connector)
         if await self._batch_size(compute):
+            _sent(on_sent)
             answer = await self._batched(compute, "status", service)
         else:
-            answer = _decode(await self._call(compute, service, "status", "GET", None), what)
+            answer = _decode(await self._call(compute, service, "status", "GET", None,
+                                              on_sent=on_sent), what)
         return _count(answer, what, max_replicas=self.max_replicas)
 
-    async def scale(self, compute, service, number):
+    async def scale(self, compute, service, number, *, on_sent=None):
         """Order the connector of ``compute`` to run exactly ``number`` resources.
 
         Returns the running count the answer reports, if it does (the SDK's
         connectors do; the protocol only asks for a 2xx), else None. A count
         genisys could not have ordered is a ConnectorBadResponse, as in a status."""
         if await self._batch_size(compute):
+            _sent(on_sent)
             answer = await self._batched(compute, "scale", service, number)
         else:
             body = await self._call(compute, service, "scale", "POST",
-                                    json.dumps({"number": number}))
+                                    json.dumps({"number": number}), on_sent=on_sent)
             try:
                 answer = json.loads(body)
             except (ValueError, RecursionError):
@@ -465,11 +475,12 @@ class ConnectorClient:
         """The AdaptiveLimit of calls to ``connector`` (a URL)."""
         limit = self._limits.get(connector)
         if limit is None:
-            limit = self._limits[connector] = AdaptiveLimit(self.max_in_flight)
+            limit = self._limits[connector] = AdaptiveLimit(self.max_in_flight,
+                                                            timeout=self.request_timeout)
         return limit
 
     async def _call(self, compute, service, operation, method, body, *, url=None,
-                    max_bytes=None):
+                    max_bytes=None, on_sent=None):
         url = url or self._url(compute, service, operation)
         request = self._request(compute, url, method, body)
         turns = self.limit(compute.connector)
@@ -477,12 +488,13 @@ class ConnectorClient:
         # timeout: with a connector that hangs, the calls queued behind the hung ones
         # fail as fast as those do; behind one that answers, they wait.
         try:
-            turn = await turns.acquire(self.request_timeout)
+            turn = await turns.acquire()
         except TimeoutError:
             self._observe(compute, operation, "queued", self.request_timeout)
             raise ConnectorTimeout("%s %s: %d calls to this connector still in flight, none "
                                    "answered for %gs" % (method, url, turns.in_flight,
                                                          self.request_timeout)) from None
+        _sent(on_sent)
         started, outcome = time.monotonic(), "error"
         try:
             code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes)
@@ -499,7 +511,9 @@ class ConnectorClient:
         finally:
             seconds = time.monotonic() - started
             # A batch call's time grows with what it carries: it says nothing of queueing.
-            turns.release(turn, seconds=None if service is None else seconds,
+            # Nor does the time answers waited for a busy event loop to read them.
+            turns.release(turn, seconds=None if service is None
+                          else max(0.0, seconds - self._lag.seconds),
                           failed=outcome in SHRINKING)
             self._observe(compute, operation, outcome, seconds)
             if self.metrics is not None:
@@ -542,6 +556,11 @@ class ConnectorClient:
             raise ConnectorUnreachable("%s %s: %s" % (request.method, url, e.strerror or e)) \
                 from e
 
+
+
+def _sent(on_sent):
+    if on_sent is not None:
+        on_sent()
 
 
 def _status_error(code, body, method, url, with_token, *, content_type=""):

@@ -8,28 +8,35 @@ or calls fail for want of capacity (a timeout, no connection, a 5xx). A fast
 connector so gets many calls at once, and a slow, single-threaded or failing
 one few. The limit never passes ``ceiling`` (``connector.max_in_flight``).
 
-The rules, per call that ends (a *sample*):
+The rules, judged once per *window*: as many calls as the limit (8 at least)
+ended, which is about one round trip:
 
-* **Latency baseline**: the lowest latency of the last two windows of
-  ``window`` samples, so a connector that became slower for good gets a new
-  baseline within two windows instead of being taken for congested forever.
-* **Congested**: a sample whose latency is above ``tolerance`` times the
-  baseline, or that failed for want of capacity. The limit is multiplied by
-  ``backoff`` (latency) or halved (failure), at most once per round trip:
-  the calls started before a decrease report the old limit's congestion, not
-  the new one's.
-* **Flat**: any other sample grows the limit, if at least half of it was in
-  use while the call ran: by 1 per sample until the first congestion (the
-  limit doubles every round trip), then by 1 every ``probe`` round trips. A
-  limit not in use does not grow: idle time says nothing about what the
-  connector takes. Probing slowly past the last congestion keeps the calls
-  that find it again (slow, all of those started before the decrease) few.
+* **Latency**: the window's median latency, compared with the **baseline**,
+  the lowest median of the last ``history`` windows. A median, not each call:
+  on a busy machine single calls are slow now and then, and that is noise, not
+  congestion. The baseline rises by itself when a connector became slower for
+  good (its old, faster windows leave the history).
+* **Congested**: a median above ``tolerance`` times the baseline multiplies
+  the limit by ``backoff``; a call that failed for want of capacity (a timeout,
+  no connection, 429 or 503) halves it at once. The calls started before a
+  decrease report the old limit's congestion, not the new one's: they are left
+  out of the next window, and cannot decrease it again.
+* **Flat**: any other window grows the limit, if at least half of it was in
+  use: it doubles (slow start, from 1) until the first congestion, then grows
+  by 1 every ``probe`` windows. A limit not in use does not grow: idle time
+  says nothing about what the connector takes. Probing slowly past the last
+  congestion keeps the calls that find it again few.
+
+Latency is the connector's, not genisys' own: the caller subtracts from each
+sample how late its event loop runs (``LoopLag``), so a controller busy with
+other work does not take every connector for congested.
 
 Calls beyond the limit wait their turn, first come first served. A waiting
 call gives up (``acquire`` raises ``TimeoutError``) only when the connector has
 answered no call for ``timeout`` seconds while it waited: a long queue behind a
 connector that answers is only a queue, but calls queued behind hung ones fail
-as fast as those do.
+as fast as those do. One timer per limit watches the whole line: ten thousand
+waiting calls cost no more than one.
 """
 
 import asyncio
@@ -38,16 +45,18 @@ import math
 import time
 from typing import NamedTuple, Optional
 
-#: Calls in flight to a connector never seen before.
-INITIAL_LIMIT = 4
-#: Latency above this many times the baseline is congestion.
+#: Calls in flight to a connector never seen before: slow start doubles it each
+#: round trip while latency stays flat (1, 2, 4 ... 128 in seven round trips).
+INITIAL_LIMIT = 1
+#: A window's median latency above this many times the baseline is congestion.
 TOLERANCE = 1.5
 #: The limit is multiplied by this on congested latency (and halved on a failure).
 BACKOFF = 0.8
-#: After the first congestion, the limit grows by 1 every this many round trips.
+#: After the first congestion, the limit grows by 1 every this many windows.
 PROBE = 4
-#: Samples per window of the latency baseline.
-WINDOW = 100
+#: Fewest calls in a window, and how many windows' medians the baseline is taken from.
+MIN_WINDOW = 8
+HISTORY = 10
 
 
 class Turn(NamedTuple):
@@ -61,67 +70,97 @@ class Turn(NamedTuple):
     limit: float
 
 
+class _Waiting(NamedTuple):
+    """A call in line: since when, and the future its turn is handed in."""
+
+    since: float
+    turn: "asyncio.Future[Turn]"
+
+
 class AdaptiveLimit:
     """The limit of calls in flight to one connector, and the calls waiting for a turn."""
 
-    def __init__(self, ceiling: int, *, initial: int = INITIAL_LIMIT, floor: int = 1,
-                 tolerance: float = TOLERANCE, backoff: float = BACKOFF,
-                 probe: int = PROBE, window: int = WINDOW) -> None:
+    def __init__(self, ceiling: int, *, timeout: float, initial: int = INITIAL_LIMIT,
+                 floor: int = 1, tolerance: float = TOLERANCE, backoff: float = BACKOFF,
+                 probe: int = PROBE, history: int = HISTORY) -> None:
         self.ceiling = ceiling
+        #: Seconds a call waits in line while the connector answers nothing.
+        self.timeout = timeout
         self.floor = min(floor, ceiling)
         self.limit = float(max(self.floor, min(initial, ceiling)))
         self.tolerance = tolerance
         self.backoff = backoff
         self.probe = probe
-        self.window = window
         #: Calls started and not yet ended.
         self.in_flight = 0
         #: Calls started so far; a call's number orders it against decreases.
         self._started = 0
         #: Calls started before this number report the limit before the last decrease.
         self._decreased_at = 0
-        #: Until the first congestion, the limit grows by 1 per flat sample.
+        #: Until the first congestion, the limit doubles per flat window.
         self._slow_start = True
-        self._window_min = math.inf
-        self._previous_min = math.inf
-        self._samples = 0
-        self._waiting: collections.deque[asyncio.Future[Turn]] = collections.deque()
+        #: The latencies of the window so far, and the most calls in flight during it.
+        self._window: list[float] = []
+        self._window_used = 0
+        #: The median latencies of the last windows.
+        self._medians: collections.deque[float] = collections.deque(maxlen=history)
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        #: The timer that fails the calls in line once the connector is silent too long.
+        self._timer: Optional[asyncio.TimerHandle] = None
         #: time.monotonic() of the last call answered (failures for want of capacity
         #: are no answer).
         self._last_answer = time.monotonic()
 
     @property
     def baseline(self) -> float:
-        """The lowest latency of the last two windows (inf: none measured yet)."""
-        return min(self._window_min, self._previous_min)
+        """The lowest median latency of the last windows (inf: none measured yet)."""
+        return min(self._medians, default=math.inf)
+
+    @property
+    def waiting(self) -> int:
+        """Calls in line for a turn."""
+        return len(self._waiting)
 
     def _room(self) -> bool:
         return self.in_flight < max(int(self.limit), self.floor)
 
-    async def acquire(self, timeout: float) -> Turn:
-        """Wait for a turn (to hand to ``release``). TimeoutError when
-        the connector answered no call for ``timeout`` seconds of the wait."""
+    async def acquire(self) -> Turn:
+        """Wait for a turn (to hand to ``release``). TimeoutError when the connector
+        answered no call for ``timeout`` seconds of the wait."""
         if not self._waiting and self._room():
             return self._start()
-        queued = time.monotonic()
-        turn = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
+        waiting = _Waiting(time.monotonic(), asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        self._watch_line()
         try:
-            while True:
-                left = max(self._last_answer, queued) + timeout - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("no call answered for %gs" % timeout)
-                try:
-                    return await asyncio.wait_for(asyncio.shield(turn), left)
-                except asyncio.TimeoutError:
-                    continue  # calls may have been answered meanwhile: look again
-        except BaseException:
-            if turn.done() and not turn.cancelled():
-                self._give_back()  # granted just as we gave up: hand the turn on
-            else:
+            return await waiting.turn
+        except asyncio.CancelledError:
+            turn = waiting.turn
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self._give_back()  # granted just as our caller gave up: hand it on
+            elif not turn.done():
                 turn.cancel()
-                self._waiting.remove(turn)  # a turn granted left the line already
+                self._waiting.remove(waiting)  # a turn handed out left the line already
             raise
+
+    def _watch_line(self) -> None:
+        """Have the timer wake up when the first call in line would give up."""
+        if self._timer is not None or not self._waiting:
+            return
+        due = max(self._last_answer, self._waiting[0].since) + self.timeout
+        self._timer = asyncio.get_running_loop().call_later(
+            max(0.0, due - time.monotonic()), self._give_up)
+
+    def _give_up(self) -> None:
+        """Fail the calls in line that waited ``timeout`` while nothing was answered."""
+        self._timer = None
+        now = time.monotonic()
+        while self._waiting and max(self._last_answer, self._waiting[0].since) \
+                + self.timeout <= now:
+            turn = self._waiting.popleft().turn
+            if not turn.done():
+                turn.set_exception(TimeoutError("no call answered for %gs" % self.timeout))
+        self._watch_line()
 
     def _start(self) -> Turn:
         self.in_flight += 1
@@ -150,20 +189,29 @@ class AdaptiveLimit:
 
     def _hand_on(self) -> None:
         while self._waiting and self._room():
-            turn = self._waiting.popleft()
+            turn = self._waiting.popleft().turn
             if not turn.done():
                 turn.set_result(self._start())
+        if not self._waiting and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _sample(self, turn: Turn, seconds: float, used: int) -> None:
-        self._samples += 1
-        self._window_min = min(self._window_min, seconds)
-        if self._samples >= self.window:
-            self._previous_min, self._window_min, self._samples = self._window_min, math.inf, 0
-        if seconds > self.tolerance * self.baseline:
+        if turn.number <= self._decreased_at:
+            return  # it ran under the limit before the last decrease
+        self._window.append(seconds)
+        self._window_used = max(self._window_used, used)
+        if len(self._window) < max(MIN_WINDOW, int(self.limit)):
+            return
+        median = sorted(self._window)[len(self._window) // 2]
+        baseline, used = self.baseline, self._window_used
+        self._medians.append(median)
+        self._window, self._window_used = [], 0
+        if median > self.tolerance * baseline:
             self._decrease(turn, self.backoff)
-        elif 2 * used >= turn.limit:
-            step = 1.0 if self._slow_start else 1.0 / (self.probe * self.limit)
-            self.limit = min(self.ceiling, self.limit + step)
+        elif 2 * used >= self.limit:
+            grown = self.limit * 2 if self._slow_start else self.limit + 1.0 / self.probe
+            self.limit = min(self.ceiling, grown)
 
     def _decrease(self, turn: Turn, factor: float) -> None:
         if turn.number <= self._decreased_at:
@@ -171,3 +219,37 @@ class AdaptiveLimit:
         self._slow_start = False
         self.limit = max(self.floor, self.limit * factor)
         self._decreased_at = self._started
+        self._window, self._window_used = [], 0
+
+
+class LoopLag:
+    """How late the event loop runs its callbacks lately (seconds, a moving average):
+    what a busy controller adds to every call's latency on its own. A timer that
+    reschedules itself; ``stop`` cancels it."""
+
+    #: Seconds between two looks, and the weight of the newest.
+    INTERVAL = 0.05
+    WEIGHT = 0.2
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._handle: Optional[asyncio.TimerHandle] = None
+        self._asked = 0.0
+
+    def start(self) -> None:
+        if self._handle is None:
+            self._schedule(asyncio.get_running_loop())
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._asked = time.monotonic()
+        self._handle = loop.call_later(self.INTERVAL, self._look, loop)
+
+    def _look(self, loop: asyncio.AbstractEventLoop) -> None:
+        late = max(0.0, time.monotonic() - self._asked - self.INTERVAL)
+        self.seconds += self.WEIGHT * (late - self.seconds)
+        self._schedule(loop)

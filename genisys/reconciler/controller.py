@@ -96,6 +96,9 @@ class Reconciler:
                                  on_computes_relisted=self._computes_relisted)
         #: (service, compute) -> the task of a pair still waiting on its connector.
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        #: The pairs calling their connector now: when the call was sent (loop time), or
+        #: None while it waits in line for a turn.
+        self._calls: dict[tuple[str, str], Optional[float]] = {}
         #: compute -> service -> what is remembered of the pair between passes.
         self._memory: dict[str, dict[str, PairMemory]] = {}
         #: compute -> services whose last failure there was the connector itself
@@ -267,9 +270,25 @@ class Reconciler:
                 task = asyncio.ensure_future(self._pair(pair))
                 self._inflight[key] = task
             tasks[compute] = task
-        pending = [t for t in tasks.values() if not t.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=self.pass_budget)
+        # The budget is for connectors slow to answer, counted from when a call was
+        # sent, not for calls waiting in line at a busy one: those are waited for
+        # (workers then take no new passes, which is what keeps lines short), and a
+        # line whose connector answers nothing gives up on its own (connector.timeout).
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            pending = [c for c, t in tasks.items() if not t.done()]
+            if not pending:
+                break
+            since = [self._calls.get((pairs[c].service, c), started) for c in pending]
+            sent = [t for t in since if t is not None]
+            if len(sent) < len(since):
+                timeout = self.pass_budget  # a call in line: look again after a while
+            else:
+                timeout = max(sent) + self.pass_budget - loop.time()
+                if timeout <= 0:
+                    break
+            await asyncio.wait([tasks[c] for c in pending], timeout=timeout)
         results = {}
         for compute, pair in pairs.items():
             task, key = tasks[compute], (pair.service, compute)
@@ -308,13 +327,19 @@ class Reconciler:
                     observed: Observed) -> Observed:
         """``observed`` with the connector's answer to ``call`` (or its failure)."""
         self._check_leader()  # NotLeader: not ours to reconcile any more, no status either
+        key = (pair.service, pair.compute)
+        self._calls[key] = None
+
+        def sent() -> None:
+            self._calls[key] = asyncio.get_running_loop().time()
         try:
             if isinstance(call, Scale):
-                reported = await self.client.scale(compute, pair.service, call.number)
+                reported = await self.client.scale(compute, pair.service, call.number,
+                                                   on_sent=sent)
                 answered = dataclasses.replace(observed, scaled=True, reported=reported)
             else:
                 assert isinstance(call, AskStatus)
-                running = await self.client.running(compute, pair.service)
+                running = await self.client.running(compute, pair.service, on_sent=sent)
                 answered = dataclasses.replace(observed, asked=True, running=running)
         except ConnectorNotFound as e:
             failure = Failure(e.reason, e.condition, e.message, not_defined=True)
@@ -324,6 +349,8 @@ class Reconciler:
         except Exception as e:  # noqa: BLE001 - a bug in one pair must not stop the others
             log.exception("reconcile %s on %s crashed", pair.service, pair.compute)
             return dataclasses.replace(observed, failure=internal_error(e))
+        finally:
+            self._calls.pop(key, None)
         self._connector_answered(pair.compute)
         return answered
 

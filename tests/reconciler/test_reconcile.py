@@ -377,3 +377,35 @@ async def test_a_compute_change_reads_nothing_and_looks_again_at_each_service_us
     assert [read for read in counting.reads if read[0] == "list"] == []
     assert local.count("status", "svc0") == asked["svc0"]
     assert local.count("status", "svc2") == asked["svc2"]
+
+
+class StatusRecordingStore(ReadCountingStore):
+    """A ReadCountingStore that also keeps every status value written through it."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.statuses = []
+
+    async def transaction(self, ops):
+        self.statuses += [op.value for op in ops if op.key.startswith("status/")]
+        return await self._store.transaction(ops)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_call_waiting_in_line_at_its_connector_does_not_use_up_the_pass_budget(
+        harness):
+    """The pass budget is for connectors slow to answer. Calls that wait in line behind
+    others at a busy connector (one call at a time here) are waited for: no pair is
+    written as Waiting although the line is far longer than the budget."""
+    local = await harness.connector("local")
+    local.delay = 0.05  # each call well within the budget...
+    recording = StatusRecordingStore(harness.store)
+    await harness.start(store=recording, pass_budget=0.2, max_in_flight=1)
+    for i in range(12):  # ...but twelve in line take three times it
+        await harness.intents.scale("svc%d" % i, "local", 1)
+    for i in range(12):
+        await eventually(lambda i=i: harness.converged("svc%d" % i, "local", 1))
+    assert local.most_in_flight == 1
+    reasons = {entry["reason"] for status in recording.statuses
+               for entry in status["computes"].values()}
+    assert "Waiting" not in reasons, reasons
