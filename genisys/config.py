@@ -102,7 +102,7 @@ class ConnectorSettings:
     #: connector that can't be reached should show as Unreachable quickly.
     connect_timeout: float = 3.0
     #: Calls in flight to one connector at most: the ceiling of its adaptive limit,
-    #: which starts at 4, grows while the connector's latency stays flat and
+    #: which starts at 1, grows while the connector's latency stays flat and
     #: shrinks when it rises or calls fail (others wait their turn).
     max_in_flight: int = 256
     #: PEM bundle of the CAs that sign connector certificates (https
@@ -130,9 +130,10 @@ class ReconcilerSettings:
     #: Longest retry delay: how long a connector back from an outage may go
     #: unnoticed at worst.
     backoff_max: float = 60.0
-    #: Seconds a pass waits for a service's connectors before writing the status
-    #: of those that answered; slower ones finish in the background, so one
-    #: hanging connector doesn't hold back the service's other computes.
+    #: Seconds a pass waits for a service's connectors (counted from when each call
+    #: is sent, not while it waits in line) before writing the status of those
+    #: that answered; slower ones finish in the background, so one hanging
+    #: connector doesn't hold back the service's other computes.
     pass_budget: float = 1.0
     #: Seconds of the leadership lease (shared etcd store only): a leader that
     #: dies is replaced within about this long; a leader that can't renew stops
