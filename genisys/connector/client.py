@@ -483,12 +483,17 @@ class ConnectorClient:
                     max_bytes=None, on_sent=None):
         url = url or self._url(compute, service, operation)
         request = self._request(compute, url, method, body)
-        turns = self.limit(compute.connector)
+        # A batch request takes no turn: the calls made within BATCH_WINDOW already go
+        # out together, up to MAX_BATCH each, so there are few of them; held in line
+        # behind each other they would only break into smaller ones.
+        turns = self.limit(compute.connector) if service is not None else None
+        turn = None
         # A call waiting for its turn fails when the connector answered no call for the
         # timeout: with a connector that hangs, the calls queued behind the hung ones
         # fail as fast as those do; behind one that answers, they wait.
         try:
-            turn = await turns.acquire()
+            if turns is not None:
+                turn = await turns.acquire()
         except TimeoutError:
             self._observe(compute, operation, "queued", self.request_timeout)
             raise ConnectorTimeout("%s %s: %d calls to this connector still in flight, none "
@@ -510,14 +515,14 @@ class ConnectorClient:
             raise
         finally:
             seconds = time.monotonic() - started
-            # A batch call's time grows with what it carries: it says nothing of queueing.
-            # Nor does the time answers waited for a busy event loop to read them.
-            turns.release(turn, seconds=None if service is None
-                          else max(0.0, seconds - self._lag.seconds),
-                          failed=outcome in SHRINKING)
+            if turns is not None:
+                # The time answers waited for a busy event loop to read them is genisys'
+                # own, not the connector's.
+                turns.release(turn, seconds=max(0.0, seconds - self._lag.seconds),
+                              failed=outcome in SHRINKING)
+                if self.metrics is not None:
+                    self.metrics.connector_limit.labels(compute.name).set(turns.limit)
             self._observe(compute, operation, outcome, seconds)
-            if self.metrics is not None:
-                self.metrics.connector_limit.labels(compute.name).set(turns.limit)
         if outcome != "ok":
             log.debug("%s %s answered %d, %d bytes: %r", method, url, code, len(answer.body),
                       bytes(answer.body[:DEBUG_BODY_BYTES]))

@@ -169,9 +169,9 @@ class AdaptiveLimit:
 
     def release(self, turn: Turn, *, seconds: Optional[float] = None,
                 failed: bool = False) -> None:
-        """The call of ``turn`` ended after ``seconds`` (None: no latency to learn from,
-        such as a batch call's); ``failed``: for want of capacity (a timeout, no
-        connection, 429 or 503)."""
+        """The call of ``turn`` ended after ``seconds`` (None: no latency to learn
+        from); ``failed``: for want of capacity (a timeout, no connection, 429 or
+        503)."""
         used = max(turn.load, self.in_flight)
         self.in_flight -= 1
         if failed:
