@@ -177,17 +177,19 @@ async def test_a_connector_that_serves_one_call_at_a_time_never_gets_more_than_a
 @pytest.mark.gen_test(timeout=60)
 async def test_a_connector_whose_latency_doubles_under_load_gets_the_load_where_it_does_not(
         fake):
-    fake.delay, fake.slow_above = 0.03, 8
+    # 100 ms a call (200 above 8 in flight): a busy test machine's hiccups of some
+    # tens of milliseconds are small beside it.
+    fake.delay, fake.slow_above = 0.1, 8
     client = ConnectorClient(connect_timeout=2, request_timeout=10, max_in_flight=256)
 
     async def caller(i):
-        for n in range(30):
+        for n in range(20):
             await client.running(compute(fake), "s%d-%d" % (i, n))
     try:
-        await asyncio.gather(*(caller(i) for i in range(32)))
+        await asyncio.gather(*(caller(i) for i in range(24)))
     finally:
         client.close()
-    settled = sorted(fake.loads[-400:])
+    settled = sorted(fake.loads[-240:])
     slow = sum(1 for load in settled if load > 8)
     assert 4 <= settled[len(settled) // 2] <= 9, settled
     assert slow < len(settled) // 3, settled
