@@ -299,17 +299,24 @@ def ceiling(fleet, settings):
             % tornado.version, "get": get, "write": write}
 
 
+def _one_compute_controller(fleet, settings, store_name):
+    """(connector, controller): a simulated connector (per-service protocol) as compute
+    c0 of a fresh store named ``store_name``, and a controller on it, listening."""
+    protocol = PROTOCOLS["per-service"]
+    [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
+    db = os.path.join(settings.workdir, store_name)
+    seed_store(db, computes={"c0": connector.url})
+    controller = fleet.controller(db, args=_controller_args(settings, protocol))
+    controller.wait_listening()
+    return connector, controller
+
+
 def api(fleet, settings):
     """Upscales spread over ``api_keys`` services on one compute, then GETs of them,
     then compute writes, against a controller on the default durable SQLite store.
     The compute's simulated connector is real: the reconciler converges the upscales
     while they arrive, as it would in production."""
-    protocol = PROTOCOLS["per-service"]
-    [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
-    db = os.path.join(settings.workdir, "api.db")
-    seed_store(db, computes={"c0": connector.url})
-    controller = fleet.controller(db, args=_controller_args(settings, protocol))
-    controller.wait_listening()
+    connector, controller = _one_compute_controller(fleet, settings, "api.db")
     path = "/service/" + service_name_template(settings.api_keys, prefix="api")
 
     cpu = [procs.cpu_seconds(controller.pid)]
@@ -372,12 +379,7 @@ def memory_burst(fleet, settings, *, settle=5.0, timeout=300.0):
     ``burst_clients`` clients over ``burst_services`` services (a simulated connector),
     once the reconciler has converged them all, and ``settle`` s after that: what
     the burst left held."""
-    protocol = PROTOCOLS["per-service"]
-    [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
-    db = os.path.join(settings.workdir, "burst.db")
-    seed_store(db, computes={"c0": connector.url})
-    controller = fleet.controller(db, args=_controller_args(settings, protocol))
-    controller.wait_listening()
+    connector, controller = _one_compute_controller(fleet, settings, "burst.db")
     time.sleep(settle)
     idle = procs.memory_mb(controller.pid)
     path = "/service/" + service_name_template(settings.burst_services, prefix="burst")
