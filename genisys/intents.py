@@ -15,7 +15,7 @@ import hashlib
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from typing import Optional, Union, cast
+from typing import Any, Optional, Union, cast
 
 from genisys.errors import (
     AlreadyExists,
@@ -41,8 +41,10 @@ IDEMPOTENCY = "idempotency/"
 ANY_VERSION = "*"
 #: What a write may be conditional on: nothing (None), ANY_VERSION or a resourceVersion.
 Version = Union[None, str, int]
-#: A change of a service's replicas map: the old map (a copy) in, the new one out.
-Change = Callable[[dict], dict]
+#: A service's replicas: counts per compute, or a total that genisys places.
+Replicas = Union[dict, int]
+#: A change of a service's replicas: the old ones (a copy) in, the new ones out.
+Change = Callable[[Replicas], Replicas]
 
 
 def compute_key(name: str) -> str:
@@ -127,7 +129,8 @@ def computes_used(spec: Optional[dict], status: Optional[dict]) -> frozenset:
     resources on, and those its status says still want or run some (a compute
     dropped from the spec is used until the reconciler has scaled it to 0 there). A
     compute in use cannot be deleted."""
-    used = {c for c, n in (spec or {}).get("replicas", {}).items() if n > 0}
+    replicas = (spec or {}).get("replicas", {})
+    used = {c for c, n in replicas.items() if n > 0} if isinstance(replicas, dict) else set()
     used.update(c for c, entry in (status or {}).get("computes", {}).items()
                 if (entry.get("running") or 0) > 0 or entry.get("desired", 0) > 0)
     return frozenset(used)
@@ -139,6 +142,34 @@ def _in_use(services: Listing, statuses: Listing, compute: str) -> list[str]:
     specs = {r.key[len(SERVICES):]: r.value for r in services.records}
     return sorted(name for name in specs.keys() | status_of.keys()
                   if compute in computes_used(specs.get(name), status_of.get(name)))
+
+
+def _on(compute: Optional[str]) -> str:
+    return " on %r" % compute if compute else " in all"
+
+
+def _count_of(name: str, replicas: Replicas, compute: Optional[str], step: str) -> int:
+    """The count a step acts on: ``compute``'s, or the total of a placed service (None).
+    A step of the other form is refused, saying how to do it instead."""
+    if compute is None:
+        if isinstance(replicas, dict):
+            raise Conflict("service %r has counts per compute: %s it on one of them "
+                           "(\"compute\": NAME), or give it a total and a placement with "
+                           "PUT /service/%s" % (name, step, name), field="compute")
+        return replicas
+    if not isinstance(replicas, dict):
+        raise Conflict("service %r is placed by genisys (a total of %d): %s its total "
+                       "(leave out \"compute\"), or give it counts per compute with PUT "
+                       "/service/%s" % (name, replicas, step, name), field="compute")
+    return replicas.get(compute, 0)
+
+
+def _with_count(replicas: Replicas, compute: Optional[str], number: int) -> Replicas:
+    if compute is None:
+        return number
+    assert isinstance(replicas, dict)
+    replicas[compute] = number
+    return replicas
 
 
 class Intents:
@@ -277,7 +308,8 @@ class Intents:
                                create: bool, expect_version: Version = None,
                                idempotency: Optional[Idempotency] = None,
                                metadata: Optional[ServiceUpdate] = None,
-                               count_first: bool = False) -> tuple[dict, bool]:
+                               count_first: bool = False, total: bool = False,
+                               placement: Any = ...) -> tuple[dict, bool]:
         """Atomically apply ``change(replicas) -> replicas`` to a service's spec.
 
         ``computes``: the computes the change needs; the write only happens
@@ -288,7 +320,9 @@ class Intents:
         twice. ``metadata``: a PUT body whose labels and managedBy replace the
         service's. ``count_first``: count the services before writing, to keep a new
         one within max_services (a write that finds the service new asks for this
-        by raising _NeedsRoom). Returns (view, created)."""
+        by raising _NeedsRoom). ``total``: a service this creates is a placed one (its
+        total starts at 0). ``placement``: a placed service's new placement (stored
+        form; absent: unchanged). Returns (view, created)."""
         created = False
         written: dict = {}
 
@@ -300,13 +334,15 @@ class Intents:
                     raise NotFound("service %r does not exist" % name, field="service")
                 if not count_first and self.max_services is not None:
                     raise _NeedsRoom()
-                service = Service(name=name, replicas={}, generation=0, deleting=False,
-                                  created=rfc3339(time.time()))
+                service = Service(name=name, replicas=0 if total else {}, generation=0,
+                                  deleting=False, created=rfc3339(time.time()))
             else:
                 service = Service.from_store(current.value)
                 if service.deleting:
                     raise Conflict("service %r is being deleted" % name, field="service")
-            updated = service.with_replicas(change(dict(service.replicas)))
+            replicas = service.replicas
+            updated = service.with_replicas(
+                change(dict(replicas) if isinstance(replicas, dict) else replicas), placement)
             if metadata is not None:
                 updated = updated.with_metadata(metadata)
             if current is None and updated.generation == 0:
@@ -342,11 +378,12 @@ class Intents:
             # the common case, needs no count and no extra read).
             return await self._change_replicas(
                 name, change, computes=computes, create=create, expect_version=expect_version,
-                idempotency=idempotency, metadata=metadata, count_first=True)
+                idempotency=idempotency, metadata=metadata, count_first=True, total=total,
+                placement=placement)
         except VersionMismatch as e:
             if idempotency is not None and e.field == idempotency.store_key:
                 return await self._replay(idempotency, name, change, computes=computes,
-                                          create=create)
+                                          create=create, total=total)
             if not (e.field or "").startswith(COMPUTES):
                 raise
             raise NotFound("compute %r does not exist" % e.field[len(COMPUTES):],
@@ -354,7 +391,8 @@ class Intents:
         return service_view(spec, await self.store.get(status_key(name))), created
 
     async def _replay(self, idempotency: Idempotency, name: str, change: Change, *,
-                      computes: Iterable[str], create: bool) -> tuple[dict, bool]:
+                      computes: Iterable[str], create: bool,
+                      total: bool = False) -> tuple[dict, bool]:
         """The key was used before: answer as then, or refuse if the request differs."""
         record = await self.store.get(idempotency.store_key)
         if record is None or record.value["expires"] < time.time():
@@ -364,7 +402,7 @@ class Intents:
                 except VersionMismatch:
                     pass
             return await self._change_replicas(name, change, computes=computes, create=create,
-                                               idempotency=idempotency)
+                                               idempotency=idempotency, total=total)
         if record.value["request"] != idempotency.request:
             raise IdempotencyKeyReused("Idempotency-Key %r was used for another request (a "
                                        "different operation, service or body)"
@@ -387,48 +425,78 @@ class Intents:
                     pass
         return forgotten
 
-    async def upscale(self, name: str, compute: str, *,
+    async def upscale(self, name: str, compute: Optional[str], *,
                       idempotency: Optional[Idempotency] = None) -> dict:
-        def add_one(replicas: dict) -> dict:
-            current = replicas.get(compute, 0)
+        """One more on ``compute``, or on the total of a placed service (None)."""
+        def add_one(replicas: Replicas) -> Replicas:
+            current = _count_of(name, replicas, compute, "upscale")
             if current >= self.max_replicas:
-                raise Conflict("service %r already has %d resources on %r, the maximum "
-                               "(max_replicas)" % (name, current, compute), field="compute")
-            replicas[compute] = current + 1
-            return replicas
-        view, _ = await self._change_replicas(name, add_one, computes=[compute], create=True,
-                                              idempotency=idempotency)
-        return view
+                raise Conflict("service %r already has %d resources%s, the maximum "
+                               "(max_replicas)" % (name, current, _on(compute)),
+                               field="compute" if compute else "replicas")
+            return _with_count(replicas, compute, current + 1)
+        return await self._step(name, add_one, compute, create=True, idempotency=idempotency)
 
-    async def downscale(self, name: str, compute: str, *,
+    async def downscale(self, name: str, compute: Optional[str], *,
                         idempotency: Optional[Idempotency] = None) -> dict:
-        def remove_one(replicas: dict) -> dict:
-            current = replicas.get(compute, 0)
+        """One less on ``compute``, or on the total of a placed service (None)."""
+        def remove_one(replicas: Replicas) -> Replicas:
+            current = _count_of(name, replicas, compute, "downscale")
             if current == 0:
-                raise Conflict("service %r has no resources on %r to remove" % (name, compute),
-                               field="compute")
-            replicas[compute] = current - 1
-            return replicas
-        view, _ = await self._change_replicas(name, remove_one, computes=[compute],
-                                              create=False, idempotency=idempotency)
-        return view
+                raise Conflict("service %r has no resources%s to remove" % (name, _on(compute)),
+                               field="compute" if compute else "replicas")
+            return _with_count(replicas, compute, current - 1)
+        return await self._step(name, remove_one, compute, create=False,
+                                idempotency=idempotency)
 
-    async def scale(self, name: str, compute: str, number: int, *,
+    async def scale(self, name: str, compute: Optional[str], number: int, *,
                     idempotency: Optional[Idempotency] = None) -> dict:
-        def set_number(replicas: dict) -> dict:
-            replicas[compute] = number
-            return replicas
-        view, _ = await self._change_replicas(name, set_number, computes=[compute], create=True,
-                                              idempotency=idempotency)
+        """``number`` on ``compute``, or as the total of a placed service (None)."""
+        def set_number(replicas: Replicas) -> Replicas:
+            _count_of(name, replicas, compute, "scale")
+            return _with_count(replicas, compute, number)
+        return await self._step(name, set_number, compute, create=True,
+                                idempotency=idempotency)
+
+    async def _step(self, name: str, change: Change, compute: Optional[str], *, create: bool,
+                    idempotency: Optional[Idempotency]) -> dict:
+        view, _ = await self._change_replicas(
+            name, change, computes=[compute] if compute else [], create=create,
+            idempotency=idempotency, total=compute is None)
         return view
 
-    async def put_service(self, name: str, replicas: dict, *, expect_version: Version = None,
+    async def put_service(self, name: str, replicas: Replicas, *,
+                          expect_version: Version = None,
                           metadata: Optional[ServiceUpdate] = None) -> tuple[dict, bool]:
-        """Replace a service's replicas map (and, given a PUT body as ``metadata``, its
-        other fields: labels, managedBy); returns (view, created)."""
-        return await self._change_replicas(name, lambda _: dict(replicas),
-                                           computes=sorted(replicas), create=True,
-                                           expect_version=expect_version, metadata=metadata)
+        """Replace a service's replicas: a map, or a total and (from ``metadata``, a PUT
+        body) its placement; and the PUT body's other fields (labels, managedBy).
+        Returns (view, created)."""
+        placement = metadata.placement if metadata is not None else None
+        stored = placement.to_store() if placement is not None else None
+        counts = dict(replicas) if isinstance(replicas, dict) else replicas
+        return await self._change_replicas(
+            name, lambda _: counts, computes=sorted(replicas) if isinstance(replicas, dict)
+            else [], create=True, expect_version=expect_version, metadata=metadata,
+            placement=stored)
+
+    async def rebalance(self, name: str, *, expect_version: Version = None) -> dict:
+        """Ask for a rebalance of a placed service: the reconciler moves its assignment
+        to the shares, maxSurge at a time."""
+        def ask(current: Optional[Record]) -> dict:
+            if current is None:
+                raise NotFound("service %r does not exist" % name, field="service")
+            _check_version(current, expect_version, "service %r" % name)
+            service = Service.from_store(current.value)
+            if service.deleting:
+                raise Conflict("service %r is being deleted" % name, field="service")
+            if not service.placed:
+                raise Conflict("service %r has counts per compute, which genisys does not move: "
+                               "give it a total and a placement (PUT /service/%s) to have it "
+                               "placed" % (name, name), field="service")
+            return service.model_copy(update={"rebalance": service.rebalance + 1,
+                                              "generation": service.generation + 1}).to_store()
+        spec = cast(Record, await self.store.update(service_key(name), ask))
+        return service_view(spec, await self.store.get(status_key(name)))
 
     async def delete_service(self, name: str, *, expect_version: Version = None) -> dict:
         """Mark a service for deletion; the reconciler scales it to 0, then removes it."""

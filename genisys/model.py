@@ -21,22 +21,27 @@ import ipaddress
 import re
 import urllib.parse
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, NewType, Optional, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, NewType, Optional, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainValidator,
     StringConstraints,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    field_validator,
+    model_validator,
     with_config,
 )
+from pydantic import Tag
 from pydantic_core import PydanticCustomError
-from typing_extensions import TypeAliasType, TypedDict
+from typing_extensions import NotRequired, TypeAliasType, TypedDict
 
 from genisys.errors import Invalid
 
@@ -235,6 +240,27 @@ Time = TypeAliasType("Time", Annotated[str, StringConstraints(pattern=TIME_PATTE
 Replicas = TypeAliasType("Replicas", Annotated[dict[Name, Count], Field(
     description="Compute name -> desired count.", json_schema_extra={"examples": [{"local": 3}]})])
 
+
+def _replicas_form(value: Any) -> str:
+    return "[map]" if isinstance(value, dict) else "[total]"
+
+
+def _total_or_map(value: Any) -> Any:
+    if not isinstance(value, dict) and type(value) not in (int, float):
+        raise _refuse("must be a total (an integer) or an object of compute name -> count, "
+                      "got %s %s" % (type_name(value), describe(value)))
+    return value
+
+
+#: A service's replicas: a total genisys places (``6``), or counts per compute
+#: (``{"dc1": 4, "dc2": 2}``). The tags are dropped from the names of fields at fault.
+ReplicasOrTotal = TypeAliasType("ReplicasOrTotal", Annotated[
+    Union[Annotated[Count, Tag("[total]")], Annotated[Replicas, Tag("[map]")]],
+    Discriminator(_replicas_form), BeforeValidator(_total_or_map),
+    Field(description="A total, which genisys places on the computes of the `placement`; "
+                      "or compute name -> desired count, set by hand.",
+          json_schema_extra={"examples": [6, {"local": 3}]})])
+
 ResourceVersion = TypeAliasType("ResourceVersion", Annotated[int, Field(
     ge=1, description="Grows with every write.")])
 
@@ -276,8 +302,8 @@ class Model(BaseModel):
         optional ones that differ from their default (the seed's computes read exactly
         {"connector", "name"}, as stored records always have)."""
         fields = self.__dict__
-        return {wire: fields[name] for name, wire, required, default in _STORED[type(self)]
-                if required or fields[name] != default}
+        return {wire: _stored(fields[name]) for name, wire, required, default
+                in _STORED[type(self)] if required or fields[name] != default}
 
     @classmethod
     def trusted(cls: type["M"], value: dict) -> "M":
@@ -306,6 +332,15 @@ class Model(BaseModel):
         # that two models share).
         _TRUSTED[cls] = [(name, field.alias or name, _default_maker(field))
                          for name, field in cls.model_fields.items()]
+
+
+def _stored(value: Any) -> Any:
+    """A field's stored form: nested models (a placement) as their own stored form."""
+    if isinstance(value, Model):
+        return value.to_store()
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    return value
 
 
 def _default_maker(field: Any) -> Callable[[], Any]:
@@ -350,7 +385,10 @@ def problems(error: ValidationError, *, where: str = "") -> list[Invalid]:
 
 def invalid(error: Any, *, where: str = "") -> Invalid:
     """One pydantic error (an item of ``ValidationError.errors()``) as ``Invalid``."""
-    loc = [str(part) for part in error["loc"] if part != "[key]"]
+    # "[key]" (a dict key at fault) and the tags of a union ("[total]", "[map]") are
+    # pydantic's, not fields.
+    loc = [str(part) for part in error["loc"]
+           if not (isinstance(part, str) and part.startswith("[") and part.endswith("]"))]
     field = ".".join(([where] if where else []) + loc) or "body"
     return Invalid(_message(error, top=not loc), field=field)
 
@@ -467,12 +505,131 @@ def public_compute(value: dict) -> dict:
 # -- services ----------------------------------------------------------------
 
 
+# -- placement ---------------------------------------------------------------
+
+#: Most computes a placement may list, and weights it may give.
+MAX_PLACEMENT_COMPUTES = 256
+#: Largest weight (a ratio: 3 and 1 say the same as 3000 and 1000).
+MAX_WEIGHT = 1_000_000
+
+Strategy = Literal["Spread", "Weighted", "Capacity", "Pack"]
+
+
+class LabelExpression(Model):
+    """One rule of a selector's matchExpressions (as Kubernetes has them)."""
+
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = Field(default_factory=list, max_length=MAX_LABELS,
+                                     description="In and NotIn: at least one; Exists and "
+                                                 "DoesNotExist: none.")
+
+    @model_validator(mode="after")
+    def _values_fit(self) -> "LabelExpression":
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise _refuse("values: %s needs at least one value" % self.operator)
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise _refuse("values: %s takes no values" % self.operator)
+        return self
+
+
+class Selector(Model):
+    """Computes by their labels: every matchLabels pair and every matchExpressions
+    rule must hold (empty: every compute)."""
+
+    match_labels: Labels = Field(default_factory=dict, alias="matchLabels")
+    match_expressions: list[LabelExpression] = Field(default_factory=list, max_length=MAX_LABELS,
+                                                     alias="matchExpressions")
+
+
+_PERCENT = re.compile(r"^(100|[1-9][0-9]?)%$")
+
+
+def _max_surge(value: Any) -> Union[int, str]:
+    if type(value) is int and value >= 1:
+        return value
+    if isinstance(value, str) and _PERCENT.match(value):
+        return value
+    raise _refuse("must be a count from 1 or a percentage from 1%% to 100%%, got %s"
+                  % describe(value))
+
+
+MaxSurge = TypeAliasType("MaxSurge", Annotated[Union[int, str], PlainValidator(
+    _max_surge, json_schema_input_type=Union[Annotated[int, Field(ge=1)], Annotated[
+        str, StringConstraints(pattern=_PERCENT.pattern)]])])
+
+
+class Placement(Model):
+    """Where genisys puts a service's total, and how it divides it
+    (docs/placement.md)."""
+
+    computes: Optional[list[Name]] = Field(
+        default=None, min_length=1, max_length=MAX_PLACEMENT_COMPUTES,
+        description="These computes, in this order (Pack fills them in it). Absent: those "
+                    "the selector matches, or every compute.")
+    selector: Optional[Selector] = Field(default=None, description="The computes whose labels "
+                                                                   "match (not with computes).")
+    strategy: Strategy = Field(default="Spread", description=(
+        "Spread: evenly. Weighted: by weights. Capacity: by what each connector can still "
+        "take. Pack: fill the computes in order, each up to its capacity."))
+    weights: dict[Name, Annotated[int, Field(ge=0, le=MAX_WEIGHT)]] = Field(
+        default_factory=dict, max_length=MAX_PLACEMENT_COMPUTES,
+        description="Weighted: compute -> weight (a compute not named weighs 1).")
+    max_per_compute: Optional[Annotated[int, Field(ge=1)]] = Field(
+        default=None, alias="maxPerCompute", description="Most resources on any one compute.")
+    max_surge: Optional[MaxSurge] = Field(
+        default=None, alias="maxSurge", description="Most resources a rebalance adds before "
+                                                    "it removes as many: a count, or a share "
+                                                    "of the total such as 25% (the default; "
+                                                    "at least 1).")
+
+    EXAMPLES: ClassVar[list] = [{"computes": ["dc1", "dc2"], "strategy": "Spread"},
+                                {"selector": {"matchLabels": {"region": "eu"}},
+                                 "strategy": "Weighted", "weights": {"dc1": 3, "dc2": 1}}]
+
+    @field_validator("computes")
+    @classmethod
+    def _listed_once(cls, computes: Optional[list]) -> Optional[list]:
+        if computes is not None and len(set(computes)) != len(computes):
+            twice = sorted({c for c in computes if computes.count(c) > 1})
+            raise _refuse("lists %s more than once" % ", ".join(twice))
+        return computes
+
+    @field_validator("selector")
+    @classmethod
+    def _computes_or_selector(cls, selector: Optional[Selector],
+                              info: ValidationInfo) -> Optional[Selector]:
+        if selector is not None and info.data.get("computes") is not None:
+            raise _refuse("give computes or a selector, not both")
+        return selector
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_weighted(cls, weights: dict, info: ValidationInfo) -> dict:
+        if weights and info.data.get("strategy") != "Weighted":
+            raise _refuse("weights are only for strategy Weighted (this one is %s)"
+                          % info.data.get("strategy"))
+        return weights
+
+
+def placement_of(service: "Service") -> dict:
+    """A placed service's placement in its stored form (records read back hold a dict,
+    requests a Placement; an absent one: Spread over every compute)."""
+    placement = service.placement
+    if placement is None:
+        return {}
+    return placement if isinstance(placement, dict) else placement.to_store()
+
+
+# -- services ----------------------------------------------------------------
+
+
 class Service(Model):
     """The intent for one service (its stored form): how many resources it wants on
-    each compute."""
+    each compute, or a total and where genisys places it."""
 
     name: Name
-    replicas: Replicas
+    replicas: ReplicasOrTotal
     #: Bumped on every change of the spec; status reports which one it reflects.
     generation: int = Field(ge=0, description="Grows with every change of the spec.")
     #: Set by DELETE: the reconciler scales everything to 0, then removes the record.
@@ -482,10 +639,20 @@ class Service(Model):
     managed_by: Optional[ManagedBy] = Field(default=None, alias="managedBy")
     #: When it was created (RFC 3339, UTC); None for records older than the field.
     created: Optional[Time] = Field(default=None, description="When the service was created.")
+    placement: Optional[Placement] = Field(
+        default=None, description="With a total: which computes, and how to divide it "
+                                  "(absent: Spread over every compute).")
+    #: Bumped by POST /service/<name>/rebalance; status.placement.rebalanced catches up.
+    rebalance: int = Field(default=0, ge=0, description="Rebalances asked for so far.")
 
     @classmethod
     def from_store(cls, value: dict) -> "Service":
         return cls.trusted(value)
+
+    @property
+    def placed(self) -> bool:
+        """True for a total genisys places, False for counts set per compute."""
+        return not isinstance(self.replicas, dict)
 
     def with_metadata(self, update: "ServiceUpdate") -> "Service":
         """A copy with the other fields of a PUT body than replicas and name (labels,
@@ -493,28 +660,46 @@ class Service(Model):
         return self.model_copy(update={field: getattr(update, field)
                                        for field in _SETTABLE})
 
-    def with_replicas(self, replicas: dict) -> "Service":
-        """A copy with new replicas; the generation moves only if something changed."""
-        if replicas == self.replicas:
+    def with_replicas(self, replicas: Union[dict, int], placement: Any = ...) -> "Service":
+        """A copy with new replicas (and, with a total, ``placement``: a stored form, or
+        None; absent, the one it has); the generation moves only if something changed."""
+        if placement is ...:
+            placement = placement_of(self)
+        placement = (placement or None) if not isinstance(replicas, dict) else None
+        if replicas == self.replicas and placement == (placement_of(self) or None):
             return self
-        return self.model_copy(update={"replicas": dict(replicas),
-                                       "generation": self.generation + 1})
+        return self.model_copy(update={
+            "replicas": dict(replicas) if isinstance(replicas, dict) else replicas,
+            "placement": placement, "generation": self.generation + 1})
 
 
 class ServiceUpdate(Model):
-    """PUT /service/<name>: replaces the replicas, labels and managedBy."""
+    """PUT /service/<name>: replaces the replicas (and placement), labels and managedBy."""
 
-    replicas: Replicas
+    replicas: ReplicasOrTotal
+    placement: Optional[Placement] = Field(
+        default=None, description="With a total only (absent: Spread over every compute).")
     labels: Labels = Field(default_factory=dict)
     managed_by: Optional[ManagedBy] = Field(default=None, alias="managedBy")
     name: Optional[Name] = Field(default=None,
                                  description="If given, must equal the name in the path.")
 
-    EXAMPLES: ClassVar[list] = [{"replicas": {"local": 3}}]
+    EXAMPLES: ClassVar[list] = [{"replicas": {"local": 3}},
+                                {"replicas": 6, "placement": {"computes": ["dc1", "dc2"]}}]
+
+    @field_validator("placement")
+    @classmethod
+    def _with_a_total(cls, placement: Optional[Placement],
+                      info: ValidationInfo) -> Optional[Placement]:
+        if placement is not None and isinstance(info.data.get("replicas"), dict):
+            raise _refuse("only a service with a total (replicas: N) has a placement; "
+                          "this one has counts per compute")
+        return placement
 
 
 #: What a PUT body replaces besides the replicas (the name is the URL's).
-_SETTABLE = tuple(f for f in ServiceUpdate.model_fields if f not in ("replicas", "name"))
+_SETTABLE = tuple(f for f in ServiceUpdate.model_fields
+                  if f not in ("replicas", "placement", "name"))
 
 
 def _body_config(*examples: dict) -> ConfigDict:
@@ -530,18 +715,20 @@ def _body_config(*examples: dict) -> ConfigDict:
 # such a body (an upscale's body took 15% longer than before models).
 
 
-@with_config(_body_config({"compute": "local"}))
+@with_config(_body_config({"compute": "local"}, {}))
 class StepRequest(TypedDict):
-    """POST /service/<name>/upscale and /downscale."""
+    """POST /service/<name>/upscale and /downscale: one more or less on ``compute``, or
+    on the total of a placed service (no ``compute``)."""
 
-    compute: Name
+    compute: NotRequired[Name]
 
 
-@with_config(_body_config({"compute": "local", "number": 3}))
+@with_config(_body_config({"compute": "local", "number": 3}, {"number": 6}))
 class ScaleRequest(TypedDict):
-    """POST /service/<name>/scale."""
+    """POST /service/<name>/scale: ``number`` on ``compute``, or the total of a placed
+    service (no ``compute``)."""
 
-    compute: Name
+    compute: NotRequired[Name]
     number: Count
 
 
@@ -578,11 +765,37 @@ class ComputeStatus(Model):
     failures: int = Field(ge=0, description="Consecutive failed attempts.")
 
 
+class ReportedCapacity(Model):
+    """What a connector said it can hold (``GET /capabilities``)."""
+
+    total: int = Field(ge=0, description="The most resources it runs, over all services.")
+    used: int = Field(ge=0, description="How many it ran when asked.")
+
+
+class PlacementStatus(Model):
+    """Where a placed service's total went, and why (written by the reconciler)."""
+
+    total: int = Field(ge=0, description="The total of the spec this reflects.")
+    placed: int = Field(ge=0, description="How many the assignment holds.")
+    condition: Literal["Placed", "Unschedulable", "Rebalancing"]
+    message: str
+    assignment: dict[Name, int] = Field(description="Compute -> desired count.")
+    shares: dict[Name, int] = Field(description="What a rebalance would move to.")
+    reasons: dict[Name, str] = Field(description="Compute -> why it has its count.")
+    capacity: dict[Name, ReportedCapacity] = Field(
+        default_factory=dict, description="What each connector that reports a capacity said, "
+                                          "as this placement used it.")
+    rebalanced: int = Field(default=0, ge=0, description="The spec's rebalance count this "
+                                                         "assignment has caught up with.")
+
+
 class ServiceStatus(Model):
     observed_generation: int = Field(
         ge=0, alias="observedGeneration",
         description="The generation this status reflects (0: not looked at yet).")
     computes: dict[Name, ComputeStatus]
+    placement: Optional[PlacementStatus] = Field(default=None,
+                                                 description="A placed service's placement.")
 
 
 def empty_status() -> dict:
@@ -633,7 +846,10 @@ class ComputeSpec(Model):
 class ServiceSpec(Model):
     """The spec of a Service manifest."""
 
-    replicas: Replicas
+    replicas: ReplicasOrTotal
+    placement: Optional[Placement] = None
+
+    _with_a_total = field_validator("placement")(ServiceUpdate._with_a_total.__func__)
 
 
 # -- what else the API answers ------------------------------------------------
@@ -706,7 +922,7 @@ class Readiness(Model):
 #: The shapes the OpenAPI document names (the types their fields use join them).
 DOCUMENTED: tuple[Any, ...] = (
     Compute, ComputeUpdate, ComputeView, ComputeList, ServiceUpdate, StepRequest, ScaleRequest,
-    ServiceView, ServiceWithEvents, ServiceList, ServiceStatus, ComputeStatus, Event, Error,
+    Placement, PlacementStatus, ServiceView, ServiceWithEvents, ServiceList, ServiceStatus, ComputeStatus, Event, Error,
     AuditEntry, Health, Readiness, ManifestSync)
 
 

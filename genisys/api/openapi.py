@@ -171,7 +171,9 @@ def _services_paths():
                 "404": _error(not_found, "NotFound"),
                 "409": _error(conflicts, *reasons)}),
             description=description, parameters=step_params,
-            body=_body(_schema(body_schema), "The compute (and for scale, the count)."))}
+            body=_body(_schema(body_schema), "The compute (and for scale, the count); "
+                                             "without a compute, the step acts on the total "
+                                             "of a placed service."))}
 
     return {
         "/service": {
@@ -188,7 +190,8 @@ def _services_paths():
                                    _schema("ServiceWithEvents"), etag=True),
                     "404": _error("No such service.", "NotFound")})),
             "put": _operation(
-                "putService", "services", "Create or replace a service's replicas map",
+                "putService", "services", "Create or replace a service: a replicas map, or a "
+                                      "total and its placement",
                 dict(_WRITE_BODY, **{
                     "200": _answer("Replaced. " + service_etag, _schema("ServiceView"), etag=True),
                     "201": _answer("Created. " + service_etag, _schema("ServiceView"), etag=True),
@@ -212,25 +215,47 @@ def _services_paths():
         "/service/{name}/upscale": dict(step(
             "upscaleService", "One resource more on a compute",
             "Adds one to the desired count of the service on the compute, creating the "
-            "service on first use. Atomic: 100 concurrent upscales add exactly 100.",
+            "service on first use. Atomic: 100 concurrent upscales add exactly 100. Without "
+            "a compute, adds one to the total of a placed service (creating one placed "
+            "over every compute on first use).",
             "StepRequest", "No such compute.",
-            "The count is at max_replicas already, the service is being deleted, or creating "
-            "it would exceed max_services.", "Conflict", "LimitExceeded"),
+            "The count is at max_replicas already, the service is being deleted, creating "
+            "it would exceed max_services, or the step names a compute of a placed service "
+            "(or none of a service with counts per compute).", "Conflict", "LimitExceeded"),
             parameters=[name]),
         "/service/{name}/downscale": dict(step(
             "downscaleService", "One resource less on a compute",
-            "Removes one from the desired count of the service on the compute.",
+            "Removes one from the desired count of the service on the compute (without a "
+            "compute: from the total of a placed service).",
             "StepRequest", "No such service, or no such compute.",
-            "The count is 0 already, or the service is being deleted.", "Conflict"),
+            "The count is 0 already, the service is being deleted, or the step's form "
+            "(a compute or none) is not the service's.", "Conflict"),
             parameters=[name]),
         "/service/{name}/scale": dict(step(
             "scaleService", "Set the desired count on a compute",
             "Sets the desired count of the service on the compute, creating the service on "
-            "first use.",
+            "first use (without a compute: the total of a placed service).",
             "ScaleRequest", "No such compute.",
-            "The service is being deleted, or creating it would exceed max_services.",
+            "The service is being deleted, creating it would exceed max_services, or the "
+            "step's form (a compute or none) is not the service's.",
             "Conflict", "LimitExceeded"),
             parameters=[name]),
+        "/service/{name}/rebalance": {
+            "parameters": [name],
+            "post": _operation(
+                "rebalanceService", "services", "Move a placed service to its shares",
+                dict(_WRITE, **bad_name, **{
+                    "202": _answer("Accepted: the reconciler moves the assignment to the "
+                                   "shares, maxSurge at a time (status.placement says how "
+                                   "far). " + service_etag, _schema("ServiceView"), etag=True),
+                    "404": _error("No such service.", "NotFound"),
+                    "409": _error("The service has counts per compute, or is being deleted.",
+                                  "Conflict"),
+                    "412": _ref("responses", "PreconditionFailed")}),
+                description="A compute that joined or left the placement, or a new weight, "
+                            "moves nothing by itself; a rebalance moves the assignment to "
+                            "what the placement gives now.",
+                parameters=[_ref("parameters", "IfMatch")])},
         "/service/{name}/events": {
             "parameters": [name],
             "get": _operation(

@@ -1,5 +1,5 @@
-"""/service endpoints: the seed's upscale and downscale, plus scale, get, put, delete
-and the events of a service. Each handler parses its body into its model
+"""/service endpoints: the seed's upscale and downscale, plus scale, get, put, delete,
+rebalance and the events of a service. Each handler parses its body into its model
 (``genisys.model``), calls one function of the intent layer and sends the answer."""
 
 from genisys.api.base import APIHandler
@@ -47,7 +47,7 @@ class StepHandler(APIHandler):
         body = self.json_body()
         request = parse(StepRequest, body)
         idempotency = self.idempotency(body)
-        view = await self.step(name, request["compute"], idempotency=idempotency)
+        view = await self.step(name, request.get("compute"), idempotency=idempotency)
         self.send_change(view, idempotency)
 
 
@@ -57,9 +57,18 @@ class ScaleHandler(APIHandler):
         body = self.json_body()
         request = parse(ScaleRequest, body, maximum=self.intents.max_replicas)
         idempotency = self.idempotency(body)
-        view = await self.intents.scale(name, request["compute"], request["number"],
+        view = await self.intents.scale(name, request.get("compute"), request["number"],
                                         idempotency=idempotency)
         self.send_change(view, idempotency)
+
+
+class RebalanceHandler(APIHandler):
+    """A placed service's assignment moves to its shares, maxSurge at a time."""
+
+    async def post(self, name):
+        view = await self.intents.rebalance(validate_name(name, "name"),
+                                            expect_version=self.if_match())
+        self.send(202, view, version=view["resourceVersion"])
 
 
 def routes(**deps):
@@ -70,4 +79,5 @@ def routes(**deps):
         (r"/service/([^/]+)/downscale/?", StepHandler, dict(deps, step="downscale")),
         (r"/service/([^/]+)/scale/?", ScaleHandler, deps),
         (r"/service/([^/]+)/events/?", EventsHandler, deps),
+        (r"/service/([^/]+)/rebalance/?", RebalanceHandler, deps),
     ]

@@ -28,7 +28,8 @@ from genisys.connector.client import ConnectorClient, ConnectorFailure, Connecto
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import SERVICES, events_key, recent_events, service_key, status_key
 from genisys.metrics import Metrics
-from genisys.model import CONVERGED, UNREACHABLE, Compute, Service, empty_status
+from genisys import placement
+from genisys.model import CONVERGED, UNREACHABLE, Compute, Service, empty_status, placement_of
 from genisys.reconciler import status as st
 from genisys.reconciler.decide import (
     AskStatus,
@@ -196,13 +197,17 @@ class Reconciler:
             service = Service.from_store(record.value)
             status = statuses.get(service.name)
             if status is None or service.deleting \
-                    or status.value.get("observedGeneration") != service.generation \
-                    or set(status.value.get("computes", {})) != set(service.replicas):
+                    or status.value.get("observedGeneration") != service.generation:
+                continue
+            counts = service.replicas
+            if service.placed:
+                counts = (status.value.get("placement") or {}).get("assignment")
+            if not isinstance(counts, dict) or set(status.value.get("computes", {})) != set(counts):
                 continue
             entries = status.value["computes"]
             if all(entries[c].get("condition") == CONVERGED
-                   and entries[c].get("desired") == n for c, n in service.replicas.items()):
-                for compute, desired in service.replicas.items():
+                   and entries[c].get("desired") == n for c, n in counts.items()):
+                for compute, desired in counts.items():
                     candidates.setdefault(compute, {})[service.name] = desired
         unsettled: set[str] = set()
         for compute_name, wanted in candidates.items():
@@ -234,20 +239,57 @@ class Reconciler:
         current = await self.store.get(status_key(name))
         service = Service.from_store(spec.value)
         previous = current.value if current else empty_status()
-        computes = set(service.replicas) | set(previous.get("computes", {}))
+        placed = await self._place(service, previous) if service.placed else None
+        assignment = placed["assignment"] if placed is not None else None
+        computes = set(assignment if placed is not None else service.replicas)
+        computes.update(previous.get("computes", {}))
         memory = {c: self._memory[c][name] for c in computes
                   if name in self._memory.get(c, ())}
-        results = await self._run_pairs(plan(service, previous, memory))
+        results = await self._run_pairs(plan(service, previous, memory, assignment=assignment))
         for compute, result in results.items():
             if result.entry is None:
                 self._forget_pair(name, compute)
-        decision = conclude(service, results)
+        decision = conclude(service, results, placement=placed)
+        if placed is not None:
+            decision = self._placement_told(service, previous, placed, decision)
         self.metrics.passes.labels(decision.outcome).inc()
         self.metrics.pass_seconds.observe(time.monotonic() - started)
         if decision.action == "finalize":
             return await self._finalize(name, spec)
         await self._write(name, current, previous, decision)
         return decision.retry_in
+
+    async def _place(self, service: Service, status: dict) -> dict:
+        """A placed service's status.placement for this pass (``genisys.placement``), with
+        what its computes' connectors can hold now if the assignment may change."""
+        computes = await self.informer.compute_labels()
+        capacity = None
+        if placement.needs_capacity(service, status):
+            capacity = {}
+            for name in placement.eligible(placement_of(service), computes):
+                compute = await self.informer.compute_model(name)
+                reported = await self.client.capacity(compute) if compute else None
+                if reported is not None:
+                    capacity[name] = (reported.total, reported.used)
+        return placement.assign(service, status, computes=computes, capacity=capacity)
+
+    def _placement_told(self, service: Service, status: dict, placed: dict,
+                        decision: Decision) -> Decision:
+        """A placed service's decision with an event per compute whose count the
+        placement moved; and, while a rebalance goes on, with its next step taken as
+        soon as this one has converged."""
+        before = status.get("placement")
+        strategy = placement_of(service).get("strategy", placement.SPREAD)
+        utc = self._now().utc
+        events = decision.events + [st.event(st.NORMAL, "Placed", compute, message, now=utc)
+                                    for compute, message in placement.moves(before, placed,
+                                                                            strategy)]
+        retry_in = decision.retry_in
+        moved = before is None or before.get("assignment") != placed["assignment"]
+        if placed["condition"] == placement.REBALANCING and decision.outcome == "converged" \
+                and (moved or before.get("condition") != placement.REBALANCING):
+            retry_in = 0.0
+        return dataclasses.replace(decision, events=events, retry_in=retry_in)
 
     async def _run_pairs(self, pairs: dict[str, Pair]) -> dict[str, PairResult]:
         """The PairResult of each compute, concurrently, within ``pass_budget``.

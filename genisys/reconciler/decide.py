@@ -165,11 +165,15 @@ class Decision:
     outcome: str = "converged"
 
 
-def plan(service: Service, status: dict, memory: Mapping[str, PairMemory]) -> dict[str, Pair]:
-    """The pairs of a pass, by compute (sorted): the spec's computes, and those the
-    status still has an entry for (dropped: they go to 0 first)."""
+def plan(service: Service, status: dict, memory: Mapping[str, PairMemory], *,
+         assignment: Optional[Mapping[str, int]] = None) -> dict[str, Pair]:
+    """The pairs of a pass, by compute (sorted): the spec's computes (a placed
+    service's: its ``assignment``), and those the status still has an entry for
+    (dropped: they go to 0 first)."""
     before = status.get("computes", {})
-    desired = {c: 0 if service.deleting else n for c, n in service.replicas.items()}
+    counts = service.replicas if assignment is None else assignment
+    assert isinstance(counts, dict), "a placed service is planned with its assignment"
+    desired = {c: 0 if service.deleting else n for c, n in counts.items()}
     dropped = {c for c in before if c not in desired}
     desired.update({c: 0 for c in dropped})
     pairs = {}
@@ -246,8 +250,10 @@ def decide(spec: Optional[Service], status: Optional[dict],
     return conclude(spec, results)
 
 
-def conclude(service: Service, results: Mapping[str, PairResult]) -> Decision:
-    """The pass's decision once every pair has its outcome."""
+def conclude(service: Service, results: Mapping[str, PairResult], *,
+             placement: Optional[dict] = None) -> Decision:
+    """The pass's decision once every pair has its outcome (``placement``: a placed
+    service's status.placement, kept in the status)."""
     entries, events, retries = {}, [], []
     for compute in sorted(results):
         result = results[compute]
@@ -261,9 +267,11 @@ def conclude(service: Service, results: Mapping[str, PairResult]) -> Decision:
                "progressing" if "progressing" in outcomes else "converged")
     if service.deleting and st.is_finished(entries):
         return Decision("finalize", results=dict(results), events=events, outcome=outcome)
+    status = {"observedGeneration": service.generation, "computes": entries}
+    if placement is not None:
+        status["placement"] = placement
     return Decision("write", results=dict(results), events=events, outcome=outcome,
-                    status={"observedGeneration": service.generation, "computes": entries},
-                    retry_in=min(retries) if retries else None)
+                    status=status, retry_in=min(retries) if retries else None)
 
 
 def _from(running: Optional[int]) -> str:

@@ -102,8 +102,14 @@ class _ComputesNamed:
         self._sets: dict[frozenset, frozenset] = {}
 
     def __call__(self, record: Record) -> frozenset:
-        named = frozenset(record.value.get("replicas", ()))
+        replicas = record.value.get("replicas", ())
+        # A placed service may move to any compute (one that joins its selector, say).
+        named = frozenset(replicas) if isinstance(replicas, dict) else ANY_COMPUTE
         return self._sets.setdefault(named, named)
+
+
+#: What is kept of a placed service's spec: it may use any compute ("*" names none).
+ANY_COMPUTE = frozenset(["*"])
 
 
 class Informer:
@@ -151,6 +157,14 @@ class Informer:
                                                  Compute.from_store(record.value))
         return made[1]
 
+    async def compute_labels(self) -> dict[str, dict]:
+        """Every compute's labels, by name (what a placement selects by)."""
+        if self._computes.synced:
+            records = list(self._computes.kept().values())
+        else:
+            records = (await self.store.list(COMPUTES)).records
+        return {r.value["name"]: r.value.get("labels", {}) for r in records}
+
     async def specs_and_statuses(self, specs: Optional[list[Record]] = None
                                  ) -> tuple[list[Record], dict[str, Record]]:
         """Every spec (``specs``, if just listed) and every status, by service name."""
@@ -163,7 +177,8 @@ class Informer:
         """The services whose spec names ``compute``, as of the specs listed and
         watched: no store read (computes may change often; ten thousand services'
         computes cost about 1 MB here)."""
-        return {name for name, (_, named) in self._specs.entries.items() if compute in named}
+        return {name for name, (_, named) in self._specs.entries.items()
+                if compute in named or named is ANY_COMPUTE}
 
     # -- list and watch ----------------------------------------------------------
 

@@ -68,9 +68,11 @@ ADMIN_ANSWERS = {
     ("DELETE", "/compute/web"): (409, None),  # the service web runs there
     ("PUT", "/service/web"): (400, "replicas"),
     ("DELETE", "/service/web"): (202, None),
-    ("POST", "/service/web/upscale"): (400, "compute"),
-    ("POST", "/service/web/downscale"): (400, "compute"),
-    ("POST", "/service/web/scale"): (400, "compute"),
+    # Without a compute, a step acts on a placed service's total: web is being deleted.
+    ("POST", "/service/web/upscale"): (409, None),
+    ("POST", "/service/web/downscale"): (409, None),
+    ("POST", "/service/web/scale"): (400, "number"),
+    ("POST", "/service/web/rebalance"): (409, None),
 }
 
 
@@ -143,9 +145,12 @@ async def test_the_auth_matrix(api, app, intents):
                                            "field": field}
             elif method == "DELETE" and path == "/service/web":
                 assert answer["deleting"] is True and answer["name"] == "web"
-            else:
+            elif path == "/compute/web":
                 assert answer["error"]["reason"] == "Conflict"
                 assert "compute 'web' is in use by service(s) web" in answer["error"]["message"]
+            else:
+                assert answer["error"] == {"reason": "Conflict", "field": "service",
+                                           "message": "service 'web' is being deleted"}
         if method == "DELETE":
             await seed_again(api)
     writes = {(m, p) for m, p in routes if m != "GET" and p not in PUBLIC}

@@ -1,0 +1,392 @@
+"""Placement: how many resources of a placed service go on each compute. Pure: no I/O.
+
+A placed service has a total (``replicas: 6``) and a ``placement`` (which computes,
+which strategy; see ``genisys.model.Placement``) instead of per-compute counts. The
+reconciler turns them into an *assignment*, {compute: count}, which it then
+converges like a per-compute map, and keeps it in the service's status
+(``status.placement``). ``GET /plan`` runs the same functions over the same inputs,
+so what it shows is what the reconciler does.
+
+The rules (docs/placement.md says them for users):
+
+* **Shares** divide the total by largest remainder: each compute's quota is
+  total × weight / Σ weights, floored; the seats left go to the largest
+  remainders, ties broken by weight, then by what already runs there, then by
+  name. A compute never gets more than its *room* (its connector's capacity left
+  for this service, and ``maxPerCompute``): a compute at its room drops out and the
+  rest is divided again among the others. Spread weighs each compute 1, Weighted
+  by ``weights`` (1 for a compute it does not name), Capacity by each compute's
+  room (a compute whose connector reports no capacity gets nothing), and Pack
+  fills the computes in order, each up to its room.
+* **Steady.** Once a service has an assignment, a change of its total only adds
+  where a compute is furthest under its share, and only removes where one is
+  furthest over it (a compute no longer in the placement has a share of 0). A
+  compute that joins or leaves the placement, or a new weight, moves nothing.
+* **Rebalance is explicit.** A rebalance moves the assignment to the shares, at
+  most ``maxSurge`` at a time: it adds up to that many where computes are under
+  their share, waits until everything assigned runs, then removes as many where
+  computes are over it, and waits again. What runs never drops below the total
+  nor exceeds it by more than ``maxSurge``.
+"""
+
+import dataclasses
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional, cast
+
+from genisys.model import CONVERGED, Service, placement_of
+
+SPREAD, WEIGHTED, CAPACITY, PACK = "Spread", "Weighted", "Capacity", "Pack"
+STRATEGIES = (SPREAD, WEIGHTED, CAPACITY, PACK)
+#: maxSurge when a placement does not say.
+DEFAULT_MAX_SURGE = "25%"
+
+#: status.placement conditions.
+PLACED = "Placed"
+UNSCHEDULABLE = "Unschedulable"
+REBALANCING = "Rebalancing"
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A compute the placement may use, as the strategy sees it."""
+
+    name: str
+    #: The strategy's weight (Pack: unused).
+    weight: int
+    #: The most it may hold of this service (None: no bound).
+    room: Optional[int]
+    #: Why its room is what it is ("" when unbounded), for status.placement's reasons.
+    bound: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Placed:
+    """The outcome of ``place``."""
+
+    #: compute -> desired count (computes with 0 are left out).
+    assignment: dict[str, int]
+    #: What a rebalance would move to: compute -> share (0s left out).
+    shares: dict[str, int]
+    #: How many the candidates can hold in all (None: no bound).
+    fits: Optional[int]
+    #: A rebalance asked for is done (the assignment is the shares, and runs).
+    rebalanced: bool
+    #: compute -> why it has its count.
+    reasons: dict[str, str]
+
+    @property
+    def placed(self) -> int:
+        return sum(self.assignment.values())
+
+
+# -- which computes --------------------------------------------------------------
+
+
+def selects(selector: Optional[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
+    """Whether a compute with ``labels`` matches a label selector (Kubernetes'
+    matchLabels and matchExpressions; None or empty: every compute)."""
+    if not selector:
+        return True
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or ():
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values") or ()
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def eligible(placement: Mapping[str, Any], computes: Mapping[str, Mapping[str, str]]
+             ) -> list[str]:
+    """The computes a placement may use, in its order: those it lists that exist (in
+    the listed order), or those its selector matches (by name)."""
+    listed = placement.get("computes")
+    if listed is not None:
+        return [name for name in listed if name in computes]
+    selector = placement.get("selector")
+    return [name for name in sorted(computes) if selects(selector, computes[name])]
+
+
+def candidates(placement: Mapping[str, Any], names: Sequence[str], *,
+               capacity: Mapping[str, Optional[tuple[int, int]]],
+               running: Mapping[str, int]) -> list[Candidate]:
+    """The eligible computes ``names`` as the strategy weighs them. ``capacity``:
+    compute -> (total, used) its connector reported (None or absent: none);
+    ``running``: what this service runs there, which its room includes."""
+    strategy = placement.get("strategy", SPREAD)
+    weights = placement.get("weights") or {}
+    most = placement.get("maxPerCompute")
+    found = []
+    for name in names:
+        room, bound = None, ""
+        reported = capacity.get(name)
+        if reported is not None:
+            total, used = reported
+            room = max(0, total - used + running.get(name, 0))
+            bound = "capacity %d, %d used by others" % (total, max(0, used - running.get(name, 0)))
+        if most is not None and (room is None or most < room):
+            room, bound = most, "maxPerCompute %d" % most
+        if strategy == WEIGHTED:
+            weight = weights.get(name, 1)
+        elif strategy == CAPACITY:
+            weight = 0 if reported is None else (room or 0)
+        else:
+            weight = 1
+        found.append(Candidate(name, weight, room, bound))
+    return found
+
+
+# -- shares ----------------------------------------------------------------------
+
+
+def fits(strategy: str, computes: Iterable[Candidate]) -> Optional[int]:
+    """How many the computes can hold under ``strategy`` (None: no bound)."""
+    rooms = [c.room for c in computes if strategy == PACK or c.weight > 0]
+    if not rooms or None in rooms:
+        return None if rooms else 0
+    return sum(r for r in rooms if r is not None)
+
+
+def shares(total: int, strategy: str, computes: Sequence[Candidate],
+           current: Mapping[str, int]) -> dict[str, int]:
+    """Each compute's share of ``total`` (largest remainder within each room; Pack:
+    in order). Less than ``total`` when it does not all fit."""
+    share = {c.name: 0 for c in computes}
+    if strategy == PACK:
+        left = total
+        for c in computes:
+            take = left if c.room is None else min(left, c.room)
+            share[c.name], left = take, left - take
+        return share
+    open_ = [c for c in computes if c.weight > 0 and (c.room is None or c.room > 0)]
+    left = total
+    while left > 0 and open_:
+        weight = sum(c.weight for c in open_)
+        # A compute whose quota reaches its room gets its room, and the rest is
+        # divided again among the others (integers: left * w / weight exactly).
+        full = [c for c in open_ if c.room is not None and left * c.weight >= c.room * weight]
+        if full:
+            for c in full:
+                share[c.name] = c.room  # type: ignore[assignment]
+                left -= c.room  # type: ignore[operator]
+            open_ = [c for c in open_ if c not in full]
+            continue
+        seats = left
+        for c in open_:
+            share[c.name] = left * c.weight // weight
+            seats -= share[c.name]
+        ranked = sorted(open_, key=lambda c: (-(left * c.weight % weight), -c.weight,
+                                              -current.get(c.name, 0), c.name))
+        for c in ranked[:seats]:
+            share[c.name] += 1
+        left = 0
+    return share
+
+
+def max_surge(total: int, setting: Any) -> int:
+    """maxSurge as a count: an integer, or "N%" of the total (rounded up), at least 1."""
+    setting = DEFAULT_MAX_SURGE if setting is None else setting
+    if isinstance(setting, str):
+        percent = int(setting.rstrip("%"))
+        return max(1, -(-total * percent // 100))
+    return max(1, setting)
+
+
+# -- the assignment ----------------------------------------------------------------
+
+
+def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate], *,
+          previous: Optional[Mapping[str, int]], running: Mapping[str, Optional[int]],
+          rebalance: bool) -> Placed:
+    """The assignment of a placed service with ``total``, given the candidates,
+    its ``previous`` assignment (None: it has none yet) and what ``running`` each
+    compute last reported (a step of a rebalance waits until that is the assignment).
+    ``rebalance``: a rebalance is asked for and not done."""
+    strategy = placement.get("strategy", SPREAD)
+    by_name = {c.name: c for c in computes}
+    target = shares(total, strategy, computes, previous or {})
+    if previous is None:
+        assignment = dict(target)
+    else:
+        assignment = {c: n for c, n in previous.items() if n > 0}
+        have = sum(assignment.values())
+        settled = all(running.get(c) == n for c, n in assignment.items())
+        if have < total:
+            _grow(assignment, total - have, target, by_name, strategy)
+        elif have > total and (settled or not rebalance):
+            _shrink(assignment, have - total, target, by_name)
+        elif have == total and rebalance and settled and _nonzero(assignment) != _nonzero(target):
+            surge = max_surge(total, placement.get("maxSurge"))
+            under = sum(max(0, n - assignment.get(c, 0)) for c, n in target.items())
+            _grow(assignment, min(surge, under), target, by_name, strategy, only_under=True)
+    assignment = _nonzero(assignment)
+    settled = all(running.get(c) == n for c, n in assignment.items())
+    done = assignment == _nonzero(target) and settled
+    return Placed(assignment=assignment, shares=_nonzero(target),
+                  fits=fits(strategy, computes), rebalanced=done,
+                  reasons=_reasons(assignment, target, by_name, strategy, total))
+
+
+def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
+    return {c: n for c, n in sorted(counts.items()) if n > 0}
+
+
+def _rank(strategy: str, by_name: Mapping[str, Candidate]) -> dict[str, int]:
+    """Pack's order of the computes (others: none)."""
+    return {name: i for i, name in enumerate(by_name)} if strategy == PACK else {}
+
+
+def _grow(assignment: dict[str, int], count: int, target: Mapping[str, int],
+          by_name: Mapping[str, Candidate], strategy: str, *, only_under: bool = False) -> None:
+    """Add ``count``, one at a time where a compute is furthest under its share (ties:
+    weight, what runs there, name; Pack: its order), never past a room. Only eligible
+    computes receive; with ``only_under``, only those under their share."""
+    order = _rank(strategy, by_name)
+
+    def key(name: str) -> tuple:
+        n = assignment.get(name, 0)
+        return (order.get(name, 0), -(target.get(name, 0) - n), -by_name[name].weight, -n, name)
+
+    def open_(name: str) -> bool:
+        c, n = by_name[name], assignment.get(name, 0)
+        if c.room is not None and n >= c.room:
+            return False
+        if only_under and n >= target.get(name, 0):
+            return False
+        return strategy == PACK or c.weight > 0
+
+    heap = [(key(name), name) for name in by_name if open_(name)]
+    heapq.heapify(heap)
+    while count > 0 and heap:
+        _, name = heapq.heappop(heap)
+        assignment[name] = assignment.get(name, 0) + 1
+        count -= 1
+        if open_(name):
+            heapq.heappush(heap, (key(name), name))
+
+
+def _shrink(assignment: dict[str, int], count: int, target: Mapping[str, int],
+            by_name: Mapping[str, Candidate]) -> None:
+    """Remove ``count``, one at a time where a compute is furthest over its share (a
+    compute out of the placement: its share is 0), ties the other way round."""
+    def key(name: str) -> tuple:
+        n = assignment[name]
+        c = by_name.get(name)
+        return (-(n - target.get(name, 0)), c.weight if c else -1, -n, _reverse(name))
+
+    heap = [(key(name), name) for name, n in assignment.items() if n > 0]
+    heapq.heapify(heap)
+    while count > 0 and heap:
+        _, name = heapq.heappop(heap)
+        assignment[name] -= 1
+        count -= 1
+        if assignment[name] > 0:
+            heapq.heappush(heap, (key(name), name))
+
+
+def _reverse(name: str) -> tuple:
+    """A key that sorts names backwards."""
+    return tuple(-ord(ch) for ch in name) + (1,)
+
+
+def _reasons(assignment: Mapping[str, int], target: Mapping[str, int],
+             by_name: Mapping[str, Candidate], strategy: str, total: int) -> dict[str, str]:
+    reasons = {}
+    for name in sorted(set(assignment) | {c for c, n in target.items() if n > 0}):
+        c = by_name.get(name)
+        if c is None:
+            reasons[name] = "not in the placement: kept until a rebalance"
+            continue
+        share = target.get(name, 0)
+        text = "%s: share %d of %d" % (strategy, share, total)
+        if strategy == WEIGHTED:
+            text += " (weight %d)" % c.weight
+        if c.room is not None and share >= c.room:
+            text += ", full (%s)" % c.bound
+        if assignment.get(name, 0) != share:
+            text += "; holds %d until a rebalance" % assignment.get(name, 0)
+        reasons[name] = text
+    return reasons
+
+
+# -- a service's placement, as its status shows it -------------------------------
+
+
+def needs_capacity(service: Service, status: Mapping[str, Any]) -> bool:
+    """Whether this pass may change the assignment, and so needs what the connectors
+    can hold now (else the capacity the status recorded will do)."""
+    before = status.get("placement")
+    if not before or before.get("total") != service.replicas:
+        return True
+    return service.rebalance > before.get("rebalanced", 0)
+
+
+def assign(service: Service, status: Mapping[str, Any], *,
+           computes: Mapping[str, Mapping[str, str]],
+           capacity: Optional[Mapping[str, Optional[tuple[int, int]]]] = None) -> dict:
+    """The status.placement of a placed service for this pass: its assignment, shares
+    and why, from its spec, its last status, the computes (name -> labels) and what
+    their connectors can hold (name -> (total, used); None: what the status recorded)."""
+    spec = placement_of(service)
+    strategy = spec.get("strategy", SPREAD)
+    before = status.get("placement") or {}
+    entries = status.get("computes", {})
+    if capacity is None:
+        capacity = {c: (r["total"], r["used"]) for c, r in before.get("capacity", {}).items()}
+    total = cast(int, service.replicas)
+    own = {c: e.get("running") or 0 for c, e in entries.items()}
+    found = candidates(spec, eligible(spec, computes), capacity=capacity, running=own)
+    rebalance = service.rebalance > before.get("rebalanced", 0)
+    running = {c: e.get("running") for c, e in entries.items()
+               if e.get("condition") == CONVERGED}
+    result = place(total, spec, found, previous=before.get("assignment") if before else None,
+                   running=running, rebalance=rebalance)
+    if result.placed < total:
+        condition = UNSCHEDULABLE
+        message = "Unschedulable: %d wanted, %d fit" % (total, result.placed)
+        if not found:
+            message += " (no compute is in the placement)"
+    elif rebalance and not result.rebalanced:
+        condition = REBALANCING
+        message = "rebalancing to %s, %s at a time" % (_counts(result.shares), max_surge(
+            total, spec.get("maxSurge")))
+    else:
+        condition = PLACED
+        message = "%d placed on %d compute(s) (%s)" % (total, len(result.assignment), strategy)
+    return {
+        "total": total, "placed": result.placed, "condition": condition, "message": message,
+        "assignment": result.assignment, "shares": result.shares, "reasons": result.reasons,
+        "capacity": {c: {"total": t, "used": u} for c, (t, u) in sorted(capacity.items())},
+        "rebalanced": service.rebalance if not rebalance or result.rebalanced
+        else before.get("rebalanced", 0),
+    }
+
+
+def moves(before: Optional[Mapping[str, Any]], after: Mapping[str, Any],
+          strategy: str) -> list[tuple[str, str]]:
+    """(compute, what moved there) for each compute whose assigned count changed, as
+    events say it: "placed 2 on dc2 (Spread)", "took 1 off dc1 (rebalance)"."""
+    old = (before or {}).get("assignment", {})
+    new = after["assignment"]
+    why = "rebalance" if after["condition"] == REBALANCING else strategy
+    said = []
+    for compute in sorted(set(old) | set(new)):
+        change = new.get(compute, 0) - old.get(compute, 0)
+        if change > 0:
+            said.append((compute, "placed %d on %s (%s)" % (change, compute, why)))
+        elif change < 0:
+            said.append((compute, "took %d off %s (%s)" % (-change, compute, why)))
+    return said
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join("%d on %s" % (n, c) for c, n in counts.items()) or "nothing"
