@@ -9,6 +9,7 @@ Keys: ``computes/<name>`` (a compute), ``services/<name>`` (a service's
 spec: the intent), ``status/<name>`` (what the reconciler observed).
 """
 
+import copy
 import dataclasses
 import fnmatch
 import hashlib
@@ -185,6 +186,12 @@ class Intents:
         self.max_computes = max_computes
         #: Host patterns (fnmatch) connector URLs must match; empty: any host.
         self.connector_hosts = tuple(connector_hosts)
+
+    def over(self, store: Store) -> "Intents":
+        """The same intent layer over another store (a dry run's)."""
+        other = copy.copy(self)
+        other.store = store
+        return other
 
     def _check_connector(self, compute: Compute) -> None:
         """Only allowed hosts: whoever may register a compute must not be able to make

@@ -6,7 +6,7 @@ they never talk to connectors (the reconciler does).
 
 import tornado.web
 
-from genisys.api import audit_trail, computes, health, openapi, prometheus, services
+from genisys.api import audit_trail, computes, health, openapi, plan, prometheus, services
 from genisys.api.base import InFlight, NotFoundHandler
 from genisys.audit import AuditLog
 from genisys.metrics import Metrics
@@ -22,7 +22,7 @@ def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, chec
     app = tornado.web.Application(
         computes.routes(**deps) + services.routes(**deps) + health.routes(checks=checks, **deps)
         + prometheus.routes(metrics=metrics or Metrics(), **deps)
-        + openapi.routes(**deps) + audit_trail.routes(**deps),
+        + openapi.routes(**deps) + audit_trail.routes(**deps) + plan.routes(**deps),
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
     )

@@ -13,7 +13,9 @@ import json
 from genisys import errors
 from genisys.auth import WRITE_METHODS
 from genisys.intents import ANY_VERSION, Idempotency
-from genisys.model import validate_idempotency_key
+from genisys.model import describe, validate_idempotency_key
+from genisys.reconciler.plan import changed_lines, make_plan
+from genisys.store.dryrun import DryRunStore
 from genisys.web import (
     MAX_BODY_BYTES,
     InFlight,
@@ -35,9 +37,41 @@ class APIHandler(JSONHandler):
         super().initialize(tracker=tracker, auth=auth)
         self.intents = intents
         self.audit = audit
+        #: The store a dry run writes into (None: not a dry run).
+        self.dry_run = None
+
+    def prepare(self):
+        super().prepare()
+        if self.request.method in WRITE_METHODS and self._asks_dry_run():
+            # The intent layer runs as usual, over a store whose writes go nowhere.
+            self.dry_run = DryRunStore(self.intents.store)
+            self.intents = self.intents.over(self.dry_run)
+
+    def _asks_dry_run(self):
+        values = self.request.query_arguments.get("dryRun", [])
+        if not values:
+            return False
+        value = values[-1].decode("utf-8", "replace")
+        if len(values) > 1 or value not in ("true", "false"):
+            raise errors.Invalid("must be true or false (once), got %s"
+                                 % ", ".join(describe(v.decode("utf-8", "replace"))
+                                             for v in values), field="dryRun")
+        return value == "true"
+
+    async def send_written(self, status, body, *, version=None):
+        """The answer of a write; of a dry run: what it would have been, and how the
+        plan would change (``genisys.reconciler.plan``), with nothing written."""
+        if self.dry_run is None:
+            self.send(status, body, version=version)
+            return
+        before = await make_plan(self.dry_run.base)
+        after = await make_plan(self.dry_run)
+        self.send(200, {"dryRun": True, "status": status, "result": body,
+                        "plan": changed_lines(before, after), "revision": before["revision"]})
 
     def on_finish(self):
-        if self.audit is not None and self.request.method in WRITE_METHODS:
+        if self.audit is not None and self.request.method in WRITE_METHODS \
+                and self.dry_run is None:
             who = self.current_user.name if self.current_user else "anonymous"
             self.audit.record(who=who, method=self.request.method, path=self.request.path,
                               status=self.get_status(), reason=self.error_reason)
@@ -53,11 +87,11 @@ class APIHandler(JSONHandler):
                            sort_keys=True)
         return Idempotency(key=key, request=hashlib.sha256(asked.encode()).hexdigest())
 
-    def send_change(self, view, idempotency):
+    async def send_change(self, view, idempotency):
         """202 with the service; a replayed answer says so."""
         if idempotency is not None and idempotency.replayed:
             self.set_header("Idempotent-Replayed", "true")
-        self.send(202, view, version=view["resourceVersion"])
+        await self.send_written(202, view, version=view["resourceVersion"])
 
     def if_match(self):
         """The If-Match precondition: None, ANY_VERSION or a resourceVersion."""

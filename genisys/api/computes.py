@@ -12,7 +12,7 @@ class ComputesHandler(APIHandler):
         compute = Compute.from_body(self.json_body())
         record = await self.intents.create_compute(compute)
         self.set_header("Location", "/compute/%s" % compute.name)
-        self.send(201, public_compute(record.value), version=record.version)
+        await self.send_written(201, public_compute(record.value), version=record.version)
 
 
 class ComputeHandler(APIHandler):
@@ -24,13 +24,13 @@ class ComputeHandler(APIHandler):
         validate_name(name, "name")
         compute = Compute.from_body(self.json_body(), name=name)
         record, created = await self.intents.put_compute(compute, expect_version=self.if_match())
-        self.send(201 if created else 200, public_compute(record.value),
-                  version=record.version)
+        await self.send_written(201 if created else 200, public_compute(record.value),
+                                version=record.version)
 
     async def delete(self, name):
         record = await self.intents.delete_compute(validate_name(name, "name"),
                                                    expect_version=self.if_match())
-        self.send(200, public_compute(record.value))
+        await self.send_written(200, public_compute(record.value))
 
 
 def routes(**deps):

@@ -22,12 +22,12 @@ class ServiceHandler(APIHandler):
                        maximum=self.intents.max_replicas).named(name)
         view, created = await self.intents.put_service(name, update.replicas, metadata=update,
                                                        expect_version=self.if_match())
-        self.send(201 if created else 200, view, version=view["resourceVersion"])
+        await self.send_written(201 if created else 200, view, version=view["resourceVersion"])
 
     async def delete(self, name):
         view = await self.intents.delete_service(validate_name(name, "name"),
                                                  expect_version=self.if_match())
-        self.send(202, view, version=view["resourceVersion"])
+        await self.send_written(202, view, version=view["resourceVersion"])
 
 
 class EventsHandler(APIHandler):
@@ -40,15 +40,17 @@ class StepHandler(APIHandler):
 
     def initialize(self, *, step, **deps):
         super().initialize(**deps)
-        self.step = {"upscale": self.intents.upscale, "downscale": self.intents.downscale}[step]
+        self.step_name = step
 
     async def post(self, name):
         validate_name(name, "name")
         body = self.json_body()
         request = parse(StepRequest, body)
         idempotency = self.idempotency(body)
-        view = await self.step(name, request.get("compute"), idempotency=idempotency)
-        self.send_change(view, idempotency)
+        # Looked up now: a dry run's intent layer is set after initialize().
+        step = getattr(self.intents, self.step_name)
+        view = await step(name, request.get("compute"), idempotency=idempotency)
+        await self.send_change(view, idempotency)
 
 
 class ScaleHandler(APIHandler):
@@ -59,7 +61,7 @@ class ScaleHandler(APIHandler):
         idempotency = self.idempotency(body)
         view = await self.intents.scale(name, request.get("compute"), request["number"],
                                         idempotency=idempotency)
-        self.send_change(view, idempotency)
+        await self.send_change(view, idempotency)
 
 
 class RebalanceHandler(APIHandler):
@@ -68,7 +70,7 @@ class RebalanceHandler(APIHandler):
     async def post(self, name):
         view = await self.intents.rebalance(validate_name(name, "name"),
                                             expect_version=self.if_match())
-        self.send(202, view, version=view["resourceVersion"])
+        await self.send_written(202, view, version=view["resourceVersion"])
 
 
 def routes(**deps):
