@@ -143,6 +143,11 @@ def parse_connector_id(value):
     return value
 
 
+def parse_capacity(value):
+    """The most resources a connector runs at once: a whole number from 1."""
+    return config._integer(value, 1, connector_main.MAX_CAPACITY)
+
+
 def parse_off(_value):
     """A switch that turns off a setting that is on by default (--no-batch)."""
     return False
@@ -190,8 +195,11 @@ CONNECTOR_FLAGS = [
     ("--log-level", "LEVEL", config.parse_log_level, "log_level", "DEBUG, INFO, WARNING or "
      "ERROR (default INFO)"),
     ("--no-batch", None, parse_off, "batch", "do not offer the batch extension: GET "
-     "/capabilities and POST /batch/status, /batch/scale answer 404 and genisys calls per "
-     "service (default: offered)"),
+     "/capabilities (unless there is a --capacity) and POST /batch/status, /batch/scale "
+     "answer 404 and genisys calls per service (default: offered)"),
+    ("--capacity", "N", parse_capacity, "capacity", "most resources the connector runs at "
+     "once, over all its services: a scale order past it answers 409 InsufficientCapacity, "
+     "and GET /capabilities reports it (default: no limit)"),
 ]
 
 CONNECTOR_EPILOG = """\
@@ -206,7 +214,9 @@ The simulated backend needs no definition.
 It also offers the batch extension, many services per call (GET
 /capabilities, POST /batch/status {"services": [NAME, ...]}, POST
 /batch/scale {"services": {NAME: N, ...}}), which genisys uses when it is
-offered; --no-batch turns it off.
+offered; --no-batch turns it off. With --capacity N it runs at most N
+resources at once, over all its services, and reports N and what it uses
+in GET /capabilities for genisys' placement.
 
 GENISYS_CONNECTOR_TOKEN (environment only; several separated by commas for
 rotation): every request but /healthz must carry Authorization: Bearer
@@ -217,6 +227,7 @@ Durations are written 10s, 500ms, 2m or 1h.
 examples:
   genisys connector --services services.yml
   genisys connector --backend simulated --port 7052 --latency 200ms --failure-rate 0.1
+  genisys connector --services services.yml --capacity 20
   genisys connector --backend docker --port 7053 --docker-url unix:///var/run/docker.sock
 """
 

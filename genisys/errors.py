@@ -49,6 +49,13 @@ class LimitExceeded(Conflict):
     reason = "LimitExceeded"
 
 
+class InsufficientCapacity(Conflict):
+    """A connector refuses a scale order that would take it over its capacity, the most
+    resources it runs at once over all its services (HTTP 409)."""
+
+    reason = "InsufficientCapacity"
+
+
 class IdempotencyKeyReused(GenisysError):
     """An Idempotency-Key already used for a different request (HTTP 422)."""
 

@@ -3,8 +3,9 @@
 ``client`` is how genisys calls a connector (the protocol, timeouts, errors).
 The rest is the connector side: ``backend`` (the SDK's interface),
 ``definitions`` (how to run a service), ``server`` (a tornado application
-over a Backend) with its ``metrics`` and ``batch`` (the batch extension:
-many services per call), the bundled backends ``process``,
+over a Backend) with its ``metrics``, ``batch`` (the batch extension:
+many services per call) and ``capacity`` (the most resources it runs at
+once, kept by every scale order), the bundled backends ``process``,
 ``simulated`` and ``docker`` (a package of its own), and ``main``
 (``genisys connector``: settings, start-up, shutdown).
 """

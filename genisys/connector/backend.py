@@ -65,6 +65,13 @@ class Backend(abc.ABC):
     def snapshot(self):
         """{service: running count} right now; cheap and never failing (for metrics)."""
 
+    def in_use(self):
+        """{service: resources} that count against the connector's capacity
+        (``genisys.connector.capacity``): ``snapshot`` unless a backend knows better.
+        Cheap and never failing, as every scale order of a connector with a capacity
+        asks it."""
+        return self.snapshot()
+
     def lock(self, service):
         """The lock that keeps two changes of one service from interleaving."""
         return self._locks.setdefault(service, asyncio.Lock())

@@ -37,7 +37,8 @@ MAX_BATCH_BODY_BYTES = 1024 * 1024
 #: Docker engine); 64 keeps 1,000 services to 16 rounds of the slowest call.
 CONCURRENCY = 64
 
-#: What ``GET /capabilities`` answers.
+#: What ``GET /capabilities`` answers (with a ``capacity`` beside it if the connector
+#: has one: ``genisys.connector.capacity``).
 CAPABILITIES = {"batch": {"maxServices": MAX_SERVICES}}
 
 _INTERNAL_ERROR = {"status": 500, "reason": "InternalError",

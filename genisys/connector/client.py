@@ -11,7 +11,10 @@ the calls made to it at about the same time (within ``BATCH_WINDOW``) go
 out together, as ``POST /batch/status {"services": [names]}`` and ``POST
 /batch/scale {"services": {name: N}}``, each answered with one result per
 service. Callers see no difference: ``running`` and ``scale`` answer or
-fail per service either way.
+fail per service either way. The same answer may carry the connector's
+capacity (``{"capacity": {"total": N, "used": U}}``), which ``capacity``
+reports for placement; a connector refuses an order past it (409
+``InsufficientCapacity``).
 
 Transport failures become this module's own small error tree, chained with
 ``from e``, so nothing above knows which HTTP library runs. Each error
@@ -29,10 +32,12 @@ and an error body is shown as the one line that says what went wrong.
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
 import urllib.parse
+from typing import Optional
 
 import pycurl
 import tornado.httpclient
@@ -68,6 +73,9 @@ MAX_BATCH = 500
 #: mistaken for a connector without the extension).
 CAPABILITIES_TTL = 60.0
 FAILED_CAPABILITIES_TTL = 5.0
+#: Seconds a connector's capacity is trusted: what it uses moves with every order,
+#: its own or another controller's. A scale order of ours forgets it at once.
+CAPACITY_TTL = 1.0
 #: Outcomes of a call that halve the connector's limit: it lacks capacity (it times
 #: out, refuses connections, says 429 or 503), or answers more than it may.
 SHRINKING = frozenset({"timeout", "unreachable", "429", "503", "too_large"})
@@ -131,6 +139,39 @@ class ConnectorBadResponse(ConnectorFailure):
     """A 2xx answer that is not what the protocol says (garbage JSON, wrong shape)."""
 
     reason = "ConnectorBadResponse"
+
+
+class ConnectorInsufficientCapacity(ConnectorError):
+    """409 InsufficientCapacity: the order would take the connector over its capacity."""
+
+    reason = "InsufficientCapacity"
+
+
+@dataclasses.dataclass(frozen=True)
+class Capacity:
+    """What a connector says it can run: ``total`` resources at once over all its
+    services, of which ``used`` run now (``used`` may be above ``total``: a connector
+    restarted with a lower capacity)."""
+
+    total: int
+    used: int
+
+    @property
+    def free(self):
+        """How many more resources the connector takes now."""
+        return max(0, self.total - self.used)
+
+
+@dataclasses.dataclass
+class _Capabilities:
+    """What a connector's ``GET /capabilities`` said, and until when each part holds."""
+
+    #: Largest batch it takes (0: no batch extension), asked again after ``until``.
+    batch: int
+    until: float
+    #: Its capacity (None: none), asked again after ``capacity_until``.
+    capacity: Optional[Capacity]
+    capacity_until: float
 
 
 class _Batch:
@@ -221,6 +262,16 @@ def _count(answer, what, *, max_replicas):
     return _plausible(value, what, max_replicas=max_replicas)
 
 
+def _batch_limit(answer):
+    """The batch size a /capabilities answer offers: its maxServices, at most MAX_BATCH;
+    0 if it offers none (a 200 that is not ours included)."""
+    try:
+        limit = answer["batch"]["maxServices"]
+    except (KeyError, TypeError):
+        return 0
+    return min(limit, MAX_BATCH) if _is_count(limit) and limit > 0 else 0
+
+
 def _item_error(error, method, url, with_token):
     """The exception for one service's error entry in a batch answer: the same as
     the per-service call ``method url`` would have raised."""
@@ -260,10 +311,16 @@ class ConnectorClient:
         self._limits = {}
         #: How late the event loop runs: taken out of every latency the limits learn from.
         self._lag = LoopLag()
-        #: connector URL -> (largest batch it takes or 0: no batch extension, until when)
+        #: connector URL -> its _Capabilities
         self._capabilities = {}
-        #: connector URL -> the future of a capabilities request in flight
+        #: connector URL -> (its scale orders when it was sent, the future of the
+        #: capabilities request in flight)
         self._asking = {}
+        #: connector URL -> scale orders of ours it answered (the capacity asked for before
+        #: the last one is out of date)
+        self._orders = {}
+        #: connector URLs whose malformed capacity was logged
+        self._malformed = set()
         #: (connector URL, token, operation) -> the calls waiting to go out together
         self._batches = {}
 
@@ -307,10 +364,12 @@ class ConnectorClient:
         genisys could not have ordered is a ConnectorBadResponse, as in a status."""
         if await self._batch_size(compute):
             _sent(on_sent)
-            answer = await self._batched(compute, "scale", service, number)
+            answer = await self._order(compute, self._batched(compute, "scale", service,
+                                                              number))
         else:
-            body = await self._call(compute, service, "scale", "POST",
-                                    json.dumps({"number": number}), on_sent=on_sent)
+            body = await self._order(compute, self._call(
+                compute, service, "scale", "POST", json.dumps({"number": number}),
+                on_sent=on_sent))
             try:
                 answer = json.loads(body)
             except (ValueError, RecursionError):
@@ -341,39 +400,102 @@ class ConnectorClient:
                 counts[service] = e
         return counts
 
+    # -- capacity -------------------------------------------------------------
+
+    async def capacity(self, compute) -> Optional[Capacity]:
+        """The capacity of the connector of ``compute``; None if it reports none, has no
+        /capabilities, or cannot be asked.
+
+        A capacity is asked again after CAPACITY_TTL, and after any scale order of ours
+        to the connector; that it has none, with its batch size (CAPABILITIES_TTL: it
+        gains one only by restarting). Asking refreshes both."""
+        known = self._capabilities.get(compute.connector)
+        if known is not None and known.capacity_until > time.monotonic():
+            return known.capacity
+        return (await self._ask(compute, fresh=True)).capacity
+
+    async def _order(self, compute, call):
+        """The answer of ``call``, a scale order to the connector of ``compute``. Once it
+        is answered, however, the capacity known of the connector is out of date: the
+        order may have started or stopped resources (a refused one too, as the refusal
+        says the capacity was fuller than genisys knew)."""
+        try:
+            return await call
+        finally:
+            self._orders[compute.connector] = self._orders.get(compute.connector, 0) + 1
+            known = self._capabilities.get(compute.connector)
+            if known is not None and known.capacity is not None:
+                known.capacity_until = 0.0
+
+    def _capacity_of(self, connector, answer):
+        """The Capacity in a /capabilities answer; None if it has none, or a malformed
+        one (logged at debug once, until the connector reports a good one)."""
+        value = answer.get("capacity") if isinstance(answer, dict) else None
+        if value is None:
+            return None
+        if isinstance(value, dict) and _is_count(value.get("total")) \
+                and _is_count(value.get("used")):
+            self._malformed.discard(connector)
+            return Capacity(total=value["total"], used=value["used"])
+        if connector not in self._malformed:
+            self._malformed.add(connector)
+            log.debug("%s/capabilities: the capacity is not {\"total\": N, \"used\": N} "
+                      "with counts from 0, taken for none: %s", connector.rstrip("/"),
+                      one_line(repr(value), limit=BODY_EXCERPT))
+        return None
+
     # -- the batch extension -------------------------------------------------
 
     async def _batch_size(self, compute):
         """How many services one batch request to this connector may carry (0: it
         has no batch extension), from its /capabilities, asked now and then."""
         known = self._capabilities.get(compute.connector)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
-        asking = self._asking.get(compute.connector)
-        if asking is None:
-            asking = self._asking[compute.connector] = asyncio.ensure_future(
-                self._ask_capabilities(compute))
-            asking.add_done_callback(lambda _: self._asking.pop(compute.connector, None))
-        return await asyncio.shield(asking)
+        if known is not None and known.until > time.monotonic():
+            return known.batch
+        return (await self._ask(compute)).batch
 
-    async def _ask_capabilities(self, compute):
+    async def _ask(self, compute, *, fresh=False):
+        """The _Capabilities of the connector of ``compute``, from the request in flight to
+        it if there is one (``fresh``: one sent after our last scale order to it), else
+        from a new one."""
+        connector = compute.connector
+        orders = self._orders.get(connector, 0)
+        asking = self._asking.get(connector)
+        if asking is None or (fresh and asking[0] != orders):
+            future = asyncio.ensure_future(self._ask_capabilities(compute, orders))
+            asking = self._asking[connector] = (orders, future)
+
+            def done(_):
+                if self._asking.get(connector, (None, None))[1] is future:
+                    del self._asking[connector]
+            future.add_done_callback(done)
+        return await asyncio.shield(asking[1])
+
+    async def _ask_capabilities(self, compute, orders):
+        """GET /capabilities, remembered; ``orders``: our scale orders the connector had
+        answered when it was sent (a capacity read before a later one is out of date)."""
         url = compute.connector.rstrip("/") + "/capabilities"
-        size, ttl = 0, CAPABILITIES_TTL
+        answer, ttl = None, CAPABILITIES_TTL
         try:
-            code, answer = await self._fetch(self._request(compute, url, "GET", None), url,
+            code, reader = await self._fetch(self._request(compute, url, "GET", None), url,
                                              limit=self.max_answer_bytes)
             if code == 200:
-                limit = json.loads(answer.body)["batch"]["maxServices"]
-                if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-                    size = min(limit, MAX_BATCH)
+                answer = json.loads(reader.body)
             elif code != 404:
                 ttl = FAILED_CAPABILITIES_TTL  # 401, 500...: ask again soon
         except ConnectorFailure:
             ttl = FAILED_CAPABILITIES_TTL  # down: the per-service call will say so
-        except (ValueError, KeyError, TypeError, RecursionError):
-            pass  # a 200 that is not ours: no extension
-        self._capabilities[compute.connector] = (size, time.monotonic() + ttl)
-        return size
+        except (ValueError, RecursionError):
+            pass  # a 200 that is not JSON, so not ours: nothing offered
+        now = time.monotonic()
+        known = _Capabilities(batch=_batch_limit(answer), until=now + ttl, capacity=None,
+                              capacity_until=now + ttl)
+        known.capacity = self._capacity_of(compute.connector, answer)
+        if known.capacity is not None:
+            current = orders == self._orders.get(compute.connector, 0)
+            known.capacity_until = now + CAPACITY_TTL if current else 0.0
+        self._capabilities[compute.connector] = known
+        return known
 
     def _batched(self, compute, operation, service, number=None):
         """A future of the answer for ``service`` in the next batch of ``operation``."""
@@ -386,7 +508,7 @@ class ConnectorClient:
             batch.timer = asyncio.get_running_loop().call_later(BATCH_WINDOW, self._send, batch)
         future = asyncio.get_running_loop().create_future()
         batch.calls[service] = (number, future)
-        if len(batch.calls) >= self._capabilities[compute.connector][0]:
+        if len(batch.calls) >= self._capabilities[compute.connector].batch:
             self._send(batch)
         return future
 
@@ -417,7 +539,8 @@ class ConnectorClient:
         except ConnectorNotFound:
             # The connector no longer has the extension (restarted without it, say):
             # these calls go one by one, and so will the next ones.
-            self._capabilities[compute.connector] = (0, time.monotonic() + CAPABILITIES_TTL)
+            known = self._capabilities[compute.connector]
+            known.batch, known.until = 0, time.monotonic() + CAPABILITIES_TTL
             for service, (number, future) in calls.items():
                 _chain(future, self._one_by_one(compute, batch.operation, service, number))
             return
@@ -580,7 +703,18 @@ def _status_error(code, body, method, url, with_token, *, content_type=""):
     if code == 404:
         return ConnectorNotFound("%s %s: 404, the connector has no such service: %s"
                                  % (method, url, detail), status=404, body=body)
+    if code == 409 and _error_reason(body) == ConnectorInsufficientCapacity.reason:
+        return ConnectorInsufficientCapacity("%s %s: 409 %s" % (method, url, detail),
+                                             status=409, body=body)
     if code == 503:
         return ConnectorUnavailable("%s %s: 503, the connector is unavailable: %s"
                                     % (method, url, detail), status=503, body=body)
     return ConnectorError("%s %s: %d %s" % (method, url, code, detail), status=code, body=body)
+
+
+def _error_reason(body):
+    """The ``reason`` of a JSON error answer (``{"error": {"reason": ...}}``), else None."""
+    try:
+        return json.loads(body)["error"]["reason"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None

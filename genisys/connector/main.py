@@ -40,6 +40,9 @@ IDLE_SECONDS = 60.0
 BODY_SECONDS = 60.0
 
 BACKENDS = ("process", "simulated", "docker")
+#: Largest --capacity: a typo guard, like the controller's max_replicas, far above
+#: what one connector runs.
+MAX_CAPACITY = 1_000_000
 
 #: What the connector's refusal to listen without a token, and its warning, say.
 EXPOSURE = Exposure(without="a token", risk="start and stop processes",
@@ -111,6 +114,10 @@ class ConnectorServerSettings:
     #: nothing when unused; off (--no-batch), those paths answer 404 and genisys uses
     #: the per-service protocol (the benchmarks compare the two this way).
     batch: bool = True
+    #: The most resources the connector runs at once, over all its services: a scale
+    #: order past it is refused (409 InsufficientCapacity), and GET /capabilities reports
+    #: it with what is used, for genisys' placement. None: no limit.
+    capacity: Optional[int] = None
     process: ProcessSettings = ProcessSettings()
     simulated: SimulatedSettings = SimulatedSettings()
     docker: DockerSettings = DockerSettings()
@@ -175,7 +182,8 @@ async def run_connector(settings, *, stop=None):
 
 
 async def _serve(settings, backend, sockets, stop):
-    app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch)
+    app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch,
+                             capacity=settings.capacity)
     log_access(log, EXPOSURE, bind=settings.bind, tokens=settings.tokens)
     server = Server(app, max_body_size=SERVER_MAX_BODY_BYTES,
                     max_header_size=SERVER_MAX_HEADER_BYTES,

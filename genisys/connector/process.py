@@ -383,6 +383,11 @@ class ProcessBackend(Backend):
             self._reap(service)
         return {service: len(rs) for service, rs in sorted(self._running.items())}
 
+    def in_use(self):
+        """The snapshot without its reaping, which asks every process whether it exited:
+        one that exited on its own counts until the reaper sees it (REAP_INTERVAL)."""
+        return {service: len(rs) for service, rs in self._running.items()}
+
     # -- processes ------------------------------------------------------------------
 
     def _spawn(self, definition):

@@ -6,10 +6,12 @@ The protocol genisys calls (docs/connectors.md, "The protocol"):
 * ``POST /service/<name>/scale`` ``{"number": N}`` -> 200 once the order is taken
 
 plus the definitions of services (``GET``/``POST /service``, ``GET``/``PUT``/
-``DELETE /service/<name>``), ``/healthz`` and ``/metrics``, and (unless turned
-off) the batch extension: ``GET /capabilities``, ``POST /batch/status`` and
-``POST /batch/scale`` (``genisys.connector.batch``). Handlers only validate and
-call the backend; errors leave in the one JSON shape of ``genisys.web``.
+``DELETE /service/<name>``), ``/healthz`` and ``/metrics``; unless turned
+off, the batch extension: ``GET /capabilities``, ``POST /batch/status`` and
+``POST /batch/scale`` (``genisys.connector.batch``); and, if it is given one,
+a capacity, reported in ``GET /capabilities`` and kept by every scale order
+(``genisys.connector.capacity``). Handlers only validate and call the backend;
+errors leave in the one JSON shape of ``genisys.web``.
 """
 
 import time
@@ -18,6 +20,7 @@ import tornado.web
 
 from genisys.connector import batch as batching
 from genisys.connector.backend import MAX_RESOURCES
+from genisys.connector.capacity import CapacityGuard
 from genisys.connector.metrics import ConnectorMetrics
 from genisys.model import check_fields, validate_count, validate_name
 from genisys.web import InFlight, JSONHandler, NotFoundHandler
@@ -26,11 +29,16 @@ from genisys.web import InFlight, JSONHandler, NotFoundHandler
 class ConnectorHandler(JSONHandler):
     """Handlers get the backend and the metrics from the route table."""
 
-    def initialize(self, *, backend, metrics, endpoint, tracker, auth=None):
+    def initialize(self, *, backend, metrics, endpoint, tracker, auth=None, capacity=None,
+                   batch=True):
         super().initialize(tracker=tracker, auth=auth)
         self.backend = backend
         self.metrics = metrics
         self.endpoint = endpoint
+        #: The CapacityGuard of a connector with a capacity, else None.
+        self.capacity = capacity
+        #: True if the batch extension is offered.
+        self.batch = batch
 
     def on_finish(self):
         self.metrics.requests.labels(self.endpoint, self.request.method,
@@ -46,16 +54,21 @@ class StatusHandler(ConnectorHandler):
         self.send(200, {"running_resources": running})
 
 
-async def take_scale_order(backend, metrics, service, number):
-    """One scale order, timed in the scale histogram; the running count it answers.
+async def take_scale_order(handler, service, number):
+    """One scale order, within the connector's capacity if it has one, timed in the
+    scale histogram; the running count it answers.
 
     The per-service POST and every order of a batch go through here."""
     started, outcome = time.monotonic(), "error"
     try:
-        running = await backend.scale(service, number)
+        if handler.capacity is None:
+            running = await handler.backend.scale(service, number)
+        else:
+            with handler.capacity.order(service, number):
+                running = await handler.backend.scale(service, number)
         outcome = "ok"
     finally:
-        metrics.scale_seconds.labels(outcome).observe(time.monotonic() - started)
+        handler.metrics.scale_seconds.labels(outcome).observe(time.monotonic() - started)
     return running
 
 
@@ -67,13 +80,16 @@ class ScaleHandler(ConnectorHandler):
         number = validate_count(body["number"], "number", MAX_RESOURCES,
                                 limit="the connector's limit")
         await self.backend.answering()
-        running = await take_scale_order(self.backend, self.metrics, name, number)
+        running = await take_scale_order(self, name, number)
         self.send(200, {"running_resources": running, "number": number})
 
 
 class CapabilitiesHandler(ConnectorHandler):
     async def get(self):
-        self.send(200, batching.CAPABILITIES)
+        answer = dict(batching.CAPABILITIES) if self.batch else {}
+        if self.capacity is not None:
+            answer["capacity"] = self.capacity.report()
+        self.send(200, answer)
 
 
 class BatchStatusHandler(ConnectorHandler):
@@ -95,8 +111,13 @@ class BatchScaleHandler(ConnectorHandler):
         await self.backend.answering()
 
         def order(service):
-            return take_scale_order(self.backend, self.metrics, service, orders[service])
-        entries = await batching.for_each("scale", orders, order)
+            return take_scale_order(self, service, orders[service])
+        if self.capacity is None:
+            entries = await batching.for_each("scale", orders, order)
+        else:
+            entries = {}
+            for services in self.capacity.raising_last(orders):
+                entries.update(await batching.for_each("scale", services, order))
         self.metrics.count_batch(self.endpoint, entries)
         self.send(200, {"services": entries})
 
@@ -149,7 +170,7 @@ class UnknownPathHandler(ConnectorHandler, NotFoundHandler):
 
 def routes(*, batch=True, **deps):
     def route(pattern, handler, endpoint):
-        return (pattern, handler, dict(deps, endpoint=endpoint))
+        return (pattern, handler, dict(deps, batch=batch, endpoint=endpoint))
     table = [
         route(r"/service/?", DefinitionsHandler, "definitions"),
         route(r"/service/([^/]+)/?", DefinitionHandler, "definition"),
@@ -158,27 +179,33 @@ def routes(*, batch=True, **deps):
         route(r"/healthz", HealthHandler, "healthz"),
         route(r"/metrics", MetricsHandler, "metrics"),
     ]
+    if batch or deps.get("capacity") is not None:
+        table.append(route(r"/capabilities", CapabilitiesHandler, "capabilities"))
     if batch:  # without it these paths are unknown: a 404 tells genisys to go per service
         table += [
-            route(r"/capabilities", CapabilitiesHandler, "capabilities"),
             route(r"/batch/status", BatchStatusHandler, "batch_status"),
             route(r"/batch/scale", BatchScaleHandler, "batch_scale"),
         ]
     return table
 
 
-def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=True):
+def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=True,
+                       capacity=None):
     """The connector's tornado Application over ``backend`` (already started).
 
     ``auth`` (a ``genisys.auth.Authenticator``): every request but /healthz must
     carry one of its tokens (the compute's ``token`` in genisys). ``batch``: offer
-    the batch extension (False: /capabilities and /batch/* answer 404).
+    the batch extension (False: /batch/* answer 404, and /capabilities too unless
+    there is a capacity). ``capacity``: the most resources the connector runs at
+    once, over all its services (None: no limit).
 
     Batch bodies may be up to ``genisys.connector.batch.MAX_BATCH_BODY_BYTES``: an
     HTTPServer in front of the app needs a ``max_body_size`` above that."""
     tracker = tracker or InFlight()
     metrics = metrics or ConnectorMetrics()
-    deps = {"backend": backend, "metrics": metrics, "tracker": tracker, "auth": auth}
+    guard = CapacityGuard(backend, capacity) if capacity is not None else None
+    deps = {"backend": backend, "metrics": metrics, "tracker": tracker, "auth": auth,
+            "capacity": guard}
     app = tornado.web.Application(
         routes(batch=batch, **deps),
         default_handler_class=UnknownPathHandler,

@@ -76,3 +76,7 @@ class SimulatedBackend(Backend):
 
     def snapshot(self):
         return {service: self._running(service) for service in sorted(self._ready_at)}
+
+    def in_use(self):
+        """Resources still starting count too: they were ordered, and will run."""
+        return {service: len(resources) for service, resources in self._ready_at.items()}
