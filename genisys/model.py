@@ -32,6 +32,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StringConstraints,
+    Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -39,7 +40,6 @@ from pydantic import (
     model_validator,
     with_config,
 )
-from pydantic import Tag
 from pydantic_core import PydanticCustomError
 from typing_extensions import NotRequired, TypeAliasType, TypedDict
 
@@ -279,6 +279,8 @@ def _schema_extra(schema: dict, model: type) -> None:
     examples = getattr(model, "EXAMPLES", None)
     if examples:
         schema["examples"] = examples
+    # Rules between fields, which the model's validators check, said in JSON Schema too.
+    schema.update(getattr(model, "SCHEMA_RULES", {}))
 
 
 class Model(BaseModel):
@@ -524,6 +526,12 @@ class LabelExpression(Model):
                                      description="In and NotIn: at least one; Exists and "
                                                  "DoesNotExist: none.")
 
+    SCHEMA_RULES: ClassVar[dict] = {"anyOf": [
+        {"properties": {"operator": {"enum": ["In", "NotIn"]}, "values": {"minItems": 1}},
+         "required": ["values"]},
+        {"properties": {"operator": {"enum": ["Exists", "DoesNotExist"]},
+                        "values": {"maxItems": 0}}}]}
+
     @model_validator(mode="after")
     def _values_fit(self) -> "LabelExpression":
         if self.operator in ("In", "NotIn") and not self.values:
@@ -565,6 +573,7 @@ class Placement(Model):
 
     computes: Optional[list[Name]] = Field(
         default=None, min_length=1, max_length=MAX_PLACEMENT_COMPUTES,
+        json_schema_extra={"uniqueItems": True},
         description="These computes, in this order (Pack fills them in it). Absent: those "
                     "the selector matches, or every compute.")
     selector: Optional[Selector] = Field(default=None, description="The computes whose labels "
@@ -586,6 +595,12 @@ class Placement(Model):
     EXAMPLES: ClassVar[list] = [{"computes": ["dc1", "dc2"], "strategy": "Spread"},
                                 {"selector": {"matchLabels": {"region": "eu"}},
                                  "strategy": "Weighted", "weights": {"dc1": 3, "dc2": 1}}]
+
+    SCHEMA_RULES: ClassVar[dict] = {
+        "not": {"properties": {"computes": {"type": "array"}, "selector": {"type": "object"}},
+                "required": ["computes", "selector"]},
+        "anyOf": [{"properties": {"strategy": {"const": "Weighted"}}, "required": ["strategy"]},
+                  {"properties": {"weights": {"maxProperties": 0}}}]}
 
     @field_validator("computes")
     @classmethod
@@ -687,14 +702,24 @@ class ServiceUpdate(Model):
     EXAMPLES: ClassVar[list] = [{"replicas": {"local": 3}},
                                 {"replicas": 6, "placement": {"computes": ["dc1", "dc2"]}}]
 
+    SCHEMA_RULES: ClassVar[dict] = {"anyOf": [
+        {"properties": {"replicas": {"type": "number"}}},
+        {"properties": {"placement": {"type": "null"}}},
+        {"not": {"required": ["placement"]}}]}
+
     @field_validator("placement")
     @classmethod
     def _with_a_total(cls, placement: Optional[Placement],
                       info: ValidationInfo) -> Optional[Placement]:
-        if placement is not None and isinstance(info.data.get("replicas"), dict):
-            raise _refuse("only a service with a total (replicas: N) has a placement; "
-                          "this one has counts per compute")
-        return placement
+        return _placement_with_a_total(placement, info)
+
+
+def _placement_with_a_total(placement: Optional[Placement],
+                            info: ValidationInfo) -> Optional[Placement]:
+    if placement is not None and isinstance(info.data.get("replicas"), dict):
+        raise _refuse("only a service with a total (replicas: N) has a placement; "
+                      "this one has counts per compute")
+    return placement
 
 
 #: What a PUT body replaces besides the replicas (the name is the URL's).
@@ -849,13 +874,61 @@ class ServiceSpec(Model):
     replicas: ReplicasOrTotal
     placement: Optional[Placement] = None
 
-    _with_a_total = field_validator("placement")(ServiceUpdate._with_a_total.__func__)
+    SCHEMA_RULES: ClassVar[dict] = ServiceUpdate.SCHEMA_RULES
+
+    @field_validator("placement")
+    @classmethod
+    def _with_a_total(cls, placement: Optional[Placement],
+                      info: ValidationInfo) -> Optional[Placement]:
+        return _placement_with_a_total(placement, info)
 
 
 # -- what else the API answers ------------------------------------------------
 
 ComputeList = TypeAliasType("ComputeList", dict[Name, ComputeView])
 ServiceList = TypeAliasType("ServiceList", dict[Name, ServiceView])
+
+
+class PlanLine(Model):
+    """What the controller would do about one service on one compute."""
+
+    service: Name
+    compute: Name
+    action: Literal["create", "scale up", "scale down", "delete", "none"]
+    from_: Optional[int] = Field(alias="from", ge=0, description="What runs there, as last "
+                                                                 "reported (null: never).")
+    to: int = Field(ge=0, description="What should run there.")
+    reason: Literal["intent", "placement", "rebalance", "drift", ""] = Field(description=(
+        "intent: the spec asks for a new count; placement: genisys placed a new total; "
+        "rebalance: a rebalance moves it; drift: what runs moved; \"\" with none."))
+
+
+class MovedObject(Model):
+    kind: Literal["Service", "Compute"]
+    name: Name
+    resource_version: ResourceVersion = Field(alias="resourceVersion")
+
+
+class Plan(Model):
+    """GET /plan: what the controller would do now."""
+
+    revision: int = Field(ge=0, description="The store revision the plan reflects.")
+    changes: int = Field(ge=0, description="Lines whose action is not none.")
+    lines: list[PlanLine] = Field(description="One per service and compute, sorted.")
+    moved: Optional[list[MovedObject]] = Field(
+        default=None, description="With ?since=REV: the services and computes written "
+                                  "after that revision.")
+
+
+class DryRunAnswer(Model):
+    """The answer of a write with ?dryRun=true that would succeed: nothing was written."""
+
+    dry_run: Literal[True] = Field(alias="dryRun")
+    status: int = Field(ge=200, le=299, description="The status the request would get.")
+    result: dict = Field(description="The body the request would get.")
+    plan: list[PlanLine] = Field(description="The lines of the plan it would change (a line "
+                                             "gone: as none).")
+    revision: int = Field(ge=0, description="The store revision it was worked out at.")
 
 
 class ErrorDetail(Model):
@@ -922,7 +995,8 @@ class Readiness(Model):
 #: The shapes the OpenAPI document names (the types their fields use join them).
 DOCUMENTED: tuple[Any, ...] = (
     Compute, ComputeUpdate, ComputeView, ComputeList, ServiceUpdate, StepRequest, ScaleRequest,
-    Placement, PlacementStatus, ServiceView, ServiceWithEvents, ServiceList, ServiceStatus, ComputeStatus, Event, Error,
+    Placement, PlacementStatus, Plan, PlanLine, DryRunAnswer, ServiceView, ServiceWithEvents,
+    ServiceList, ServiceStatus, ComputeStatus, Event, Error,
     AuditEntry, Health, Readiness, ManifestSync)
 
 

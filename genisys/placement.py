@@ -342,6 +342,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     entries = status.get("computes", {})
     if capacity is None:
         capacity = {c: (r["total"], r["used"]) for c, r in before.get("capacity", {}).items()}
+    reported = {c: r for c, r in capacity.items() if r is not None}
     total = cast(int, service.replicas)
     own = {c: e.get("running") or 0 for c, e in entries.items()}
     found = candidates(spec, eligible(spec, computes), capacity=capacity, running=own)
@@ -365,7 +366,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     return {
         "total": total, "placed": result.placed, "condition": condition, "message": message,
         "assignment": result.assignment, "shares": result.shares, "reasons": result.reasons,
-        "capacity": {c: {"total": t, "used": u} for c, (t, u) in sorted(capacity.items())},
+        "capacity": {c: {"total": t, "used": u} for c, (t, u) in sorted(reported.items())},
         "rebalanced": service.rebalance if not rebalance or result.rebalanced
         else before.get("rebalanced", 0),
     }

@@ -21,6 +21,7 @@ core of what genisys accepts (see ``genisys.model.CONNECTOR_URL_PATTERN``).
 
 from genisys.api.audit_trail import MAX_AUDIT_LIMIT
 from genisys.api.base import APIHandler
+from genisys.api.plan import MAX_REVISION
 from genisys.model import (
     DEFAULT_MAX_REPLICAS,
     EVENTS_KEPT,
@@ -343,15 +344,62 @@ DELETE.
 """ % MAX_BODY_BYTES
 
 
+def _plan_paths():
+    return {"/plan": {"get": _operation(
+        "getPlan", "plan", "What the controller would do now",
+        dict(_READ, **{"200": _answer("One line per service and compute: the action, from "
+                                      "-> to and why.", _schema("Plan")),
+                       "400": _ref("responses", "Invalid")}),
+        description="Worked out from the store alone, by the functions the reconciler "
+                    "decides with: no connector is called.",
+        parameters=[{"name": "since", "in": "query", "required": False,
+                     "description": "A store revision (a plan's `revision`): the answer's "
+                                    "`moved` lists the services and computes written after "
+                                    "it.",
+                     "schema": {"type": "integer", "minimum": 0,
+                                "maximum": MAX_REVISION}}])}}
+
+
+def _with_dry_runs(paths):
+    """Every write takes ?dryRun=true, and may answer 200 with a DryRunAnswer."""
+    for item in paths.values():
+        for method in ("post", "put", "delete"):
+            operation = item.get(method)
+            if operation is None:
+                continue
+            operation["parameters"] = operation.get("parameters", []) + [
+                _ref("parameters", "DryRun")]
+            answers = operation["responses"]
+            dry = _answer("A dry run that would succeed: what the request would get, and "
+                          "how the plan would change. Nothing was written.",
+                          _schema("DryRunAnswer"))
+            if "200" in answers:
+                answer = answers["200"]
+                dry = dict(answer, description=answer["description"] + " Or, with "
+                           "?dryRun=true: " + dry["description"],
+                           content=_json({"oneOf": [answer["content"]["application/json"]
+                                                    ["schema"], _schema("DryRunAnswer")]}))
+                if "ETag" in answer.get("headers", {}):
+                    # A dry run wrote nothing, so it has no version to tag.
+                    dry["headers"] = dict(answer["headers"], ETag={
+                        "description": 'The resourceVersion, quoted: "12" (not on a dry '
+                                       'run).', "schema": {"type": "string",
+                                                           "pattern": '^"[0-9]+"$'}})
+            answers["200"] = dry
+            operation["responses"] = dict(sorted(answers.items()))
+    return paths
+
+
 def document(*, max_replicas=DEFAULT_MAX_REPLICAS):
     """The OpenAPI document (a new dict each call), for a server whose counts go up to
     ``max_replicas``."""
-    paths = dict(_computes_paths(), **_services_paths(), **_other_paths())
+    paths = _with_dry_runs(dict(_computes_paths(), **_services_paths(), **_other_paths(),
+                                **_plan_paths()))
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "genisys", "version": VERSION, "description": DESCRIPTION},
         "tags": [{"name": "computes"}, {"name": "services"}, {"name": "health"},
-                 {"name": "metrics"}, {"name": "audit"}, {"name": "meta"}],
+                 {"name": "metrics"}, {"name": "audit"}, {"name": "plan"}, {"name": "meta"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
@@ -359,6 +407,12 @@ def document(*, max_replicas=DEFAULT_MAX_REPLICAS):
                 "type": "http", "scheme": "bearer",
                 "description": "A token from GENISYS_TOKEN or the tokens file."}},
             "parameters": {
+                "DryRun": {
+                    "name": "dryRun", "in": "query", "required": False,
+                    "description": "true: validate and work out the answer and how the plan "
+                                   "would change, and write nothing (a request that would "
+                                   "fail gets its error).",
+                    "schema": {"type": "string", "enum": ["true", "false"]}},
                 "IfMatch": {
                     "name": "If-Match", "in": "header", "required": False,
                     "description": 'Only if the object is at this resourceVersion (its ETag, '

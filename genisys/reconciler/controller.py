@@ -22,13 +22,13 @@ import functools
 import logging
 import time
 from collections.abc import Iterable
-from typing import Optional
+from typing import Any, Optional, cast
 
+from genisys import placement
 from genisys.connector.client import ConnectorClient, ConnectorFailure, ConnectorNotFound
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import SERVICES, events_key, recent_events, service_key, status_key
 from genisys.metrics import Metrics
-from genisys import placement
 from genisys.model import CONVERGED, UNREACHABLE, Compute, Service, empty_status, placement_of
 from genisys.reconciler import status as st
 from genisys.reconciler.decide import (
@@ -199,15 +199,15 @@ class Reconciler:
             if status is None or service.deleting \
                     or status.value.get("observedGeneration") != service.generation:
                 continue
-            counts = service.replicas
+            wants: Any = service.replicas
             if service.placed:
-                counts = (status.value.get("placement") or {}).get("assignment")
-            if not isinstance(counts, dict) or set(status.value.get("computes", {})) != set(counts):
+                wants = (status.value.get("placement") or {}).get("assignment")
+            if not isinstance(wants, dict) or set(status.value.get("computes", {})) != set(wants):
                 continue
             entries = status.value["computes"]
             if all(entries[c].get("condition") == CONVERGED
-                   and entries[c].get("desired") == n for c, n in counts.items()):
-                for compute, desired in counts.items():
+                   and entries[c].get("desired") == n for c, n in wants.items()):
+                for compute, desired in wants.items():
                     candidates.setdefault(compute, {})[service.name] = desired
         unsettled: set[str] = set()
         for compute_name, wanted in candidates.items():
@@ -241,7 +241,7 @@ class Reconciler:
         previous = current.value if current else empty_status()
         placed = await self._place(service, previous) if service.placed else None
         assignment = placed["assignment"] if placed is not None else None
-        computes = set(assignment if placed is not None else service.replicas)
+        computes = set(assignment if assignment is not None else cast(dict, service.replicas))
         computes.update(previous.get("computes", {}))
         memory = {c: self._memory[c][name] for c in computes
                   if name in self._memory.get(c, ())}
@@ -287,7 +287,7 @@ class Reconciler:
         retry_in = decision.retry_in
         moved = before is None or before.get("assignment") != placed["assignment"]
         if placed["condition"] == placement.REBALANCING and decision.outcome == "converged" \
-                and (moved or before.get("condition") != placement.REBALANCING):
+                and (moved or (before or {}).get("condition") != placement.REBALANCING):
             retry_in = 0.0
         return dataclasses.replace(decision, events=events, retry_in=retry_in)
 

@@ -107,7 +107,7 @@ class DryRunStore(Store):
         only changed if the whole op is taken."""
         subs = op.value if op.kind == "txn" else [op]
         keys = {sub.key for sub in subs}
-        prefixes = set()
+        prefixes: set[str] = set()
         for condition in _conditions(subs):
             (prefixes if condition.kind == "unchanged" else keys).add(condition.key)
         records = {key: await self.get(key) for key in keys}
