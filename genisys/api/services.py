@@ -3,7 +3,14 @@ rebalance and the events of a service. Each handler parses its body into its mod
 (``genisys.model``), calls one function of the intent layer and sends the answer."""
 
 from genisys.api.base import APIHandler
-from genisys.model import ScaleRequest, ServiceUpdate, StepRequest, parse, validate_name
+from genisys.model import (
+    ScaleRequest,
+    ServiceUpdate,
+    StepRequest,
+    check_fields,
+    parse,
+    validate_name,
+)
 
 
 class ServicesHandler(APIHandler):
@@ -68,8 +75,10 @@ class RebalanceHandler(APIHandler):
     """A placed service's assignment moves to its shares, maxSurge at a time."""
 
     async def post(self, name):
-        view = await self.intents.rebalance(validate_name(name, "name"),
-                                            expect_version=self.if_match())
+        validate_name(name, "name")
+        if self.request.body_arguments or self._body.strip():
+            check_fields(self.json_body())  # none or {}: a rebalance takes no fields
+        view = await self.intents.rebalance(name, expect_version=self.if_match())
         await self.send_written(202, view, version=view["resourceVersion"])
 
 
