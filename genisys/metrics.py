@@ -25,6 +25,11 @@ class Metrics:
         self.pass_seconds = Histogram("genisys_reconcile_pass_seconds", "Duration of one "
                                       "reconcile pass of one service.", registry=r,
                                       buckets=CALL_BUCKETS)
+        self.placement_seconds = Counter(
+            "genisys_placement_cpu_seconds", "CPU time spent deciding placed services' "
+            "assignments (genisys.placement), and how many decisions.", registry=r)
+        self.placements = Counter("genisys_placements", "Assignments of placed services "
+                                  "worked out (one per pass of a placed service).", registry=r)
         self.queue_depth = Gauge("genisys_queue_depth", "Services waiting in the work queue "
                                  "(ready now, not counting those waiting for a backoff).",
                                  registry=r)

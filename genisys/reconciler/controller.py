@@ -271,7 +271,11 @@ class Reconciler:
                 reported = await self.client.capacity(compute) if compute else None
                 if reported is not None:
                     capacity[name] = (reported.total, reported.used)
-        return placement.assign(service, status, computes=computes, capacity=capacity)
+        started = time.process_time()
+        placed = placement.assign(service, status, computes=computes, capacity=capacity)
+        self.metrics.placement_seconds.inc(time.process_time() - started)
+        self.metrics.placements.inc()
+        return placed
 
     def _placement_told(self, service: Service, status: dict, placed: dict,
                         decision: Decision) -> Decision:
