@@ -21,7 +21,8 @@ The rules (docs/placement.md says them for users):
 * **Steady.** Once a service has an assignment, a change of its total only adds
   where a compute is furthest under its share, and only removes where one is
   furthest over it (a compute no longer in the placement has a share of 0). A
-  compute that joins or leaves the placement, or a new weight, moves nothing.
+  compute that joins or leaves the placement, or a new weight, moves nothing. A
+  service given a total after counts per compute starts from those counts.
 * **Rebalance is explicit.** A rebalance moves the assignment to the shares, at
   most ``maxSurge`` at a time: it adds up to that many where computes are under
   their share, waits until everything assigned runs, then removes as many where
@@ -349,8 +350,12 @@ def assign(service: Service, status: Mapping[str, Any], *,
     rebalance = service.rebalance > before.get("rebalanced", 0)
     running = {c: e.get("running") for c, e in entries.items()
                if e.get("condition") == CONVERGED}
-    result = place(total, spec, found, previous=before.get("assignment") if before else None,
-                   running=running, rebalance=rebalance)
+    # A service that had counts per compute keeps them as its first assignment: giving it
+    # a total moves nothing by itself either.
+    previous = before.get("assignment") if before else (
+        {c: e["desired"] for c, e in entries.items() if e.get("desired")} or None)
+    result = place(total, spec, found, previous=previous, running=running,
+                   rebalance=rebalance)
     if result.placed < total:
         condition = UNSCHEDULABLE
         message = "Unschedulable: %d wanted, %d fit" % (total, result.placed)
