@@ -330,7 +330,9 @@ def _responses():
 
 DESCRIPTION = """\
 genisys keeps intents (how many resources each service should have on each
-compute) and a reconciler makes reality match them. Writes answer once the
+compute, or a total it places on the computes itself) and a reconciler makes
+reality match them. `GET /plan` says what it would do now; every write takes
+`?dryRun=true`. Writes answer once the
 intent is durable; resources appear a moment later (see a service's status).
 
 Bodies are JSON (`Content-Type: application/json`, or none), at most %d bytes.
