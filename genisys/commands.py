@@ -1,13 +1,15 @@
-"""The API client commands of ``genisys``: apply, diff, delete, get, describe,
-scale, upscale and downscale (``genisys serve`` and ``genisys connector`` are
-in genisys.cli).
+"""The API client commands of ``genisys``: apply, diff, plan, delete, get,
+describe, scale, upscale, downscale and rebalance (``genisys serve`` and
+``genisys connector`` are in genisys.cli).
 
 Each talks to a running genisys over its HTTP API (--server, GENISYS_SERVER;
 the token in GENISYS_TOKEN). Results go to stdout, errors to stderr as one
 line (a manifest error: one line per problem). Exit status: 0 done; 1 the
 request failed (genisys refused it, or could not be reached); 2 bad usage or
 bad manifests. ``diff`` exits 0 when nothing would change, 1 when something
-would, and 2 on any error.
+would, and 2 on any error; ``plan``, as ``terraform plan -detailed-exitcode``,
+0 when there is nothing to do, 2 when there is, and 1 on any error (bad usage
+included).
 """
 
 import argparse
@@ -19,6 +21,7 @@ import sys
 from genisys.config import parse_duration
 from genisys.errors import ConfigError, GenisysError, Invalid
 from genisys.manifests import apply as applying
+from genisys.manifests import plan as planning
 from genisys.manifests.client import DEFAULT_SERVER, ApiError, Client, Unreachable
 from genisys.manifests.load import ManifestError
 from genisys.model import validate_name
@@ -26,6 +29,11 @@ from genisys.model import validate_name
 KINDS = {"compute": "Compute", "computes": "Compute", "service": "Service",
          "services": "Service", "svc": "Service"}
 OUTPUTS = ("table", "json", "yaml", "name")
+#: The exit status of any error, for commands whose statuses say something else
+#: (diff: 1 means "differences"; plan: 2 means "changes").
+ERROR_STATUS = {"diff": 2, "plan": 1}
+#: The widest PLACEMENT cell of ``get services`` (describe shows it whole).
+PLACEMENT_WIDTH = 40
 
 CONNECTION_HELP = """\
 connection:
@@ -38,9 +46,11 @@ EXAMPLES = {
     "apply": """\
 examples:
   genisys apply -f manifests/                  # every *.yaml and *.yml, recursively
-  genisys apply -f web.yaml --dry-run          # what would change; nothing is written
+  genisys apply -f web.yaml --dry-run          # what would change; genisys checks, writes nothing
   genisys apply -f manifests/ --prune          # also delete what these manifests no longer name
   cat web.yaml | genisys apply -f -
+  genisys plan -f manifests/ -o json > p.json; genisys apply --plan p.json
+                                               # only if nothing moved since the plan
 """,
     "diff": """\
 Exit status: 0 nothing would change, 1 something would, 2 an error.
@@ -48,6 +58,23 @@ Exit status: 0 nothing would change, 1 something would, 2 an error.
 examples:
   genisys diff -f manifests/
   genisys diff -f manifests/ --prune
+""",
+    "plan": """\
+What the controller would do, one line per service and compute: the ACTION
+(create, scale up, scale down, delete, none), FROM what runs TO what should,
+and the REASON (intent, placement, rebalance, drift). With -f, what applying
+the manifests would do: genisys checks each write (?dryRun=true) and writes
+nothing. -o json with -f is a plan that `genisys apply --plan` carries out,
+only if nothing moved since it was made.
+
+Exit status: 0 nothing to do (with -f: the manifests match genisys), 2 there
+is something to do (with -f: applying them would write), 1 an error.
+
+examples:
+  genisys plan
+  genisys plan -f manifests/
+  genisys plan -f manifests/ --prune -o json > p.json
+  genisys apply --plan p.json
 """,
     "delete": """\
 examples:
@@ -70,14 +97,23 @@ examples:
     "scale": """\
 examples:
   genisys scale service web --compute local --replicas 3
+  genisys scale service web --replicas 8       # a placed service: its total
+  genisys scale service web --replicas 8 --dry-run
 """,
     "upscale": """\
 examples:
   genisys upscale service web --compute local
+  genisys upscale service web                  # a placed service: one more in total
 """,
     "downscale": """\
 examples:
   genisys downscale service web --compute local
+  genisys downscale service web                # a placed service: one fewer in total
+""",
+    "rebalance": """\
+examples:
+  genisys rebalance service web
+  genisys rebalance service web --dry-run      # which lines of the plan would change
 """,
 }
 
@@ -118,10 +154,28 @@ def _kind(value):
     return KINDS[value.lower()]
 
 
-def _service_kind(value):
-    if KINDS.get(value.lower()) != "Service":
-        raise argparse.ArgumentTypeError("only services can be scaled, got %r" % value)
-    return "Service"
+def _services_only(done):
+    """The kind argument of a command that only services take (scale: "scaled")."""
+    def service_kind(value):
+        if KINDS.get(value.lower()) != "Service":
+            raise argparse.ArgumentTypeError("only services can be %s, got %r" % (done, value))
+        return "Service"
+    return service_kind
+
+
+class _ExitOne(argparse.ArgumentParser):
+    """A command whose exit status 2 means something else (plan: "changes"): its bad
+    usage, an unknown flag included, exits 1."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error("unrecognized arguments: %s" % " ".join(extras))
+        return namespace, extras
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, "%s: error: %s\n" % (self.prog, message))
 
 
 def add_commands(commands):
@@ -136,11 +190,15 @@ def add_commands(commands):
     files_help = "manifest file or folder (*.yaml, *.yml, recursively); - reads stdin; repeatable"
     sub = command("apply", "create or update what manifests describe",
                   "Make genisys hold what the manifests describe: computes first, then "
-                  "services. One line per object: created, configured, unchanged or pruned.")
-    sub.add_argument("-f", "--filename", action="append", required=True, metavar="PATH",
-                     help=files_help)
-    sub.add_argument("--dry-run", action="store_true", help="print what would be done, do "
-                     "nothing")
+                  "services. One line per object: created, configured, unchanged or pruned. "
+                  "With --plan, carry out a plan saved by `genisys plan -f ... -o json`, "
+                  "only if nothing moved since it was made.")
+    sub.add_argument("-f", "--filename", action="append", metavar="PATH",
+                     help=files_help + " (or --plan)")
+    sub.add_argument("--plan", metavar="FILE", help="apply the plan in FILE (JSON of "
+                     "`genisys plan -f ... -o json`) if the store has not moved since")
+    sub.add_argument("--dry-run", action="store_true", help="print what would be done; "
+                     "genisys checks each write (?dryRun=true) and nothing is written")
     sub.add_argument("--prune", action="store_true", help="delete the objects earlier applied "
                      "by this manager that the manifests no longer name")
     sub.add_argument("--manager", default=applying.CLI_MANAGER, help="who applies (managedBy; "
@@ -156,6 +214,17 @@ def add_commands(commands):
                      help=files_help)
     sub.add_argument("--prune", action="store_true", help="also show what --prune would "
                      "delete")
+    sub.add_argument("--manager", default=applying.CLI_MANAGER, help="as for apply")
+
+    sub = command("plan", "show what the controller would do, or what applying manifests "
+                  "would", "Show the plan: what the controller would do now, or with -f, "
+                  "what applying the manifests would do (nothing is written).")
+    sub.__class__ = type("PlanParser", (_ExitOne, type(sub)), {})
+    sub.add_argument("-f", "--filename", action="append", metavar="PATH", help=files_help)
+    sub.add_argument("-o", "--output", choices=("table", "json"), default="table",
+                     help="table (default) or json (with -f: a plan for apply --plan)")
+    sub.add_argument("--prune", action="store_true", help="with -f: also plan deleting what "
+                     "the manifests no longer name (as apply --prune)")
     sub.add_argument("--manager", default=applying.CLI_MANAGER, help="as for apply")
 
     sub = command("delete", "delete what manifests describe, or one object by name",
@@ -185,19 +254,34 @@ def add_commands(commands):
     sub.add_argument("kind", type=_kind, metavar="compute|service")
     sub.add_argument("name", metavar="NAME")
 
-    sub = command("scale", "set a service's desired count on a compute",
-                  "Set how many resources a service should have on one compute.")
-    sub.add_argument("kind", type=_service_kind, metavar="service")
+    compute_help = "the compute (a service with counts per compute); leave it out for a " \
+        "placed service, whose total genisys places"
+    dry_run_help = "print what would change (the plan lines); genisys checks, writes nothing"
+    sub = command("scale", "set a service's desired count on a compute, or its total",
+                  "Set how many resources a service should have on one compute, or, for a "
+                  "service genisys places, in total.")
+    sub.add_argument("kind", type=_services_only("scaled"), metavar="service")
     sub.add_argument("name", metavar="NAME")
-    sub.add_argument("--compute", required=True, metavar="COMPUTE")
+    sub.add_argument("--compute", metavar="COMPUTE", help=compute_help)
     sub.add_argument("--replicas", required=True, type=_replicas, metavar="N")
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
 
     for name, word in (("upscale", "one more"), ("downscale", "one fewer")):
-        sub = command(name, "ask for %s resource of a service on a compute" % word,
-                      "Ask for %s resource of a service on one compute." % word)
-        sub.add_argument("kind", type=_service_kind, metavar="service")
+        sub = command(name, "ask for %s resource of a service (on a compute, or in total)"
+                      % word, "Ask for %s resource of a service on one compute, or, for a "
+                      "service genisys places, in total." % word)
+        sub.add_argument("kind", type=_services_only("scaled"), metavar="service")
         sub.add_argument("name", metavar="NAME")
-        sub.add_argument("--compute", required=True, metavar="COMPUTE")
+        sub.add_argument("--compute", metavar="COMPUTE", help=compute_help)
+        sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
+
+    sub = command("rebalance", "move a placed service to its shares",
+                  "Ask genisys to move a placed service's assignment to its shares (what "
+                  "its placement gives each compute now), at most maxSurge at a time: it "
+                  "adds before it removes.")
+    sub.add_argument("kind", type=_services_only("rebalanced"), metavar="service")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--dry-run", action="store_true", help=dry_run_help)
 
 
 def make_client(args, environ=None):
@@ -224,13 +308,13 @@ def run(args, stdin=None):
             return handler(client, args, stdin)
     except ManifestError as e:
         print("genisys: %s" % e.message, file=sys.stderr)
-        return 2
+        return ERROR_STATUS.get(args.command, 2)
     except (ConfigError, Invalid) as e:
-        return fail(str(e), 2)
+        return fail(str(e), ERROR_STATUS.get(args.command, 2))
     except (ApiError, Unreachable) as e:
-        return fail(str(e), 2 if args.command == "diff" else 1)
+        return fail(str(e), ERROR_STATUS.get(args.command, 1))
     except GenisysError as e:
-        return fail(str(e), 1)
+        return fail(str(e), ERROR_STATUS.get(args.command, 1))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `genisys get services | head -1`: the reader had enough
@@ -248,8 +332,25 @@ def _stdin_text(args, stdin):
 
 
 def cmd_apply(client, args, stdin):
-    steps = applying.plan(client, args.filename, manager=args.manager, prune=args.prune,
-                          stdin=_stdin_text(args, stdin))
+    if args.plan is not None:
+        if args.filename or args.prune:
+            raise ConfigError("a saved plan already says what to write: give it without -f "
+                              "and --prune", field="--plan")
+        document, steps = planning.read(args.plan, environ=os.environ)
+        if not steps:
+            print("the plan has no objects to write: nothing applied (a plan of manifests "
+                  "comes from genisys plan -f PATH -o json)")
+            return 0
+        planning.check_fresh(client, document)
+    elif not args.filename:
+        raise ConfigError("give the manifests (-f PATH) or a saved plan (--plan FILE)",
+                          field="-f")
+    elif args.dry_run:  # genisys checks each write
+        steps, _ = planning.make(client, args.filename, manager=args.manager,
+                                 prune=args.prune, stdin=_stdin_text(args, stdin))
+    else:
+        steps = applying.plan(client, args.filename, manager=args.manager, prune=args.prune,
+                              stdin=_stdin_text(args, stdin))
     suffix = " (dry run)" if args.dry_run else ""
 
     def report(step):
@@ -264,6 +365,49 @@ def cmd_diff(client, args, stdin):
     text = applying.diff(steps)
     sys.stdout.write(text)
     return 1 if text else 0
+
+
+def cmd_plan(client, args, stdin):
+    if args.filename:
+        _, document = planning.make(client, args.filename, manager=args.manager,
+                                    prune=args.prune, stdin=_stdin_text(args, stdin))
+        to_do = bool(document["objects"])
+    elif args.prune:
+        raise ConfigError("plans a prune of manifests: give them with -f", field="--prune")
+    else:
+        document = client.plan()
+        to_do = document["changes"] > 0
+    if args.output == "json":
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(plan_text(document))
+    return 2 if to_do else 0
+
+
+PLAN_HEADER = ["SERVICE", "COMPUTE", "ACTION", "FROM", "TO", "REASON"]
+
+
+def plan_rows(lines):
+    return [[line["service"], line["compute"], line["action"],
+             "-" if line["from"] is None else line["from"], line["to"], line["reason"] or "-"]
+            for line in lines]
+
+
+def plan_text(document):
+    """A plan as a table, with what applying would write (a plan of manifests) and a
+    summary."""
+    lines = document["lines"]
+    text = table(plan_rows(lines), PLAN_HEADER) + "\n" if lines else ""
+    if "objects" in document:
+        writes = ["%s %s/%s" % (o["action"], o["kind"].lower(), o["name"])
+                  for o in document["objects"]]
+        text += "Apply would %s.\n" % (", ".join(writes) if writes
+                                       else "write nothing: the manifests match genisys")
+    text += "".join("note: %s\n" % note for note in document.get("notes", []))
+    changes = document["changes"]
+    text += "Revision %d: %d line%s, %d with something to do.\n" % (
+        document["revision"], len(lines), "" if len(lines) == 1 else "s", changes)
+    return text
 
 
 def cmd_delete(client, args, stdin):
@@ -333,6 +477,11 @@ def table(rows, header):
                    + "\n" for row in rows)
 
 
+def indented(rows, header):
+    """A table's lines, indented (as describe shows its sections)."""
+    return ["  " + line for line in table(rows, header).splitlines()]
+
+
 def _labels(labels):
     return ",".join("%s=%s" % item for item in sorted((labels or {}).items())) or "-"
 
@@ -343,22 +492,82 @@ def compute_rows(computes):
             for c in sorted(computes.values(), key=lambda c: c["name"])]
 
 
-def service_rows(services):
+def placed(service):
+    """True for a service genisys places (a total), False for counts per compute."""
+    return not isinstance(service["replicas"], dict)
+
+
+def total(service):
+    """A placed service's total, or the sum of its counts per compute."""
+    return service["replicas"] if placed(service) else sum(service["replicas"].values())
+
+
+def desired_counts(service):
+    """What a service should run on each compute: its counts, or the assignment genisys
+    placed its total in (empty until it has)."""
+    if not placed(service):
+        return service["replicas"]
+    return (service.get("status", {}).get("placement") or {}).get("assignment", {})
+
+
+def selector_text(selector):
+    """A label selector as Kubernetes writes it: region=eu,tier in (a,b),gpu,!spot."""
+    words = {"In": "%s in (%s)", "NotIn": "%s notin (%s)"}
+    parts = ["%s=%s" % item for item in sorted((selector.get("matchLabels") or {}).items())]
+    for rule in selector.get("matchExpressions") or ():
+        if rule["operator"] in words:
+            parts.append(words[rule["operator"]] % (rule["key"], ",".join(rule["values"])))
+        else:
+            parts.append(("" if rule["operator"] == "Exists" else "!") + rule["key"])
+    return ",".join(parts) or "all"
+
+
+def placement_text(service):
+    """Strategy: where (Spread: dc1,dc2; Weighted: region=eu; Spread: all); "-" for
+    counts per compute."""
+    if not placed(service):
+        return "-"
+    placement = service.get("placement") or {}
+    if placement.get("computes"):
+        where = ",".join(placement["computes"])
+    else:
+        where = selector_text(placement.get("selector") or {})
+    return "%s: %s" % (placement.get("strategy", "Spread"), where)
+
+
+def _cut(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def service_rows(services, *, compute_only=None):
+    """One row per service and compute (``compute_only``: that compute's rows only):
+    NAME TOTAL PLACEMENT COMPUTE DESIRED RUNNING CONDITION AGE."""
     rows = []
     for service in sorted(services.values(), key=lambda s: s["name"]):
-        status = service.get("status", {}).get("computes", {})
-        computes = sorted(set(service["replicas"]) | set(status)) or [None]
+        status = service.get("status", {})
+        entries = status.get("computes", {})
+        counts = desired_counts(service)
+        computes = sorted(set(counts) | set(entries)) or [None]
         for compute in computes:
-            entry = status.get(compute, {})
-            desired = service["replicas"].get(compute, 0) if compute else "-"
+            if compute_only is not None and compute != compute_only:
+                continue
+            entry = entries.get(compute, {})
+            desired = counts.get(compute, 0) if compute else "-"
             running = entry.get("running")
-            condition = entry.get("condition") or ("-" if compute is None else "Pending")
+            condition = entry.get("condition") or (
+                "Pending" if compute else (status.get("placement") or {}).get("condition")
+                or ("Pending" if placed(service) else "-"))
             if service.get("deleting"):
                 condition += " (deleting)"
-            rows.append([service["name"], compute or "-", desired,
-                         "-" if running is None else running, condition,
+            rows.append([service["name"], total(service),
+                         _cut(placement_text(service), PLACEMENT_WIDTH), compute or "-",
+                         desired, "-" if running is None else running, condition,
                          age(service.get("created"))])
     return rows
+
+
+SERVICE_HEADER = ["NAME", "TOTAL", "PLACEMENT", "COMPUTE", "DESIRED", "RUNNING", "CONDITION",
+                  "AGE"]
 
 
 def _manifest(kind, value):
@@ -385,8 +594,7 @@ def cmd_get(client, args, stdin):
         sys.stdout.write(table(compute_rows(objects), ["NAME", "CONNECTOR", "TOKEN",
                                                        "MANAGED-BY", "LABELS"]))
     else:
-        sys.stdout.write(table(service_rows(objects), ["NAME", "COMPUTE", "DESIRED", "RUNNING",
-                                                       "CONDITION", "AGE"]))
+        sys.stdout.write(table(service_rows(objects), SERVICE_HEADER))
     return 0
 
 
@@ -400,48 +608,75 @@ def _describe_service(client, name):
                                              age(service.get("created"))),
              "Generation:   %s (status reflects %s)" % (service.get("generation"),
                                                         status.get("observedGeneration", 0)),
-             "Deleting:     %s" % ("yes" if service.get("deleting") else "no"),
-             "Replicas:"]
+             "Deleting:     %s" % ("yes" if service.get("deleting") else "no")]
+    lines += _describe_placement(service)
+    lines.append("Replicas:")
     computes = status.get("computes", {})
+    counts = desired_counts(service)
     rows = []
-    for compute in sorted(set(service["replicas"]) | set(computes)):
+    for compute in sorted(set(counts) | set(computes)):
         entry = computes.get(compute, {})
         running = entry.get("running")
-        rows.append([compute, service["replicas"].get(compute, 0),
+        rows.append([compute, counts.get(compute, 0),
                      "-" if running is None else running, entry.get("condition") or "Pending",
                      entry.get("reason") or "-", entry.get("lastTransitionTime") or "-",
                      entry.get("message") or ""])
-    lines += ["  " + line for line in table(rows, ["COMPUTE", "DESIRED", "RUNNING", "CONDITION",
-                                                   "REASON", "SINCE", "MESSAGE"]).splitlines()]
+    lines += indented(rows, ["COMPUTE", "DESIRED", "RUNNING", "CONDITION", "REASON", "SINCE",
+                             "MESSAGE"])
     events = service.get("events", [])
     lines.append("Events:" if events else "Events:       <none>")
     rows = [[age(e.get("time")), e.get("type", ""), e.get("reason", ""), e.get("compute", ""),
              e.get("count", 1), e.get("message", "")] for e in events]
     if rows:
-        lines += ["  " + line for line in table(rows, ["AGE", "TYPE", "REASON", "COMPUTE",
-                                                       "COUNT", "MESSAGE"]).splitlines()]
+        lines += indented(rows, ["AGE", "TYPE", "REASON", "COMPUTE", "COUNT", "MESSAGE"])
     return "\n".join(lines) + "\n"
+
+
+def _describe_placement(service):
+    """Total:, Placement: and, for a placed service, its condition and assignment."""
+    if not placed(service):
+        return ["Total:        %d (counts per compute, set by hand)" % total(service),
+                "Placement:    -"]
+    placement = service.get("placement") or {}
+    lines = ["Total:        %d (placed by genisys)" % total(service),
+             "Placement:    %s" % placement_text(service)]
+    details = [("Weights", ", ".join("%s=%s" % w for w in sorted(
+                   (placement.get("weights") or {}).items())) or None),
+               ("Max-Per-Compute", placement.get("maxPerCompute")),
+               ("Max-Surge", placement.get("maxSurge", "25% (default)"))]
+    lines += ["  %-17s %s" % (label + ":", value) for label, value in details
+              if value is not None]
+    state = service.get("status", {}).get("placement")
+    if not state:
+        return lines + ["Condition:    Pending (not placed yet)"]
+    lines += ["Condition:    %s: %s" % (state["condition"], state.get("message") or "-"),
+              "Rebalance:    %d asked, %d done" % (service.get("rebalance", 0),
+                                                  state.get("rebalanced", 0)),
+              "Assignment:   %d placed of %d" % (state["placed"], state["total"])]
+    capacity = state.get("capacity", {})
+    rows = [[compute, state["assignment"].get(compute, 0), state["shares"].get(compute, 0),
+             "%d/%d" % (capacity[compute]["used"], capacity[compute]["total"])
+             if compute in capacity else "-", state["reasons"].get(compute, "")]
+            for compute in sorted(set(state["assignment"]) | set(state["shares"])
+                                  | set(state["reasons"]))]
+    if rows:
+        lines += indented(rows, ["COMPUTE", "ASSIGNED", "SHARE", "CAPACITY", "WHY"])
+    return lines
 
 
 def _describe_compute(client, name):
     compute = client.get("/compute/" + name)
     users = [s for s in client.services().values()
-             if s["replicas"].get(name) or name in s.get("status", {}).get("computes", {})]
+             if desired_counts(s).get(name) or name in s.get("status", {}).get("computes", {})]
     lines = ["Name:         %s" % compute["name"],
              "Connector:    %s" % compute["connector"],
              "Token:        %s" % ("set" if compute.get("token") else "-"),
              "Labels:       %s" % _labels(compute.get("labels")),
              "Managed-By:   %s" % (compute.get("managedBy") or "-"),
              "Services:" if users else "Services:     <none>"]
-    rows = service_rows({s["name"]: dict(s, replicas={name: s["replicas"].get(name, 0)},
-                                         status={"computes": {
-                                             k: v for k, v in s.get("status", {}).get(
-                                                 "computes", {}).items() if k == name}})
-                         for s in users})
+    rows = service_rows({s["name"]: s for s in users}, compute_only=name)
     if rows:
-        lines += ["  " + line for line in table(rows, ["SERVICE", "COMPUTE", "DESIRED",
-                                                       "RUNNING", "CONDITION",
-                                                       "AGE"]).splitlines()]
+        lines += indented(rows, ["SERVICE"] + SERVICE_HEADER[1:])
     return "\n".join(lines) + "\n"
 
 
@@ -451,31 +686,71 @@ def cmd_describe(client, args, stdin):
     return 0
 
 
-# -- scale, upscale, downscale ------------------------------------------------
+# -- scale, upscale, downscale, rebalance ------------------------------------------
 
 
-def _changed(view, name, compute):
-    desired = view["replicas"].get(compute, 0)
-    print("service/%s scaled: %d desired on %s" % (name, desired, compute))
+def _written(answer, args, say):
+    """Print what a change did (``say(view)``); of a dry run, what it would do and the
+    plan lines it would change."""
+    if not args.dry_run:
+        print(say(answer))
+        return 0
+    print("%s (dry run)" % say(answer["result"]))
+    if answer["plan"]:
+        print("\n".join(indented(plan_rows(answer["plan"]), PLAN_HEADER)))
     return 0
 
 
+def _step(client, args, step, body):
+    if args.compute:
+        body = dict(body, compute=args.compute)
+    try:
+        answer = client.change("/service/%s/%s" % (args.name, step), body,
+                               dry_run=args.dry_run)
+    except ApiError as e:
+        if e.status != 409 or e.field != "compute":
+            raise
+        # The other form of service: say it in flags, not in JSON fields.
+        raise ApiError(e.status, e.reason, "%s (with genisys %s: %s)" % (
+            e.message, step, "leave out --compute" if args.compute else "give --compute NAME"),
+            e.field) from None
+
+    def say(view):
+        if args.compute:
+            return "service/%s scaled: %d desired on %s" % (
+                args.name, view["replicas"].get(args.compute, 0), args.compute)
+        return "service/%s scaled: %d desired in total" % (args.name, view["replicas"])
+    return _written(answer, args, say)
+
+
 def cmd_scale(client, args, stdin):
-    view = client.change("/service/%s/scale" % args.name,
-                         {"compute": args.compute, "number": args.replicas})
-    return _changed(view, args.name, args.compute)
+    return _step(client, args, "scale", {"number": args.replicas})
 
 
 def cmd_upscale(client, args, stdin):
-    view = client.change("/service/%s/upscale" % args.name, {"compute": args.compute})
-    return _changed(view, args.name, args.compute)
+    return _step(client, args, "upscale", {})
 
 
 def cmd_downscale(client, args, stdin):
-    view = client.change("/service/%s/downscale" % args.name, {"compute": args.compute})
-    return _changed(view, args.name, args.compute)
+    return _step(client, args, "downscale", {})
 
 
-HANDLERS = {"apply": cmd_apply, "diff": cmd_diff, "delete": cmd_delete, "get": cmd_get,
-            "describe": cmd_describe, "scale": cmd_scale, "upscale": cmd_upscale,
-            "downscale": cmd_downscale}
+def _counts(counts):
+    return " ".join("%s=%d" % item for item in sorted(counts.items())) or "none"
+
+
+def cmd_rebalance(client, args, stdin):
+    answer = client.post("/service/%s/rebalance" % args.name, dry_run=args.dry_run)
+
+    def say(view):
+        state = view.get("status", {}).get("placement")
+        if not state:
+            return "service/%s rebalance requested" % args.name
+        return "service/%s rebalance requested: assignment %s, shares %s" % (
+            args.name, _counts(state["assignment"]), _counts(state["shares"]))
+    return _written(answer, args, say)
+
+
+HANDLERS = {"apply": cmd_apply, "diff": cmd_diff, "plan": cmd_plan, "delete": cmd_delete,
+            "get": cmd_get, "describe": cmd_describe, "scale": cmd_scale,
+            "upscale": cmd_upscale, "downscale": cmd_downscale, "rebalance": cmd_rebalance}

@@ -50,6 +50,8 @@ class Step:
     body: Optional[dict] = None
     #: Version the plan saw: a replacement is conditional on it (If-Match).
     version: Optional[int] = None
+    #: A compute's tokenFromEnv: the variable ``body["token"]`` was read from.
+    token_env: Optional[str] = None
 
     @property
     def ref(self):
@@ -87,9 +89,13 @@ def compute_manifest(record, *, read_only=True):
 
 def _service_spec(value):
     """The spec of a Service manifest (the fields of ``ServiceSpec``) from a service or a
-    spec, replicas sorted."""
+    spec: replicas (a map sorted, or a total) and, for a total, its placement (an empty
+    one, which genisys does not keep, left out)."""
     spec = {wire: value[wire] for wire in SERVICE_SPEC_FIELDS if wire in value}
-    spec["replicas"] = dict(sorted(spec["replicas"].items()))
+    if isinstance(spec["replicas"], dict):
+        spec["replicas"] = dict(sorted(spec["replicas"].items()))
+    if not spec.get("placement"):
+        spec.pop("placement", None)
     return spec
 
 
@@ -146,6 +152,9 @@ def _body(manifest, manager, environ):
 
 
 def _replicas(replicas):
+    """Replicas as compared: a map without its zeros, or a total."""
+    if not isinstance(replicas, dict):
+        return replicas
     return {compute: count for compute, count in replicas.items() if count}
 
 
@@ -158,7 +167,8 @@ def _same(kind, live, body, manager):
         return live["connector"] == body["connector"] \
             and bool(live.get("token")) == ("token" in body)
     return not live.get("deleting") and _replicas(live["replicas"]) == _replicas(body["replicas"]) \
-        and all(live.get(f) == body.get(f) for f in SERVICE_SPEC_FIELDS if f != "replicas")
+        and all((live.get(f) or None) == (body.get(f) or None)
+                for f in SERVICE_SPEC_FIELDS if f != "replicas")
 
 
 def _check_environment(manifests, environ):
@@ -176,20 +186,24 @@ def _check_counts(manifests, maximum):
     for manifest in manifests:
         if manifest.kind != "Service" or maximum is None:
             continue
-        for compute, count in manifest.spec["replicas"].items():
+        replicas = manifest.spec["replicas"]
+        counts = replicas.items() if isinstance(replicas, dict) else [(None, replicas)]
+        for compute, count in counts:
             if count > maximum:
                 problems.append(manifest.problem(
-                    "spec.replicas.%s" % compute, "must be at most %d (max_replicas of this "
-                    "server), got %d" % (maximum, count)))
+                    "spec.replicas" + (".%s" % compute if compute else ""), "must be at most "
+                    "%d (max_replicas of this server), got %d" % (maximum, count)))
     return problems
 
 
-def plan(client, paths, *, manager=CLI_MANAGER, prune=False, environ=None, stdin=None):
-    """Read the manifests and what genisys holds; the steps that make genisys hold
-    what the manifests say, computes first. ManifestError (every problem) if the
-    manifests can't be applied as a whole: then nothing must be."""
+def plan(client, paths, *, manager=CLI_MANAGER, prune=False, environ=None, stdin=None,
+         live=None):
+    """Read the manifests and what genisys holds (``live``: the computes and services
+    already read, if given); the steps that make genisys hold what the manifests say,
+    computes first. ManifestError (every problem) if the manifests can't be applied as
+    a whole: then nothing must be."""
     environ = os.environ if environ is None else environ
-    computes, services = client.computes(), client.services()
+    computes, services = live if live is not None else (client.computes(), client.services())
     manifests = load(paths, known_computes=computes, stdin=stdin)
     problems = _check_environment(manifests, environ)
     problems += _check_counts(manifests, client.max_replicas())
@@ -208,7 +222,8 @@ def plan_for(manifests, computes, services, *, manager, prune, environ):
             live = live_objects[kind].get(manifest.name)
             body = _body(manifest, manager, environ)
             step = Step(CREATE, kind, manifest.name, desired=_desired_manifest(manifest),
-                        body=body)
+                        body=body, token_env=manifest.spec.get("tokenFromEnv")
+                        if kind == "Compute" else None)
             if live is not None:
                 step.live = _live_manifest(kind, live)
                 step.action = UNCHANGED if _same(kind, live, body, manager) else CONFIGURE

@@ -97,18 +97,27 @@ class Client:
     def get(self, path):
         return self.request("GET", path, retries=2)[0]
 
-    def put(self, path, body, *, if_match=None):
+    # A write with ``dry_run`` is sent with ?dryRun=true: genisys answers what it would
+    # answer (an error as it is; a success as {"dryRun", "status", "result", "plan",
+    # "revision"}) and writes nothing.
+
+    def put(self, path, body, *, if_match=None, dry_run=False):
         headers = {"If-Match": '"%d"' % if_match} if if_match else None
-        return self.request("PUT", path, body, headers=headers, retries=2)[0]
+        return self.request("PUT", _dry(path, dry_run), body, headers=headers, retries=2)[0]
 
-    def delete(self, path):
-        return self.request("DELETE", path, retries=2)[0]
+    def delete(self, path, *, if_match=None, dry_run=False):
+        headers = {"If-Match": '"%d"' % if_match} if if_match else None
+        return self.request("DELETE", _dry(path, dry_run), headers=headers, retries=2)[0]
 
-    def change(self, path, body):
+    def change(self, path, body, *, dry_run=False):
         """A scale, upscale or downscale, with an Idempotency-Key so that retrying
         after a lost answer can't apply it twice."""
         headers = {"Idempotency-Key": "genisys-cli-" + uuid.uuid4().hex}
-        return self.request("POST", path, body, headers=headers, retries=3)[0]
+        return self.request("POST", _dry(path, dry_run), body, headers=headers, retries=3)[0]
+
+    def post(self, path, body=None, *, dry_run=False):
+        """A POST that is not safe to repeat (a rebalance): sent once."""
+        return self.request("POST", _dry(path, dry_run), body)[0]
 
     # -- what the commands read ------------------------------------------------
 
@@ -118,6 +127,11 @@ class Client:
     def services(self):
         return self.get("/service")
 
+    def plan(self, *, since=None):
+        """GET /plan: what the controller would do now (with ``since``, a revision: also
+        the objects written after it, as "moved")."""
+        return self.get("/plan" if since is None else "/plan?since=%d" % since)
+
     def max_replicas(self):
         """The server's max_replicas, as its OpenAPI document states it (None if unknown)."""
         try:
@@ -125,6 +139,10 @@ class Client:
             return document["components"]["schemas"]["Count"]["maximum"]
         except (ApiError, KeyError, TypeError):
             return None
+
+
+def _dry(path, dry_run):
+    return path + "?dryRun=true" if dry_run else path
 
 
 def _root_cause(error):

@@ -10,6 +10,13 @@ Each document is one object::
     spec:
       replicas: {local: 2}   # a Compute's spec: connector (and tokenFromEnv)
 
+or a total that genisys places (the computes a placement lists need not exist:
+a placement may name a compute before it is registered)::
+
+    spec:
+      replicas: 6
+      placement: {computes: [dc1, dc2], strategy: Spread}
+
 Loading never stops at the first mistake: every problem of every file is
 collected, each with its file, document index, field path and reason, and
 nothing is returned unless there are none. Only YAML's safe subset is read.
@@ -234,9 +241,10 @@ def read_manifests(paths, *, stdin=None):
 
 
 def check_together(manifests, *, known_computes=None):
-    """Problems of the manifests as a set: an object defined twice, a service naming
-    a compute that is neither in the manifests nor in ``known_computes`` (None:
-    don't check), a tokenFromEnv naming a variable that is not set."""
+    """Problems of the manifests as a set: an object defined twice, a service whose
+    counts per compute name a compute that is neither in the manifests nor in
+    ``known_computes`` (None: don't check). A placed service (a total) is not checked:
+    its placement may name computes that do not exist yet."""
     problems, seen = [], {}
     for manifest in manifests:
         first = seen.setdefault(manifest.key, manifest)
@@ -246,7 +254,7 @@ def check_together(manifests, *, known_computes=None):
     if known_computes is not None:
         computes = set(known_computes) | {m.name for m in manifests if m.kind == "Compute"}
         for manifest in manifests:
-            if manifest.kind != "Service":
+            if manifest.kind != "Service" or not isinstance(manifest.spec["replicas"], dict):
                 continue
             for compute in manifest.spec["replicas"]:
                 if compute not in computes:

@@ -25,15 +25,18 @@ def compute(name, connector, labels=""):
     """ % (name, labels, connector)
 
 
-def service(name, replicas, labels=""):
+def service(name, replicas, labels="", placement=None):
+    """A Service manifest: counts per compute, or a total (and a placement: JSON is
+    YAML's flow style)."""
     return """\
     apiVersion: genisys/v1
     kind: Service
     metadata:
       name: %s%s
     spec:
-      replicas: %s
-    """ % (name, labels, json.dumps(replicas))
+      replicas: %s%s
+    """ % (name, labels, json.dumps(replicas), "" if placement is None
+           else "\n      placement: %s" % json.dumps(placement))
 
 
 class Cli:
@@ -48,11 +51,6 @@ class Cli:
             assert done.returncode == expect, "genisys %s -> %d\nstdout: %s\nstderr: %s" % (
                 " ".join(args), done.returncode, done.stdout, done.stderr)
         return done
-
-
-@pytest.fixture
-def cli(start_genisys, tmp_path):
-    return Cli(start_genisys("--poll-interval", "500ms"), tmp_path)
 
 
 def stored(cli):
@@ -95,8 +93,9 @@ def test_round_trip_apply_get_apply_and_real_processes_follow(lab, tmp_path):
     lab.converged(1)
 
     table = cli("get", "services").stdout.splitlines()
-    assert table[0].split() == ["NAME", "COMPUTE", "DESIRED", "RUNNING", "CONDITION", "AGE"]
-    assert table[2].split()[:5] == ["web", "local", "1", "1", "Converged"]
+    assert table[0].split() == ["NAME", "TOTAL", "PLACEMENT", "COMPUTE", "DESIRED", "RUNNING",
+                                "CONDITION", "AGE"]
+    assert table[2].split()[:7] == ["web", "1", "-", "local", "1", "1", "Converged"]
     described = cli("describe", "service", "web").stdout
     assert "app=web" in described and "Converged" in described and "Events:" in described
 
@@ -230,6 +229,14 @@ ERRORS = [
     (["apply", "-f", "does-not-exist.yaml"], 2, "does-not-exist.yaml: no such file or folder"),
     (["describe", "service"], 2, "NAME"),
     (["frobnicate"], 2, "unrecognized arguments: frobnicate"),  # genisys.py: serve frobnicate
+    (["rebalance", "compute", "c1"], 2, "only services can be rebalanced"),
+    (["rebalance", "service", "nope"], 1, "service 'nope' does not exist"),
+    (["rebalance", "service", "nope", "--dry-run"], 1, "service 'nope' does not exist"),
+    (["scale", "service", "nope", "--replicas", "2", "--bogus"], 2,
+     "unrecognized arguments: --bogus"),
+    (["downscale", "service", "nope", "--dry-run"], 1, "service 'nope' does not exist"),
+    (["apply", "--plan", "nope.json"], 2, "cannot read nope.json"),
+    (["apply", "--plan", "nope.json", "-f", "x.yaml"], 2, "give it without -f and --prune"),
 ]
 
 
@@ -277,8 +284,8 @@ def test_tokens_come_from_the_environment(start_genisys, tmp_path):
 
 
 def test_every_command_has_help_with_examples(tmp_path):
-    for command in ("apply", "diff", "delete", "get", "describe", "scale", "upscale",
-                    "downscale"):
+    for command in ("apply", "diff", "plan", "delete", "get", "describe", "scale", "upscale",
+                    "downscale", "rebalance"):
         done = run_genisys([command, "--help"], cwd=str(tmp_path))
         assert done.returncode == 0, done.stderr
         assert "examples:" in done.stdout and "genisys %s" % command in done.stdout

@@ -71,6 +71,21 @@ def test_configmap_layout_reads_each_file_once(tmp_path):
     assert [m.name for m in load([str(tmp_path)], known_computes=["local"])] == ["web"]
 
 
+def test_a_placed_service_loads_and_its_computes_need_not_exist(tmp_path):
+    """A total is placed by genisys: the computes its placement lists may be registered
+    later, so they are not checked as a map's are."""
+    path = write(tmp_path, "web.yaml", SERVICE.replace("{local: 2}", """6
+  placement:
+    computes: [dc1, later]
+    strategy: Spread
+    maxSurge: 50%
+"""))
+    [manifest] = load([path], known_computes=["dc1"])
+    # As the API stores it: the default strategy is left out.
+    assert manifest.spec == {"replicas": 6, "placement": {"computes": ["dc1", "later"],
+                                                          "maxSurge": "50%"}}
+
+
 def test_a_missing_path_is_a_problem(tmp_path):
     [problem] = problems_of([str(tmp_path / "nope")])
     assert problem == Problem(str(tmp_path / "nope"), None, None, "no such file or folder")
@@ -114,7 +129,26 @@ BROKEN = [
     ("bad tokenFromEnv", COMPUTE.replace("spec: {", "spec: {tokenFromEnv: 'a b', "),
      (1, "spec.tokenFromEnv", "environment variable")),
     ("replicas not a mapping", SERVICE.replace("{local: 2}", "[2]"),
-     (1, "spec.replicas", "must be an object")),
+     (1, "spec.replicas", "must be a total (an integer) or an object")),
+    ("negative total", SERVICE.replace("{local: 2}", "-1"),
+     (1, "spec.replicas", "at least 0")),
+    ("bad strategy", SERVICE.replace("{local: 2}", "6\n  placement: {strategy: Random}"),
+     (1, "spec.placement.strategy", "must be 'Spread', 'Weighted', 'Capacity' or 'Pack'")),
+    ("placement with counts per compute",
+     SERVICE + "  placement: {computes: [local]}\n",
+     (1, "spec.placement", "only a service with a total")),
+    ("computes and a selector",
+     SERVICE.replace("{local: 2}", "6\n  placement: {computes: [a], selector: {}}"),
+     (1, "spec.placement.selector", "give computes or a selector, not both")),
+    ("weights without Weighted",
+     SERVICE.replace("{local: 2}", "6\n  placement: {weights: {a: 2}}"),
+     (1, "spec.placement.weights", "only for strategy Weighted")),
+    ("bad placement compute",
+     SERVICE.replace("{local: 2}", "6\n  placement: {computes: ['a b']}"),
+     (1, "spec.placement.computes.0", "not a valid name")),
+    ("unknown placement field",
+     SERVICE.replace("{local: 2}", "6\n  placement: {spread: true}"),
+     (1, "spec.placement.spread", "unknown field")),
     ("count not an integer", SERVICE.replace("local: 2", "local: two"),
      (1, "spec.replicas.local", "must be an integer")),
     # An integral number (2.0) is a count, as in JSON Schema; 2.5 is not.
