@@ -267,11 +267,15 @@ _HISTOGRAM_PART = re.compile(r"^(genisys_reconcile_pass_seconds|genisys_connecto
                              r"_(sum|count)(?:\{[^}]*\})?\s+(\S+)", re.M)
 
 
+def _metrics(child):
+    return requests.get(child.url + "/metrics", timeout=120).text
+
+
 def controller_timings(child):
     """Totals of the controller's own histograms (its /metrics): reconcile passes and
     connector calls, how many and how long on average. Read once, after the
     measurement: at 10,000 services the page is megabytes (per-pair gauges)."""
-    text = requests.get(child.url + "/metrics", timeout=120).text
+    text = _metrics(child)
     total = collections.Counter()
     for name, part, value in _HISTOGRAM_PART.findall(text):
         total[name, part] += float(value)
@@ -284,3 +288,16 @@ def controller_timings(child):
             "calls": int(total["genisys_connector_call_seconds", "count"]),
             "call_ms_mean": mean_ms("genisys_connector_call_seconds"),
             "call_seconds_total": total["genisys_connector_call_seconds", "sum"]}
+
+
+_PLACEMENT_COUNTER = re.compile(r"^genisys_(placement_cpu_seconds|placements)_total\s+(\S+)",
+                                re.M)
+
+
+def controller_placement(child):
+    """The controller's placement counters (its /metrics): ``{"cpu_seconds": CPU time of
+    its placement decisions (genisys_placement_cpu_seconds_total), "decisions": how many
+    (genisys_placements_total)}``."""
+    found = dict(_PLACEMENT_COUNTER.findall(_metrics(child)))
+    return {"cpu_seconds": float(found.get("placement_cpu_seconds", 0.0)),
+            "decisions": int(float(found.get("placements", 0.0)))}

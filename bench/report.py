@@ -1,5 +1,5 @@
-"""The targets (issues 7 and 21), judged from a run's results, and the table printed
-for a run.
+"""The targets (issues 7 and 21, and placement's), judged from a run's results, and the
+table printed for a run.
 
 Both read only the results dict (what bench/results/latest.json holds), so a
 saved run can be judged and printed again, and a new protocol or size is a
@@ -26,6 +26,12 @@ GET_SHARE = 0.85
 ONE_COMPUTE_SPEEDUP = 50.0
 #: ... and what a burst of upscales may leave held above the idle RSS.
 BURST_HELD_MB = 30.0
+#: Placement's: the CPU of the placement decisions for 10,000 placed services (20 µs a
+#: service), and their convergence: within the batch target above, and within this
+#: factor of the per-compute batch run of the same size in the same bench run.
+PLACEMENT_SERVICES = 10000
+PLACEMENT_CPU_SECONDS = 0.2
+PLACEMENT_CONVERGENCE_RATIO = 1.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +146,7 @@ def evaluate(results):
     verdicts += _api_verdicts(results)
     verdicts.append(_one_compute_verdict(results))
     verdicts.append(_burst_verdict(results))
+    verdicts += _placement_verdicts(results)
 
     label = "memory: < %g MB RSS holding 10,000 services x 4 computes" % MEMORY_MB_AT_10000
     held = [r for r in results.get("steady_state", []) if r["services"] == 10000]
@@ -231,6 +238,52 @@ def _burst_verdict(results):
         fmt(burst["settled_rss_mb"]), "once converged" if burst["converged"]
         else "NOT converged")
     return Verdict(label, burst["converged"] and burst["held_mb"] <= BURST_HELD_MB, figure)
+
+
+def _placement_verdicts(results):
+    placed = results.get("placement")
+    n = fmt(PLACEMENT_SERVICES)
+    labels = [
+        "placement: decisions for %s placed services <= %g CPU-s in all (%g µs a service)"
+        % (n, PLACEMENT_CPU_SECONDS, PLACEMENT_CPU_SECONDS * 1e6 / PLACEMENT_SERVICES),
+        "placement: %s placed services x 4 (Spread over 8, batch) converged within %g s"
+        % (n, BATCH_SECONDS_AT_10000),
+        "placement: converged within %gx the per-compute %s x 4 run (batch)"
+        % (PLACEMENT_CONVERGENCE_RATIO, n)]
+    if placed is None:
+        return [Verdict(label, None, "n/a: placement phase skipped") for label in labels]
+    if placed["services"] != PLACEMENT_SERVICES:
+        return [Verdict(label, None, "n/a: %s services (--placement-services)"
+                        % fmt(placed["services"])) for label in labels]
+    first = placed["first_decisions"] or {}
+    cpu = placed["placement_cpu_seconds"]
+    verdicts = [Verdict(labels[0], placed["converged"] and cpu <= PLACEMENT_CPU_SECONDS,
+                        "%s CPU-s until converged, %s decisions (%s µs each); first decision "
+                        "of every service: %s CPU-s%s" % (
+                            fmt(cpu, 3), fmt(placed["decisions"]),
+                            fmt(placed["us_per_decision"], 1),
+                            fmt(first.get("cpu_seconds_first_decisions"), 3),
+                            "" if placed["converged"] else "; NOT converged"))]
+    if not placed["converged"]:
+        figure = "not converged after %s s (%s of %s services)" % (
+            fmt(results["settings"]["timeout"], 0), fmt(placed["services_converged"]),
+            fmt(placed["services"]))
+        return verdicts + [Verdict(label, False, figure) for label in labels[1:]]
+    seconds = placed["seconds"]
+    verdicts.append(Verdict(labels[1], seconds <= BATCH_SECONDS_AT_10000,
+                            "%s s" % fmt(seconds, 2)))
+    row = _convergence(results, "batch", PLACEMENT_SERVICES)
+    if row is None:
+        verdicts.append(Verdict(labels[2], None, "n/a: no per-compute batch run of %s services "
+                                "in this run (%s s placed)" % (n, fmt(seconds, 2))))
+    elif not row["converged"]:
+        verdicts.append(Verdict(labels[2], None, "n/a: the per-compute run did not converge"))
+    else:
+        ratio = seconds / row["seconds"]
+        verdicts.append(Verdict(labels[2], ratio <= PLACEMENT_CONVERGENCE_RATIO,
+                                "%sx (placed %s s, per-compute %s s)" % (
+                                    fmt(ratio, 2), fmt(seconds, 2), fmt(row["seconds"], 2))))
+    return verdicts
 
 
 # -- the table ----------------------------------------------------------------------------
@@ -408,7 +461,42 @@ def render(results):
                        fmt(burst["held_mb"])))
         out.append("")
 
-    out.append("Targets (issues 7 and 21)")
+    placed = results.get("placement")
+    if placed:
+        first = placed["first_decisions"] or {}
+        out.append("h. Placement: %s services, each a total of %d %s over %d computes (%s "
+                   "protocol): %s resources, seconds from the controller's" % (
+                       fmt(placed["services"]), placed["total"], placed["strategy"],
+                       placed["computes"], placed["protocol"], fmt(placed["resources"])))
+        out.append("   start to every service's assignment Converged")
+        out += ["  " + line for line in _table(
+            ["", "seconds", "start-up s", "placement CPU s", "decisions", "µs/decision",
+             "requests", "CPU s", "peak RSS MB", "connectors CPU s"],
+            [["converged" if placed["converged"] else "NOT converged",
+              fmt(placed["seconds"], 2), fmt(placed["startup_seconds"], 2),
+              fmt(placed["placement_cpu_seconds"], 3), fmt(placed["decisions"]),
+              fmt(placed["us_per_decision"], 1), fmt(placed["requests_total"]),
+              fmt(placed["cpu_seconds"], 2), fmt(placed["peak_rss_mb"]),
+              fmt(placed["connectors_cpu_seconds"], 2)],
+             ["every service assigned", fmt(first.get("seconds"), 2), "-",
+              fmt(first.get("cpu_seconds"), 3), fmt(first.get("decisions")),
+              fmt(first["cpu_seconds"] * 1e6 / first["decisions"]
+                  if first.get("decisions") else None, 1), "-", "-", "-", "-"]])]
+        out.append("  first decision of every service: %s CPU-s (the counters when every "
+                   "service had an assignment, x %s / the decisions counted by then)" % (
+                       fmt(first.get("cpu_seconds_first_decisions"), 3),
+                       fmt(placed["services"])))
+        out.append("  resources assigned per compute: %s" % (", ".join(
+            "%s %s" % (c, fmt(n)) for c, n in placed["assigned_per_compute"].items())
+            or "none"))
+        t = placed["timings"]
+        out.append("  passes %s (%s ms each), connector calls %s (%s ms each); placement "
+                   "CPU: genisys_placement_cpu_seconds_total, decisions: "
+                   "genisys_placements_total" % (fmt(t["passes"]), fmt(t["pass_ms_mean"], 1),
+                                                 fmt(t["calls"]), fmt(t["call_ms_mean"], 1)))
+        out.append("")
+
+    out.append("Targets (issues 7 and 21, and placement)")
     for v in results["targets"]:
         state = {True: "met    ", False: "NOT MET", None: "n/a    "}[v["met"]]
         out.append("  %s  %s: %s" % (state, v["target"], v["figure"]))

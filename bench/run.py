@@ -23,7 +23,7 @@ from bench import report, scenarios
 from bench.procs import Fleet
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-PHASES = ("converge", "baseline", "steady", "api", "one-compute", "memory")
+PHASES = ("converge", "baseline", "steady", "placement", "api", "one-compute", "memory")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m)?")
 
 
@@ -84,6 +84,9 @@ def build_parser():
                         help="measured seconds per API phase (default 10s)")
     parser.add_argument("--api-keys", type=int, default=1000,
                         help="services the API upscales are spread over (default 1000)")
+    parser.add_argument("--placement-services", type=int, default=10000,
+                        help="placed services of the placement phase (default 10000; its "
+                        "targets are for 10000)")
     parser.add_argument("--skip", type=names(PHASES), default=[],
                         help="phases to leave out: %s" % ", ".join(PHASES))
     parser.add_argument("--controller-arg", action="append", default=[], metavar="FLAG",
@@ -127,8 +130,8 @@ def run(args, settings, results):
     runnable = [p for p in selected if p.unavailable is None]
     results["protocols"] = [p.name for p in runnable]
     results["protocols_skipped"] = {p.name: p.unavailable for p in selected if p.unavailable}
-    results.update(convergence=[], baseline=[], steady_state=[], api=None, one_compute=None,
-                   memory_burst=None)
+    results.update(convergence=[], baseline=[], steady_state=[], placement=None, api=None,
+                   one_compute=None, memory_burst=None)
     largest = max(args.sizes)
 
     with Fleet(settings.workdir) as fleet:
@@ -149,6 +152,16 @@ def run(args, settings, results):
                     results["steady_state"].append(
                         scenarios.steady_state(fleet, settings, protocol, n, *kept))
                     fleet.stop(*kept[1])
+
+        if "placement" not in args.skip:
+            progress("placement, %d services x a total of %d, Spread over %d computes (batch)"
+                     % (settings.placement_services, settings.placement_total,
+                        settings.placement_computes))
+            row = results["placement"] = scenarios.placement(fleet, settings)
+            progress("  %s s (%s), placement %s CPU-s for %s decisions" % (
+                report.fmt(row["seconds"], 2), "converged" if row["converged"]
+                else "NOT converged", report.fmt(row["placement_cpu_seconds"], 3),
+                report.fmt(row["decisions"])))
 
         if "baseline" not in args.skip:
             measured = [n for n in args.sizes if n <= args.baseline_max] or [args.baseline_max]
@@ -209,7 +222,7 @@ def main(argv=None):
         workdir=workdir, computes=args.computes, latency=args.latency,
         poll_interval=args.poll_interval, timeout=args.timeout, api_clients=args.api_clients,
         api_duration=args.api_duration, api_keys=args.api_keys,
-        controller_args=tuple(args.controller_arg))
+        placement_services=args.placement_services, controller_args=tuple(args.controller_arg))
     results = {
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
@@ -218,6 +231,7 @@ def main(argv=None):
                      "timeout": args.timeout, "baseline_max": args.baseline_max,
                      "api_clients": args.api_clients, "api_duration": args.api_duration,
                      "api_warmup": settings.api_warmup, "api_keys": args.api_keys,
+                     "placement_services": args.placement_services,
                      "controller_args": list(args.controller_arg), "skip": args.skip},
     }
     started = time.monotonic()

@@ -16,6 +16,10 @@ f. ``one_compute``: ``convergence`` and ``baseline`` for N services on a single
    compute, where how many calls genisys keeps in flight decides everything.
 g. ``memory_burst``: a controller's RSS when idle, and after a burst of
    upscales has been converged.
+h. ``placement``: 10,000 placed services (a total of 4 each, Spread over 8
+   computes, batch extension): from the controller's spawn to every
+   service's assignment Converged, and the CPU its placement decisions took
+   (its own counters).
 
 ``Protocol`` says how a variant of the connector protocol is set up (the
 arguments of the connectors and of the controller); a protocol genisys does
@@ -93,6 +97,11 @@ class Settings:
     burst_clients: int = 16
     burst_duration: float = 10.0
     burst_services: int = 50
+    #: h. placed services, each a total of ``placement_total`` Spread over
+    #: ``placement_computes`` computes: 40,000 resources, as a's 10,000 x 4.
+    placement_services: int = 10000
+    placement_total: int = 4
+    placement_computes: int = 8
     #: Extra flags for every controller (e.g. "--reconciler-workers=64").
     controller_args: tuple = ()
 
@@ -113,21 +122,26 @@ def _sample(pid):
 # -- a. convergence -------------------------------------------------------------------
 
 
-def convergence(fleet, settings, protocol, services, *, keep=False, profile_to=None):
-    """Returns (result, kept): ``kept`` is (store path, connectors) when ``keep``, for the
-    steady-state run, else None and everything is stopped."""
-    connectors = fleet.connectors(settings.computes, latency=settings.latency,
-                                  args=protocol.connector_args)
-    names = service_names(services)
-    computes = dict(zip(compute_names(settings.computes), (c.url for c in connectors)))
-    db = os.path.join(settings.workdir, "converge-%s-%dx%d%s.db"
-                      % (protocol.name, services, settings.computes,
-                         "-profiled" if profile_to else ""))
-    seeding = time.monotonic()
-    seed_store(db, computes=computes, services=names, number=1)
-    seed_seconds = time.monotonic() - seeding
-    pairs = services * settings.computes
+def _fresh_computes(fleet, settings, protocol, count):
+    """(connectors, {compute name: URL}): ``count`` fresh simulated connectors."""
+    connectors = fleet.connectors(count, latency=settings.latency, args=protocol.connector_args)
+    return connectors, dict(zip(compute_names(count), (c.url for c in connectors)))
 
+
+def _seed_timed(db, **seed):
+    """``seed_store(db, **seed)``; returns the seconds it took."""
+    seeding = time.monotonic()
+    seed_store(db, **seed)
+    return time.monotonic() - seeding
+
+
+def _until_converged(fleet, settings, protocol, db, connectors, *, count, wanted,
+                     profile_to=None, read=None):
+    """Spawn a controller on the seeded ``db`` and poll ``count(reader, controller)`` (a
+    StatusReader on ``db``) until it reaches ``wanted``; then stop the controller
+    (not the connectors). Returns the figures every convergence run reports, with
+    ``done`` (the last count) and ``read``: what ``read(reader, controller)`` returned
+    once converged (or timed out), before the controller stopped."""
     before = procs.connector_requests(connectors)
     connectors_cpu = _cpu(connectors)
     reader = StatusReader(db)
@@ -135,28 +149,48 @@ def convergence(fleet, settings, protocol, services, *, keep=False, profile_to=N
                                   profile_to=profile_to)
     try:
         controller.wait_listening()
-        seconds, done = wait_converged(reader, pairs=pairs, running=1,
+        seconds, done = wait_converged(lambda: count(reader, controller), wanted=wanted,
                                        since=controller.spawned_at, timeout=settings.timeout,
                                        controller=controller)
         sample = _sample(controller.pid)
         connectors_cpu = _cpu(connectors) - connectors_cpu
         timings = procs.controller_timings(controller)
+        extra = read(reader, controller) if read else None
     finally:
         reader.close()
     made = procs.requests_between(before, procs.connector_requests(connectors))
     fleet.stop(controller)
     startup = controller.listening_at - controller.spawned_at
+    return {"converged": seconds is not None, "done": done, "read": extra,
+            "seconds": seconds, "startup_seconds": startup,
+            "reconcile_seconds": None if seconds is None else seconds - startup,
+            "requests": made, "requests_total": made["status"] + made["scale"],
+            "cpu_seconds": sample["cpu_seconds"], "connectors_cpu_seconds": connectors_cpu,
+            "peak_rss_mb": sample["peak"], "rss_mb": sample["rss"], "timings": timings}
+
+
+def convergence(fleet, settings, protocol, services, *, keep=False, profile_to=None):
+    """Returns (result, kept): ``kept`` is (store path, connectors) when ``keep``, for the
+    steady-state run, else None and everything is stopped."""
+    connectors, computes = _fresh_computes(fleet, settings, protocol, settings.computes)
+    db = os.path.join(settings.workdir, "converge-%s-%dx%d%s.db"
+                      % (protocol.name, services, settings.computes,
+                         "-profiled" if profile_to else ""))
+    seed_seconds = _seed_timed(db, computes=computes, services=service_names(services),
+                               number=1)
+    pairs = services * settings.computes
+    run = _until_converged(fleet, settings, protocol, db, connectors, wanted=pairs,
+                           count=lambda reader, _: reader.converged_pairs(1),
+                           profile_to=profile_to)
+    done, seconds = run.pop("done"), run["seconds"]
+    del run["read"]
     result = {
         "protocol": protocol.name, "services": services, "computes": settings.computes,
-        "pairs": pairs, "latency_ms": settings.latency * 1000.0,
-        "converged": seconds is not None, "pairs_converged": done,
-        "seconds": seconds, "startup_seconds": startup,
-        "reconcile_seconds": None if seconds is None else seconds - startup,
-        "ms_per_pair": None if seconds is None else (seconds - startup) * 1000.0 / pairs,
-        "requests": made, "requests_total": made["status"] + made["scale"],
-        "cpu_seconds": sample["cpu_seconds"], "connectors_cpu_seconds": connectors_cpu,
-        "peak_rss_mb": sample["peak"],
-        "rss_mb": sample["rss"], "seed_seconds": seed_seconds, "timings": timings,
+        "pairs": pairs, "latency_ms": settings.latency * 1000.0, "pairs_converged": done,
+        **run,
+        "ms_per_pair": None if seconds is None
+        else (seconds - run["startup_seconds"]) * 1000.0 / pairs,
+        "seed_seconds": seed_seconds,
         "write_path": "store (genisys.intents, before the controller starts)",
     }
     if keep:
@@ -405,3 +439,63 @@ def memory_burst(fleet, settings, *, settle=5.0, timeout=300.0):
             "idle_rss_mb": idle["rss"], "after_burst_rss_mb": after_burst["rss"],
             "settled_rss_mb": settled["rss"], "peak_rss_mb": settled["peak"],
             "held_mb": settled["rss"] - idle["rss"]}
+
+
+# -- h. placement ----------------------------------------------------------------------------
+
+
+def placement(fleet, settings):
+    """``placement_services`` placed services, each a total of ``placement_total`` Spread
+    over ``placement_computes`` fresh simulated connectors (batch extension), seeded
+    before the controller starts, as in ``convergence``. Measured: the seconds from
+    the spawn to every service's assignment Converged (its status records); the
+    controller's placement counters (genisys_placement_cpu_seconds_total,
+    genisys_placements_total) at the first poll that sees every service with an
+    assignment (its first decisions), and once converged."""
+    protocol = PROTOCOLS["batch"]
+    services = settings.placement_services
+    connectors, computes = _fresh_computes(fleet, settings, protocol,
+                                           settings.placement_computes)
+    spec = {"computes": list(computes), "strategy": "Spread"}
+    db = os.path.join(settings.workdir, "placement-%dx%d.db" % (services, len(computes)))
+    seed_seconds = _seed_timed(db, computes=computes, services=service_names(services),
+                               number=settings.placement_total, placement=spec)
+    first = {}
+
+    def converged_services(reader, controller):
+        polled = time.monotonic()
+        seen = reader.placed()
+        if not first and seen["assigned"] >= services:
+            # Every service has had its first decision: what the counters say now.
+            first.update(procs.controller_placement(controller),
+                         seconds=polled - controller.spawned_at,
+                         services_converged=seen["converged"])
+        return seen["converged"]
+
+    def once_converged(reader, controller):
+        return {"counters": procs.controller_placement(controller), "seen": reader.placed(),
+                "per_compute": reader.assigned_per_compute()}
+
+    run = _until_converged(fleet, settings, protocol, db, connectors, wanted=services,
+                           count=converged_services, read=once_converged)
+    fleet.stop(*connectors)
+    done, read = run.pop("done"), run.pop("read")
+    counters, seen = read["counters"], read["seen"]
+    decisions = counters["decisions"]
+    if first:
+        # The first decision of every service, from the counters at that moment: the
+        # decisions counted by then are the first ones and any second passes.
+        first["cpu_seconds_first_decisions"] = (
+            first["cpu_seconds"] * services / first["decisions"]
+            if first["decisions"] else None)
+    return {
+        "protocol": protocol.name, "services": services, "total": settings.placement_total,
+        "computes": len(computes), "strategy": spec["strategy"],
+        "resources": services * settings.placement_total, "latency_ms": settings.latency * 1000.0,
+        "services_converged": done, "pairs_converged": seen["pairs"],
+        "services_assigned": seen["assigned"], "assigned_per_compute": read["per_compute"],
+        **run,
+        "placement_cpu_seconds": counters["cpu_seconds"], "decisions": decisions,
+        "us_per_decision": counters["cpu_seconds"] * 1e6 / decisions if decisions else None,
+        "first_decisions": first or None, "seed_seconds": seed_seconds,
+    }

@@ -21,7 +21,7 @@ import time
 import requests
 
 from genisys.intents import Intents
-from genisys.model import Compute
+from genisys.model import Compute, ServiceUpdate
 from genisys.store import store_from_url
 
 #: Intents written concurrently at a time: enough to fill the store's group commits.
@@ -42,25 +42,31 @@ def compute_names(count):
     return ["c%d" % i for i in range(count)]
 
 
-async def _seed(path, computes, services, number):
+async def _seed(path, computes, services, number, placement):
     store = store_from_url("sqlite:///" + path)
     await store.open()
     try:
         intents = Intents(store, max_replicas=max(number, 1), max_services=None)
         for name, url in computes.items():
             await intents.put_compute(Compute(name=name, connector=url))
-        replicas = {name: number for name in computes}
+        replicas, metadata = {name: number for name in computes}, None
+        if placement is not None:
+            # What PUT /service/<name> {"replicas": N, "placement": {...}} stores.
+            replicas = number
+            metadata = ServiceUpdate.model_validate({"replicas": number,
+                                                     "placement": placement})
         for start in range(0, len(services), _SEED_CHUNK):
-            await asyncio.gather(*(intents.put_service(name, replicas)
+            await asyncio.gather(*(intents.put_service(name, replicas, metadata=metadata)
                                    for name in services[start:start + _SEED_CHUNK]))
     finally:
         await store.close()
 
 
-def seed_store(path, *, computes, services=(), number=1):
+def seed_store(path, *, computes, services=(), number=1, placement=None):
     """Create the SQLite store at ``path`` holding ``computes`` ({name: connector URL})
-    and one service per name of ``services`` wanting ``number`` resources on each."""
-    asyncio.run(_seed(path, dict(computes), list(services), number))
+    and one service per name of ``services`` wanting ``number`` resources on each;
+    with a ``placement`` (its JSON form), a total of ``number`` that genisys places."""
+    asyncio.run(_seed(path, dict(computes), list(services), number, placement))
 
 
 class StatusReader:
@@ -75,6 +81,21 @@ class StatusReader:
         "AND json_extract(pair.value, '$.condition') = 'Converged' "
         "AND json_extract(pair.value, '$.running') = ?")
 
+    #: Placed services with an assignment; those whose whole total is assigned and
+    #: every compute of whose assignment is Converged at its count; and those computes.
+    _PLACED = (
+        "SELECT COALESCE(SUM(has), 0), COALESCE(SUM(has AND whole AND done = of), 0), "
+        "COALESCE(SUM(done), 0) FROM ("
+        " SELECT json_type(kv.value, '$.placement.assignment') IS NOT NULL AS has,"
+        " COALESCE(json_extract(kv.value, '$.placement.placed')"
+        "          = json_extract(kv.value, '$.placement.total'), 0) AS whole,"
+        " (SELECT COUNT(*) FROM json_each(kv.value, '$.placement.assignment') AS a"
+        "  WHERE json_extract(kv.value, '$.computes.\"' || a.key || '\".condition') = 'Converged'"
+        "  AND json_extract(kv.value, '$.computes.\"' || a.key || '\".running') = a.value"
+        "  AND json_extract(kv.value, '$.computes.\"' || a.key || '\".desired') = a.value) AS done,"
+        " (SELECT COUNT(*) FROM json_each(kv.value, '$.placement.assignment')) AS of"
+        " FROM kv WHERE kv.key >= 'status/' AND kv.key < 'status0')")
+
     def __init__(self, path):
         self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)
 
@@ -82,20 +103,36 @@ class StatusReader:
         """Pairs reported Converged with ``running`` resources."""
         return self._conn.execute(self._CONVERGED, (running,)).fetchone()[0]
 
+    def placed(self):
+        """What the status records say of placed services: {"assigned": services with
+        an assignment, "converged": services whose whole total is assigned and every
+        compute of whose assignment is Converged at (desired and running) its count,
+        "pairs": (compute, service) pairs of assignments so converged}."""
+        assigned, converged, pairs = self._conn.execute(self._PLACED).fetchone()
+        return {"assigned": assigned, "converged": converged, "pairs": pairs}
+
+    def assigned_per_compute(self):
+        """{compute: resources the placed services' assignments put there}."""
+        return dict(self._conn.execute(
+            "SELECT a.key, SUM(a.value) FROM kv, json_each(kv.value, '$.placement.assignment')"
+            " AS a WHERE kv.key >= 'status/' AND kv.key < 'status0' GROUP BY a.key"
+            " ORDER BY a.key").fetchall())
+
     def close(self):
         self._conn.close()
 
 
-def wait_converged(reader, *, pairs, running, since, timeout, controller):
-    """Poll until ``pairs`` pairs are Converged at ``running``; returns the seconds since
-    ``since`` (a time.monotonic()) when they were, or None after ``timeout`` seconds.
+def wait_converged(done_count, *, wanted, since, timeout, controller):
+    """Poll until ``done_count()`` (e.g. the pairs Converged, from a StatusReader) reaches
+    ``wanted``; returns (the seconds since ``since`` (a time.monotonic()) when it did, or
+    None after ``timeout`` seconds; the last count).
 
     Polls often at first (small runs converge in a fraction of a second) and at most
     four times a second later (each poll is a query over every status record)."""
     while True:
         now = time.monotonic()
-        done = reader.converged_pairs(running)
-        if done >= pairs:
+        done = done_count()
+        if done >= wanted:
             return now - since, done
         if not controller.alive():
             raise RuntimeError("the controller exited during the run; its log:\n%s"
