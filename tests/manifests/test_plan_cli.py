@@ -216,7 +216,21 @@ def test_a_stale_plan_is_refused_saying_what_moved(start_genisys, tmp_path):
 
     path, _ = plan_file(cli, folder, "p3.json")
     assert cli("apply", "--plan", path).stdout == "service/web configured\n"
-    assert cli.genisys.request("GET", "/service/web").json()["replicas"] == 3
+    web = cli.genisys.request("GET", "/service/web").json()
+    assert web["replicas"] == 3
+
+    # A plan of a prune: what the manifests no longer name goes.
+    write(folder, "a.yaml", compute("c1", dead))
+    done = cli("plan", "-f", str(folder), "--prune", "-o", "json", expect=2)
+    document = json.loads(done.stdout)
+    assert document["objects"] == [{"action": "prune", "kind": "Service", "name": "web",
+                                     "resourceVersion": web["resourceVersion"], "body": None}]
+    assert {line["compute"]: line["action"] for line in document["lines"]} == {"c1": "delete"}
+    path = os.path.join(cli.cwd, "p4.json")
+    with open(path, "w") as f:
+        f.write(done.stdout)
+    assert cli("apply", "--plan", path).stdout == "service/web pruned\n"
+    assert cli.genisys.request("GET", "/service/web").json()["deleting"] is True
 
 
 def valid_object(name):
