@@ -413,6 +413,9 @@ def _message(error: Any, *, top: bool) -> str:
         return _MISMATCH[ctx["pattern"]](value)
     if kind == "greater_than_equal":
         return "must be at least %s, got %s" % (ctx["ge"], describe(value))
+    if kind == "too_short":
+        return "must have at least %d item%s" % (ctx["min_length"],
+                                                 "" if ctx["min_length"] == 1 else "s")
     if kind == "too_long" and isinstance(value, dict):
         return "at most %d entries, got %d" % (ctx["max_length"], ctx["actual_length"])
     if kind == "too_long":
@@ -791,10 +794,11 @@ class ComputeStatus(Model):
 
 
 class ReportedCapacity(Model):
-    """What a connector said it can hold (``GET /capabilities``)."""
+    """What a connector said it can hold (``GET /capabilities``), as this service sees it."""
 
     total: int = Field(ge=0, description="The most resources it runs, over all services.")
-    used: int = Field(ge=0, description="How many it ran when asked.")
+    used_by_others: int = Field(ge=0, alias="usedByOthers", description=(
+        "How many the other services ran (or were being given) when it was asked."))
 
 
 class PlacementStatus(Model):

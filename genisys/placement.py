@@ -207,11 +207,13 @@ def max_surge(total: int, setting: Any) -> int:
 
 def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate], *,
           previous: Optional[Mapping[str, int]], running: Mapping[str, Optional[int]],
-          rebalance: bool) -> Placed:
+          rebalance: bool, refused: Iterable[str] = ()) -> Placed:
     """The assignment of a placed service with ``total``, given the candidates,
     its ``previous`` assignment (None: it has none yet) and what ``running`` each
     compute last reported (a step of a rebalance waits until that is the assignment).
-    ``rebalance``: a rebalance is asked for and not done."""
+    ``rebalance``: a rebalance is asked for and not done. ``refused``: computes whose
+    connector refused an order for lack of capacity; what they cannot hold goes
+    elsewhere."""
     strategy = placement.get("strategy", SPREAD)
     by_name = {c.name: c for c in computes}
     target = shares(total, strategy, computes, previous or {})
@@ -229,12 +231,29 @@ def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate
             surge = max_surge(total, placement.get("maxSurge"))
             under = sum(max(0, n - assignment.get(c, 0)) for c, n in target.items())
             _grow(assignment, min(surge, under), target, by_name, strategy, only_under=True)
+        _make_room(assignment, refused, target, by_name, strategy)
     assignment = _nonzero(assignment)
     settled = all(running.get(c) == n for c, n in assignment.items())
     done = assignment == _nonzero(target) and settled
     return Placed(assignment=assignment, shares=_nonzero(target),
                   fits=fits(strategy, computes), rebalanced=done,
                   reasons=_reasons(assignment, target, by_name, strategy, total))
+
+
+def _make_room(assignment: dict[str, int], refused: Iterable[str],
+               target: Mapping[str, int], by_name: Mapping[str, Candidate],
+               strategy: str) -> None:
+    """A compute that refused an order for lack of room keeps what it has room for;
+    the rest goes to the computes that have room (an order that can never be taken is
+    not sent again and again)."""
+    moved = 0
+    for name in refused:
+        c = by_name.get(name)
+        if c is not None and c.room is not None and assignment.get(name, 0) > c.room:
+            moved += assignment[name] - c.room
+            assignment[name] = c.room
+    if moved:
+        _grow(assignment, moved, target, by_name, strategy)
 
 
 def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
@@ -322,13 +341,30 @@ def _reasons(assignment: Mapping[str, int], target: Mapping[str, int],
 # -- a service's placement, as its status shows it -------------------------------
 
 
+#: The reason of a status entry whose connector refused an order for lack of capacity.
+INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+
+
+def refused(status: Mapping[str, Any]) -> set[str]:
+    """The computes whose connector last refused this service's order for lack of room."""
+    return {c for c, e in status.get("computes", {}).items()
+            if e.get("reason") == INSUFFICIENT_CAPACITY}
+
+
 def needs_capacity(service: Service, status: Mapping[str, Any]) -> bool:
     """Whether this pass may change the assignment, and so needs what the connectors
     can hold now (else the capacity the status recorded will do)."""
     before = status.get("placement")
-    if not before or before.get("total") != service.replicas:
+    if not before or before.get("total") != service.replicas or refused(status):
         return True
     return service.rebalance > before.get("rebalanced", 0)
+
+
+def others_use(reported: tuple[int, int], own: Optional[int]) -> tuple[int, int]:
+    """A connector's (total, used) as (total, used by the other services): ``own`` is
+    what this service ran there as last seen (its own resources are room for itself)."""
+    total, used = reported
+    return total, max(0, used - (own or 0))
 
 
 def assign(service: Service, status: Mapping[str, Any], *,
@@ -336,17 +372,18 @@ def assign(service: Service, status: Mapping[str, Any], *,
            capacity: Optional[Mapping[str, Optional[tuple[int, int]]]] = None) -> dict:
     """The status.placement of a placed service for this pass: its assignment, shares
     and why, from its spec, its last status, the computes (name -> labels) and what
-    their connectors can hold (name -> (total, used); None: what the status recorded)."""
+    their connectors can hold for it (name -> (total, used by the other services);
+    None: what the status recorded)."""
     spec = placement_of(service)
     strategy = spec.get("strategy", SPREAD)
     before = status.get("placement") or {}
     entries = status.get("computes", {})
     if capacity is None:
-        capacity = {c: (r["total"], r["used"]) for c, r in before.get("capacity", {}).items()}
+        capacity = {c: (r["total"], r["usedByOthers"])
+                    for c, r in before.get("capacity", {}).items()}
     reported = {c: r for c, r in capacity.items() if r is not None}
     total = cast(int, service.replicas)
-    own = {c: e.get("running") or 0 for c, e in entries.items()}
-    found = candidates(spec, eligible(spec, computes), capacity=capacity, running=own)
+    found = candidates(spec, eligible(spec, computes), capacity=capacity, running={})
     rebalance = service.rebalance > before.get("rebalanced", 0)
     running = {c: e.get("running") for c, e in entries.items()
                if e.get("condition") == CONVERGED}
@@ -355,7 +392,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     previous = before.get("assignment") if before else (
         {c: e["desired"] for c, e in entries.items() if e.get("desired")} or None)
     result = place(total, spec, found, previous=previous, running=running,
-                   rebalance=rebalance)
+                   rebalance=rebalance, refused=refused(status))
     if result.placed < total:
         condition = UNSCHEDULABLE
         message = "Unschedulable: %d wanted, %d fit" % (total, result.placed)
@@ -371,7 +408,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     return {
         "total": total, "placed": result.placed, "condition": condition, "message": message,
         "assignment": result.assignment, "shares": result.shares, "reasons": result.reasons,
-        "capacity": {c: {"total": t, "used": u} for c, (t, u) in sorted(reported.items())},
+        "capacity": {c: {"total": t, "usedByOthers": u} for c, (t, u) in sorted(reported.items())},
         "rebalanced": service.rebalance if not rebalance or result.rebalanced
         else before.get("rebalanced", 0),
     }

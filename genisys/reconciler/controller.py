@@ -201,7 +201,10 @@ class Reconciler:
                 continue
             wants: Any = service.replicas
             if service.placed:
-                wants = (status.value.get("placement") or {}).get("assignment")
+                placed = status.value.get("placement") or {}
+                # A rebalance under way is not settled, converged or not.
+                wants = placed.get("assignment") if placed.get("condition") == \
+                    placement.PLACED else None
             if not isinstance(wants, dict) or set(status.value.get("computes", {})) != set(wants):
                 continue
             entries = status.value["computes"]
@@ -266,11 +269,13 @@ class Reconciler:
         capacity = None
         if placement.needs_capacity(service, status):
             capacity = {}
+            entries = status.get("computes", {})
             for name in placement.eligible(placement_of(service), computes):
                 compute = await self.informer.compute_model(name)
                 reported = await self.client.capacity(compute) if compute else None
                 if reported is not None:
-                    capacity[name] = (reported.total, reported.used)
+                    capacity[name] = placement.others_use(
+                        (reported.total, reported.used), entries.get(name, {}).get("running"))
         started = time.process_time()
         placed = placement.assign(service, status, computes=computes, capacity=capacity)
         self.metrics.placement_seconds.inc(time.process_time() - started)
@@ -289,9 +294,16 @@ class Reconciler:
                                     for compute, message in placement.moves(before, placed,
                                                                             strategy)]
         retry_in = decision.retry_in
+        # A step of a rebalance is taken by the pass that finds the last one done: the
+        # next pass, at once, when this one moved the assignment or saw it converge (a
+        # converged service may get no pass of its own until it changes again).
         moved = before is None or before.get("assignment") != placed["assignment"]
+        entries = status.get("computes", {})
+        was_running = all(entries.get(c, {}).get("running") == n
+                          and entries.get(c, {}).get("condition") == CONVERGED
+                          for c, n in placed["assignment"].items())
         if placed["condition"] == placement.REBALANCING and decision.outcome == "converged" \
-                and (moved or (before or {}).get("condition") != placement.REBALANCING):
+                and (moved or not was_running):
             retry_in = 0.0
         return dataclasses.replace(decision, events=events, retry_in=retry_in)
 

@@ -198,7 +198,9 @@ def decide_pair(pair: Pair, observed: Observed, *, now: Now,
                                      now=now.utc)
         return PairResult(entry, [], None, "waiting", desired)
     if (memory.not_before > now.time and memory.generation == pair.generation
-            and previous is not None):
+            and previous is not None and previous.get("desired") == desired):
+        # Out its backoff; a new count (a newer spec, or a placement that moved) is
+        # tried at once.
         return PairResult(previous, [], memory.not_before - now.time, "waiting", desired)
     if not observed.compute_exists:
         return _compute_missing(pair, now)
