@@ -14,7 +14,9 @@ The rules (docs/placement.md says them for users):
   remainders, ties broken by weight, then by what already runs there, then by
   name. A compute never gets more than its *room* (its connector's capacity left
   for this service, and ``maxPerCompute``): a compute at its room drops out and the
-  rest is divided again among the others. Spread weighs each compute 1, Weighted
+  rest is divided again among the others. The names' order starts at a compute
+  that depends on the service's name (``turns``), so that many services of the
+  same total do not all take the same computes. Spread weighs each compute 1, Weighted
   by ``weights`` (1 for a compute it does not name), Capacity by each compute's
   room (a compute whose connector reports no capacity gets nothing), and Pack
   fills the computes in order, each up to its room.
@@ -32,6 +34,7 @@ The rules (docs/placement.md says them for users):
 
 import dataclasses
 import heapq
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, cast
 
@@ -157,8 +160,19 @@ def fits(strategy: str, computes: Iterable[Candidate]) -> Optional[int]:
     return sum(r for r in rooms if r is not None)
 
 
+def turns(names: Iterable[str], salt: str = "") -> dict[str, int]:
+    """The order in which ties go to computes: by name, starting at a compute that
+    depends on ``salt`` (the service's name): services with the same total and
+    placement then do not all land on the first computes by name (10,000 services of
+    4 over 8 computes would all be on the first 4)."""
+    ordered = sorted(names)
+    start = zlib.crc32(salt.encode("utf-8")) % len(ordered) if ordered and salt else 0
+    return {name: (i - start) % len(ordered) for i, name in enumerate(ordered)}
+
+
 def shares(total: int, strategy: str, computes: Sequence[Candidate],
-           current: Mapping[str, int]) -> dict[str, int]:
+           current: Mapping[str, int], turn: Optional[Mapping[str, int]] = None
+           ) -> dict[str, int]:
     """Each compute's share of ``total`` (largest remainder within each room; Pack:
     in order). Less than ``total`` when it does not all fit."""
     share = {c.name: 0 for c in computes}
@@ -185,8 +199,9 @@ def shares(total: int, strategy: str, computes: Sequence[Candidate],
         for c in open_:
             share[c.name] = left * c.weight // weight
             seats -= share[c.name]
+        turn = turns(c.name for c in computes) if turn is None else turn
         ranked = sorted(open_, key=lambda c: (-(left * c.weight % weight), -c.weight,
-                                              -current.get(c.name, 0), c.name))
+                                              -current.get(c.name, 0), turn[c.name]))
         for c in ranked[:seats]:
             share[c.name] += 1
         left = 0
@@ -207,16 +222,18 @@ def max_surge(total: int, setting: Any) -> int:
 
 def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate], *,
           previous: Optional[Mapping[str, int]], running: Mapping[str, Optional[int]],
-          rebalance: bool, refused: Iterable[str] = ()) -> Placed:
+          rebalance: bool, refused: Iterable[str] = (), salt: str = "") -> Placed:
     """The assignment of a placed service with ``total``, given the candidates,
     its ``previous`` assignment (None: it has none yet) and what ``running`` each
     compute last reported (a step of a rebalance waits until that is the assignment).
     ``rebalance``: a rebalance is asked for and not done. ``refused``: computes whose
     connector refused an order for lack of capacity; what they cannot hold goes
-    elsewhere."""
+    elsewhere. ``salt`` (the service's name) turns the order ties are broken in
+    (``turns``)."""
     strategy = placement.get("strategy", SPREAD)
     by_name = {c.name: c for c in computes}
-    target = shares(total, strategy, computes, previous or {})
+    turn = turns(by_name, salt)
+    target = shares(total, strategy, computes, previous or {}, turn)
     if previous is None:
         assignment = dict(target)
     else:
@@ -224,14 +241,15 @@ def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate
         have = sum(assignment.values())
         settled = all(running.get(c) == n for c, n in assignment.items())
         if have < total:
-            _grow(assignment, total - have, target, by_name, strategy)
+            _grow(assignment, total - have, target, by_name, strategy, turn)
         elif have > total and (settled or not rebalance):
-            _shrink(assignment, have - total, target, by_name)
+            _shrink(assignment, have - total, target, by_name, turn)
         elif have == total and rebalance and settled and _nonzero(assignment) != _nonzero(target):
             surge = max_surge(total, placement.get("maxSurge"))
             under = sum(max(0, n - assignment.get(c, 0)) for c, n in target.items())
-            _grow(assignment, min(surge, under), target, by_name, strategy, only_under=True)
-        _make_room(assignment, refused, target, by_name, strategy)
+            _grow(assignment, min(surge, under), target, by_name, strategy, turn,
+                  only_under=True)
+        _make_room(assignment, refused, target, by_name, strategy, turn)
     assignment = _nonzero(assignment)
     settled = all(running.get(c) == n for c, n in assignment.items())
     done = assignment == _nonzero(target) and settled
@@ -242,7 +260,7 @@ def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate
 
 def _make_room(assignment: dict[str, int], refused: Iterable[str],
                target: Mapping[str, int], by_name: Mapping[str, Candidate],
-               strategy: str) -> None:
+               strategy: str, turn: Mapping[str, int]) -> None:
     """A compute that refused an order for lack of room keeps what it has room for;
     the rest goes to the computes that have room (an order that can never be taken is
     not sent again and again)."""
@@ -253,7 +271,7 @@ def _make_room(assignment: dict[str, int], refused: Iterable[str],
             moved += assignment[name] - c.room
             assignment[name] = c.room
     if moved:
-        _grow(assignment, moved, target, by_name, strategy)
+        _grow(assignment, moved, target, by_name, strategy, turn)
 
 
 def _nonzero(counts: Mapping[str, int]) -> dict[str, int]:
@@ -266,7 +284,8 @@ def _rank(strategy: str, by_name: Mapping[str, Candidate]) -> dict[str, int]:
 
 
 def _grow(assignment: dict[str, int], count: int, target: Mapping[str, int],
-          by_name: Mapping[str, Candidate], strategy: str, *, only_under: bool = False) -> None:
+          by_name: Mapping[str, Candidate], strategy: str, turn: Mapping[str, int], *,
+          only_under: bool = False) -> None:
     """Add ``count``, one at a time where a compute is furthest under its share (ties:
     weight, what runs there, name; Pack: its order), never past a room. Only eligible
     computes receive; with ``only_under``, only those under their share."""
@@ -274,7 +293,8 @@ def _grow(assignment: dict[str, int], count: int, target: Mapping[str, int],
 
     def key(name: str) -> tuple:
         n = assignment.get(name, 0)
-        return (order.get(name, 0), -(target.get(name, 0) - n), -by_name[name].weight, -n, name)
+        return (order.get(name, 0), -(target.get(name, 0) - n), -by_name[name].weight, -n,
+                turn[name])
 
     def open_(name: str) -> bool:
         c, n = by_name[name], assignment.get(name, 0)
@@ -295,13 +315,14 @@ def _grow(assignment: dict[str, int], count: int, target: Mapping[str, int],
 
 
 def _shrink(assignment: dict[str, int], count: int, target: Mapping[str, int],
-            by_name: Mapping[str, Candidate]) -> None:
+            by_name: Mapping[str, Candidate], turn: Mapping[str, int]) -> None:
     """Remove ``count``, one at a time where a compute is furthest over its share (a
     compute out of the placement: its share is 0), ties the other way round."""
     def key(name: str) -> tuple:
         n = assignment[name]
         c = by_name.get(name)
-        return (-(n - target.get(name, 0)), c.weight if c else -1, -n, _reverse(name))
+        last = (-turn[name],) if name in turn else _reverse(name)
+        return (-(n - target.get(name, 0)), c.weight if c else -1, -n, last)
 
     heap = [(key(name), name) for name, n in assignment.items() if n > 0]
     heapq.heapify(heap)
@@ -392,7 +413,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     previous = before.get("assignment") if before else (
         {c: e["desired"] for c, e in entries.items() if e.get("desired")} or None)
     result = place(total, spec, found, previous=previous, running=running,
-                   rebalance=rebalance, refused=refused(status))
+                   rebalance=rebalance, refused=refused(status), salt=service.name)
     if result.placed < total:
         condition = UNSCHEDULABLE
         message = "Unschedulable: %d wanted, %d fit" % (total, result.placed)
