@@ -33,6 +33,7 @@ The rules (docs/placement.md says them for users):
 """
 
 import dataclasses
+import functools
 import heapq
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -166,7 +167,15 @@ def turns(names: Iterable[str], salt: str = "") -> dict[str, int]:
     placement then do not all land on the first computes by name (10,000 services of
     4 over 8 computes would all be on the first 4)."""
     ordered = sorted(names)
-    start = zlib.crc32(salt.encode("utf-8")) % len(ordered) if ordered and salt else 0
+    return _turns(tuple(ordered), _start(salt, len(ordered)))
+
+
+def _start(salt: str, count: int) -> int:
+    return zlib.crc32(salt.encode("utf-8")) % count if count and salt else 0
+
+
+@functools.lru_cache(maxsize=1024)
+def _turns(ordered: tuple[str, ...], start: int) -> dict[str, int]:
     return {name: (i - start) % len(ordered) for i, name in enumerate(ordered)}
 
 
@@ -222,17 +231,18 @@ def max_surge(total: int, setting: Any) -> int:
 
 def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate], *,
           previous: Optional[Mapping[str, int]], running: Mapping[str, Optional[int]],
-          rebalance: bool, refused: Iterable[str] = (), salt: str = "") -> Placed:
+          rebalance: bool, refused: Iterable[str] = (), salt: str = "",
+          turn: Optional[Mapping[str, int]] = None) -> Placed:
     """The assignment of a placed service with ``total``, given the candidates,
     its ``previous`` assignment (None: it has none yet) and what ``running`` each
     compute last reported (a step of a rebalance waits until that is the assignment).
     ``rebalance``: a rebalance is asked for and not done. ``refused``: computes whose
     connector refused an order for lack of capacity; what they cannot hold goes
     elsewhere. ``salt`` (the service's name) turns the order ties are broken in
-    (``turns``)."""
+    (``turns``; or ``turn``, that order itself)."""
     strategy = placement.get("strategy", SPREAD)
     by_name = {c.name: c for c in computes}
-    turn = turns(by_name, salt)
+    turn = turns(by_name, salt) if turn is None else turn
     target = shares(total, strategy, computes, previous or {}, turn)
     if previous is None:
         assignment = dict(target)
@@ -396,24 +406,49 @@ def assign(service: Service, status: Mapping[str, Any], *,
     their connectors can hold for it (name -> (total, used by the other services);
     None: what the status recorded)."""
     spec = placement_of(service)
-    strategy = spec.get("strategy", SPREAD)
     before = status.get("placement") or {}
     entries = status.get("computes", {})
+    names = tuple(eligible(spec, computes))
     if capacity is None:
         capacity = {c: (r["total"], r["usedByOthers"])
                     for c, r in before.get("capacity", {}).items()}
-    reported = {c: r for c, r in capacity.items() if r is not None}
-    total = cast(int, service.replicas)
-    found = candidates(spec, eligible(spec, computes), capacity=capacity, running={})
+    reported = tuple(sorted((c, r) for c, r in capacity.items() if r is not None))
     rebalance = service.rebalance > before.get("rebalanced", 0)
-    running = {c: e.get("running") for c, e in entries.items()
-               if e.get("condition") == CONVERGED}
+    running = tuple(sorted((c, e.get("running")) for c, e in entries.items()
+                           if e.get("condition") == CONVERGED))
     # A service that had counts per compute keeps them as its first assignment: giving it
     # a total moves nothing by itself either.
     previous = before.get("assignment") if before else (
         {c: e["desired"] for c, e in entries.items() if e.get("desired")} or None)
-    result = place(total, spec, found, previous=previous, running=running,
-                   rebalance=rebalance, refused=refused(status), salt=service.name)
+    decided = _decide(
+        cast(int, service.replicas), spec.get("strategy", SPREAD),
+        tuple(sorted((spec.get("weights") or {}).items())), spec.get("maxPerCompute"),
+        spec.get("maxSurge"), names, reported,
+        None if previous is None else tuple(sorted(previous.items())), running, rebalance,
+        tuple(sorted(refused(status))), _start(service.name, len(names)))
+    placed = dict(decided)
+    for field in ("assignment", "shares", "reasons"):
+        placed[field] = dict(placed[field])  # the cached answer stays as it is
+    placed["capacity"] = {c: {"total": t, "usedByOthers": u} for c, (t, u) in reported}
+    done = placed.pop("done")
+    placed["rebalanced"] = service.rebalance if not rebalance or done \
+        else before.get("rebalanced", 0)
+    return placed
+
+
+@functools.lru_cache(maxsize=4096)
+def _decide(total: int, strategy: str, weights: tuple, most: Optional[int], surge: Any,
+            names: tuple[str, ...], capacity: tuple, previous: Optional[tuple],
+            running: tuple, rebalance: bool, refused_by: tuple, start: int) -> dict:
+    """``assign``'s decision, from hashable inputs only: services with the same total,
+    placement, computes and past (thousands of them, often) share one. Pure, so a
+    remembered answer is the answer; the caller copies what it keeps."""
+    spec = {"strategy": strategy, "weights": dict(weights), "maxPerCompute": most,
+            "maxSurge": surge}
+    found = candidates(spec, names, capacity=dict(capacity), running={})
+    result = place(total, spec, found, previous=None if previous is None else dict(previous),
+                   running=dict(running), rebalance=rebalance, refused=refused_by,
+                   turn=_turns(tuple(sorted(names)), start))
     if result.placed < total:
         condition = UNSCHEDULABLE
         message = "Unschedulable: %d wanted, %d fit" % (total, result.placed)
@@ -421,18 +456,14 @@ def assign(service: Service, status: Mapping[str, Any], *,
             message += " (no compute is in the placement)"
     elif rebalance and not result.rebalanced:
         condition = REBALANCING
-        message = "rebalancing to %s, %s at a time" % (_counts(result.shares), max_surge(
-            total, spec.get("maxSurge")))
+        message = "rebalancing to %s, %s at a time" % (_counts(result.shares),
+                                                       max_surge(total, surge))
     else:
         condition = PLACED
         message = "%d placed on %d compute(s) (%s)" % (total, len(result.assignment), strategy)
-    return {
-        "total": total, "placed": result.placed, "condition": condition, "message": message,
-        "assignment": result.assignment, "shares": result.shares, "reasons": result.reasons,
-        "capacity": {c: {"total": t, "usedByOthers": u} for c, (t, u) in sorted(reported.items())},
-        "rebalanced": service.rebalance if not rebalance or result.rebalanced
-        else before.get("rebalanced", 0),
-    }
+    return {"total": total, "placed": result.placed, "condition": condition,
+            "message": message, "assignment": result.assignment, "shares": result.shares,
+            "reasons": result.reasons, "done": result.rebalanced}
 
 
 def moves(before: Optional[Mapping[str, Any]], after: Mapping[str, Any],
