@@ -649,13 +649,17 @@ def _describe_placement(service):
     state = service.get("status", {}).get("placement")
     if not state:
         return lines + ["Condition:    Pending (not placed yet)"]
-    lines += ["Condition:    %s: %s" % (state["condition"], state.get("message") or "-"),
+    message = state.get("message") or "-"
+    if not message.startswith(state["condition"]):  # "Unschedulable: 7 wanted, 5 fit" says it
+        message = "%s: %s" % (state["condition"], message)
+    lines += ["Condition:    %s" % message,
               "Rebalance:    %d asked, %d done" % (service.get("rebalance", 0),
                                                   state.get("rebalanced", 0)),
               "Assignment:   %d placed of %d" % (state["placed"], state["total"])]
     capacity = state.get("capacity", {})
     rows = [[compute, state["assignment"].get(compute, 0), state["shares"].get(compute, 0),
-             "%d/%d" % (capacity[compute]["used"], capacity[compute]["total"])
+             "%d of %d to others" % (capacity[compute]["usedByOthers"],
+                                     capacity[compute]["total"])
              if compute in capacity else "-", state["reasons"].get(compute, "")]
             for compute in sorted(set(state["assignment"]) | set(state["shares"])
                                   | set(state["reasons"]))]
