@@ -450,8 +450,9 @@ class Intents:
         def remove_one(replicas: Replicas) -> Replicas:
             current = _count_of(name, replicas, compute, "downscale")
             if current == 0:
-                raise Conflict("service %r has no resources%s to remove" % (name, _on(compute)),
-                               field="compute" if compute else "replicas")
+                raise Conflict("service %r has no resources on %r to remove" % (name, compute)
+                               if compute else "service %r has a total of 0: nothing to "
+                               "remove" % name, field="compute" if compute else "replicas")
             return _with_count(replicas, compute, current - 1)
         return await self._step(name, remove_one, compute, create=False,
                                 idempotency=idempotency)

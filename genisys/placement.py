@@ -257,8 +257,13 @@ def place(total: int, placement: Mapping[str, Any], computes: Sequence[Candidate
         elif have == total and rebalance and settled and _nonzero(assignment) != _nonzero(target):
             surge = max_surge(total, placement.get("maxSurge"))
             under = sum(max(0, n - assignment.get(c, 0)) for c, n in target.items())
-            _grow(assignment, min(surge, under), target, by_name, strategy, turn,
-                  only_under=True)
+            if under:
+                _grow(assignment, min(surge, under), target, by_name, strategy, turn,
+                      only_under=True)
+            else:
+                # The shares hold less than the total (a room shrank): nothing to add,
+                # so the rebalance takes what no room is left for.
+                assignment = {c: min(n, target.get(c, 0)) for c, n in assignment.items()}
         _make_room(assignment, refused, target, by_name, strategy, turn)
     assignment = _nonzero(assignment)
     settled = all(running.get(c) == n for c, n in assignment.items())
@@ -388,7 +393,9 @@ def needs_capacity(service: Service, status: Mapping[str, Any]) -> bool:
     before = status.get("placement")
     if not before or before.get("total") != service.replicas or refused(status):
         return True
-    return service.rebalance > before.get("rebalanced", 0)
+    # Unschedulable: room may have come (a compute joined, another service shrank).
+    return service.rebalance > before.get("rebalanced", 0) or \
+        before.get("placed", 0) < before.get("total", 0)
 
 
 def others_use(reported: tuple[int, int], own: Optional[int]) -> tuple[int, int]:
@@ -466,13 +473,16 @@ def _decide(total: int, strategy: str, weights: tuple, most: Optional[int], surg
             "reasons": result.reasons, "done": result.rebalanced}
 
 
-def moves(before: Optional[Mapping[str, Any]], after: Mapping[str, Any],
-          strategy: str) -> list[tuple[str, str]]:
-    """(compute, what moved there) for each compute whose assigned count changed, as
-    events say it: "placed 2 on dc2 (Spread)", "took 1 off dc1 (rebalance)"."""
-    old = (before or {}).get("assignment", {})
+def moves(status: Mapping[str, Any], after: Mapping[str, Any],
+          why: str) -> list[tuple[str, str]]:
+    """(compute, what moved there) for each compute whose assigned count changed since
+    ``status`` (the last one: its assignment, or for a service that had counts per
+    compute, those), as events say it: "placed 2 on dc2 (Spread)", "took 1 off dc1
+    (rebalance)"."""
+    before = status.get("placement")
+    old = before["assignment"] if before else {
+        c: e["desired"] for c, e in status.get("computes", {}).items() if e.get("desired")}
     new = after["assignment"]
-    why = "rebalance" if after["condition"] == REBALANCING else strategy
     said = []
     for compute in sorted(set(old) | set(new)):
         change = new.get(compute, 0) - old.get(compute, 0)

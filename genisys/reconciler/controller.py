@@ -289,11 +289,13 @@ class Reconciler:
         placement moved; and, while a rebalance goes on, with its next step taken as
         soon as this one has converged."""
         before = status.get("placement")
-        strategy = placement_of(service).get("strategy", placement.SPREAD)
+        why = placement_of(service).get("strategy", placement.SPREAD)
+        if service.rebalance > (before or {}).get("rebalanced", 0):
+            why = "rebalance"
         utc = self._now().utc
         events = decision.events + [st.event(st.NORMAL, "Placed", compute, message, now=utc)
-                                    for compute, message in placement.moves(before, placed,
-                                                                            strategy)]
+                                    for compute, message in placement.moves(status, placed,
+                                                                            why)]
         retry_in = decision.retry_in
         # A step of a rebalance is taken by the pass that finds the last one done: the
         # next pass, at once, when this one moved the assignment or saw it converge (a

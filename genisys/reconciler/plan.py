@@ -70,7 +70,8 @@ def service_lines(service: Service, status: Mapping[str, Any],
         if action != NONE:
             if entry is not None and entry.get("desired") == to:
                 reason = "drift"
-            elif service.placed and before.get("assignment", {}).get(compute, 0) != to:
+            elif service.placed and not service.deleting \
+                    and before.get("assignment", {}).get(compute, 0) != to:
                 reason = "rebalance" if rebalancing else "placement"
             else:
                 reason = "intent"

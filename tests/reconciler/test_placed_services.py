@@ -89,3 +89,40 @@ def test_a_total_that_does_not_fit_says_so_and_what_fits_runs(start_genisys, sta
     assert (placed["condition"], placed["message"]) == ("Unschedulable",
                                                         "Unschedulable: 7 wanted, 4 fit")
     assert placed["reasons"]["dc1"] == "Spread: share 2 of 7, full (maxPerCompute 2)"
+
+
+def test_a_rebalance_to_shares_that_hold_less_than_the_total_ends(start_genisys,
+                                                                  start_connector):
+    """A room that shrank (maxPerCompute 3 -> 2 on 6 over 2): the shares hold 4, and a
+    rebalance takes what no room is left for, and ends (it used to wait forever)."""
+    genisys = _setup(start_genisys, start_connector, ["dc1", "dc2"])
+    placement = {"computes": ["dc1", "dc2"], "maxPerCompute": 3}
+    r = genisys.request("PUT", "/service/web", json={"replicas": 6, "placement": placement})
+    assert r.status_code == 201, r.text
+    _converged(genisys, "web", {"dc1": 3, "dc2": 3})
+    r = genisys.request("PUT", "/service/web", json={
+        "replicas": 6, "placement": dict(placement, maxPerCompute=2)})
+    assert r.status_code == 200, r.text
+    r = genisys.request("POST", "/service/web/rebalance")
+    assert r.status_code == 202, r.text
+    view = _converged(genisys, "web", {"dc1": 2, "dc2": 2})
+    wait_for(lambda: _status(genisys, "web")["status"]["placement"]["rebalanced"] == 1,
+             timeout=30, message="the rebalance to be done")
+    placed = _status(genisys, "web")["status"]["placement"]
+    assert (placed["condition"], placed["message"]) == ("Unschedulable",
+                                                        "Unschedulable: 6 wanted, 4 fit")
+    messages = [e["message"] for e in view["events"] if e["reason"] == "Placed"]
+    assert "took 1 off dc1 (rebalance)" in messages
+
+
+def test_an_unschedulable_total_takes_a_compute_that_joins(start_genisys, start_connector):
+    genisys = _setup(start_genisys, start_connector, ["dc1"])
+    r = genisys.request("PUT", "/service/web", json={
+        "replicas": 4, "placement": {"maxPerCompute": 2}})
+    assert r.status_code == 201, r.text
+    _converged(genisys, "web", {"dc1": 2})
+    connector = start_connector(backend="simulated")
+    r = genisys.request("PUT", "/compute/dc2", json={"connector": connector.url})
+    assert r.status_code == 201
+    view = _converged(genisys, "web", {"dc1": 2, "dc2": 2})
+    assert view["status"]["placement"]["condition"] == "Placed"
