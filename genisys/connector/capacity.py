@@ -32,8 +32,12 @@ class CapacityGuard:
         self._orders = collections.defaultdict(collections.Counter)
 
     def used(self):
-        """How many resources the connector runs now, over all its services."""
-        return sum(self.backend.in_use().values())
+        """How many resources the connector runs now, over all its services, counting a
+        service with an order in flight at the most that order asked for: what genisys
+        places elsewhere must not count on room another order is taking."""
+        running = self.backend.in_use()
+        coming = {s: max(orders) for s, orders in self._orders.items() if orders}
+        return sum(max(running.get(s, 0), coming.get(s, 0)) for s in running.keys() | coming)
 
     def report(self):
         """The ``capacity`` of ``GET /capabilities``."""

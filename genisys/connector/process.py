@@ -3,7 +3,8 @@
 Scaling up starts the definition's command in a session of its own, output
 to a log file per process under ``<state-dir>/logs/``; scaling down stops
 the newest: SIGTERM to the process group, SIGKILL after the grace period,
-in the background (a process being stopped no longer counts as running).
+in the background (a process being stopped still counts as running, until it
+exits: what runs is what is alive).
 Processes that exit on their own are reaped and no longer counted.
 
 The state directory makes the connector restartable without losing or
@@ -19,6 +20,7 @@ A graceful stop (``close``) stops every process; nothing is left behind.
 """
 
 import asyncio
+import collections
 import dataclasses
 import datetime
 import logging
@@ -329,10 +331,17 @@ class ProcessBackend(Backend):
     async def count(self, service):
         self._reap(service)
         # Processes count even without a definition (only a hand-edited state file can
-        # do that): they must stay visible, and stoppable.
-        if not self._running.get(service):
+        # do that): they must stay visible, and stoppable; those being stopped too.
+        alive = self._alive(service)
+        if not alive:
             self.definition_for(service)
-        return len(self._running.get(service, ()))
+        return alive
+
+    def _alive(self, service):
+        """What runs of ``service``: its processes, and those being stopped (they run
+        until they exit: a rebalance must not count them gone, nor a capacity free)."""
+        stopping = sum(1 for r in self._stopping if r.service == service)
+        return len(self._running.get(service, ())) + stopping
 
     async def scale(self, service, number):
         async with self.lock(service):
@@ -352,7 +361,7 @@ class ProcessBackend(Backend):
                 self._save_state()
             if not running:
                 del self._running[service]
-            return len(running)
+            return self._alive(service)
 
     async def _scale_up(self, definition, running, number):
         log.info("scaling %s up from %d to %d", definition.name, len(running), number)
@@ -385,8 +394,11 @@ class ProcessBackend(Backend):
 
     def in_use(self):
         """The snapshot without its reaping, which asks every process whether it exited:
-        one that exited on its own counts until the reaper sees it (REAP_INTERVAL)."""
-        return {service: len(rs) for service, rs in self._running.items()}
+        one that exited on its own counts until the reaper sees it (REAP_INTERVAL); and
+        with the processes still stopping, which hold what they hold until they exit."""
+        used = collections.Counter({service: len(rs) for service, rs in self._running.items()})
+        used.update(r.service for r in self._stopping)
+        return dict(used)
 
     # -- processes ------------------------------------------------------------------
 
@@ -429,7 +441,8 @@ class ProcessBackend(Backend):
         return resource
 
     def _begin_stop(self, resource):
-        """Stop ``resource`` in the background; it no longer counts as running."""
+        """Stop ``resource`` in the background: no order counts on it any more, but it
+        counts as running (``count``) until it exits."""
         resource.stopping = True
         self._stopping[resource] = start_task(self._stop(resource),
                                               name="stop %s" % resource.describe())

@@ -1,9 +1,13 @@
 """Helpers of the connector tests: commands to run, and the calls a controller makes."""
 
 import concurrent.futures
+import os
 import re
 import sys
 import threading
+
+from genisys.connector.process import STATE_DIR_ENV
+from tests.support import find_processes
 
 #: A resource that runs until it is stopped.
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -12,6 +16,16 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 IGNORES_SIGTERM = [sys.executable, "-c",
                    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                    "print('ready', flush=True); time.sleep(600)"]
+
+
+def slow_to_stop(seconds):
+    """A resource that takes ``seconds`` to exit once SIGTERMed (says "ready" once it
+    will): it exits on its own, with status 0, well within a long grace period."""
+    return [sys.executable, "-c",
+            "import signal, sys, time\n"
+            "def stop(*_):\n    time.sleep(%r)\n    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            "print('ready', flush=True)\ntime.sleep(600)" % float(seconds)]
 
 
 def define(connector, name, command, **fields):
@@ -29,6 +43,13 @@ def running(connector, name):
     r = connector.request("GET", "/service/%s/status" % name)
     assert r.status_code == 200, r.text
     return r.json()["running_resources"]
+
+
+def alive(connector, name):
+    """The pids of ``name``'s processes that a process connector's /proc shows alive,
+    those being stopped included (not only what its state file lists as running)."""
+    mine = find_processes(environ="%s=%s" % (STATE_DIR_ENV, os.path.realpath(connector.state_dir)))
+    return sorted(set(mine) & set(find_processes(environ="GENISYS_SERVICE=%s" % name)))
 
 
 def error_of(response, status):
@@ -78,6 +99,26 @@ def at_once(calls):
         return call()
     with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
         return list(pool.map(run, calls))
+
+
+def stopping_bounds(history):
+    """{count: (least, most)}: how many resources were still being stopped when the
+    order that left that count answered, from a service's ``history`` (``changes``,
+    each count once). At least those it stopped itself (it answers before any of them
+    can have exited), at most every one the changes up to it stopped."""
+    bounds, stopped = {}, 0
+    for begin, to in history:
+        stopped += max(0, begin - to)
+        bounds[to] = (max(0, begin - to), stopped)
+    return bounds
+
+
+def answered_within(answer, number, history):
+    """True if ``answer``, a process connector's running count in answer to the order for
+    ``number``, is ``number`` and the resources being stopped then (``stopping_bounds``):
+    what runs, and what runs until it has exited."""
+    least, most = stopping_bounds(history)[number]
+    return number + least <= answer <= number + most
 
 
 def one_after_the_other(history, *, start):

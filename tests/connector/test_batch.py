@@ -14,6 +14,8 @@ from genisys.errors import BackendUnavailable, GenisysError, ServiceNotDefined
 from tests.connector.common import (
     MIXED_ORDERS,
     SLEEPER,
+    alive,
+    answered_within,
     at_once,
     changes,
     define,
@@ -23,7 +25,7 @@ from tests.connector.common import (
     scale,
     starts,
 )
-from tests.support import ConnectorProcess
+from tests.support import ConnectorProcess, wait_for
 
 CAPABILITIES = {"batch": {"maxServices": 1000}}
 SECRET = "connector-secret-0123456789"
@@ -122,10 +124,15 @@ def test_answers_equal_the_per_service_endpoints(start_connector, tmp_path):
     assert per_service["nope"]["error"]["status"] == 404
     assert per_service["missing"] == {"running_resources": 0}
 
+    # Processes being stopped count until they have exited, in a batch as per service.
     assert services_of(batch_scale(connector, {"web": 0, "api": 0})) == {
-        "web": {"running_resources": 0}, "api": {"running_resources": 0}}
-    assert services_of(batch_status(connector, ["web", "api"])) == {
-        "web": {"running_resources": 0}, "api": {"running_resources": 0}}
+        "web": {"running_resources": 2}, "api": {"running_resources": 1}}
+    stopped = {"web": {"running_resources": 0}, "api": {"running_resources": 0}}
+    wait_for(lambda: services_of(batch_status(connector, ["web", "api"])) == stopped,
+             message="the stopped processes to stop counting")
+    assert {n: as_entry(connector.request("GET", "/service/%s/status" % n))
+            for n in ("web", "api")} == stopped
+    assert services_of(batch_scale(connector, {"web": 0, "api": 0})) == stopped
     assert "Traceback" not in connector.log()
     lines = metric_lines(connector)
     for line in ['genisys_connector_batch_errors_total{code="404",endpoint="batch_scale"} 1.0',
@@ -186,29 +193,39 @@ def test_more_orders_than_run_at_once_are_all_carried_out(start_connector):
 def test_concurrent_batches_end_at_the_last_order_carried_out_for_each_service(
         start_connector):
     """Eight batches at once, each ordering web and api (in opposite directions), and
-    per-service orders for web among them: per service, one order after the other."""
+    per-service orders for web among them: per service, one order after the other. Each
+    answer counts what its order left, and the processes still being stopped then; once
+    they have exited, each service runs what its last order carried out asked for."""
     connector = start_connector("--grace-period", "2s")
     for name in ("web", "api"):
         define(connector, name, SLEEPER)
     calls = [lambda n=n: batch_scale(connector, {"web": n, "api": 10 - n}) for n in MIXED_ORDERS]
     calls += [lambda: scale(connector, "web", 5), lambda: scale(connector, "web", 10)]
     answers = at_once(calls)
-    for n, answer in zip(MIXED_ORDERS, answers):
-        assert services_of(answer) == {"web": {"running_resources": n},
-                                       "api": {"running_resources": 10 - n}}
-    assert [(r.status_code, r.json()) for r in answers[-2:]] == [
-        (200, {"running_resources": 5, "number": 5}),
-        (200, {"running_resources": 10, "number": 10})]
     log = connector.log()
     # Every order is for a count no other order of its service asks for, and none for 0:
     # each is one change in the log.
+    histories = {"web": changes(log, "web"), "api": changes(log, "api")}
+    for n, answer in zip(MIXED_ORDERS, answers):
+        entries = services_of(answer)
+        assert set(entries) == {"web", "api"}, entries
+        for name, number in (("web", n), ("api", 10 - n)):
+            assert answered_within(entries[name]["running_resources"], number,
+                                   histories[name]), (name, number, entries, histories[name])
+    assert [(r.status_code, r.json()["number"]) for r in answers[-2:]] == [(200, 5), (200, 10)]
+    for r in answers[-2:]:
+        number = r.json()["number"]
+        assert answered_within(r.json()["running_resources"], number, histories["web"]), \
+            (r.json(), histories["web"])
     for name, orders in (("web", MIXED_ORDERS + [5, 10]), ("api", [10 - n for n in MIXED_ORDERS])):
-        history = changes(log, name)
+        history = histories[name]
         assert one_after_the_other(history, start=0), (name, history)
         assert sorted(to for _, to in history) == sorted(orders)
         last = history[-1][1]
-        assert running(connector, name) == last
         assert len(connector.running_pids(name)) == last
+        wait_for(lambda name=name, last=last:
+                 running(connector, name) == last == len(alive(connector, name)),
+                 message="%s's stops to end at its last order's count" % name)
         assert starts(log, name) == sum(to - begin for begin, to in history if to > begin)
 
 

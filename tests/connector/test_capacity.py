@@ -1,6 +1,7 @@
 """A connector's capacity through real connectors: --capacity N, reported in GET
 /capabilities with what is used, kept by every scale order (409 InsufficientCapacity,
-per service and in a batch, concurrent orders included), and read by genisys'
+per service and in a batch, concurrent orders included, processes being stopped
+holding their room until they have exited), and read by genisys'
 client (``ConnectorClient.capacity``): cached a second, forgotten after a scale
 order, None where there is none."""
 
@@ -19,13 +20,24 @@ from genisys import cli
 from genisys.connector import client as client_module
 from genisys.connector.client import Capacity, ConnectorClient, ConnectorInsufficientCapacity
 from genisys.model import Compute
-from tests.connector.common import SLEEPER, at_once, define, error_of, running, scale
+from tests.connector.common import (
+    SLEEPER,
+    at_once,
+    define,
+    error_of,
+    output_of,
+    running,
+    scale,
+    slow_to_stop,
+)
 from tests.connector.test_batch import CAPABILITIES, batch_scale, services_of
 from tests.reconciler.conftest import eventually
 from tests.reconciler.test_batch import requests_by_endpoint
-from tests.support import free_port, run_genisys, wait_for
+from tests.support import free_port, process_alive, run_genisys, wait_for
 
 REFUSED = "InsufficientCapacity"
+#: Seconds a test waits for stopped processes to exit before it fails.
+DEADLINE = 20.0
 
 
 def capabilities(connector):
@@ -98,8 +110,11 @@ def test_used_follows_the_processes_that_run(start_connector):
     assert used(connector) == 2
     assert scale(connector, "api", 3).status_code == 200
     assert used(connector) == 5 == len(connector.running_pids())
-    assert scale(connector, "web", 0).status_code == 200
-    assert used(connector) == 3
+    # Those being stopped are used until they have exited.
+    assert scale(connector, "web", 0).json() == {"running_resources": 2, "number": 0}
+    assert 3 <= used(connector) <= 5
+    wait_for(lambda: used(connector) == 3, timeout=DEADLINE, message="used to drop to 3")
+    assert len(connector.running_pids()) == 3
     # A process that exits on its own stops counting (once the connector sees it).
     os.kill(connector.running_pids("api")[0], signal.SIGKILL)
     wait_for(lambda: used(connector) == 2, message="used to drop to 2")
@@ -139,8 +154,9 @@ def test_an_order_past_the_capacity_is_refused_and_changes_nothing(start_connect
 
 
 def test_a_batch_lowers_first_so_resources_can_move_between_services(start_connector):
-    connector = defined(start_connector("--capacity", "2", "--grace-period", "2s"),
-                        "web", "api")
+    """Where what a service lowers is gone at once (simulated), the room it gives up is
+    there for a service the same batch raises."""
+    connector = start_connector("--capacity", "2", backend="simulated")
     assert scale(connector, "web", 2).status_code == 200
     # api is first in the body, and still gets the room web gives up.
     assert services_of(batch_scale(connector, {"api": 1, "web": 1})) == {
@@ -148,6 +164,32 @@ def test_a_batch_lowers_first_so_resources_can_move_between_services(start_conne
     entries = services_of(batch_scale(connector, {"api": 2, "web": 1}))
     assert entries["web"] == {"running_resources": 1}
     assert entries["api"]["error"]["status"] == 409
+    assert used(connector) == 2
+    assert services_of(batch_scale(connector, {"api": 2, "web": 0})) == {
+        "api": {"running_resources": 2}, "web": {"running_resources": 0}}
+
+
+def test_a_process_being_stopped_keeps_its_room_until_it_has_exited(start_connector):
+    """A process connector: the room a batch lowers a service by is there for another
+    service once the processes stopped have exited, not before (2 s, here)."""
+    connector = start_connector("--capacity", "2", "--grace-period", "30s")
+    define(connector, "web", slow_to_stop(2))
+    define(connector, "api", SLEEPER)
+    assert scale(connector, "web", 2).status_code == 200
+    wait_for(lambda: all("ready" in output_of(e) for e in connector.recorded("web")),
+             message="web's processes to trap SIGTERM")
+    [_, stopped] = [e["pid"] for e in connector.recorded("web")]  # the newest is stopped
+    entries = services_of(batch_scale(connector, {"api": 1, "web": 1}))
+    assert entries["web"] == {"running_resources": 2}  # one running, one being stopped
+    assert entries["api"]["error"] == {
+        "status": 409, "reason": REFUSED, "message": "capacity is 2 resources and 2 run "
+        "(2 of them other services'): cannot run 1 of api"}
+    assert used(connector) == 2
+    assert process_alive(stopped), "it exited before the checks were done: too slow a machine"
+    wait_for(lambda: used(connector) == 1, timeout=DEADLINE, message="web's stop to end")
+    assert not process_alive(stopped)
+    assert services_of(batch_scale(connector, {"api": 1, "web": 1})) == {
+        "api": {"running_resources": 1}, "web": {"running_resources": 1}}
     assert len(connector.running_pids()) == used(connector) == 2
 
 
@@ -160,11 +202,14 @@ def test_scaling_down_is_taken_over_the_capacity(start_connector):
     second = start_connector("--capacity", "1", "--grace-period", "2s",
                              state_dir=first.state_dir)
     assert capabilities(second)["capacity"] == {"total": 1, "used": 3}
-    assert scale(second, "web", 2).status_code == 200
+    # The one being stopped runs, and is used, until it has exited.
+    assert scale(second, "web", 2).json() == {"running_resources": 3, "number": 2}
+    wait_for(lambda: used(second) == 2, timeout=DEADLINE, message="the stopped one to exit")
     assert error_of(scale(second, "web", 3), 409)["message"] == (
         "capacity is 1 resource and 2 run (0 of them other services'): cannot run 3 of web")
-    assert scale(second, "web", 1).status_code == 200
-    assert used(second) == 1 == len(second.running_pids("web"))
+    assert scale(second, "web", 1).json() == {"running_resources": 2, "number": 1}
+    wait_for(lambda: used(second) == 1, timeout=DEADLINE, message="the stopped one to exit")
+    assert len(second.running_pids("web")) == 1
 
 
 def test_concurrent_orders_never_take_the_connector_over_its_capacity(start_connector):
@@ -192,7 +237,8 @@ def test_concurrent_orders_never_take_the_connector_over_its_capacity(start_conn
         assert len(connector.running_pids()) == used(connector) == 6
         assert sum(running(connector, name) for name in names) == 6
         assert services_of(batch_scale(connector, dict.fromkeys(names, 0)))
-        assert used(connector) == 0
+        # The 6 stopped hold their room until they have exited: the next round waits.
+        wait_for(lambda: used(connector) == 0, timeout=DEADLINE, message="the stops to end")
 
 
 # -- the client ---------------------------------------------------------------------------

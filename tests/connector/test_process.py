@@ -1,9 +1,10 @@
 """The process backend with real OS processes, through real connectors on loopback.
 
-Scaling starts and stops processes (newest first, SIGTERM then SIGKILL), processes
-that die on their own stop counting, and a connector that is SIGKILLed and started
-again on the same state directory adopts what was running: nothing orphaned,
-nothing duplicated. A SIGTERMed connector leaves no process behind.
+Scaling starts and stops processes (newest first, SIGTERM then SIGKILL), a process
+being stopped counts until it has exited (in status, in the capacity used, against
+orders), processes that die on their own stop counting, and a connector that is
+SIGKILLed and started again on the same state directory adopts what was running:
+nothing orphaned, nothing duplicated. A SIGTERMed connector leaves no process behind.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -33,8 +35,12 @@ from tests.connector.common import (
     output_of,
     running,
     scale,
+    slow_to_stop,
 )
 from tests.support import process_alive, wait_for
+
+#: Seconds a test waits for processes to stop before it fails.
+DEADLINE = 20.0
 
 
 def write_state(tmp_path, processes):
@@ -78,9 +84,13 @@ def test_scale_starts_and_stops_processes_newest_first(start_connector):
     assert all(os.getsid(pid) == pid and os.getpgid(pid) == pid for pid in pids)
 
     r = scale(connector, "sleeper", 1)
-    assert r.status_code == 200 and r.json() == {"running_resources": 1, "number": 1}
-    assert running(connector, "sleeper") == 1  # those being stopped don't count
-    wait_for(lambda: all_gone(pids[1:]), message="the two newest processes to stop")
+    # The two being stopped count until they have exited: the answer is given before.
+    assert r.status_code == 200 and r.json() == {"running_resources": 3, "number": 1}
+    assert [e["stopping"] for e in connector.recorded("sleeper")] == [False, True, True]
+    wait_for(lambda: all_gone(pids[1:]), timeout=DEADLINE,
+             message="the two newest processes to stop")
+    wait_for(lambda: running(connector, "sleeper") == 1, timeout=DEADLINE,
+             message="the stopped processes to stop counting")
     assert process_alive(pids[0])
     log = wait_for(lambda: connector.log().count("killed by SIGTERM") == 2 and connector.log(),
                    message="the stops in the connector's log")
@@ -104,17 +114,69 @@ def test_a_process_that_dies_stops_counting(start_connector):
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace_period(start_connector):
-    connector = start_connector("--grace-period", "500ms")
+    """It runs, and counts, until the SIGKILL at the end of the grace period."""
+    connector = start_connector("--grace-period", "1s")
     define(connector, "stubborn", IGNORES_SIGTERM)
     assert scale(connector, "stubborn", 1).status_code == 200
     (entry,) = connector.recorded("stubborn")
     wait_for(lambda: "ready" in output_of(entry), message="the process to ignore SIGTERM")
-    assert scale(connector, "stubborn", 0).json() == {"running_resources": 0, "number": 0}
-    wait_for(lambda: not process_alive(entry["pid"]), message="the SIGKILL")
-    wait_for(lambda: "killed by SIGKILL" in connector.log(), message="the log of the stop")
-    assert ("process %d of stubborn did not exit within 0.5s of SIGTERM: sending SIGKILL"
+    ordered = time.monotonic()
+    assert scale(connector, "stubborn", 0).json() == {"running_resources": 1, "number": 0}
+
+    def gone():
+        counted = running(connector, "stubborn")
+        if process_alive(entry["pid"]):  # alive after it was counted: it was counted
+            assert counted == 1
+        return counted == 0
+    wait_for(gone, timeout=DEADLINE, message="the SIGKILLed process to stop counting")
+    # It ignored SIGTERM: only the SIGKILL, a grace period after the order, ended it.
+    assert time.monotonic() - ordered >= 1.0
+    assert not process_alive(entry["pid"])
+    assert "stopped process %d of stubborn: killed by SIGKILL" % entry["pid"] in connector.log()
+    assert ("process %d of stubborn did not exit within 1s of SIGTERM: sending SIGKILL"
             % entry["pid"]) in connector.log()
     wait_for(lambda: connector.recorded() == [], message="the state file to forget it")
+
+
+def test_a_process_slow_to_exit_counts_and_holds_its_capacity_until_it_has_exited(
+        start_connector):
+    """SIGTERMed, it takes 2 s to exit: meanwhile it counts in status and in the used
+    capacity, and an order that needs its room is refused; once it has exited, not."""
+    connector = start_connector("--capacity", "2", "--grace-period", "30s")
+    define(connector, "slow", slow_to_stop(2))
+    define(connector, "other", SLEEPER)
+    assert scale(connector, "slow", 2).status_code == 200
+    entries = connector.recorded("slow")
+    wait_for(lambda: all("ready" in output_of(e) for e in entries),
+             message="the processes to trap SIGTERM")
+    pid = entries[-1]["pid"]  # the newest: the one a scale-down stops
+
+    def used():
+        r = connector.request("GET", "/capabilities")
+        assert r.status_code == 200, r.text
+        return r.json()["capacity"]["used"]
+    ordered = time.monotonic()
+    assert scale(connector, "slow", 1).json() == {"running_resources": 2, "number": 1}
+    assert running(connector, "slow") == 2 and used() == 2
+    error = error_of(scale(connector, "other", 1), 409)
+    assert error == {"reason": "InsufficientCapacity", "field": "number", "message":
+                     "capacity is 2 resources and 2 run (2 of them other services'): "
+                     "cannot run 1 of other"}
+    assert [e["stopping"] for e in connector.recorded("slow")] == [False, True]
+    assert process_alive(pid), "it exited before the checks were done: too slow a machine"
+
+    def exited():
+        counted = running(connector, "slow"), used()
+        if process_alive(pid):  # alive after it was counted: it was counted
+            assert counted == (2, 2)
+        return counted == (1, 1)
+    wait_for(exited, timeout=DEADLINE, message="the stopped process to stop counting")
+    assert not process_alive(pid)  # it stopped counting only once it had exited
+    assert time.monotonic() - ordered >= 2.0
+    assert "stopped process %d of slow: exited with status 0" % pid in connector.log()
+    # Its room is free now.
+    assert scale(connector, "other", 1).json() == {"running_resources": 1, "number": 1}
+    assert used() == 2
 
 
 def test_definition_environment_cwd_and_string_command(start_connector, tmp_path):
@@ -190,12 +252,18 @@ def test_sigkilled_connector_is_adopted_by_the_next_one_and_sigterm_leaves_nothi
     assert second.running_pids("sleeper") == sorted(pids)
     assert "adopted process %d of sleeper" % pids[0] in second.log()
     assert all(process_alive(pid) for pid in pids)
-    # The definition came back with the state file, and the adopted ones scale like ours.
-    assert scale(second, "sleeper", 1).json()["running_resources"] == 1
-    wait_for(lambda: all_gone(pids[1:]), message="the two newest adopted processes to stop")
+    # The definition came back with the state file, and the adopted ones scale like ours
+    # (those being stopped count until they have exited).
+    assert scale(second, "sleeper", 1).json()["running_resources"] == 3
+    wait_for(lambda: all_gone(pids[1:]), timeout=DEADLINE,
+             message="the two newest adopted processes to stop")
+    wait_for(lambda: running(second, "sleeper") == 1, timeout=DEADLINE,
+             message="the stopped adopted processes to stop counting")
     assert process_alive(pids[0])
-    assert scale(second, "sleeper", 0).json()["running_resources"] == 0
-    wait_for(lambda: all_gone(pids), message="every adopted process to stop")
+    assert scale(second, "sleeper", 0).json()["running_resources"] == 1
+    wait_for(lambda: all_gone(pids), timeout=DEADLINE, message="every adopted process to stop")
+    wait_for(lambda: running(second, "sleeper") == 0, timeout=DEADLINE,
+             message="the last adopted process to stop counting")
 
     assert scale(second, "sleeper", 2).status_code == 200
     new_pids = second.running_pids("sleeper")
@@ -213,13 +281,22 @@ def test_a_process_being_stopped_when_the_connector_dies_is_stopped_by_the_next_
     assert scale(first, "stubborn", 1).status_code == 200
     (entry,) = first.recorded("stubborn")
     wait_for(lambda: "ready" in output_of(entry), message="the process to be ready")
-    assert scale(first, "stubborn", 0).status_code == 200
+    assert scale(first, "stubborn", 0).json() == {"running_resources": 1, "number": 0}
     assert first.recorded("stubborn")[0]["stopping"] is True
+    assert running(first, "stubborn") == 1  # being stopped: it runs until it exits
     first.stop(signal.SIGKILL)
 
-    second = start_connector("--grace-period", "500ms", state_dir=first.state_dir)
-    assert running(second, "stubborn") == 0  # still being stopped: not running
-    wait_for(lambda: not process_alive(entry["pid"]), message="the next connector to stop it")
+    second = start_connector("--grace-period", "2s", state_dir=first.state_dir)
+    # Still being stopped, by the next connector now: it still counts.
+    assert running(second, "stubborn") == 1
+    assert second.recorded("stubborn")[0]["stopping"] is True
+    assert process_alive(entry["pid"]), "it was killed before the checks: too slow a machine"
+    assert "adopted process %d of stubborn, which was being stopped" % entry["pid"] \
+        in second.log()
+    wait_for(lambda: not process_alive(entry["pid"]), timeout=DEADLINE,
+             message="the next connector to stop it")
+    wait_for(lambda: running(second, "stubborn") == 0, timeout=DEADLINE,
+             message="it to stop counting")
     wait_for(lambda: second.recorded() == [], message="the state file to forget it")
 
 
@@ -343,7 +420,14 @@ def test_processes_without_a_definition_still_count_and_stop(tmp_path):
                 assert await backend.count("ghost") == 1
                 with pytest.raises(ServiceNotDefined):
                     await backend.scale("ghost", 2)
-                assert await backend.scale("ghost", 0) == 0
+                # Being stopped, it still runs, and still counts: no 404 yet.
+                assert await backend.scale("ghost", 0) == 1
+                assert await backend.count("ghost") == 1
+                assert backend.snapshot() == {}
+                deadline = time.monotonic() + DEADLINE
+                while backend.in_use():
+                    assert time.monotonic() < deadline, "the process never stopped"
+                    await asyncio.sleep(0.02)
                 with pytest.raises(ServiceNotDefined):
                     await backend.count("ghost")
             finally:

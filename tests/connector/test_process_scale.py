@@ -1,6 +1,8 @@
 """``ProcessBackend.scale`` in this process, over real OS processes: what an order leaves
 running (counted in /proc, not only by the backend), what the state file records, which
-processes a scale-down stops, and concurrent orders for one service.
+processes a scale-down stops, and concurrent orders for one service. A process being
+stopped counts (``count``, the answer of ``scale``) until it has exited, so an order's
+answer may be above its number; once the stops are done, the count is what was ordered.
 
 Written to kill what a mutation run of the process connector's scale left alive (the
 per-service lock removed, two "scale to 5" orders started 6 processes)."""
@@ -76,18 +78,22 @@ def test_scale_up_down_and_to_zero_leaves_exactly_what_was_ordered(tmp_path):
         assert await backend.scale("web", 3) == 3  # the same number: nothing changes
         assert live_pids(backend) == first
 
-        assert await backend.scale("web", 1) == 1  # the newest two are stopped
-        assert await backend.count("web") == 1
-        assert backend.snapshot() == {"web": 1}
+        # The newest two are stopped; they count until they have exited.
+        assert await backend.scale("web", 1) == 3
+        assert await backend.count("web") == 3
+        assert backend.snapshot() == {"web": 1}  # what runs and is not being stopped
+        assert recorded(backend) == sorted(("web", pid, pid != oldest[0]) for pid in first)
         await until(lambda: live_pids(backend) == {oldest[0]}, message="two processes to stop")
         await until(lambda: recorded(backend) == [("web", oldest[0], False)],
-                 message="the state file to drop the stopped processes")
+                    message="the state file to drop the stopped processes")
+        assert await backend.count("web") == 1
 
-        assert await backend.scale("web", 0) == 0
+        assert await backend.scale("web", 0) == 1
         assert backend.snapshot() == {}
         assert "web" not in backend._running
         await until(lambda: not live_pids(backend), message="the last process to stop")
         await until(lambda: recorded(backend) == [], message="an empty state file")
+        assert await backend.count("web") == 0
     run(tmp_path, scenario)
 
 
@@ -95,10 +101,16 @@ def test_concurrent_orders_for_one_service_end_at_the_last_orders_count(tmp_path
     async def scenario(backend):
         assert await asyncio.gather(backend.scale("web", 5), backend.scale("web", 5)) == [5, 5]
         assert len(live_pids(backend)) == 5
-        assert sorted(await asyncio.gather(backend.scale("web", 2), backend.scale("web", 4),
-                                           backend.scale("web", 3))) == [2, 3, 4]
-        assert await backend.count("web") == 3
+        # Carried out in that order (the lock is FIFO): 5 -> 2 stops 3, 2 -> 4 starts 2
+        # (while up to 3 stop), 4 -> 3 stops 1 more (while up to 3 others stop).
+        two, four, three = await asyncio.gather(backend.scale("web", 2), backend.scale("web", 4),
+                                                backend.scale("web", 3))
+        assert two == 2 + 3  # answered before anything of it could exit
+        assert 4 <= four <= 4 + 3 and 3 <= three <= 3 + 4, (four, three)
+        assert backend.snapshot() == {"web": 3}
         await until(lambda: len(live_pids(backend)) == 3, message="3 processes of web")
+        await until(lambda: backend.in_use() == {"web": 3}, message="the stops to be done")
+        assert await backend.count("web") == 3
         await until(lambda: [(service, stopping) for service, _, stopping in recorded(backend)]
                     == [("web", False)] * 3, message="the state file to list 3 processes")
     run(tmp_path, scenario)
@@ -109,8 +121,12 @@ def test_orders_for_two_services_do_not_touch_each_other(tmp_path):
         assert await asyncio.gather(backend.scale("web", 2), backend.scale("db", 1)) == [2, 1]
         assert backend.snapshot() == {"db": 1, "web": 2}
         db = live_pids(backend, "db")
-        assert await backend.scale("web", 0) == 0
+        assert await backend.scale("web", 0) == 2  # being stopped: counted until they exit
         assert backend.snapshot() == {"db": 1}
+        assert await backend.count("db") == 1  # web's stops are not db's
+        assert live_pids(backend, "db") == db
+        await until(lambda: not live_pids(backend, "web"), message="web's processes to stop")
+        await until(lambda: backend.in_use() == {"db": 1}, message="web's stops to be done")
         assert live_pids(backend, "db") == db
     run(tmp_path, scenario, services=("web", "db"))
 
@@ -174,9 +190,14 @@ def test_a_start_that_fails_mid_order_leaves_nothing_of_the_order_running(tmp_pa
         with pytest.raises(StartFailed) as caught:
             await order
         assert caught.value.field == "command"
-        assert await backend.count("web") == 0
+        # Nothing of the order runs: its first process is being stopped, and counts
+        # only until it has exited.
+        assert backend.snapshot().get("web", 0) == 0
+        assert [r.service for r in backend._stopping] in (["web"], [])
+        assert await backend.count("web") <= 1
         await until(lambda: not live_pids(backend), message="the first process to stop")
         await until(lambda: recorded(backend) == [], message="an empty state file")
+        assert await backend.count("web") == 0
     run(tmp_path, scenario, command=[str(script)])
 
 
@@ -197,10 +218,15 @@ def test_processes_without_a_definition_can_be_kept_and_scaled_down(tmp_path):
             assert await backend.scale("ghost", 2) == 2
             with pytest.raises(ServiceNotDefined):
                 await backend.scale("ghost", 3)
-            assert await backend.scale("ghost", 1) == 1
+            assert await backend.scale("ghost", 1) == 2  # one running, one being stopped
             assert backend.snapshot() == {"ghost": 1}
-            assert await backend.scale("ghost", 0) == 0
+            # Nothing yielded to the stop tasks yet: both still count, without a definition.
+            assert await backend.scale("ghost", 0) == 2
+            assert await backend.count("ghost") == 2
             assert backend.snapshot() == {}
+            await until(lambda: not backend.in_use(), message="both processes to stop")
+            with pytest.raises(ServiceNotDefined):
+                await backend.count("ghost")
         run(tmp_path, scenario, services=())
         assert [p.wait(timeout=DEADLINE) for p in sleepers] == [-signal.SIGTERM] * 2
     finally:
