@@ -72,6 +72,11 @@ class Backend(abc.ABC):
         asks it."""
         return self.snapshot()
 
+    def stopping(self):
+        """{service: resources} of ``in_use`` that are being stopped: they hold their
+        room until they are gone, and no order counts on them any more."""
+        return {}
+
     def lock(self, service):
         """The lock that keeps two changes of one service from interleaving."""
         return self._locks.setdefault(service, asyncio.Lock())
@@ -125,7 +130,8 @@ class Backend(abc.ABC):
         """Remove a definition; Conflict while resources of the service run."""
         async with self.lock(name):
             definition = await self.get_definition(name)
-            running = self.snapshot().get(name, 0)
+            # in_use: resources still being stopped run too, until they are gone.
+            running = max(self.snapshot().get(name, 0), self.in_use().get(name, 0))
             if running:
                 raise Conflict("service %s has %d running resource(s): scale it to 0 first"
                                % (name, running), field="name")

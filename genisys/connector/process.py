@@ -392,6 +392,9 @@ class ProcessBackend(Backend):
             self._reap(service)
         return {service: len(rs) for service, rs in sorted(self._running.items())}
 
+    def stopping(self):
+        return dict(collections.Counter(r.service for r in self._stopping))
+
     def in_use(self):
         """The snapshot without its reaping, which asks every process whether it exited:
         one that exited on its own counts until the reaper sees it (REAP_INTERVAL); and

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import sys
 
 import pytest
 import tornado.httpserver
@@ -18,7 +19,11 @@ import tornado.web
 
 from genisys import cli
 from genisys.connector import client as client_module
+from genisys.connector.capacity import CapacityGuard
 from genisys.connector.client import Capacity, ConnectorClient, ConnectorInsufficientCapacity
+from genisys.connector.definitions import Definition
+from genisys.connector.process import ProcessBackend
+from genisys.errors import InsufficientCapacity
 from genisys.model import Compute
 from tests.connector.common import (
     SLEEPER,
@@ -352,3 +357,30 @@ async def test_a_malformed_capacity_is_none_and_logged_once(
     odd_connector["answer"] = {"capacity": capacity}
     assert await client.capacity(compute) is None
     assert len([r for r in caplog.records if "capacity is not" in r.getMessage()]) == 2
+
+
+def test_a_service_own_processes_still_stopping_hold_their_room(tmp_path):
+    """Capacity 3, three processes that ignore SIGTERM: ordered to 0, they still run
+    until SIGKILL, and an order for 3 more of the same service needs room for 6."""
+    async def scenario():
+        backend = ProcessBackend(state_dir=str(tmp_path / "state"), grace_period=30.0)
+        await backend.start()
+        try:
+            await backend.put_definition(Definition.from_body({"command": [
+                sys.executable, "-c", "import signal, time; "
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]}, name="web"))
+            guard = CapacityGuard(backend, 3)
+            with guard.order("web", 3):
+                await backend.scale("web", 3)
+            with guard.order("web", 0):
+                await backend.scale("web", 0)
+            assert (guard.used(), backend.stopping()) == (3, {"web": 3})
+            with pytest.raises(InsufficientCapacity) as refused, guard.order("web", 3):
+                raise AssertionError("taken over the capacity")
+            assert refused.value.message == (
+                "capacity is 3 resources and 3 run (0 of them other services'), 3 of web are "
+                "still stopping: cannot run 3 of web")
+            assert guard.used() == 3
+        finally:
+            await backend.close()
+    asyncio.run(scenario())

@@ -231,8 +231,9 @@ def test_definition_cannot_be_deleted_while_it_runs(start_connector):
     error = error_of(connector.request("DELETE", "/service/sleeper"), 409)
     assert error["reason"] == "Conflict" and "scale it to 0" in error["message"]
     assert scale(connector, "sleeper", 0).status_code == 200
-    r = connector.request("DELETE", "/service/sleeper")
-    assert r.status_code == 200 and r.json()["name"] == "sleeper"
+    # Its process runs until it has exited (SIGTERM ends SLEEPER at once): then it may go.
+    wait_for(lambda: connector.request("DELETE", "/service/sleeper").status_code == 200,
+             timeout=20, message="the definition to be deletable once its process exited")
     assert error_of(connector.request("GET", "/service/sleeper/status"),
                     404)["reason"] == "ServiceNotDefined"
 
