@@ -198,12 +198,13 @@ async def test_a_connector_whose_latency_doubles_under_load_gets_the_load_where_
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_fast_connector_gets_more_calls_than_it_started_with(fake):
-    fake.delay = 0.02
+    # 100 ms a call, flat however many come at once: the hiccups of a busy test machine
+    # (tens of milliseconds) are small beside it. (At 20 ms, they kept the limit at 4 to
+    # 7 in loaded runs.)
+    fake.delay = 0.1
     client = ConnectorClient(connect_timeout=2, request_timeout=10, max_in_flight=256)
     try:
-        await asyncio.gather(*(client.running(compute(fake), "s%d" % i) for i in range(1000)))
+        await asyncio.gather(*(client.running(compute(fake), "s%d" % i) for i in range(600)))
     finally:
         client.close()
-    # It started with 1. (With 400 calls and >= 8, a busy CI machine's latency swings once
-    # kept it at 7.)
-    assert fake.most_in_flight >= 6
+    assert fake.most_in_flight >= 8  # it started with 1
