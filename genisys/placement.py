@@ -29,7 +29,9 @@ The rules (docs/placement.md says them for users):
   most ``maxSurge`` at a time: it adds up to that many where computes are under
   their share, waits until everything assigned runs, then removes as many where
   computes are over it, and waits again. What runs never drops below the total
-  nor exceeds it by more than ``maxSurge``.
+  nor exceeds it by more than ``maxSurge`` — but when the shares hold less than
+  the total (a room shrank since), a rebalance has nothing to add, and takes at
+  once what no room is left for.
 """
 
 import dataclasses
@@ -332,7 +334,8 @@ def _grow(assignment: dict[str, int], count: int, target: Mapping[str, int],
 def _shrink(assignment: dict[str, int], count: int, target: Mapping[str, int],
             by_name: Mapping[str, Candidate], turn: Mapping[str, int]) -> None:
     """Remove ``count``, one at a time where a compute is furthest over its share (a
-    compute out of the placement: its share is 0), ties the other way round."""
+    compute out of the placement: its share is 0); ties: out of the placement first,
+    then the lowest weight, then the most held there, then the name order backwards."""
     def key(name: str) -> tuple:
         n = assignment[name]
         c = by_name.get(name)

@@ -363,7 +363,9 @@ def test_a_service_own_processes_still_stopping_hold_their_room(tmp_path):
     """Capacity 3, three processes that ignore SIGTERM: ordered to 0, they still run
     until SIGKILL, and an order for 3 more of the same service needs room for 6."""
     async def scenario():
-        backend = ProcessBackend(state_dir=str(tmp_path / "state"), grace_period=30.0)
+        # They ignore SIGTERM: stopped, they run until the grace period ends (3 s, plenty
+        # for what follows, which takes milliseconds), then are killed.
+        backend = ProcessBackend(state_dir=str(tmp_path / "state"), grace_period=3.0)
         await backend.start()
         try:
             await backend.put_definition(Definition.from_body({"command": [
