@@ -490,11 +490,7 @@ class Intents:
     async def rebalance(self, name: str, *, expect_version: Version = None) -> dict:
         """Ask for a rebalance of a placed service: the reconciler moves its assignment
         to the shares, maxSurge at a time."""
-        def ask(current: Optional[Record]) -> dict:
-            if current is None:
-                raise NotFound("service %r does not exist" % name, field="service")
-            _check_version(current, expect_version, "service %r" % name)
-            service = Service.from_store(current.value)
+        def ask(service: Service) -> Service:
             if service.deleting:
                 raise Conflict("service %r is being deleted" % name, field="service")
             if not service.placed:
@@ -502,20 +498,28 @@ class Intents:
                                "give it a total and a placement (PUT /service/%s) to have it "
                                "placed" % (name, name), field="service")
             return service.model_copy(update={"rebalance": service.rebalance + 1,
-                                              "generation": service.generation + 1}).to_store()
-        spec = cast(Record, await self.store.update(service_key(name), ask))
-        return service_view(spec, await self.store.get(status_key(name)))
+                                              "generation": service.generation + 1})
+        return await self._update_service(name, ask, expect_version=expect_version)
 
     async def delete_service(self, name: str, *, expect_version: Version = None) -> dict:
         """Mark a service for deletion; the reconciler scales it to 0, then removes it."""
-        def mark(current: Optional[Record]) -> dict:
+        def mark(service: Service) -> Service:
+            if service.deleting:
+                return service
+            return service.model_copy(update={"deleting": True,
+                                              "generation": service.generation + 1})
+        return await self._update_service(name, mark, expect_version=expect_version)
+
+    async def _update_service(self, name: str, change: Callable[[Service], Service], *,
+                              expect_version: Version) -> dict:
+        """Atomically replace an existing service's spec with ``change(service)`` (the
+        same service: left as it is); its view."""
+        def update(current: Optional[Record]) -> dict:
             if current is None:
                 raise NotFound("service %r does not exist" % name, field="service")
             _check_version(current, expect_version, "service %r" % name)
             service = Service.from_store(current.value)
-            if service.deleting:
-                return current.value
-            return service.model_copy(update={"deleting": True,
-                                              "generation": service.generation + 1}).to_store()
-        spec = cast(Record, await self.store.update(service_key(name), mark))  # never deleted
+            changed = change(service)
+            return current.value if changed is service else changed.to_store()
+        spec = cast(Record, await self.store.update(service_key(name), update))  # never deleted
         return service_view(spec, await self.store.get(status_key(name)))
