@@ -449,7 +449,7 @@ def placement(fleet, settings):
     over ``placement_computes`` fresh simulated connectors (batch extension), seeded
     before the controller starts, as in ``convergence``. Measured: the seconds from
     the spawn to every service's assignment Converged (its status records); the
-    controller's placement counters (genisys_placement_cpu_seconds_total,
+    controller's placement counters (genisys_placement_seconds_total,
     genisys_placements_total) at the first poll that sees every service with an
     assignment (its first decisions), and once converged."""
     protocol = PROTOCOLS["batch"]
@@ -474,7 +474,8 @@ def placement(fleet, settings):
 
     def once_converged(reader, controller):
         return {"counters": procs.controller_placement(controller), "seen": reader.placed(),
-                "per_compute": reader.assigned_per_compute()}
+                "per_compute": reader.assigned_per_compute(),
+                "assignments": reader.assignments()}
 
     run = _until_converged(fleet, settings, protocol, db, connectors, wanted=services,
                            count=converged_services, read=once_converged)
@@ -488,6 +489,8 @@ def placement(fleet, settings):
         first["cpu_seconds_first_decisions"] = (
             first["cpu_seconds"] * services / first["decisions"]
             if first["decisions"] else None)
+    twin = _per_compute_twin(fleet, settings, protocol, read["assignments"]) \
+        if done >= services else None
     return {
         "protocol": protocol.name, "services": services, "total": settings.placement_total,
         "computes": len(computes), "strategy": spec["strategy"],
@@ -498,4 +501,27 @@ def placement(fleet, settings):
         "placement_cpu_seconds": counters["cpu_seconds"], "decisions": decisions,
         "us_per_decision": counters["cpu_seconds"] * 1e6 / decisions if decisions else None,
         "first_decisions": first or None, "seed_seconds": seed_seconds,
+        "per_compute_twin": twin,
     }
+
+
+def _per_compute_twin(fleet, settings, protocol, assignments):
+    """The same services with the counts per compute that the placed run converged to,
+    given as per-compute maps on as many fresh computes: the same pairs, connectors and
+    batches, without placement. Placed convergence is judged against this run, as it
+    differs only by placement (the 4-compute run of a has half the connectors, so
+    twice the batch of each call)."""
+    connectors, computes = _fresh_computes(fleet, settings, protocol,
+                                           settings.placement_computes)
+    # _fresh_computes names them c0..cN, as it named the placed run's.
+    assert set().union(*assignments.values()) <= set(computes)
+    db = os.path.join(settings.workdir, "placement-twin-%dx%d.db" % (len(assignments),
+                                                                       len(computes)))
+    _seed_timed(db, computes=computes, services=sorted(assignments), per_compute=assignments,
+                number=max(max(a.values()) for a in assignments.values()))
+    pairs = sum(len(a) for a in assignments.values())
+    run = _until_converged(fleet, settings, protocol, db, connectors, wanted=pairs,
+                           count=lambda reader, _: reader.pairs_at_desired())
+    fleet.stop(*connectors)
+    run.pop("read")
+    return {"pairs": pairs, "pairs_converged": run.pop("done"), **run}

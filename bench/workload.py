@@ -15,6 +15,7 @@
 """
 
 import asyncio
+import json
 import sqlite3
 import time
 
@@ -42,7 +43,7 @@ def compute_names(count):
     return ["c%d" % i for i in range(count)]
 
 
-async def _seed(path, computes, services, number, placement):
+async def _seed(path, computes, services, number, placement, per_compute):
     store = store_from_url("sqlite:///" + path)
     await store.open()
     try:
@@ -56,17 +57,19 @@ async def _seed(path, computes, services, number, placement):
             metadata = ServiceUpdate.model_validate({"replicas": number,
                                                      "placement": placement})
         for start in range(0, len(services), _SEED_CHUNK):
-            await asyncio.gather(*(intents.put_service(name, replicas, metadata=metadata)
-                                   for name in services[start:start + _SEED_CHUNK]))
+            await asyncio.gather(*(intents.put_service(
+                name, per_compute[name] if per_compute is not None else replicas,
+                metadata=metadata) for name in services[start:start + _SEED_CHUNK]))
     finally:
         await store.close()
 
 
-def seed_store(path, *, computes, services=(), number=1, placement=None):
+def seed_store(path, *, computes, services=(), number=1, placement=None, per_compute=None):
     """Create the SQLite store at ``path`` holding ``computes`` ({name: connector URL})
     and one service per name of ``services`` wanting ``number`` resources on each;
-    with a ``placement`` (its JSON form), a total of ``number`` that genisys places."""
-    asyncio.run(_seed(path, dict(computes), list(services), number, placement))
+    with a ``placement`` (its JSON form), a total of ``number`` that genisys places;
+    with ``per_compute`` ({service: {compute: count}}), those counts instead."""
+    asyncio.run(_seed(path, dict(computes), list(services), number, placement, per_compute))
 
 
 class StatusReader:
@@ -103,6 +106,16 @@ class StatusReader:
         """Pairs reported Converged with ``running`` resources."""
         return self._conn.execute(self._CONVERGED, (running,)).fetchone()[0]
 
+    def pairs_at_desired(self):
+        """Pairs reported Converged with as many running as desired (above 0)."""
+        return self._conn.execute(
+            "SELECT COUNT(*) FROM kv, json_each(kv.value, '$.computes') AS pair "
+            "WHERE kv.key >= 'status/' AND kv.key < 'status0' "
+            "AND json_extract(pair.value, '$.condition') = 'Converged' "
+            "AND json_extract(pair.value, '$.desired') > 0 "
+            "AND json_extract(pair.value, '$.running') = json_extract(pair.value, '$.desired')"
+        ).fetchone()[0]
+
     def placed(self):
         """What the status records say of placed services: {"assigned": services with
         an assignment, "converged": services whose whole total is assigned and every
@@ -110,6 +123,14 @@ class StatusReader:
         "pairs": (compute, service) pairs of assignments so converged}."""
         assigned, converged, pairs = self._conn.execute(self._PLACED).fetchone()
         return {"assigned": assigned, "converged": converged, "pairs": pairs}
+
+    def assignments(self):
+        """{service: its status.placement.assignment}, of every placed service that has one."""
+        return {key[len("status/"):]: json.loads(assignment) for key, assignment in
+                self._conn.execute(
+                    "SELECT key, json_extract(value, '$.placement.assignment') FROM kv"
+                    " WHERE key >= 'status/' AND key < 'status0'"
+                    " AND json_type(value, '$.placement.assignment') IS NOT NULL")}
 
     def assigned_per_compute(self):
         """{compute: resources the placed services' assignments put there}."""

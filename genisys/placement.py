@@ -417,25 +417,28 @@ def assign(service: Service, status: Mapping[str, Any], *,
     None: what the status recorded)."""
     spec = placement_of(service)
     before = status.get("placement") or {}
-    entries = status.get("computes", {})
     names = tuple(eligible(spec, computes))
     if capacity is None:
-        capacity = {c: (r["total"], r["usedByOthers"])
-                    for c, r in before.get("capacity", {}).items()}
-    reported = tuple(sorted((c, r) for c, r in capacity.items() if r is not None))
+        recorded = before.get("capacity")
+        reported = tuple(sorted((c, (r["total"], r["usedByOthers"]))
+                                for c, r in recorded.items())) if recorded else ()
+    else:
+        reported = tuple(sorted((c, r) for c, r in capacity.items() if r is not None))
     rebalance = service.rebalance > before.get("rebalanced", 0)
-    running = tuple(sorted((c, e.get("running")) for c, e in entries.items()
-                           if e.get("condition") == CONVERGED))
+    running, refusing, desired = _past(status.get("computes"))
     # A service that had counts per compute keeps them as its first assignment: giving it
     # a total moves nothing by itself either.
-    previous = before.get("assignment") if before else (
-        {c: e["desired"] for c, e in entries.items() if e.get("desired")} or None)
+    if before:
+        assigned = before.get("assignment")
+        previous = None if assigned is None else tuple(sorted(assigned.items()))
+    else:
+        previous = desired or None
+    weights = spec.get("weights")
     decided = _decide(
         cast(int, service.replicas), spec.get("strategy", SPREAD),
-        tuple(sorted((spec.get("weights") or {}).items())), spec.get("maxPerCompute"),
-        spec.get("maxSurge"), names, reported,
-        None if previous is None else tuple(sorted(previous.items())), running, rebalance,
-        tuple(sorted(refused(status))), _start(service.name, len(names)))
+        tuple(sorted(weights.items())) if weights else (), spec.get("maxPerCompute"),
+        spec.get("maxSurge"), names, reported, previous, running, rebalance, refusing,
+        _start(service.name, len(names)))
     placed = dict(decided)
     for field in ("assignment", "shares", "reasons"):
         placed[field] = dict(placed[field])  # the cached answer stays as it is
@@ -444,6 +447,23 @@ def assign(service: Service, status: Mapping[str, Any], *,
     placed["rebalanced"] = service.rebalance if not rebalance or done \
         else before.get("rebalanced", 0)
     return placed
+
+
+def _past(entries: Optional[Mapping[str, Any]]) -> tuple[tuple, tuple, tuple]:
+    """From a status's entries, in one pass (a first decision has none): what runs where
+    it converged, the computes that refused for lack of capacity (``refused``), and what
+    each was told to run, as sorted tuples (hashable, for ``_decide``)."""
+    if not entries:
+        return (), (), ()
+    running, refusing, desired = [], [], []
+    for compute, entry in sorted(entries.items()):
+        if entry.get("condition") == CONVERGED:
+            running.append((compute, entry.get("running")))
+        if entry.get("reason") == INSUFFICIENT_CAPACITY:
+            refusing.append(compute)
+        if entry.get("desired"):
+            desired.append((compute, entry["desired"]))
+    return tuple(running), tuple(refusing), tuple(desired)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,7 +1,16 @@
 """The reconciler with placed services, on simulated connectors: a new placed service,
 one that had counts per compute, the first upscale without a compute, and the plan."""
 
+import re
+
 from tests.support import wait_for
+
+
+def _placement_counters(genisys):
+    """(genisys_placements_total, genisys_placement_seconds_total) from /metrics."""
+    found = dict(re.findall(r"^genisys_(placements|placement_seconds)_total ([0-9.e+-]+)$",
+                            genisys.request("GET", "/metrics").text, re.M))
+    return float(found["placements"]), float(found["placement_seconds"])
 
 
 def _status(genisys, name):
@@ -63,6 +72,7 @@ def test_a_service_given_a_total_keeps_its_counts_until_a_rebalance(start_genisy
 def test_the_first_upscale_without_a_compute_places_a_new_service_everywhere(
         start_genisys, start_connector):
     genisys = _setup(start_genisys, start_connector, ["a", "b", "c"])
+    assert _placement_counters(genisys) == (0.0, 0.0)  # no placed service yet
     for _ in range(4):
         r = genisys.request("POST", "/service/api/upscale", json={})
         assert r.status_code == 202, r.text
@@ -71,6 +81,9 @@ def test_the_first_upscale_without_a_compute_places_a_new_service_everywhere(
     assert view["replicas"] == 4 and "placement" not in view
     messages = [e["message"] for e in view["events"] if e["reason"] == "Placed"]
     assert "placed 1 on a (Spread)" in messages
+    # Every pass of a placed service decides its placement, and the time it took counts.
+    decisions, seconds = _placement_counters(genisys)
+    assert decisions >= 1 and 0 < seconds < 60
     r = genisys.request("POST", "/service/api/upscale", json={"compute": "a"})
     assert r.status_code == 409 and "is placed by genisys (a total of 4)" in r.json()[
         "error"]["message"]
