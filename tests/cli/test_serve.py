@@ -1,5 +1,6 @@
 """`genisys serve` / `python genisys.py` as a user runs them: real processes."""
 
+import gc
 import os
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from genisys.cli import GC_FIRST_THRESHOLD, tune_gc
 from tests.support import ROOT, run_genisys
 
 
@@ -155,3 +157,16 @@ def test_genisys_py_from_the_repository_root_serves(start_genisys, tmp_path):
     server = start_genisys(env={"GENISYS_STORE": "memory://"}, store=False)
     assert server.request("GET", "/healthz").json() == {"status": "ok"}
     assert os.path.exists(os.path.join(ROOT, "genisys.py"))
+
+
+def test_servers_collect_young_objects_less_often_and_keep_a_higher_threshold():
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_gc()
+        assert gc.get_threshold() == (GC_FIRST_THRESHOLD, 10, 10)
+        gc.set_threshold(GC_FIRST_THRESHOLD * 2, 5, 7)
+        tune_gc()  # a higher one, set by whoever embeds genisys, stays
+        assert gc.get_threshold() == (GC_FIRST_THRESHOLD * 2, 5, 7)
+    finally:
+        gc.set_threshold(*saved)
