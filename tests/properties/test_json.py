@@ -2,8 +2,10 @@
 JSON value or refused with ``Invalid`` on the field ``body``; standard JSON comes back
 as what was sent; duplicate fields, NaN and Infinity are refused. And of the JSON
 genisys writes and reads back itself: answers (``dump_json``) and stored values
-(``decode``)."""
+(``decode``); and the timestamps of status entries and events.
+"""
 
+import datetime
 import json
 import math
 
@@ -11,6 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from genisys.errors import Invalid
+from genisys.reconciler.status import timestamp
 from genisys.store.base import decode
 from genisys.web import dump_json, parse_json
 from tests.properties.common import (
@@ -190,3 +193,10 @@ def _same(a, b):
     if isinstance(a, list):
         return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
     return a == b and type(a) is type(b)
+
+
+@PROPERTY
+@given(st.datetimes(min_value=datetime.datetime(1000, 1, 1),
+                    timezones=st.just(datetime.timezone.utc)))
+def test_a_timestamp_is_what_strftime_would_say(now):
+    assert timestamp(now) == now.strftime("%Y-%m-%dT%H:%M:%SZ")
