@@ -136,7 +136,7 @@ async def run(settings, *, stop=None):
 
 
 async def _run_controller(settings, computes, stop):
-    store = store_from_url(settings.store.url)
+    store = store_from_url(settings.store.url, etcd_security=settings.store.etcd_security())
     try:
         await store.open()
     except GenisysError as e:

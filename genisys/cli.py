@@ -29,10 +29,12 @@ later wins: defaults < genisys.yml < GENISYS_* environment < flags.
   -                        GENISYS_CONFIG             --config
   -                        GENISYS_TOKEN              - (admin token(s), comma-separated;
                                                          never a flag: flags show in ps)
+  -                        GENISYS_ETCD_PASSWORD      - (the --etcd-user's password, or
+                                                         --etcd-password-file)
 
 Durations are written 15s, 500ms, 2m or 1h. Store URLs: sqlite:///relative.db,
 sqlite:////absolute/path.db, etcd://host:2379[,host:2379...][/prefix] (several
-replicas, one elected leader), memory:// (tests only).
+replicas, one elected leader; etcd+https:// over TLS), memory:// (tests only).
 
 examples:
   genisys serve
@@ -40,6 +42,9 @@ examples:
   GENISYS_POLL_INTERVAL=5s genisys serve --compute-file ./computes.py
   genisys serve --manifests /etc/genisys/manifests     # sidecar mode
   genisys serve --store etcd://10.0.0.1:2379,10.0.0.2:2379 --bind 0.0.0.0
+  GENISYS_ETCD_PASSWORD=... genisys serve --store etcd+https://etcd.internal:2379 \
+      --etcd-ca-file ca.pem --etcd-cert-file client.pem --etcd-key-file client.key \
+      --etcd-user genisys
 """
 
 

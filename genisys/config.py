@@ -61,9 +61,33 @@ class AuthSettings:
 
 @dataclasses.dataclass(frozen=True)
 class StoreSettings:
-    #: Where intents and status live: sqlite:///path (durable, the default)
+    #: Where intents and status live: sqlite:///path (durable, the default),
+    #: etcd://host:port[,...][/prefix] (shared by replicas; etcd+https:// over TLS)
     #: or memory:// (tests only: everything is lost on exit).
     url: str = "sqlite:///./var/genisys.db"
+    #: etcd over TLS (docs/distributed.md): PEM bundle of the CAs that sign the
+    #: members' certificates (None: the system's); any of the three files turns
+    #: TLS on, as etcd+https:// does.
+    etcd_ca_file: Optional[str] = None
+    #: PEM client certificate and its key, for members that ask for one.
+    etcd_cert_file: Optional[str] = None
+    etcd_key_file: Optional[str] = None
+    #: etcd user (with etcd's authentication on); its role needs readwrite on the
+    #: store's key prefix and nothing else.
+    etcd_user: Optional[str] = None
+    #: File whose first line is that user's password (chmod 600); or the
+    #: GENISYS_ETCD_PASSWORD variable. Never a flag: flags show in ps.
+    etcd_password_file: Optional[str] = None
+    #: The password itself, read from one of those (never logged, nor in a repr).
+    etcd_password: Optional[str] = dataclasses.field(default=None, repr=False)
+
+    def etcd_security(self):
+        """The ``EtcdSecurity`` of these settings (imported here: the etcd client is not
+        loaded by a CLI command that only reads its settings)."""
+        from genisys.store.etcd_client import EtcdSecurity
+        return EtcdSecurity(ca_file=self.etcd_ca_file, cert_file=self.etcd_cert_file,
+                            key_file=self.etcd_key_file, user=self.etcd_user,
+                            password=self.etcd_password)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +321,14 @@ def parse_store(value):
     return value
 
 
+def parse_etcd_user(value):
+    # etcd takes any name; genisys takes what a person would type (no spaces or controls).
+    if not isinstance(value, str) or not re.fullmatch(r"[!-~]{1,128}", value):
+        raise ValueError("must be an etcd user name (1 to 128 visible ASCII characters), "
+                         "got %r" % (value,))
+    return value
+
+
 def parse_path(value):
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a file path, got %r" % (value,))
@@ -386,6 +418,19 @@ OPTIONS = [
            "state store URL: sqlite:///path, etcd://host:port[,host:port...][/prefix] or "
            "memory:// (default sqlite:///./var/genisys.db)",
            "URL"),
+    Option("genisys.etcd_ca_file", "GENISYS_ETCD_CA_FILE", "--etcd-ca-file", parse_path,
+           "store.etcd_ca_file", "etcd store over TLS: PEM CA bundle that signs the members' "
+           "certificates (default: system CAs)", "FILE"),
+    Option("genisys.etcd_cert_file", "GENISYS_ETCD_CERT_FILE", "--etcd-cert-file", parse_path,
+           "store.etcd_cert_file", "etcd store over TLS: PEM client certificate", "FILE"),
+    Option("genisys.etcd_key_file", "GENISYS_ETCD_KEY_FILE", "--etcd-key-file", parse_path,
+           "store.etcd_key_file", "etcd store over TLS: the client certificate's key", "FILE"),
+    Option("genisys.etcd_user", "GENISYS_ETCD_USER", "--etcd-user", parse_etcd_user,
+           "store.etcd_user", "etcd user to authenticate as; its password comes from "
+           "GENISYS_ETCD_PASSWORD or --etcd-password-file", "NAME"),
+    Option("genisys.etcd_password_file", "GENISYS_ETCD_PASSWORD_FILE", "--etcd-password-file",
+           parse_path, "store.etcd_password_file",
+           "file whose first line is the etcd user's password (chmod 600)", "FILE"),
     Option("genisys.max_replicas", "GENISYS_MAX_REPLICAS", "--max-replicas", parse_max_replicas,
            "intents.max_replicas",
            "highest desired count per service and compute (default 1000)", "N"),
@@ -515,6 +560,63 @@ def _check_ca_file(path):
                           field="connector.ca_file") from e
 
 
+def _check_etcd(store, environ):
+    """The etcd store's TLS files and user, checked now (a file that can't be read, a
+    certificate without its key, a user without a password); sets ``etcd_password``."""
+    given = [k for k in ("etcd_ca_file", "etcd_cert_file", "etcd_key_file", "etcd_user",
+                         "etcd_password_file") if store.get(k) is not None]
+    if environ.get("GENISYS_ETCD_PASSWORD") is not None:
+        given.append("GENISYS_ETCD_PASSWORD")
+    url = store.get("url", StoreSettings.url)
+    if not url.startswith("etcd"):
+        if given:
+            field = given[0] if given[0].startswith("GENISYS") else "genisys." + given[0]
+            raise ConfigError("%s is for an etcd store, and the store is %s" % (field, url),
+                              field=field)
+        return
+    cert, key = store.get("etcd_cert_file"), store.get("etcd_key_file")
+    if (cert is None) != (key is None):
+        raise ConfigError("a client certificate for etcd needs both --etcd-cert-file and "
+                          "--etcd-key-file", field="genisys.etcd_key_file" if key is None
+                          else "genisys.etcd_cert_file")
+    ca = store.get("etcd_ca_file")
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError("cannot load CA certificates from %s: %s"
+                          % (ca, getattr(e, "strerror", None) or e),
+                          field="genisys.etcd_ca_file") from e
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError("cannot use certificate %s with key %s: %s"
+                              % (cert, key, getattr(e, "strerror", None) or e),
+                              field="genisys.etcd_cert_file") from e
+    password = environ.get("GENISYS_ETCD_PASSWORD")
+    path = store.get("etcd_password_file")
+    if path is not None:
+        try:
+            if os.stat(path).st_mode & 0o077:
+                raise ConfigError("the etcd password file %s can be read by other users: "
+                                  "chmod 600 it" % path, field="genisys.etcd_password_file")
+            with open(path, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("cannot read the etcd password file %s: %s"
+                              % (path, getattr(e, "strerror", None) or "not UTF-8 text"),
+                              field="genisys.etcd_password_file") from None
+    if store.get("etcd_user") is None and password is not None:
+        raise ConfigError("an etcd password was given (GENISYS_ETCD_PASSWORD or "
+                          "--etcd-password-file) but no --etcd-user",
+                          field="genisys.etcd_user")
+    if store.get("etcd_user") is not None and not password:
+        raise ConfigError("etcd user %r needs a password: set GENISYS_ETCD_PASSWORD, or "
+                          "give --etcd-password-file" % store["etcd_user"],
+                          field="genisys.etcd_user")
+    store["etcd_password"] = password
+
+
 def load_settings(flags=None, environ=None):
     """Build Settings from ``flags`` ({flag: text or None}) and ``environ``.
 
@@ -567,6 +669,7 @@ def load_settings(flags=None, environ=None):
     groups["auth"]["tokens"] = _load_tokens(groups["auth"].get("tokens_file"), environ)
     _check_tls(groups["server"].get("tls_cert"), groups["server"].get("tls_key"))
     _check_ca_file(groups["connector"].get("ca_file"))
+    _check_etcd(groups["store"], environ)
     check_exposure(API_EXPOSURE, bind=groups["server"].get("bind", ServerSettings.bind),
                    has_tokens=bool(groups["auth"]["tokens"]),
                    insecure_bind_any=groups["auth"].get("insecure_bind_any", False))

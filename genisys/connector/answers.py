@@ -74,6 +74,9 @@ class AnswerReader:
         self.too_large = None
 
     def install(self, curl):
+        # tornado's curl client turns libcurl's verbose trace on when its logger is at
+        # DEBUG: that trace holds every header sent, the connector's token among them.
+        curl.setopt(pycurl.VERBOSE, 0)
         curl.setopt(pycurl.HEADERFUNCTION, self._header)
         curl.setopt(pycurl.WRITEFUNCTION, self._write)
 

@@ -1,4 +1,6 @@
-"""``etcd://host:port[,host:port...][/prefix]``: the store shared by several replicas.
+"""``etcd://host:port[,host:port...][/prefix]``: the store shared by several replicas
+(``etcd+https://`` over TLS; with a user and a client certificate if need be:
+``etcd_client.EtcdSecurity``).
 
 The data model is etcd's own: the store revision is etcd's revision and a
 record's version its ``mod_revision``. Keys live under a prefix (default
@@ -58,8 +60,10 @@ from genisys.store.base import (
 )
 from genisys.store.etcd_client import (
     Endpoint,
+    EtcdAuthError,
     EtcdClient,
     EtcdError,
+    EtcdSecurity,
     Json,
     b64,
     parse_endpoints,
@@ -187,10 +191,12 @@ class EtcdStore(Store):
     shared = True
 
     def __init__(self, endpoints: Iterable[Endpoint], prefix: str = DEFAULT_PREFIX, *,
-                 timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None,
+                 security: Optional[EtcdSecurity] = None) -> None:
         self.endpoints = list(endpoints)
         self.prefix = prefix
-        self._client = EtcdClient(self.endpoints, **({"timeout": timeout} if timeout else {}))
+        self._client = EtcdClient(self.endpoints, security=security or EtcdSecurity(),
+                                  **({"timeout": timeout} if timeout else {}))
         self._client.on_failover = self._endpoint_failed
         self._closed = True
         self._locks = _KeyLocks()
@@ -213,13 +219,37 @@ class EtcdStore(Store):
                 raise StoreUnavailable("etcd %s is too old: genisys needs etcd 3.4 or newer"
                                        % self.server_version)
             self._closed = False
-            await self.revision()
+            await self._check_permissions()
         except BaseException:
             self._closed = True
             self._client.close()
             raise
         log.info("etcd store: members %s, key prefix %r, etcd %s",
                  ", ".join(map(str, self.endpoints)), self.prefix, self.server_version)
+
+    async def _check_permissions(self) -> None:
+        """Read, then write, under the prefix, as the store will: a user without the
+        permissions is refused now, with a line saying which, not at its first write.
+        The write is a transaction whose put never runs (its comparison cannot hold),
+        but etcd checks the permissions of both its branches all the same."""
+        user = self._client.security.user
+        try:
+            await self.revision()
+        except EtcdAuthError:
+            raise EtcdAuthError("etcd user %r may not read the keys under %r: its role "
+                                "needs readwrite on that prefix (docs/distributed.md, "
+                                "\"Least privilege\")" % (user, self.prefix)) from None
+        probe = b64(self._key(".write-check"))
+        try:
+            await self._call("/v3/kv/txn", {
+                "compare": [{"key": probe, "target": "VERSION", "result": "LESS",
+                             "version": "0"}],
+                "success": [{"request_put": {"key": probe, "value": ""}}]})
+        except EtcdAuthError:
+            raise EtcdAuthError("etcd user %r may read but not write the keys under %r: "
+                                "its role needs readwrite on that prefix "
+                                "(docs/distributed.md, \"Least privilege\")"
+                                % (user, self.prefix)) from None
 
     async def close(self) -> None:
         if self._closed:

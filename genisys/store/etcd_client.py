@@ -7,6 +7,15 @@ Every call is a POST of a JSON body to one member (``/v3/kv/range``,
 newline-separated JSON messages, read over a connection of their own so
 they can be closed at any moment.
 
+Security (docs/distributed.md, "etcd over TLS, with a user"): with
+``EtcdSecurity(tls=True)`` every call and stream is HTTPS, the member's
+certificate checked against the CA file (or the system's CAs) and a client
+certificate shown when one is given; with a ``user``, the client gets a token
+from ``/v3/auth/authenticate`` and sends it with every call and stream, and
+gets a new one when etcd says it is no longer valid (simple tokens expire after
+five idle minutes; a restarted member forgets them). The password is kept for
+that, and never appears in a log line, an error or a ``repr``.
+
 Fail-over: calls go to the *current* member; when it fails, the next listed
 member becomes current. A call that is safe to repeat (a read, a lease
 keep-alive, a write whose repetition changes nothing) is tried on the next
@@ -23,6 +32,7 @@ import dataclasses
 import json
 import logging
 import re
+import ssl
 import time
 from typing import Any, Callable, Optional
 
@@ -46,8 +56,11 @@ REQUEST_TIMEOUT = 5.0
 #: passed over quickly.
 CONNECT_TIMEOUT = 2.0
 #: gRPC status codes etcd answers with (in the gateway's ``code`` field).
+INVALID_ARGUMENT = 3
+PERMISSION_DENIED = 7
 OUT_OF_RANGE = 11
 UNAVAILABLE = 14
+UNAUTHENTICATED = 16
 #: curl errors that mean the request never left this process.
 _NOT_SENT_CURL_ERRORS = (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST)
 #: A decoded JSON answer or message of etcd's gateway.
@@ -56,6 +69,65 @@ Json = dict[str, Any]
 #: etcd errors that mean a write was refused before it was proposed, so it
 #: may be sent to another member (clientv3 retries mutations on these too).
 _NOT_APPLIED_MESSAGES = ("etcdserver: no leader", "etcdserver: not capable")
+#: etcd errors that mean the token is no longer good (it expired, the member restarted,
+#: or users changed since it was given): authenticate again, then call again.
+_STALE_TOKEN_MESSAGES = ("etcdserver: invalid auth token",
+                         "etcdserver: revision of auth store is old",
+                         "etcdserver: user name is empty")
+#: curl errors of a TLS handshake or certificate: nothing was sent.
+_TLS_CURL_ERRORS = (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION,
+                    pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CERTPROBLEM,
+                    getattr(pycurl, "E_SSL_CACERT", 60))
+
+
+@dataclasses.dataclass(frozen=True)
+class EtcdSecurity:
+    """How genisys and etcd prove who they are (docs/distributed.md): TLS, and a user."""
+
+    #: HTTPS to every member (``etcd+https://``, or any of the files below).
+    tls: bool = False
+    #: PEM bundle of the CAs that sign the members' certificates (None: the system's).
+    ca_file: Optional[str] = None
+    #: PEM client certificate and its key, for members that ask for one
+    #: (``--client-cert-auth``).
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    #: etcd user to authenticate as (None: etcd's authentication is off).
+    user: Optional[str] = None
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of a watch stream (calls go through curl, with the same files)."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+class EtcdAuthError(StoreUnavailable):
+    """etcd refused this user: a wrong name or password, or a permission it lacks."""
+
+
+def _tls_problem(message: str, security: EtcdSecurity) -> str:
+    """A TLS failure as a person can act on it: which file or certificate is wrong."""
+    lowered = message.lower()
+    if "certificate has expired" in lowered or "certificate expired" in lowered:
+        if "alert" in lowered:  # the member refused ours
+            return "the member refused the client certificate %s: it has expired (%s)" % (
+                security.cert_file, message)
+        return "the member's certificate has expired (%s)" % message
+    if "alert" in lowered and ("certificate" in lowered or "handshake" in lowered):
+        return ("the member refused the client certificate%s (%s)" % (
+            " " + security.cert_file if security.cert_file else ": none was given "
+            "(--etcd-cert-file, --etcd-key-file)", message))
+    if "certificate" in lowered or "issuer" in lowered or "verify" in lowered:
+        return ("the member's certificate is not signed by a CA of %s (%s)" % (
+            security.ca_file or "the system's trusted CAs (--etcd-ca-file)", message))
+    return message
 
 
 def b64(text: str) -> str:
@@ -101,7 +173,14 @@ class EtcdError(StoreUnavailable):
         self.endpoint = endpoint
 
 
+def _quiet(curl: pycurl.Curl) -> None:
+    # tornado's curl client turns libcurl's verbose trace on when its logger is at DEBUG:
+    # that trace holds every header and body sent, so the etcd token and password too.
+    curl.setopt(pycurl.VERBOSE, 0)
+
+
 def _fresh_connection(curl: pycurl.Curl) -> None:
+    _quiet(curl)
     curl.setopt(pycurl.FRESH_CONNECT, 1)
 
 
@@ -117,10 +196,15 @@ class EtcdClient:
     """Calls to a cluster through its listed members; one per store."""
 
     def __init__(self, endpoints: list[Endpoint], *, timeout: float = REQUEST_TIMEOUT,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 security: EtcdSecurity = EtcdSecurity()) -> None:
         if not endpoints:
             raise ValueError("etcd needs at least one endpoint")
         self.endpoints = list(endpoints)
+        self.security = security
+        #: The token etcd gave ``security.user`` (None: none yet, or no user).
+        self._token: Optional[str] = None
+        self._authenticating: Optional[asyncio.Future[str]] = None
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._current = 0
@@ -166,6 +250,72 @@ class EtcdClient:
         if http is None:
             raise StoreUnavailable("the etcd store is closed")
         deadline = time.monotonic() + (timeout or self.timeout)
+        try:
+            return await self._call_members(http, path, body, deadline, retry_sent=retry_sent,
+                                            fresh=fresh)
+        except EtcdError as e:
+            if self.security.user is None or not any(
+                    m in str(e) for m in _STALE_TOKEN_MESSAGES):
+                raise
+        # The token went stale (it expired, or the member restarted): a new one, and the
+        # call again. etcd refused the call before acting on it, so it may be repeated.
+        await self.authenticate(stale=self._token)
+        return await self._call_members(http, path, body, deadline, retry_sent=retry_sent,
+                                        fresh=fresh)
+
+    async def authenticate(self, *, stale: Optional[str] = None) -> str:
+        """A token for ``security.user`` (a new one if the current one is ``stale``); one
+        request at a time, however many calls found the token stale together."""
+        if self._token is not None and self._token != stale:
+            return self._token
+        if self._authenticating is None:
+            self._authenticating = asyncio.ensure_future(self._authenticate())
+        authenticating = self._authenticating
+        try:
+            return await asyncio.shield(authenticating)
+        finally:
+            if self._authenticating is authenticating and authenticating.done():
+                self._authenticating = None
+
+    async def _authenticate(self) -> str:
+        http = self._http
+        if http is None:
+            raise StoreUnavailable("the etcd store is closed")
+        body = {"name": self.security.user, "password": self.security.password or ""}
+        try:
+            answer = await self._call_members(http, "/v3/auth/authenticate", body,
+                                              time.monotonic() + self.timeout,
+                                              retry_sent=True, fresh=False, token=False)
+        except EtcdError as e:
+            if e.code == INVALID_ARGUMENT and "authentication failed" in str(e):
+                raise EtcdAuthError("etcd refused user %r: wrong user name or password "
+                                    "(--etcd-user, GENISYS_ETCD_PASSWORD)"
+                                    % self.security.user) from None
+            if "authentication is not enabled" in str(e):
+                raise EtcdAuthError("etcd has authentication off, but --etcd-user %r was "
+                                    "given: enable it (etcdctl auth enable), or drop the user"
+                                    % self.security.user) from None
+            raise
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise StoreUnavailable("etcd answered /v3/auth/authenticate without a token")
+        self._token = token
+        return token
+
+    def token_refused(self, message: str) -> None:
+        """A stream was refused with ``message``: if it says the token is stale, the next
+        call or stream gets a new one."""
+        if any(m in message for m in _STALE_TOKEN_MESSAGES):
+            self._token = None
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self._token} if self._token else {}
+
+    async def _call_members(self, http: CurlAsyncHTTPClient, path: str, body: Json,
+                            deadline: float, *, retry_sent: bool, fresh: bool,
+                            token: bool = True) -> Json:
+        if token and self.security.user is not None and self._token is None:
+            await self.authenticate()
         errors = []
         for tried in range(len(self.endpoints)):
             endpoint = self.current
@@ -176,7 +326,8 @@ class EtcdClient:
             # that stalls doesn't use it all up.
             share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
             try:
-                return await self._call_one(http, endpoint, path, body, share, fresh=fresh)
+                return await self._call_one(http, endpoint, path, body, share, fresh=fresh,
+                                            token=token)
             except _Unsent as e:
                 errors.append("%s: %s" % (endpoint, e))
                 self.failed(endpoint, e)
@@ -190,21 +341,35 @@ class EtcdClient:
                                % (path, "; ".join(errors) or "out of time"))
 
     async def _call_one(self, http: CurlAsyncHTTPClient, endpoint: Endpoint, path: str,
-                        body: Json, timeout: float, *, fresh: bool = False) -> Json:
+                        body: Json, timeout: float, *, fresh: bool = False,
+                        token: bool = True) -> Json:
         """``fresh``: on a new connection. libcurl sends a request again, by itself, when
         the kept-alive connection it went out on closes with no answer (taken for one
         the server had closed while idle, though the server may have acted on it); a
         call that must not be sent twice goes out on a connection of its own, which
         libcurl never does that for. It costs a connection (and a socket left in
         TIME_WAIT) per call, so only such calls use it."""
+        security = self.security
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers.update(self.auth_headers())
         request = tornado.httpclient.HTTPRequest(
-            endpoint.base_url + path, method="POST", body=json.dumps(body),
-            headers={"Content-Type": "application/json"},
+            "%s://%s%s" % (security.scheme, endpoint, path), method="POST",
+            body=json.dumps(body), headers=headers,
             connect_timeout=min(self.connect_timeout, timeout), request_timeout=timeout,
-            follow_redirects=False, prepare_curl_callback=_fresh_connection if fresh else None)
+            follow_redirects=False, prepare_curl_callback=_fresh_connection if fresh else _quiet,
+            ca_certs=security.ca_file, client_cert=security.cert_file,
+            client_key=security.key_file)
         try:
             response = await http.fetch(request, raise_error=False)
         except CurlError as e:
+            # A member that refuses our certificate says so with a TLS alert, which TLS 1.3
+            # delivers after the handshake (curl then fails to send or to receive): the
+            # request was never read either way.
+            if security.tls and (e.errno in _TLS_CURL_ERRORS or (
+                    e.errno in (pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR)
+                    and "alert" in e.message.lower())):
+                raise _Unsent(_tls_problem(e.message, security)) from None
             if e.errno in _NOT_SENT_CURL_ERRORS or (e.errno == pycurl.E_OPERATION_TIMEDOUT and
                                                     e.message.startswith(("Connection timed out",
                                                                           "Resolving timed out"))):
@@ -228,6 +393,10 @@ class EtcdClient:
                 if any(m in message for m in _NOT_APPLIED_MESSAGES):
                     raise _Unsent(message)
                 raise _Failed(message)
+            if code == PERMISSION_DENIED:
+                raise EtcdAuthError("etcd %s at %s: %s: etcd user %r lacks a permission it "
+                                    "needs (docs/distributed.md gives its role)"
+                                    % (path, endpoint, message, security.user))
             raise EtcdError("etcd %s at %s: %s" % (path, endpoint, message), code=code,
                             endpoint=endpoint)
         self.note_revision(answer.get("header"))
@@ -245,7 +414,10 @@ class EtcdClient:
                           on_message: Callable[[Json], None]) -> "Stream":
         """Start a streaming call on ``endpoint``; returns a Stream whose ``done``
         finishes when the stream ends. ``on_message(dict)`` gets each message."""
-        stream = Stream(endpoint, on_message)
+        if self.security.user is not None and self._token is None:
+            await self.authenticate()
+        stream = Stream(endpoint, on_message, security=self.security,
+                        headers=self.auth_headers())
         await stream.open(path, body, connect_timeout=self.connect_timeout)
         return stream
 
@@ -256,8 +428,12 @@ class Stream:
     #: Finishes (possibly with an exception) when the stream ends; set by open().
     done: "asyncio.Future[Any]"
 
-    def __init__(self, endpoint: Endpoint, on_message: Callable[[Json], None]) -> None:
+    def __init__(self, endpoint: Endpoint, on_message: Callable[[Json], None], *,
+                 security: EtcdSecurity = EtcdSecurity(),
+                 headers: Optional[dict[str, str]] = None) -> None:
         self.endpoint = endpoint
+        self._security = security
+        self._extra_headers = headers or {}
         self._on_message = on_message
         self._iostream: Optional[tornado.iostream.IOStream] = None
         self._buffer = b""
@@ -266,7 +442,11 @@ class Stream:
     async def open(self, path: str, body: Json, *, connect_timeout: float) -> None:
         try:
             iostream = await tornado.tcpclient.TCPClient().connect(
-                self.endpoint.host, self.endpoint.port, timeout=connect_timeout)
+                self.endpoint.host, self.endpoint.port, timeout=connect_timeout,
+                ssl_options=self._security.ssl_context() if self._security.tls else None)
+        except ssl.SSLError as e:
+            raise StoreUnavailable("cannot connect to etcd member %s: %s" % (
+                self.endpoint, _tls_problem(str(e), self._security))) from e
         except (OSError, tornado.iostream.StreamClosedError, asyncio.TimeoutError,
                 tornado.util.TimeoutError) as e:
             raise StoreUnavailable("cannot connect to etcd member %s: %s"
@@ -279,7 +459,8 @@ class Stream:
             tornado.httputil.RequestStartLine("POST", path, "HTTP/1.1"),
             tornado.httputil.HTTPHeaders({"Host": str(self.endpoint),
                                           "Content-Type": "application/json",
-                                          "Content-Length": str(len(data))}))
+                                          "Content-Length": str(len(data)),
+                                          **self._extra_headers}))
         conn.write(data)
         conn.finish()
         self.done = asyncio.ensure_future(conn.read_response(_Delegate(self)))

@@ -176,6 +176,7 @@ class EtcdWatch(WatchStream):
                 else None
             if code == OUT_OF_RANGE:
                 raise Compacted("watch from revision %d: %s" % (self._after + 1, text))
+            self._store._client.token_refused(str(text))
             raise StoreUnavailable("watch refused: %s" % text)
         result = message.get("result") or {}
         if result.get("canceled"):

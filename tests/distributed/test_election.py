@@ -8,7 +8,7 @@ import pytest
 from genisys.metrics import Metrics
 from genisys.reconciler.leader import LEADER_KEY, Election, NotLeader
 from genisys.store import store_from_url
-from tests.distributed.conftest import TTL
+from tests.distributed.conftest import TTL, store_security
 
 
 class Terms:
@@ -42,13 +42,16 @@ async def _until(condition, timeout=8 * TTL):
 
 
 @pytest.fixture
-def etcd_url(start_etcd, prefix):
-    return start_etcd(1).url(prefix)
+def store(start_etcd, prefix, etcd_clusters):
+    """Factory: a new (unopened) store on a new etcd member, as the controllers would
+    have it (over TLS and as their user, when the test runs secure)."""
+    url = start_etcd(1).url(prefix)
+    return lambda: store_from_url(url, etcd_security=store_security(etcd_clusters))
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_leader_that_wakes_up_after_losing_its_lease_can_write_nothing(etcd_url):
-    async with store_from_url(etcd_url) as one, store_from_url(etcd_url) as two:
+async def test_a_leader_that_wakes_up_after_losing_its_lease_can_write_nothing(store):
+    async with store() as one, store() as two:
         stale = Election(one, identity="stale", ttl=TTL, metrics=Metrics())
         assert await stale._campaign()  # leads, and then "pauses": it renews nothing
         fenced = stale.fenced(one)
@@ -82,8 +85,8 @@ async def test_a_leader_that_wakes_up_after_losing_its_lease_can_write_nothing(e
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_leader_that_stops_hands_over_at_once(etcd_url):
-    async with store_from_url(etcd_url) as one, store_from_url(etcd_url) as two:
+async def test_a_leader_that_stops_hands_over_at_once(store):
+    async with store() as one, store() as two:
         first_terms, second_terms = Terms(), Terms()
         first = Election(one, identity="first", ttl=TTL, metrics=Metrics())
         await first.start(first_terms)
