@@ -8,14 +8,17 @@ import tornado.web
 
 from genisys.api import audit_trail, computes, health, openapi, plan, prometheus, services
 from genisys.api.base import InFlight, NotFoundHandler
+from genisys.api.watch import HEARTBEAT_SECONDS
 from genisys.audit import AuditLog
 from genisys.metrics import Metrics
 
 
-def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, checks=None):
+def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, checks=None,
+             watch_heartbeat=HEARTBEAT_SECONDS):
     """The API application; ``auth`` (an Authenticator) makes every endpoint but
     the health checks require a token; ``audit`` records every change asked for;
-    ``checks`` ({name: function returning (ready, detail)}) add to /readyz."""
+    ``checks`` ({name: function returning (ready, detail)}) add to /readyz;
+    ``watch_heartbeat``: seconds of silence before a watch sends a keep-alive."""
     tracker = tracker or InFlight()
     audit = audit or AuditLog(intents.store)
     deps = {"intents": intents, "tracker": tracker, "auth": auth, "audit": audit}
@@ -25,6 +28,7 @@ def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, chec
         + openapi.routes(**deps) + audit_trail.routes(**deps) + plan.routes(**deps),
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
+        watch_heartbeat=watch_heartbeat,
     )
     app.tracker = tracker
     app.audit = audit

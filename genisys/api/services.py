@@ -3,6 +3,15 @@ rebalance and the events of a service. Each handler parses its body into its mod
 (``genisys.model``), calls one function of the intent layer and sends the answer."""
 
 from genisys.api.base import APIHandler
+from genisys.api.watch import (
+    HEARTBEAT_SECONDS,
+    name_filter,
+    query_flag,
+    query_int,
+    query_value,
+    watch_service,
+    watch_services,
+)
 from genisys.model import (
     ScaleRequest,
     ServiceUpdate,
@@ -12,14 +21,46 @@ from genisys.model import (
     validate_name,
 )
 
+#: Most services a page of GET /service?limit= holds.
+MAX_PAGE = 1000
+
+
+def heartbeat(handler):
+    """Seconds between a watch's keep-alives (the app's ``watch_heartbeat`` setting)."""
+    return handler.application.settings.get("watch_heartbeat", HEARTBEAT_SECONDS)
+
 
 class ServicesHandler(APIHandler):
+    """Every service; ?q=, ?after=, ?limit= a page of them (10,000 services make a
+    large answer); ?watch=1 the changes as they happen (``genisys.api.watch``)."""
+
     async def get(self):
-        self.send(200, await self.intents.list_services())
+        if query_flag(self, "watch"):
+            await watch_services(self, heartbeat=heartbeat(self))
+            self.finish()
+            return
+        q = name_filter(self)
+        after = query_value(self, "after")
+        if after is not None:
+            validate_name(after, "after")
+        limit = query_int(self, "limit", minimum=1, maximum=MAX_PAGE)
+        if q is None and after is None and limit is None:
+            self.send(200, await self.intents.list_services())
+            return
+        views, total, revision = await self.intents.page_services(q=q, after=after,
+                                                                  limit=limit)
+        # How many match in all, and the revision to watch from (?resourceVersion=).
+        self.set_header("Genisys-Total", str(total))
+        self.set_header("Genisys-Revision", str(revision))
+        self.send(200, views)
 
 
 class ServiceHandler(APIHandler):
     async def get(self, name):
+        if query_flag(self, "watch"):
+            await watch_service(self, name, heartbeat=heartbeat(self))
+            self.finish()
+            return
         view = await self.intents.get_service(validate_name(name, "name"))
         self.send(200, view, version=view["resourceVersion"])
 
