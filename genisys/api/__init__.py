@@ -6,6 +6,7 @@ they never talk to connectors (the reconciler does).
 
 import tornado.web
 
+from genisys import ui
 from genisys.api import audit_trail, computes, health, openapi, plan, prometheus, services
 from genisys.api.base import InFlight, NotFoundHandler
 from genisys.api.watch import HEARTBEAT_SECONDS
@@ -25,10 +26,12 @@ def make_app(intents, *, tracker=None, metrics=None, auth=None, audit=None, chec
     app = tornado.web.Application(
         computes.routes(**deps) + services.routes(**deps) + health.routes(checks=checks, **deps)
         + prometheus.routes(metrics=metrics or Metrics(), **deps)
-        + openapi.routes(**deps) + audit_trail.routes(**deps) + plan.routes(**deps),
+        + openapi.routes(**deps) + audit_trail.routes(**deps) + plan.routes(**deps)
+        + ui.routes(**deps),
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
         watch_heartbeat=watch_heartbeat,
+        **ui.SETTINGS,
     )
     app.tracker = tracker
     app.audit = audit
