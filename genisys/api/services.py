@@ -6,9 +6,9 @@ from genisys.api.base import APIHandler
 from genisys.api.watch import (
     HEARTBEAT_SECONDS,
     name_filter,
-    query_flag,
     query_int,
     query_value,
+    watch_arguments,
     watch_service,
     watch_services,
 )
@@ -35,15 +35,17 @@ class ServicesHandler(APIHandler):
     large answer); ?watch=1 the changes as they happen (``genisys.api.watch``)."""
 
     async def get(self):
-        if query_flag(self, "watch"):
-            await watch_services(self, heartbeat=heartbeat(self))
-            self.finish()
-            return
+        watch, timeout, since = watch_arguments(self)
         q = name_filter(self)
         after = query_value(self, "after")
         if after is not None:
             validate_name(after, "after")
         limit = query_int(self, "limit", minimum=1, maximum=MAX_PAGE)
+        if watch:
+            await watch_services(self, q=q, since=since, timeout=timeout,
+                                 heartbeat=heartbeat(self))
+            self.finish()
+            return
         if q is None and after is None and limit is None:
             self.send(200, await self.intents.list_services())
             return
@@ -57,11 +59,13 @@ class ServicesHandler(APIHandler):
 
 class ServiceHandler(APIHandler):
     async def get(self, name):
-        if query_flag(self, "watch"):
-            await watch_service(self, name, heartbeat=heartbeat(self))
+        validate_name(name, "name")
+        watch, timeout, _ = watch_arguments(self)
+        if watch:
+            await watch_service(self, name, timeout=timeout, heartbeat=heartbeat(self))
             self.finish()
             return
-        view = await self.intents.get_service(validate_name(name, "name"))
+        view = await self.intents.get_service(name)
         self.send(200, view, version=view["resourceVersion"])
 
     async def put(self, name):

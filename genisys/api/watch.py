@@ -28,7 +28,7 @@ import tornado.iostream
 
 from genisys import errors
 from genisys.intents import EVENTS, SERVICES, STATUS, recent_events, service_view
-from genisys.model import describe, validate_name
+from genisys.model import describe
 from genisys.store import Compacted
 from genisys.web import dump_json
 
@@ -199,11 +199,18 @@ class EventStream:
                 pending.cancel()
 
 
-async def watch_services(handler, *, heartbeat):
-    """The list watch (see the module's docstring) on ``handler``, an APIHandler."""
-    q = name_filter(handler)
-    since = _resume_point(handler)
-    timeout = query_int(handler, "timeoutSeconds", minimum=0, maximum=MAX_TIMEOUT_SECONDS)
+def watch_arguments(handler):
+    """The watch's query and headers, checked whether it watches or not:
+    (watch, timeoutSeconds, the revision it resumes from)."""
+    return (query_flag(handler, "watch"),
+            query_int(handler, "timeoutSeconds", minimum=0, maximum=MAX_TIMEOUT_SECONDS),
+            resume_point(handler))
+
+
+async def watch_services(handler, *, q, since, timeout, heartbeat):
+    """The list watch (see the module's docstring) on ``handler``, an APIHandler: the
+    services whose name holds ``q``, from revision ``since`` (None: a listing first),
+    for ``timeout`` seconds (None: until the client leaves)."""
     store = handler.intents.store
     out = EventStream(handler, heartbeat=heartbeat, timeout=timeout)
     out.start()
@@ -249,10 +256,8 @@ async def watch_services(handler, *, heartbeat):
             sent.clear()
 
 
-async def watch_service(handler, name, *, heartbeat):
+async def watch_service(handler, name, *, timeout, heartbeat):
     """The watch of one service (see the module's docstring)."""
-    validate_name(name, "name")
-    timeout = query_int(handler, "timeoutSeconds", minimum=0, maximum=MAX_TIMEOUT_SECONDS)
     store = handler.intents.store
     await handler.intents.get_service(name)  # 404 before the stream begins
     out = EventStream(handler, heartbeat=heartbeat, timeout=timeout)
@@ -286,14 +291,14 @@ async def watch_service(handler, name, *, heartbeat):
             continue  # start over from the records: the stream sends a full view anyway
 
 
-def _resume_point(handler):
+def resume_point(handler):
     """The revision a reconnecting client has everything up to: Last-Event-ID (what a
     browser's EventSource sends), or ?resourceVersion=; None: start with a listing."""
     header = handler.request.headers.get("Last-Event-ID")
     if header is not None and header.strip():
         value = header.strip()
-        if not (value.isascii() and value.isdigit()):
-            raise errors.Invalid("must be a store revision (an integer), got %s"
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
+            raise errors.Invalid("must be a store revision (up to 18 digits), got %s"
                                  % describe(value), field="Last-Event-ID")
         return int(value)
     return query_int(handler, "resourceVersion", minimum=0, maximum=2 ** 63 - 1)

@@ -11,6 +11,7 @@
   const TOKEN_KEY = "genisys.token";
   const PAGE_SIZE = 50;
   const HOUR_MS = 3600 * 1000;
+  const HISTORY_POINTS = 2000;
   const CONDITION_CLASSES = {
     Converged: "ok", Progressing: "busy", Pending: "idle", Unreachable: "bad",
     Error: "bad", ComputeMissing: "warn", Placed: "ok", Rebalancing: "busy",
@@ -612,11 +613,25 @@
       $("no-events").hidden = (events || []).length > 0;
     }
 
+    // The history outlives a reload or a visit to another page (sessionStorage, this
+    // tab only), bounded by the hour and by HISTORY_POINTS.
+    const historyKey = "genisys.history." + name;
+    try {
+      history.push(...JSON.parse(sessionStorage.getItem(historyKey) || "[]"));
+    } catch (e) {
+      sessionStorage.removeItem(historyKey);
+    }
+
     function record(service) {
       const now = Date.now();
-      history.push({ t: now, desired: total(service, "desired"), running: total(service, "running") });
-      while (history.length && history[0].t < now - HOUR_MS) history.shift();
-      if (history.length > 5000) history.splice(0, history.length - 5000);
+      const point = { t: now, desired: total(service, "desired"), running: total(service, "running") };
+      const last = history[history.length - 1];
+      // A point equal to the last one only moves time on: the line is drawn to now.
+      if (!last || last.desired !== point.desired || last.running !== point.running) history.push(point);
+      // The last point older than the hour stays: it says where the line starts.
+      while (history.length > 1 && history[1].t < now - HOUR_MS) history.shift();
+      if (history.length > HISTORY_POINTS) history.splice(0, history.length - HISTORY_POINTS);
+      sessionStorage.setItem(historyKey, JSON.stringify(history));
       drawChart();
     }
 
@@ -660,6 +675,8 @@
         }
         points += x(now) + "," + y(last);
         add("polyline", { points: points, class: "series " + field });
+        const first = history[0];
+        add("circle", { cx: x(first.t), cy: y(first[field]), r: 3, class: "dot " + field });
       }
       $("chart").replaceChildren(svg);
     }
