@@ -640,9 +640,13 @@
       const NS = "http://www.w3.org/2000/svg";
       const width = 560, height = 170, left = 34, bottom = 22, top = 8;
       const now = Date.now();
-      const start = now - HOUR_MS;
+      // The last hour, or what this tab has seen of it (with a margin, 10 s at least):
+      // a page opened a minute ago has its changes spread out, not squeezed at "now".
+      const seen = history.length ? now - history[0].t : 0;
+      const span = Math.min(HOUR_MS, Math.max(10000, seen * 1.15));
+      const start = now - span;
       const most = Math.max(1, ...history.map((p) => Math.max(p.desired, p.running)));
-      const x = (t) => left + (width - left - 6) * (Math.max(t, start) - start) / HOUR_MS;
+      const x = (t) => left + (width - left - 6) * (Math.max(t, start) - start) / span;
       const y = (v) => top + (height - top - bottom) * (1 - v / most);
       const svg = document.createElementNS(NS, "svg");
       svg.setAttribute("viewBox", "0 0 " + width + " " + height);
@@ -660,11 +664,13 @@
         add("line", { x1: left, x2: width - 6, y1: y(v), y2: y(v), class: "grid-line" });
         add("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, String(v));
       }
-      for (const [minutes, label] of [[60, "−60 min"], [30, "−30 min"], [0, "now"]]) {
-        add("text", { x: x(now - minutes * 60000), y: height - 6, class: "axis",
-                      "text-anchor": minutes === 60 ? "start" : minutes === 0 ? "end" : "middle" }, label);
+      const clock = (t) => new Date(t).toTimeString().slice(0, 8);
+      for (const [t, anchor] of [[start, "start"], [start + span / 2, "middle"], [now, "end"]]) {
+        add("text", { x: x(t), y: height - 6, class: "axis", "text-anchor": anchor },
+            t === now ? "now" : clock(t));
       }
-      for (const field of ["desired", "running"]) {
+      // Running first, desired (dashed) over it: where they agree, both stay visible.
+      for (const field of ["running", "desired"]) {
         if (!history.length) break;
         let points = "";
         let last = null;
