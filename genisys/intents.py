@@ -300,20 +300,20 @@ class Intents:
                 for r in specs.records}
 
     async def page_services(self, *, q: Optional[str] = None, after: Optional[str] = None,
+                            before: Optional[str] = None,
                             limit: Optional[int] = None) -> tuple[dict, int, int]:
-        """A page of the services, sorted by name: those whose name holds ``q``
-        (lower case; None: all) and sorts after ``after``, at most ``limit``. Returns
-        (views, how many match ``q`` in all, the store revision of the specs read)."""
+        """A page of the services, sorted by name: the first ``limit`` (None: all) of
+        those whose name holds ``q`` (lower case; None: any) and sorts after ``after``
+        and before ``before``. Returns (views, how many hold ``q`` in all, the store
+        revision of the specs read)."""
         specs = await self.store.list(SERVICES)
-        names = [r.key[len(SERVICES):] for r in specs.records]
-        chosen = [r for r, name in zip(specs.records, names)
-                  if q is None or q in name.lower()]
-        total = len(chosen)
-        if after is not None:
-            chosen = [r for r in chosen if r.key[len(SERVICES):] > after]
+        matching = [r for r in specs.records if q is None or q in r.key[len(SERVICES):].lower()]
+        chosen = [r for r in matching
+                  if (after is None or r.key[len(SERVICES):] > after)
+                  and (before is None or r.key[len(SERVICES):] < before)]
         if limit is not None:
             chosen = chosen[:limit]
-        # The statuses of a page only: one read each beats decoding all of them.
+        # The statuses of a small page: one read each beats decoding all of them.
         if limit is not None and len(chosen) < len(specs.records) // 10:
             statuses = {r.key[len(SERVICES):]: await self.store.get(status_key(
                 r.key[len(SERVICES):])) for r in chosen}
@@ -321,7 +321,7 @@ class Intents:
             statuses = {r.key[len(STATUS):]: r for r in (await self.store.list(STATUS)).records}
         views = {r.value["name"]: service_view(r, statuses.get(r.value["name"]))
                  for r in chosen}
-        return views, total, specs.revision
+        return views, len(matching), specs.revision
 
     async def get_service(self, name: str) -> dict:
         spec = await self.store.get(service_key(name))

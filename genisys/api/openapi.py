@@ -184,6 +184,9 @@ _LIST_PARAMETERS = [
     {"name": "after", "in": "query", "required": False,
      "description": "Only services whose name sorts after this one (the last of the "
                     "previous page).", "schema": _schema("Name")},
+    {"name": "before", "in": "query", "required": False,
+     "description": "Only services whose name sorts before this one (with watch: a page "
+                    "follows its own range of names).", "schema": _schema("Name")},
     {"name": "limit", "in": "query", "required": False,
      "description": "At most this many services, sorted by name.",
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
@@ -231,10 +234,10 @@ def _services_paths():
 
     stream = _event_stream(["ADDED", "MODIFIED", "DELETED", "SYNCED", "RESET"])
     page_headers = {
-        "Genisys-Total": {"description": "With q, after or limit: how many services match "
-                                         "q in all.",
+        "Genisys-Total": {"description": "With q, after, before or limit: how many "
+                                         "services match q in all.",
                           "schema": {"type": "string", "pattern": "^[0-9]+$"}},
-        "Genisys-Revision": {"description": "With q, after or limit: the store revision "
+        "Genisys-Revision": {"description": "With q, after, before or limit: the store revision "
                                             "of the page; watch from it with "
                                             "?watch=1&resourceVersion=.",
                              "schema": {"type": "string", "pattern": "^[0-9]+$"}}}

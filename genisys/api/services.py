@@ -5,9 +5,9 @@ rebalance and the events of a service. Each handler parses its body into its mod
 from genisys.api.base import APIHandler
 from genisys.api.watch import (
     HEARTBEAT_SECONDS,
-    name_filter,
+    Names,
+    names_asked,
     query_int,
-    query_value,
     watch_arguments,
     watch_service,
     watch_services,
@@ -31,26 +31,23 @@ def heartbeat(handler):
 
 
 class ServicesHandler(APIHandler):
-    """Every service; ?q=, ?after=, ?limit= a page of them (10,000 services make a
+    """Every service; ?q=, ?after=, ?before=, ?limit= a page of them (10,000 services make a
     large answer); ?watch=1 the changes as they happen (``genisys.api.watch``)."""
 
     async def get(self):
         watch, timeout, since = watch_arguments(self)
-        q = name_filter(self)
-        after = query_value(self, "after")
-        if after is not None:
-            validate_name(after, "after")
+        names = names_asked(self)
         limit = query_int(self, "limit", minimum=1, maximum=MAX_PAGE)
         if watch:
-            await watch_services(self, q=q, since=since, timeout=timeout,
+            await watch_services(self, names=names, since=since, timeout=timeout,
                                  heartbeat=heartbeat(self))
             self.finish()
             return
-        if q is None and after is None and limit is None:
+        if names == Names() and limit is None:
             self.send(200, await self.intents.list_services())
             return
-        views, total, revision = await self.intents.page_services(q=q, after=after,
-                                                                  limit=limit)
+        views, total, revision = await self.intents.page_services(
+            q=names.q, after=names.after, before=names.before, limit=limit)
         # How many match in all, and the revision to watch from (?resourceVersion=).
         self.set_header("Genisys-Total", str(total))
         self.set_header("Genisys-Revision", str(revision))

@@ -22,13 +22,15 @@ server begins to shut down (``InFlight.stopping``), so a drain never waits for i
 """
 
 import asyncio
+import dataclasses
 import time
+from typing import Optional
 
 import tornado.iostream
 
 from genisys import errors
 from genisys.intents import EVENTS, SERVICES, STATUS, recent_events, service_view
-from genisys.model import describe
+from genisys.model import describe, validate_name
 from genisys.store import Compacted
 from genisys.web import dump_json
 
@@ -84,8 +86,30 @@ def name_filter(handler):
     return q.lower()
 
 
-def matches(name, q):
-    return q is None or q in name.lower()
+@dataclasses.dataclass(frozen=True)
+class Names:
+    """Which services a list or a watch is about: those whose name holds ``q`` (lower
+    case; None: any) and sorts after ``after`` and before ``before`` (None: no bound).
+    A page of the dashboard watches its own range of names only, so 10,000 services
+    changing at once send it what it shows, not all of them."""
+
+    q: Optional[str] = None
+    after: Optional[str] = None
+    before: Optional[str] = None
+
+    def __call__(self, name):
+        return ((self.q is None or self.q in name.lower())
+                and (self.after is None or name > self.after)
+                and (self.before is None or name < self.before))
+
+
+def names_asked(handler):
+    """The Names of ``q``, ``after`` and ``before`` (each checked: a bound is a name)."""
+    bounds = {}
+    for bound in ("after", "before"):
+        value = query_value(handler, bound)
+        bounds[bound] = None if value is None else validate_name(value, bound)
+    return Names(q=name_filter(handler), **bounds)
 
 
 class Services:
@@ -207,9 +231,9 @@ def watch_arguments(handler):
             resume_point(handler))
 
 
-async def watch_services(handler, *, q, since, timeout, heartbeat):
+async def watch_services(handler, *, names, since, timeout, heartbeat):
     """The list watch (see the module's docstring) on ``handler``, an APIHandler: the
-    services whose name holds ``q``, from revision ``since`` (None: a listing first),
+    services ``names`` (a Names) takes, from revision ``since`` (None: a listing first),
     for ``timeout`` seconds (None: until the client leaves)."""
     store = handler.intents.store
     out = EventStream(handler, heartbeat=heartbeat, timeout=timeout)
@@ -222,14 +246,14 @@ async def watch_services(handler, *, q, since, timeout, heartbeat):
         cache.load(specs, await store.list(STATUS))
         if since is None:
             for name in cache.names():
-                if matches(name, q):
+                if names(name):
                     await out.send("ADDED", cache.view(name), revision=specs.revision)
                     sent[name] = cache.versions(name)[:2]
             await out.send("SYNCED", {"revision": specs.revision}, revision=specs.revision)
             since = specs.revision
         else:
             # Resumed: the client has every service as of ``since``.
-            sent.update((name, (0, 0)) for name in cache.names() if matches(name, q))
+            sent.update((name, (0, 0)) for name in cache.names() if names(name))
         try:
             async with store.watch("", start_revision=since) as stream:
                 while True:
@@ -237,7 +261,7 @@ async def watch_services(handler, *, q, since, timeout, heartbeat):
                     if event is None:
                         return
                     name = cache.apply(event)
-                    if name is None or not matches(name, q) or event.key.startswith(EVENTS):
+                    if name is None or not names(name) or event.key.startswith(EVENTS):
                         continue
                     versions = cache.versions(name)[:2]
                     if versions[0] == 0:

@@ -465,18 +465,11 @@
       $("no-services").hidden = rows.size > 0;
     }
 
-    // Does a service not shown belong on this page? (sorted by name, PAGE_SIZE at most)
-    function belongsHere(name) {
-      if (query() && !name.toLowerCase().includes(query())) return false;
-      if (name <= pages[pages.length - 1]) return false;
-      const last = Array.from(rows.keys()).sort().pop();
-      return rows.size < PAGE_SIZE ? !hasNext || name < last : name < last;
-    }
-
     function onEvent(kind, data) {
       if (kind === "ADDED" || kind === "MODIFIED") {
+        // The watch sends this page's range of names only: a new one belongs here.
         if (rows.has(data.name)) update(data);
-        else if (belongsHere(data.name)) insert(data);
+        else insert(data);
         if (kind === "ADDED") pageTotal += 1;
       } else if (kind === "DELETED") {
         remove(data.name);
@@ -519,8 +512,12 @@
       const first = (pages.length - 1) * PAGE_SIZE;
       $("page-info").textContent = rows.size ? (first + 1) + "–" + (first + rows.size) + " of " + pageTotal : "";
       showCount();
+      // The watch follows this page's range of names only: with 10,000 services
+      // changing, it carries what the page shows, not everything.
       const watchParams = new URLSearchParams({ watch: "1" });
       if (query()) watchParams.set("q", query());
+      if (after) watchParams.set("after", after);
+      if (hasNext) watchParams.set("before", names[PAGE_SIZE]);
       stream = watch("/service?" + watchParams, onEvent,
                      { since: answer.headers.get("Genisys-Revision") });
     }
