@@ -187,6 +187,7 @@ async def test_the_watch_of_one_service_sends_it_whole_with_its_events(api, port
     ("/service?limit=0", None, "limit"),
     ("/service?limit=1001", None, "limit"),
     ("/service?after=a_b", None, "after"),
+    ("/service?watch=1&before=-x", None, "before"),
     ("/service?watch=1&watch=1", None, "watch"),
     ("/service/web?watch=yes", None, "watch"),
 ])
@@ -210,8 +211,21 @@ async def test_pages_of_services(api):
     code, body, headers = await api.call("GET", "/service?q=B&after=b1")
     assert sorted(body) == ["b2", "b3"] and headers["Genisys-Total"] == "3"
     assert body["b2"]["replicas"] == {"local": 1} and "status" in body["b2"]
+    code, body, headers = await api.call("GET", "/service?after=a1&before=b2")
+    assert sorted(body) == ["a2", "b1"] and headers["Genisys-Total"] == "5"
     code, body, headers = await api.call("GET", "/service")
     assert sorted(body) == ["a1", "a2", "b1", "b2", "b3"] and "Genisys-Total" not in headers
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_watch_of_a_range_of_names(api, port, streams):
+    await seed(api, "a1", "a2", "b1", "b2")
+    stream = await streams(port, "/service?watch=1&after=a1&before=b2")
+    assert [d.get("name") for _, _, d in await stream.until("SYNCED")] == ["a2", "b1", None]
+    for name in ("a1", "b2", "a3"):
+        code, _, _ = await api.call("POST", "/service/%s/upscale" % name, {"compute": "local"})
+        assert code == 202
+    assert [(k, d["name"]) for k, _, d in await stream.until("ADDED")] == [("ADDED", "a3")]
 
 
 @pytest.mark.gen_test(timeout=60)
