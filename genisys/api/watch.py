@@ -179,6 +179,8 @@ class EventStream:
         handler.write(b"retry: %d\n\n" % RETRY_MILLISECONDS)
 
     async def send(self, kind, body, *, revision):
+        if self.gone.is_set():
+            return  # nobody reads any more: the loop ends at its next wait
         data = dump_json(body).rstrip(b"\n")  # compact JSON: one line, as SSE wants
         self.handler.write(b"event: %s\nid: %d\ndata: %s\n\n" % (kind.encode(), revision,
                                                                  data))
@@ -318,6 +320,7 @@ async def watch_service(handler, name, *, timeout, heartbeat):
 def resume_point(handler):
     """The revision a reconnecting client has everything up to: Last-Event-ID (what a
     browser's EventSource sends), or ?resourceVersion=; None: start with a listing."""
+    query = query_int(handler, "resourceVersion", minimum=0, maximum=2 ** 63 - 1)
     header = handler.request.headers.get("Last-Event-ID")
     if header is not None and header.strip():
         value = header.strip()
@@ -325,7 +328,7 @@ def resume_point(handler):
             raise errors.Invalid("must be a store revision (up to 18 digits), got %s"
                                  % describe(value), field="Last-Event-ID")
         return int(value)
-    return query_int(handler, "resourceVersion", minimum=0, maximum=2 ** 63 - 1)
+    return query
 
 
 def _gone(name, event):
