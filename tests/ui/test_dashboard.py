@@ -167,6 +167,11 @@ def test_plus_starts_a_process_and_the_page_follows_it_live(two_services, browse
                  message="web at 3 and api at 1")
     assert len(processes(lab.marker)) == 3 and len(processes(lab.api_marker)) == 1
     assert browser.find_element(By.ID, "service-count").text == "(2)"
+    # The computes' numbers follow (a moment after the rows): 3 + 1 desired and running.
+    wait_in_page(browser, lambda: browser.execute_script(
+        "return Array.from(document.querySelectorAll('#computes td.num'))"
+        ".map(td => td.textContent)") == ["2", "4", "4", "—"],
+        message="local's numbers: 2 services, 4 desired, 4 running")
     screenshot(browser, "ui-overview.png")
 
     browser.find_element(By.LINK_TEXT, "web").click()

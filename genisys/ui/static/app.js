@@ -637,10 +637,10 @@
       const NS = "http://www.w3.org/2000/svg";
       const width = 560, height = 170, left = 34, bottom = 22, top = 8;
       const now = Date.now();
-      // The last hour, or what this tab has seen of it (with a margin, 10 s at least):
+      // The last hour, or what this tab has seen of it (with a margin, 5 s at least):
       // a page opened a minute ago has its changes spread out, not squeezed at "now".
       const seen = history.length ? now - history[0].t : 0;
-      const span = Math.min(HOUR_MS, Math.max(10000, seen * 1.15));
+      const span = Math.min(HOUR_MS, Math.max(5000, seen * 1.15));
       const start = now - span;
       const most = Math.max(1, ...history.map((p) => Math.max(p.desired, p.running)));
       const x = (t) => left + (width - left - 6) * (Math.max(t, start) - start) / span;
