@@ -43,6 +43,7 @@ TEST_WORKERS ?= 3
 test: $(STAMP)
 	bash scripts/ensure-docker.sh
 	bash scripts/ensure-etcd.sh
+	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 ## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes

@@ -247,6 +247,9 @@ def add_commands(commands):
     sub.add_argument("-o", "--output", choices=OUTPUTS, default="table",
                      help="table (default), json, yaml (manifests that can be applied back) "
                      "or name")
+    sub.add_argument("-w", "--watch", action="store_true",
+                     help="services: after the list, print the rows of each service that "
+                     "changes, as it changes, until Ctrl-C (table output only)")
 
     sub = command("describe", "show one compute or service in detail",
                   "Show a service's spec, its status on each compute and its recent events "
@@ -576,6 +579,8 @@ def _manifest(kind, value):
 
 
 def cmd_get(client, args, stdin):
+    if args.watch:
+        return _watch_services(client, args)
     objects = _objects(client, args.kind, args.name)
     if not objects and args.output == "table":
         print("No %ss found." % args.kind.lower(), file=sys.stderr)
@@ -595,6 +600,53 @@ def cmd_get(client, args, stdin):
                                                        "MANAGED-BY", "LABELS"]))
     else:
         sys.stdout.write(table(service_rows(objects), SERVICE_HEADER))
+    return 0
+
+
+def _watch_services(client, args):
+    """``get services -w``: the table, then the rows of each service that changes (a
+    deleted one once more, DELETED), as ``kubectl get -w``; Ctrl-C ends it (exit 0)."""
+    if args.kind != "Service" or args.output != "table":
+        raise Invalid("only `get services` with table output can watch", field="--watch")
+    path = "/service?watch=1"
+    if args.name:
+        path += "&q=" + args.name  # a name is letters, digits and '-': nothing to quote
+    widths, listed = None, []
+    #: Service -> its rows last printed, without AGE.
+    printed = {}
+
+    def show(rows):
+        for row in rows:
+            line = "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))
+            print(line.rstrip(), flush=True)
+
+    try:
+        for event, data in client.watch(path):
+            if event == "SYNCED" and widths is None:
+                rows = service_rows({s["name"]: s for s in listed})
+                # The columns of the listing; a wider cell later pushes the rest along.
+                widths = [max(len(str(row[i])) for row in [SERVICE_HEADER] + rows)
+                          for i in range(len(SERVICE_HEADER))]
+                show([SERVICE_HEADER] + rows)
+                printed.update((s["name"], [row[:-1] for row in service_rows({s["name"]: s})])
+                               for s in listed)
+            elif event == "RESET":
+                continue  # the listing that follows comes as ADDED: rows of the present
+            elif args.name and data.get("name") != args.name:
+                continue
+            elif widths is None:
+                listed.append(data)
+            elif event in ("ADDED", "MODIFIED"):
+                rows = service_rows({data["name"]: data})
+                # A change the columns do not show (a status's timestamps) is no line.
+                if printed.get(data["name"]) != [row[:-1] for row in rows]:
+                    show(rows)
+                    printed[data["name"]] = [row[:-1] for row in rows]
+            elif event == "DELETED":
+                show([[data["name"], "-", "-", "-", "-", "-", "DELETED", "-"]])
+                printed.pop(data["name"], None)
+    except KeyboardInterrupt:
+        pass  # the operator has seen enough: that is how a watch ends
     return 0
 
 

@@ -299,6 +299,30 @@ class Intents:
         return {r.value["name"]: service_view(r, statuses.get(r.value["name"]))
                 for r in specs.records}
 
+    async def page_services(self, *, q: Optional[str] = None, after: Optional[str] = None,
+                            before: Optional[str] = None,
+                            limit: Optional[int] = None) -> tuple[dict, int, int]:
+        """A page of the services, sorted by name: the first ``limit`` (None: all) of
+        those whose name holds ``q`` (lower case; None: any) and sorts after ``after``
+        and before ``before``. Returns (views, how many hold ``q`` in all, the store
+        revision of the specs read)."""
+        specs = await self.store.list(SERVICES)
+        matching = [r for r in specs.records if q is None or q in r.key[len(SERVICES):].lower()]
+        chosen = [r for r in matching
+                  if (after is None or r.key[len(SERVICES):] > after)
+                  and (before is None or r.key[len(SERVICES):] < before)]
+        if limit is not None:
+            chosen = chosen[:limit]
+        # The statuses of a small page: one read each beats decoding all of them.
+        if limit is not None and len(chosen) < len(specs.records) // 10:
+            statuses = {r.key[len(SERVICES):]: await self.store.get(status_key(
+                r.key[len(SERVICES):])) for r in chosen}
+        else:
+            statuses = {r.key[len(STATUS):]: r for r in (await self.store.list(STATUS)).records}
+        views = {r.value["name"]: service_view(r, statuses.get(r.value["name"]))
+                 for r in chosen}
+        return views, len(matching), specs.revision
+
     async def get_service(self, name: str) -> dict:
         spec = await self.store.get(service_key(name))
         if spec is None:

@@ -317,9 +317,22 @@ class InFlight:
 
     def __init__(self):
         self.count = 0
-        self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set when shutdown begins: requests that would never end by themselves (a
+        #: watch) wait on it and end, so the drain does not wait out its grace for them.
+        self.stopping = asyncio.Event()
+
+    @property
+    def draining(self):
+        return self.stopping.is_set()
+
+    @draining.setter
+    def draining(self, value):
+        if value:
+            self.stopping.set()
+        else:
+            self.stopping.clear()
 
     def started(self):
         self.count += 1

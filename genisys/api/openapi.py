@@ -22,6 +22,8 @@ core of what genisys accepts (see ``genisys.model.CONNECTOR_URL_PATTERN``).
 from genisys.api.audit_trail import MAX_AUDIT_LIMIT
 from genisys.api.base import APIHandler
 from genisys.api.plan import MAX_REVISION
+from genisys.api.services import MAX_PAGE
+from genisys.api.watch import MAX_QUERY_LENGTH, MAX_TIMEOUT_SECONDS
 from genisys.model import (
     DEFAULT_MAX_REPLICAS,
     EVENTS_KEPT,
@@ -155,6 +157,60 @@ def _computes_paths():
     }
 
 
+WATCH_FORMAT = """\
+Server-Sent Events: `event:` ADDED, MODIFIED, DELETED, SYNCED or RESET; `id:` the store
+revision; `data:` JSON on one line. First every service matching q as ADDED, then
+SYNCED ({"revision"}); then one message per change of a service's spec or status:
+ADDED or MODIFIED with the service (as in ServiceList), DELETED with {"name",
+"deleted", "revision"}. Lines starting with `:` are keep-alives. Reconnecting with
+Last-Event-ID (or resourceVersion) sends only what changed after it; RESET means that
+revision is older than the store keeps: drop what you have, the listing follows."""
+
+def _event_stream(kinds):
+    """The schema of one message of a watch's text/event-stream."""
+    return {"type": "object", "description": WATCH_FORMAT, "properties": {
+        "event": {"enum": kinds},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The store revision."},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "description": "JSON on one line."},
+        "retry": {"type": "integer", "description": "Milliseconds before reconnecting."}}}
+
+
+_LIST_PARAMETERS = [
+    {"name": "q", "in": "query", "required": False,
+     "description": "Only services whose name holds this (letters, digits, '-'; any case).",
+     "schema": {"type": "string", "maxLength": MAX_QUERY_LENGTH,
+                "pattern": "^[A-Za-z0-9-]*$"}},
+    {"name": "after", "in": "query", "required": False,
+     "description": "Only services whose name sorts after this one (the last of the "
+                    "previous page).", "schema": _schema("Name")},
+    {"name": "before", "in": "query", "required": False,
+     "description": "Only services whose name sorts before this one (with watch: a page "
+                    "follows its own range of names).", "schema": _schema("Name")},
+    {"name": "limit", "in": "query", "required": False,
+     "description": "At most this many services, sorted by name.",
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
+]
+
+_WATCH_PARAMETERS = [
+    {"name": "watch", "in": "query", "required": False,
+     "description": "1 or true: answer with a stream of changes (text/event-stream) "
+                    "instead of JSON.", "schema": {"type": "string",
+                                                   "enum": ["1", "true", "0", "false"]}},
+    {"name": "timeoutSeconds", "in": "query", "required": False,
+     "description": "With watch: end the stream after this many seconds (0: right after "
+                    "the listing). Absent: it lasts until the client leaves.",
+     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_TIMEOUT_SECONDS}},
+    {"name": "resourceVersion", "in": "query", "required": False,
+     "description": "With watch: the changes after this store revision only (no "
+                    "listing first), e.g. a page's Genisys-Revision.",
+     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_REVISION}},
+    {"name": "Last-Event-ID", "in": "header", "required": False,
+     "description": "With watch: as resourceVersion (what a reconnecting client sends).",
+     "schema": {"type": "string", "pattern": "^[0-9]{0,18}$"}},
+]
+
+
 def _services_paths():
     name = _path_name("service", "web")
     bad_name = {"400": _ref("responses", "Invalid")}
@@ -176,20 +232,51 @@ def _services_paths():
                                              "without a compute, the step acts on the total "
                                              "of a placed service."))}
 
+    stream = _event_stream(["ADDED", "MODIFIED", "DELETED", "SYNCED", "RESET"])
+    page_headers = {
+        "Genisys-Total": {"description": "With q, after, before or limit: how many "
+                                         "services match q in all.",
+                          "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+        "Genisys-Revision": {"description": "With q, after, before or limit: the store revision "
+                                            "of the page; watch from it with "
+                                            "?watch=1&resourceVersion=.",
+                             "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
     return {
         "/service": {
             "get": _operation(
-                "listServices", "services", "Every service with its status, keyed by name",
-                dict(_READ, **{"200": _answer("Every service (without events).",
-                                              _schema("ServiceList"))}))},
+                "listServices", "services", "Every service with its status, keyed by name; "
+                                            "a page of them; or a watch of their changes",
+                dict(_READ, **bad_name, **{"200": {
+                    "description": "Every service (without events), or the page asked for; "
+                                   "with watch=1, a text/event-stream of the changes.",
+                    "headers": page_headers,
+                    "content": dict(_json(_schema("ServiceList")),
+                                    **{"text/event-stream": {"schema": stream}})}}),
+                description="With watch=1 the answer is a stream of Server-Sent Events "
+                            "that lasts until the client leaves, timeoutSeconds pass, or "
+                            "the server shuts down.",
+                parameters=_LIST_PARAMETERS + _WATCH_PARAMETERS)},
         "/service/{name}": {
             "parameters": [name],
             "get": _operation(
-                "getService", "services", "One service: spec, status and recent events",
+                "getService", "services", "One service: spec, status and recent events; "
+                                          "or a watch of it",
                 dict(_READ, **bad_name, **{
-                    "200": _answer("The service; its resourceVersion is the ETag.",
-                                   _schema("ServiceWithEvents"), etag=True),
-                    "404": _error("No such service.", "NotFound")})),
+                    "200": {
+                        "description": "The service; its resourceVersion is the ETag. With "
+                                       "watch=1 (no ETag): a text/event-stream whose SERVICE "
+                                       "messages carry the service with its events, one at "
+                                       "the start and one after each change, and DELETED "
+                                       "({\"name\"}) once it is gone.",
+                        "headers": {"ETag": {
+                            "description": 'The resourceVersion, quoted: "12" (not on a '
+                                           'watch).',
+                            "schema": {"type": "string", "pattern": '^"[0-9]+"$'}}},
+                        "content": dict(_json(_schema("ServiceWithEvents")), **{
+                            "text/event-stream": {"schema": _event_stream(
+                                ["SERVICE", "DELETED"])}})},
+                    "404": _error("No such service.", "NotFound")}),
+                parameters=_WATCH_PARAMETERS[:2]),
             "put": _operation(
                 "putService", "services", "Create or replace a service: a replicas map, or a "
                                       "total and its placement",

@@ -3,6 +3,15 @@ rebalance and the events of a service. Each handler parses its body into its mod
 (``genisys.model``), calls one function of the intent layer and sends the answer."""
 
 from genisys.api.base import APIHandler
+from genisys.api.watch import (
+    HEARTBEAT_SECONDS,
+    Names,
+    names_asked,
+    query_int,
+    watch_arguments,
+    watch_service,
+    watch_services,
+)
 from genisys.model import (
     ScaleRequest,
     ServiceUpdate,
@@ -12,15 +21,48 @@ from genisys.model import (
     validate_name,
 )
 
+#: Most services a page of GET /service?limit= holds.
+MAX_PAGE = 1000
+
+
+def heartbeat(handler):
+    """Seconds between a watch's keep-alives (the app's ``watch_heartbeat`` setting)."""
+    return handler.application.settings.get("watch_heartbeat", HEARTBEAT_SECONDS)
+
 
 class ServicesHandler(APIHandler):
+    """Every service; ?q=, ?after=, ?before=, ?limit= a page of them (10,000 services make a
+    large answer); ?watch=1 the changes as they happen (``genisys.api.watch``)."""
+
     async def get(self):
-        self.send(200, await self.intents.list_services())
+        watch, timeout, since = watch_arguments(self)
+        names = names_asked(self)
+        limit = query_int(self, "limit", minimum=1, maximum=MAX_PAGE)
+        if watch:
+            await watch_services(self, names=names, since=since, timeout=timeout,
+                                 heartbeat=heartbeat(self))
+            self.finish()
+            return
+        if names == Names() and limit is None:
+            self.send(200, await self.intents.list_services())
+            return
+        views, total, revision = await self.intents.page_services(
+            q=names.q, after=names.after, before=names.before, limit=limit)
+        # How many match in all, and the revision to watch from (?resourceVersion=).
+        self.set_header("Genisys-Total", str(total))
+        self.set_header("Genisys-Revision", str(revision))
+        self.send(200, views)
 
 
 class ServiceHandler(APIHandler):
     async def get(self, name):
-        view = await self.intents.get_service(validate_name(name, "name"))
+        validate_name(name, "name")
+        watch, timeout, _ = watch_arguments(self)
+        if watch:
+            await watch_service(self, name, timeout=timeout, heartbeat=heartbeat(self))
+            self.finish()
+            return
+        view = await self.intents.get_service(name)
         self.send(200, view, version=view["resourceVersion"])
 
     async def put(self, name):

@@ -6,6 +6,7 @@ answered with an error: its reason, message and field) or ``Unreachable``
 (no answer at all).
 """
 
+import json
 import uuid
 import warnings
 
@@ -81,6 +82,11 @@ class Client:
             if answer.status_code == 503 and attempt < retries:
                 continue
             break
+        return self._raise(answer, url), answer.headers
+
+    @staticmethod
+    def _raise(answer, url):
+        """The decoded JSON of ``answer`` (None: not JSON); ApiError if it is an error."""
         try:
             data = answer.json()
         except ValueError:
@@ -92,10 +98,36 @@ class Client:
                                "unexpected answer from %s: %s" % (url, answer.text[:200]))
             raise ApiError(answer.status_code, error.get("reason", "Error"),
                            error.get("message", ""), error.get("field"))
-        return data, answer.headers
+        return data
 
     def get(self, path):
         return self.request("GET", path, retries=2)[0]
+
+    def watch(self, path, *, reconnects=5):
+        """The Server-Sent Events of a watch (``GET path`` with ?watch=1), as
+        (event, data) pairs, for as long as it lasts; a dropped stream is picked up
+        again where it was (``Last-Event-ID``), ``reconnects`` times in a row at most."""
+        last_id, failures = None, 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_id is not None:
+                headers["Last-Event-ID"] = last_id
+            try:
+                # The read timeout outlasts the server's keep-alives (every 15 s).
+                with self.session.get(self.server + path, headers=headers, stream=True,
+                                      timeout=(self.timeout, 60.0)) as answer:
+                    if answer.status_code >= 400:
+                        self._raise(answer, self.server + path)
+                    failures = 0
+                    for event_id, event, data in _server_sent_events(answer):
+                        last_id = event_id or last_id
+                        yield event, data
+                return  # the server ended the watch
+            except requests.RequestException as e:
+                failures += 1
+                if failures > reconnects:
+                    raise Unreachable("lost the watch of genisys at %s: %s"
+                                      % (self.server, _root_cause(e))) from e
 
     # A write with ``dry_run`` is sent with ?dryRun=true: genisys answers what it would
     # answer (an error as it is; a success as {"dryRun", "status", "result", "plan",
@@ -139,6 +171,28 @@ class Client:
             return document["components"]["schemas"]["Count"]["maximum"]
         except (ApiError, KeyError, TypeError):
             return None
+
+
+def _server_sent_events(answer):
+    """(id, event, data decoded from JSON) of each message of a text/event-stream."""
+    event_id, event, data = None, "message", []
+    for line in answer.iter_lines(decode_unicode=False):
+        line = line.decode("utf-8", "replace")
+        if not line:
+            if data:
+                yield event_id, event, json.loads("\n".join(data))
+            event, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue  # a keep-alive
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            event = value
+        elif field == "id":
+            event_id = value
 
 
 def _dry(path, dry_run):

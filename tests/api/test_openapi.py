@@ -102,9 +102,12 @@ def template(pattern):
 
 
 def app_routes(app):
-    """{path template: set of methods} for every route of the application."""
+    """{path template: set of methods} for every route of the application but the
+    dashboard's (/ui: pages and what they need, not the API; tests/ui covers them)."""
     routes = {}
     for rule in path_rules(app.default_router):
+        if rule.matcher.regex.pattern.startswith("/ui"):
+            continue
         methods = handler_methods(rule.target)
         routes.setdefault(template(rule.matcher.regex.pattern), set()).update(methods)
     return routes

@@ -22,6 +22,7 @@ import schemathesis
 from schemathesis.checks import CHECKS
 
 from genisys.api.openapi import document
+from genisys.api.watch import MAX_TIMEOUT_SECONDS
 from tests.support import ConnectorProcess, GenisysProcess, free_port, wait_for
 
 TOKEN = "schemathesis-admin-token-0123456789"
@@ -110,7 +111,15 @@ def seed(genisys, connector):
 
 def as_genisys_wants(case):
     """Apply to a valid (positive) case the rule JSON Schema can't state, which the
-    document says in words: a ``name`` in a body equals the one in the path."""
+    document says in words: a ``name`` in a body equals the one in the path. And a
+    watch (?watch=1) whose timeoutSeconds is absent or valid gets timeoutSeconds=0: it
+    then ends right after its listing (the stream is checked as any answer) instead of
+    lasting until the client leaves, which a fuzzer never does."""
+    query = case.query or {}
+    timeout = str(query.get("timeoutSeconds", "0"))
+    if str(query.get("watch")) in ("1", "true") and timeout.isascii() and timeout.isdigit() \
+            and int(timeout) <= MAX_TIMEOUT_SECONDS:
+        query["timeoutSeconds"] = 0
     if case.meta is None or not case.meta.generation.mode.is_positive \
             or not isinstance(case.body, dict):
         return
