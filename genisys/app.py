@@ -92,6 +92,15 @@ def make_reconciler(store, settings, metrics, leadership=None):
                       pass_budget=settings.reconciler.pass_budget, leadership=leadership)
 
 
+def connectors_known(leadership):
+    """What this process's reconciler has learnt of each connector (its batch size and
+    capacity), for the dashboard; nothing while it does not lead."""
+    def known():
+        reconciler = leadership.reconciler
+        return reconciler.client.known() if reconciler is not None else {}
+    return known
+
+
 def make_intents(store, settings):
     return Intents(store, max_replicas=settings.intents.max_replicas,
                    max_services=settings.intents.max_services,
@@ -175,7 +184,7 @@ async def _run_controller(settings, computes, stop):
                     token=sidecar_token)
                 background.append(start_task(sync.run(), name="manifests-sync"))
         app = make_app(intents, metrics=metrics, auth=Authenticator(tokens), audit=audit,
-                       checks=checks)
+                       checks=checks, connectors=connectors_known(leadership))
         await serve(app, settings, stop, listening=listening)
     finally:
         await stop_tasks(background)

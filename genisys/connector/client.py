@@ -497,6 +497,13 @@ class ConnectorClient:
         self._capabilities[compute.connector] = known
         return known
 
+    def known(self):
+        """{connector URL: {"batch": largest batch it takes (0: none), "capacity": its
+        total or None}} of the connectors asked so far (the dashboard shows it)."""
+        return {url: {"batch": known.batch,
+                      "capacity": known.capacity.total if known.capacity else None}
+                for url, known in self._capabilities.items()}
+
     def _batched(self, compute, operation, service, number=None):
         """A future of the answer for ``service`` in the next batch of ``operation``."""
         key = (compute.connector, compute.token, operation)

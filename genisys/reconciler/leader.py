@@ -98,6 +98,11 @@ class Leadership:
     def status(self) -> dict:
         return {"role": self.role, "identity": self.identity, "leader": self.leader}
 
+    @property
+    def reconciler(self) -> Any:
+        """The reconciler of this process's term (None: it does not lead now)."""
+        return self._reconciler
+
     def _publish(self) -> None:
         if self.metrics is not None:
             self.metrics.set_leadership(identity=self.identity, role=self.role,

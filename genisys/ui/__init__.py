@@ -70,7 +70,13 @@ class StaticHandler(tornado.web.StaticFileHandler):
 class SummaryHandler(APIHandler):
     """What the overview shows of the computes: each with its connector, how many
     services want or run resources on it, how many resources are desired and running
-    there, and its capacity where a connector reported one; and who the token is."""
+    there, and its batch size and capacity where known (what the reconciler learnt
+    from the connector's /capabilities, or the capacity a placement recorded); and who
+    the token is."""
+
+    def initialize(self, *, connectors, **deps):
+        super().initialize(**deps)
+        self.connectors = connectors
 
     async def get(self):
         computes = (await self.intents.store.list(COMPUTES)).records
@@ -78,7 +84,7 @@ class SummaryHandler(APIHandler):
         statuses = (await self.intents.store.list(STATUS)).records
         summary = {r.value["name"]: {"name": r.value["name"], "connector": r.value["connector"],
                                      "services": 0, "desired": 0, "running": 0,
-                                     "capacity": None, "health": None}
+                                     "capacity": None, "batch": None, "health": None}
                    for r in computes}
         for record in statuses:
             status = record.value
@@ -100,6 +106,13 @@ class SummaryHandler(APIHandler):
                                       or {}).items():
                 if compute in summary:
                     summary[compute]["capacity"] = reported.get("total")
+        known = self.connectors()
+        for row in summary.values():
+            learnt = known.get(row["connector"])
+            if learnt is not None:
+                row["batch"] = learnt["batch"]
+                if learnt["capacity"] is not None:
+                    row["capacity"] = learnt["capacity"]
         user = self.current_user
         self.send(200, {
             "computes": [summary[name] for name in sorted(summary)],
@@ -110,13 +123,13 @@ class SummaryHandler(APIHandler):
         })
 
 
-def routes(**deps):
+def routes(*, connectors, **deps):
     static = os.path.join(HERE, "static")
     return [
         (r"/ui/?", PageHandler, {"template": "overview.html"}),
         (r"/ui/service/([^/]+)/?", PageHandler, {"template": "service.html"}),
         (r"/ui/static/(.+)", StaticHandler, {"path": static}),
-        (r"/ui/summary\.json", SummaryHandler, deps),
+        (r"/ui/summary\.json", SummaryHandler, dict(deps, connectors=connectors)),
     ]
 
 

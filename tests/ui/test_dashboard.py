@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from genisys.connector.client import MAX_BATCH
 from tests.e2e.lab import processes
 from tests.support import ROOT, wait_for
 
@@ -170,8 +171,9 @@ def test_plus_starts_a_process_and_the_page_follows_it_live(two_services, browse
     # The computes' numbers follow (a moment after the rows): 3 + 1 desired and running.
     wait_in_page(browser, lambda: browser.execute_script(
         "return Array.from(document.querySelectorAll('#computes td.num'))"
-        ".map(td => td.textContent)") == ["2", "4", "4", "—"],
-        message="local's numbers: 2 services, 4 desired, 4 running")
+        ".map(td => td.textContent)") == ["2", "4", "4", "—", str(MAX_BATCH)],
+        message="local's numbers: 2 services, 4 desired, 4 running, no capacity, batches "
+                "of %d" % MAX_BATCH)
     screenshot(browser, "ui-overview.png")
 
     browser.find_element(By.LINK_TEXT, "web").click()

@@ -6,8 +6,10 @@ import pytest
 
 from genisys.api import make_app
 from genisys.auth import READ_ONLY, Authenticator, Token
+from genisys.connector.client import MAX_BATCH
 from genisys.ui import CONTENT_SECURITY_POLICY
 from tests.api.client import Api
+from tests.support import wait_for
 
 ADMIN = Token("admin", "pages-admin-token-0123456789")
 READER = Token("reader", "pages-reader-token-0123456789", READ_ONLY)
@@ -71,6 +73,31 @@ async def test_the_summary_takes_the_tokens_and_says_what_they_may_do(api):
                                                                 "role": "read-only"},
                     "computes": [{"name": "local", "connector": "http://127.0.0.1:9",
                                   "services": 0, "desired": 0, "running": 0,
-                                  "capacity": None, "health": None}]}
+                                  "capacity": None, "batch": None, "health": None}]}
     code, body, _ = await api.call("GET", "/ui/summary.json", headers=bearer(ADMIN))
     assert body["canWrite"] is True and body["token"] == {"name": "admin", "role": "admin"}
+
+
+def test_the_summary_shows_what_the_reconciler_learnt_of_each_connector(start_genisys,
+                                                                       start_connector):
+    """A real genisys and two connectors, one with the batch extension and a capacity,
+    one without: the overview says so once the reconciler asked (the batch is what
+    genisys sends: the connector takes 1,000 services a call, genisys sends at most
+    MAX_BATCH)."""
+    batching = start_connector("--capacity", "7", backend="simulated")
+    single = start_connector("--no-batch", backend="simulated")
+    genisys = start_genisys()
+    assert genisys.request("GET", "/ui/summary.json").json()["computes"] == []
+    for name, connector in (("batching", batching), ("single", single)):
+        r = genisys.request("PUT", "/compute/" + name, json={"connector": connector.url})
+        assert r.status_code == 201, r.text
+        r = genisys.request("POST", "/service/web/upscale", json={"compute": name})
+        assert r.status_code == 202, r.text
+
+    def learnt():
+        rows = {c["name"]: (c["batch"], c["capacity"])
+                for c in genisys.request("GET", "/ui/summary.json").json()["computes"]}
+        return rows if None not in (rows["batching"][0], rows["single"][0]) else None
+    seen = wait_for(learnt, timeout=30, message="both connectors asked")
+    assert seen == {
+        "batching": (MAX_BATCH, 7), "single": (0, None)}, seen

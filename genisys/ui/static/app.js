@@ -379,7 +379,9 @@
         el("td", { class: "num", text: c.services }),
         el("td", { class: "num", text: c.desired }),
         el("td", { class: "num", text: c.running }),
-        el("td", { class: "num", text: c.capacity === null ? "—" : c.capacity }))));
+        el("td", { class: "num", text: c.capacity === null ? "—" : c.capacity }),
+        // The batch extension: how many services one call may carry ("no": one a call).
+        el("td", { class: "num", text: c.batch === null ? "—" : c.batch === 0 ? "no" : c.batch }))));
       // A health badge reads as its condition; say what it means here.
       for (const badge of body.querySelectorAll(".badge")) {
         badge.lastChild.textContent = badge.dataset.condition === "Converged" ? "Reachable" : "Unreachable";
