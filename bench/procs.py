@@ -290,14 +290,14 @@ def controller_timings(child):
             "call_seconds_total": total["genisys_connector_call_seconds", "sum"]}
 
 
-_PLACEMENT_COUNTER = re.compile(r"^genisys_(placement_seconds|placements)_total\s+(\S+)",
+_PLACEMENT_COUNTER = re.compile(r"^genisys_(placement_cpu_seconds|placements)_total\s+(\S+)",
                                 re.M)
 
 
 def controller_placement(child):
-    """The controller's placement counters (its /metrics): ``{"cpu_seconds": the time of
-    its placement decisions (genisys_placement_seconds_total: the wall clock around pure
-    CPU work, so at least its CPU time), "decisions": how many (genisys_placements_total)}``."""
+    """The controller's placement counters (its /metrics): ``{"cpu_seconds": CPU time of
+    its placement decisions (genisys_placement_cpu_seconds_total), "decisions": how many
+    (genisys_placements_total)}``."""
     found = dict(_PLACEMENT_COUNTER.findall(_metrics(child)))
-    return {"cpu_seconds": float(found.get("placement_seconds", 0.0)),
+    return {"cpu_seconds": float(found.get("placement_cpu_seconds", 0.0)),
             "decisions": int(float(found.get("placements", 0.0)))}

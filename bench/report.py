@@ -244,8 +244,7 @@ def _placement_verdicts(results):
     placed = results.get("placement")
     n = fmt(PLACEMENT_SERVICES)
     labels = [
-        "placement: decisions for %s placed services <= %g CPU-s in all (%g µs a service; "
-        "timed by the wall clock, never less than the CPU)"
+        "placement: decisions for %s placed services <= %g CPU-s in all (%g µs a service)"
         % (n, PLACEMENT_CPU_SECONDS, PLACEMENT_CPU_SECONDS * 1e6 / PLACEMENT_SERVICES),
         "placement: %s placed services x 4 (Spread over 8, batch) converged within %g s"
         % (n, BATCH_SECONDS_AT_10000),
@@ -260,8 +259,8 @@ def _placement_verdicts(results):
     first = placed["first_decisions"] or {}
     cpu = placed["placement_cpu_seconds"]
     verdicts = [Verdict(labels[0], placed["converged"] and cpu <= PLACEMENT_CPU_SECONDS,
-                        "%s s until converged, %s decisions (%s µs each); first decision "
-                        "of every service: %s s%s" % (
+                        "%s CPU-s until converged, %s decisions (%s µs each); first "
+                        "decision of every service: %s CPU-s%s" % (
                             fmt(cpu, 3), fmt(placed["decisions"]),
                             fmt(placed["us_per_decision"], 1),
                             fmt(first.get("cpu_seconds_first_decisions"), 3),
@@ -470,7 +469,7 @@ def render(results):
                        placed["computes"], placed["protocol"], fmt(placed["resources"])))
         out.append("   start to every service's assignment Converged")
         out += ["  " + line for line in _table(
-            ["", "seconds", "start-up s", "placement s", "decisions", "µs/decision",
+            ["", "seconds", "start-up s", "placement CPU s", "decisions", "µs/decision",
              "requests", "CPU s", "peak RSS MB", "connectors CPU s"],
             [["converged" if placed["converged"] else "NOT converged",
               fmt(placed["seconds"], 2), fmt(placed["startup_seconds"], 2),
@@ -490,7 +489,7 @@ def render(results):
                for twin in [placed.get("per_compute_twin")] if twin])]
         out.append("  per compute, same counts: the same services given the counts the placed "
                    "run converged to, as per-compute maps, on as many fresh computes")
-        out.append("  first decision of every service: %s s (the counters when every "
+        out.append("  first decision of every service: %s CPU-s (the counters when every "
                    "service had an assignment, x %s / the decisions counted by then)" % (
                        fmt(first.get("cpu_seconds_first_decisions"), 3),
                        fmt(placed["services"])))
@@ -499,7 +498,7 @@ def render(results):
             or "none"))
         t = placed["timings"]
         out.append("  passes %s (%s ms each), connector calls %s (%s ms each); placement "
-                   "s: genisys_placement_seconds_total, decisions: "
+                   "CPU: genisys_placement_cpu_seconds_total, decisions: "
                    "genisys_placements_total" % (fmt(t["passes"]), fmt(t["pass_ms_mean"], 1),
                                                  fmt(t["calls"]), fmt(t["call_ms_mean"], 1)))
         out.append("")

@@ -158,7 +158,7 @@ def run(args, settings, results):
                      % (settings.placement_services, settings.placement_total,
                         settings.placement_computes))
             row = results["placement"] = scenarios.placement(fleet, settings)
-            progress("  %s s (%s), placement %s s for %s decisions" % (
+            progress("  %s s (%s), placement %s CPU-s for %s decisions" % (
                 report.fmt(row["seconds"], 2), "converged" if row["converged"]
                 else "NOT converged", report.fmt(row["placement_cpu_seconds"], 3),
                 report.fmt(row["decisions"])))

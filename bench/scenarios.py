@@ -449,7 +449,7 @@ def placement(fleet, settings):
     over ``placement_computes`` fresh simulated connectors (batch extension), seeded
     before the controller starts, as in ``convergence``. Measured: the seconds from
     the spawn to every service's assignment Converged (its status records); the
-    controller's placement counters (genisys_placement_seconds_total,
+    controller's placement counters (genisys_placement_cpu_seconds_total,
     genisys_placements_total) at the first poll that sees every service with an
     assignment (its first decisions), and once converged."""
     protocol = PROTOCOLS["batch"]

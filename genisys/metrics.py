@@ -26,9 +26,8 @@ class Metrics:
                                       "reconcile pass of one service.", registry=r,
                                       buckets=CALL_BUCKETS)
         self.placement_seconds = Counter(
-            "genisys_placement_seconds", "Time spent deciding placed services' assignments "
-            "(genisys.placement): each decision is pure CPU work on the event loop's thread, "
-            "timed by the wall clock, so never less than the CPU it took.", registry=r)
+            "genisys_placement_cpu_seconds", "CPU time spent deciding placed services' "
+            "assignments (genisys.placement).", registry=r)
         self.placements = Counter("genisys_placements", "Assignments of placed services "
                                   "worked out (one per pass of a placed service).", registry=r)
         self.queue_depth = Gauge("genisys_queue_depth", "Services waiting in the work queue "

@@ -422,8 +422,10 @@ def assign(service: Service, status: Mapping[str, Any], *,
         recorded = before.get("capacity")
         reported = tuple(sorted((c, (r["total"], r["usedByOthers"]))
                                 for c, r in recorded.items())) if recorded else ()
-    else:
+    elif capacity:
         reported = tuple(sorted((c, r) for c, r in capacity.items() if r is not None))
+    else:  # no connector reported any (the common case): nothing to sort
+        reported = ()
     rebalance = service.rebalance > before.get("rebalanced", 0)
     running, refusing, desired = _past(status.get("computes"))
     # A service that had counts per compute keeps them as its first assignment: giving it
