@@ -37,7 +37,7 @@ CALL_THREADS = 8
 #: Seconds to connect, and to wait for an answer, before botocore retries.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
-#: Attempts of one call in botocore's standard retry mode (its default).
+#: Attempts of one call, the first included (botocore's standard mode's default).
 MAX_ATTEMPTS = 3
 
 THROTTLING = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException",
@@ -150,7 +150,7 @@ class Aws:
             logger = logging.getLogger(name)
             logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
         config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
             connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
             user_agent_extra="genisys-connector")
         session = boto3.session.Session()
