@@ -17,6 +17,7 @@ refused credentials ``Forbidden`` (403), a bad AMI or instance type
 import asyncio
 import concurrent.futures
 import logging
+import os
 
 import boto3
 import botocore.config
@@ -154,9 +155,11 @@ class Aws:
             connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
             user_agent_extra="genisys-connector")
         session = boto3.session.Session()
-        region = self.region or session.region_name
+        # AWS_REGION is what the newer SDKs read; this botocore reads AWS_DEFAULT_REGION.
+        region = self.region or os.environ.get("AWS_REGION") or session.region_name
         if not region:
-            raise ValueError("no AWS region: give --region or set AWS_REGION")
+            raise ValueError("no AWS region: give --region, or set AWS_REGION or "
+                             "AWS_DEFAULT_REGION")
         self.region = region
         try:
             for service in ("ec2", "autoscaling"):
@@ -164,7 +167,7 @@ class Aws:
                                                         endpoint_url=self.endpoint_url,
                                                         config=config)
         except (ValueError, botocore.exceptions.BotoCoreError) as e:
-            raise ValueError("%s: %s" % (region, e)) from e
+            raise ValueError("cannot use AWS region %s: %s" % (region, e)) from e
 
     async def call(self, service, operation, **params):
         client = self._clients[service]

@@ -73,7 +73,7 @@ class AwsBackend(Backend):
         try:
             self.aws.open()
         except ValueError as e:
-            raise StartupError("cannot use AWS region %s" % e) from e
+            raise StartupError(str(e)) from e
         self.state.open()
         try:
             state = self.state.read()
