@@ -117,6 +117,13 @@ class Forbidden(GenisysError):
     reason = "Forbidden"
 
 
+class BackendForbidden(Forbidden):
+    """What a connector drives refuses the connector's own credentials (AWS's
+    UnauthorizedOperation): HTTP 403, not the caller's token but the connector's."""
+
+    reason = "BackendForbidden"
+
+
 class StoreUnavailable(GenisysError):
     """The store can't be reached or used (I/O error, closed, locked by another process)."""
 

@@ -722,6 +722,10 @@ def _status_error(code, body, method, url, with_token, *, content_type="", retry
         return ConnectorThrottled("%s %s: %d, the connector asks to wait %ds: %s"
                                   % (method, url, code, retry_after or 0, detail), status=code,
                                   body=body, retry_after=retry_after or 0)
+    if code == 403 and _error_reason(body) == "BackendForbidden":
+        return ConnectorUnauthorized("%s %s: 403, what the connector drives refused the "
+                                     "connector's own credentials: %s" % (method, url, detail),
+                                     status=code, body=body)
     if code in (401, 403):
         return ConnectorUnauthorized(
             "%s %s: %d, the connector refused %s: %s"

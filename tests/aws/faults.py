@@ -7,7 +7,7 @@ forwards every request to moto and, as a test tells it to:
   for Auto Scaling) to the next N calls (``throttle``);
 * hides each new instance from DescribeInstances for some seconds after
   RunInstances answered it (``hide_new``), as AWS's eventual consistency does:
-  asked by id, it is ``InvalidInstanceID.NotFound``;
+  asked by id, or terminated, it is ``InvalidInstanceID.NotFound``;
 * forwards the next N RunInstances and drops their answers (``drop_run_answers``):
   the instances are launched, the caller never hears of it;
 * holds RunInstances calls without forwarding them (``hold_runs``), or forwards
@@ -225,8 +225,8 @@ class _Forward(tornado.web.RequestHandler):
             return self._answer(403, body)
         if action == "RunInstances":
             return await self._run_instances(form)
-        if action == "DescribeInstances" and self.faults.hidden:
-            return await self._describe_instances(form)
+        if action in ("DescribeInstances", "TerminateInstances") and self.faults.hidden:
+            return await self._hidden_from(action, form)
         code, body = await self._forward(action)
         self._answer(code, body)
 
@@ -311,7 +311,9 @@ class _Forward(tornado.web.RequestHandler):
             return self._drop()
         self._answer(200, body)
 
-    async def _describe_instances(self, form):
+    async def _hidden_from(self, action, form):
+        """DescribeInstances without the hidden instances; asked by id (or terminated),
+        they do not exist."""
         now = asyncio.get_running_loop().time()
         hidden = {i for i, until in self.faults.hidden.items() if until > now}
         asked = {v for k, v in form.items() if k.startswith("InstanceId.")}
@@ -319,7 +321,9 @@ class _Forward(tornado.web.RequestHandler):
             return self._answer(400, ec2_error(
                 "InvalidInstanceID.NotFound", "The instance IDs '%s' do not exist"
                 % ", ".join(sorted(asked & hidden))))
-        code, body = await self._forward("DescribeInstances")
+        code, body = await self._forward(action)
+        if action != "DescribeInstances":
+            return self._answer(code, body)
         if code != 200 or not hidden:
             return self._answer(code, body)
         ET.register_namespace("", EC2_NS)

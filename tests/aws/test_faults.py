@@ -69,6 +69,22 @@ def test_instances_invisible_for_seconds_are_not_launched_twice(connector, proxy
              and ledger(connector) == [], timeout=20, message="the ledger settled")
 
 
+def test_terminating_instances_aws_does_not_show_yet_is_a_503_until_it_does(
+        connector, proxy, ec2, image_id):
+    define(connector, "web", image_id)
+    proxy.hide_new(3)
+    assert scale(connector, "web", 2).json()["running_resources"] == 2
+    r = scale(connector, "web", 0)
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["reason"] == "BackendUnavailable"
+    assert "InvalidInstanceID.NotFound" in r.json()["error"]["message"]
+    assert status(connector, "web").json() == {"running_resources": 2}  # nothing stopped
+    wait_for(lambda: scale(connector, "web", 0).status_code == 200, timeout=20,
+             message="the scale-down taken once AWS shows the instances")
+    assert instances(ec2, "web") == []
+    assert status(connector, "web").json() == {"running_resources": 0}
+
+
 def test_a_dropped_run_instances_answer_retried_with_the_same_token_launches_once(
         connector, proxy, ec2, image_id):
     define(connector, "web", image_id)
@@ -105,11 +121,15 @@ def test_unauthorized_operation_is_a_403_shown_as_connector_unauthorized(
     lab.start({"web": {"imageId": image_id, "instanceType": "t3.micro"}})
     r = scale(lab.connector, "web", 1)
     assert r.status_code == 403, r.text
-    assert r.json()["error"]["reason"] == "Forbidden"
+    assert r.json()["error"]["reason"] == "BackendForbidden"
     assert "UnauthorizedOperation" in r.json()["error"]["message"]
     lab.scale(1)
-    wait_for(lambda: (lab.entry() or {}).get("reason") == "ConnectorUnauthorized", timeout=20,
-             message="web shown ConnectorUnauthorized (%s)" % lab.entry())
+    entry = wait_for(lambda: (lab.entry() or {}).get("reason") == "ConnectorUnauthorized"
+                     and lab.entry(), timeout=20,
+                     message="web shown ConnectorUnauthorized (%s)" % lab.entry())
+    assert ("403, what the connector drives refused the connector's own credentials: AWS "
+            "refused the connector's credentials while launching 1 instance(s) of web: "
+            "UnauthorizedOperation") in entry["message"], entry
     assert instances(ec2, "web") == [] and ledger(lab.connector) == []
 
 

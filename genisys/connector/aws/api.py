@@ -9,7 +9,8 @@ connection errors; a retried RunInstances carries the same ClientToken).
 
 ``explain`` turns what is left after the retries into the errors the
 connector answers with: throttling is ``Throttled`` (503 with Retry-After),
-refused credentials ``Forbidden`` (403), a bad AMI or instance type
+refused credentials ``BackendForbidden`` (403), an instance AWS does not show
+yet ``BackendUnavailable`` (503: try again), a bad AMI or instance type
 ``StartFailed`` naming the definition's field (422), no capacity
 ``InsufficientCapacity`` (409), AWS unreachable ``BackendUnavailable`` (503).
 """
@@ -24,8 +25,8 @@ import botocore.config
 import botocore.exceptions
 
 from genisys.errors import (
+    BackendForbidden,
     BackendUnavailable,
-    Forbidden,
     InsufficientCapacity,
     StartFailed,
     Throttled,
@@ -116,8 +117,12 @@ def explain(error, *, doing, retry_after):
         return Throttled("AWS is throttling the connector's calls (%s) while %s: try again in "
                          "%gs" % (code, doing, retry_after), retry_after=retry_after)
     if code in UNAUTHORIZED:
-        return Forbidden("AWS refused the connector's credentials while %s: %s: %s (see the "
+        return BackendForbidden("AWS refused the connector's credentials while %s: %s: %s (see the "
                          "IAM policy in the docs)" % (doing, code, text))
+    if code.startswith("InvalidInstanceID.NotFound"):
+        return BackendUnavailable("AWS does not show the instance(s) yet (DescribeInstances is "
+                                  "eventually consistent) while %s: %s: %s"
+                                  % (doing, code, text))
     if code in NO_CAPACITY:
         return InsufficientCapacity("AWS has no capacity while %s: %s: %s" % (doing, code, text),
                                     field="number")
@@ -127,7 +132,7 @@ def explain(error, *, doing, retry_after):
             return BackendUnavailable("AWS failed while %s: %s: %s" % (doing, code, text))
         return StartFailed("AWS refused %s: %s: %s" % (doing, code, text), field=field_of(error))
     if isinstance(error, botocore.exceptions.NoCredentialsError):
-        return Forbidden("no AWS credentials (the standard chain found none: environment, "
+        return BackendForbidden("no AWS credentials (the standard chain found none: environment, "
                          "~/.aws, or the instance's role) while %s" % doing)
     if isinstance(error, (botocore.exceptions.BotoCoreError, OSError)):
         return BackendUnavailable("cannot reach AWS while %s: %s" % (doing, error))
