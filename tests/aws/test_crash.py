@@ -9,8 +9,7 @@ same token: AWS launches it now, or answers the reservation it made.
 
 import pytest
 
-from tests.aws.common import define, instances, scale, start_aws, status
-from tests.aws.test_faults import connector_call_in_background
+from tests.aws.common import define, instances, scale, scale_in_background, start_aws, status
 from tests.support import wait_for
 
 
@@ -24,7 +23,7 @@ def test_a_connector_killed_during_a_launch_launches_it_exactly_once(
         proxy.hold_runs()
     else:
         proxy.hold_run_answers()
-    call = connector_call_in_background(connector, "web", 4)
+    call = scale_in_background(connector, "web", 4)
     wait_for(lambda: proxy.held() == 1, timeout=20, message="RunInstances held")
     # The launch, with its token, is on disk before the call.
     [launch] = connector.state()["launches"]

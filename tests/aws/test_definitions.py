@@ -126,7 +126,8 @@ def test_client_tokens_are_deterministic_unique_and_short():
     ledger = Ledger(timeout=60, epoch="e1")
     first, second = ledger.next_token("c", "web"), ledger.next_token("c", "web")
     assert first != second and len(first) <= 64 and first.startswith("genisys-")
-    again = Ledger.from_state(dict(Ledger(timeout=60, epoch="e1").to_state()), timeout=60)
+    again = Ledger(timeout=60)
+    again.load(Ledger(timeout=60, epoch="e1").to_state())
     assert again.next_token("c", "web") == first
     assert Ledger(timeout=60, epoch="e2").next_token("c", "web") != first
     assert Ledger(timeout=60, epoch="e1").next_token("c", "api") != first

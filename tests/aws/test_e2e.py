@@ -6,64 +6,8 @@ to moto), and what genisys says in status.
 
 import pytest
 
-from tests.aws.common import instances, start_aws
-from tests.support import free_port, wait_for
-
-FAST = ["--poll-interval", "500ms", "--backoff-initial", "100ms", "--backoff-max", "1s",
-        "--connector-timeout", "10s", "--connector-connect-timeout", "1s"]
-
-
-class Lab:
-    """genisys + an aws connector (on a fixed port, so it can be restarted) + moto."""
-
-    def __init__(self, start_genisys, start_connector, *, proxy, ec2):
-        self.start_genisys = start_genisys
-        self.start_connector = start_connector
-        self.proxy = proxy
-        self.ec2 = ec2
-        self.port = free_port()
-        self.connector = None
-        self.genisys = None
-
-    def start_the_connector(self, *args, state_dir=None):
-        self.connector = start_aws(self.start_connector, self.proxy.url, "--port",
-                                   str(self.port), "--capacity", "50", *args,
-                                   state_dir=state_dir)
-        return self.connector
-
-    def start(self, definitions):
-        self.start_the_connector()
-        for service, body in definitions.items():
-            r = self.connector.request("PUT", "/service/" + service, json=body)
-            assert r.status_code == 201, r.text
-        self.genisys = self.start_genisys(*FAST)
-        r = self.genisys.request("PUT", "/compute/aws",
-                                 json={"connector": "http://127.0.0.1:%d" % self.port})
-        assert r.status_code == 201, r.text
-        return self
-
-    def scale(self, number, service="web"):
-        r = self.genisys.request("POST", "/service/%s/scale" % service,
-                                 json={"compute": "aws", "number": number})
-        assert r.status_code == 202, r.text
-
-    def entry(self, service="web"):
-        r = self.genisys.request("GET", "/service/" + service)
-        return r.json()["status"]["computes"].get("aws") if r.status_code == 200 else None
-
-    def converged(self, number, service="web", running=None):
-        """Wait until genisys says Converged at ``number`` and moto runs exactly that many
-        (``running()``: another count of what runs, for a group's instances)."""
-        running = running or (lambda: len(instances(self.ec2, service)))
-
-        def check():
-            entry = self.entry(service) or {}
-            return (entry.get("condition") == "Converged" and entry.get("running") == number
-                    and running() == number)
-        wait_for(check, timeout=40, interval=0.1,
-                 message="%s converged at %d (status %s, running %d)"
-                 % (service, number, self.entry(service), running()))
-        return instances(self.ec2, service)
+from tests.aws.common import Lab, instances
+from tests.support import wait_for
 
 
 @pytest.fixture

@@ -2,13 +2,9 @@
 consistency, lost answers, client-token reuse, want of capacity, refused credentials,
 bad AMIs and instance types; and what each looks like to the connector's caller."""
 
-import threading
-
 import pytest
-import requests
 
-from tests.aws.common import define, instances, scale, start_aws, status
-from tests.aws.test_e2e import Lab
+from tests.aws.common import Lab, define, instances, scale, scale_in_background, start_aws, status
 from tests.support import wait_for
 
 
@@ -155,7 +151,7 @@ def test_a_token_reused_after_its_instances_terminated(start_connector, proxy, e
     connector = start_aws(start_connector, proxy.url)
     define(connector, "web", image_id)
     proxy.hold_run_answers()
-    pending = connector_call_in_background(connector, "web", 2)
+    pending = scale_in_background(connector, "web", 2)
     wait_for(lambda: proxy.held() == 1, timeout=20, message="RunInstances forwarded, held")
     connector.kill()
     proxy.release()
@@ -171,14 +167,3 @@ def test_a_token_reused_after_its_instances_terminated(start_connector, proxy, e
     assert scale(restarted, "web", 2).json()["running_resources"] == 2
     assert len(instances(ec2, "web")) == 2
 
-
-def connector_call_in_background(connector, service, number):
-    """POST scale in a thread, for a call that the test interrupts (killing the connector)."""
-    def call():
-        try:
-            scale(connector, service, number)
-        except requests.RequestException:
-            pass  # the connector was killed under it
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    return thread

@@ -82,8 +82,7 @@ class AwsBackend(Backend):
                             "instances tagged %s=%s are not this connector's",
                             self.state.path, state["connector_id"], TAG_CONNECTOR,
                             state["connector_id"])
-            self.ledger = Ledger.from_state(state, timeout=self.ledger.timeout)
-            self.instances.ledger = self.ledger
+            self.ledger.load(state)
             self._load_definitions(state.get("definitions", {}))
             self._save()
         except OSError as e:

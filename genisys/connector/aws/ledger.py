@@ -69,11 +69,11 @@ class Ledger:
         #: service -> the number of its last launch.
         self.sequence = dict(sequence or {})
 
-    @classmethod
-    def from_state(cls, state, *, timeout):
-        return cls(timeout=timeout, epoch=state.get("epoch"),
-                   launches=[Launch(**entry) for entry in state.get("launches", [])],
-                   terminated=state.get("terminated"), sequence=state.get("sequence"))
+    def load(self, state):
+        """Take what ``to_state`` wrote (a state file without any: start empty)."""
+        self.__init__(timeout=self.timeout, epoch=state.get("epoch"),
+                      launches=[Launch(**entry) for entry in state.get("launches", [])],
+                      terminated=state.get("terminated"), sequence=state.get("sequence"))
 
     def to_state(self):
         return {"epoch": self.epoch, "launches": [launch.to_json() for launch in self.launches],
