@@ -65,6 +65,17 @@ def test_instances_invisible_for_seconds_are_not_launched_twice(connector, proxy
              and ledger(connector) == [], timeout=20, message="the ledger settled")
 
 
+def test_genisys_converges_on_instances_aws_does_not_show_yet_with_one_launch(
+        start_genisys, start_connector, proxy, ec2, image_id):
+    lab = Lab(start_genisys, start_connector, proxy=proxy, ec2=ec2).start(
+        {"web": {"imageId": image_id, "instanceType": "t3.micro"}})
+    proxy.hide_new(5)
+    lab.scale(3)
+    lab.converged(3)  # DescribeInstances listed none of them for their first 5 s
+    assert proxy.forwarded("RunInstances") == 1
+    assert len(instances(ec2, "web")) == 3
+
+
 def test_terminating_instances_aws_does_not_show_yet_is_a_503_until_it_does(
         connector, proxy, ec2, image_id):
     define(connector, "web", image_id)
