@@ -117,7 +117,11 @@ def test_no_capacity_is_a_partial_result_that_says_how_many_run(connector, proxy
     assert len(instances(ec2, "web")) == 3
     assert status(connector, "web").json() == {"running_resources": 3}
     r = scale(connector, "web", 5)
-    assert r.status_code == 409 and "none of the 2 asked for launched; 3 run" in r.text, r.text
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["message"] == (
+        "AWS has no capacity for any of the 2 instances of web asked for "
+        "(InsufficientInstanceCapacity: We currently do not have sufficient capacity in the "
+        "Availability Zone you requested.): 3 run")
     assert len(instances(ec2, "web")) == 3 and ledger(connector) == []
 
 

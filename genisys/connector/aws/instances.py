@@ -21,7 +21,7 @@ import datetime
 import logging
 import time
 
-from genisys.connector.aws.api import NO_CAPACITY, code_of, explain, is_definitive
+from genisys.connector.aws.api import NO_CAPACITY, code_of, explain, is_definitive, message_of
 from genisys.connector.aws.ledger import Launch
 from genisys.errors import InsufficientCapacity
 
@@ -149,28 +149,31 @@ class InstancesMode:
                      len(launch.instances), " ".join(launch.instances))
 
     async def _launch(self, definition, missing, current):
-        """Launch ``missing`` instances; how many AWS launched."""
+        """Launch ``missing`` instances (``current`` count already); how many AWS launched.
+        InsufficientCapacity, saying how many run, if AWS had room for fewer."""
         service = definition.name
-        doing = "launching %d instance(s) of %s" % (missing, service)
-        try:
-            return await self._run(definition, missing, at_least=missing)
-        except Exception as e:
-            if code_of(e) not in NO_CAPACITY or missing == 1:
-                raise explain(e, doing=doing, retry_after=self.retry_after) from e
-            log.warning("AWS has no capacity for %d instances of %s at once (%s): asking for "
-                        "as many as it has", missing, service, code_of(e))
-        try:
-            launched = await self._run(definition, missing, at_least=1)
-        except Exception as e:
-            error = explain(e, doing=doing, retry_after=self.retry_after)
-            if isinstance(error, InsufficientCapacity):
-                error = InsufficientCapacity("%s (none of the %d asked for launched; %d run)"
-                                             % (error.message, missing, current),
-                                             field="number")
-            raise error from e
+        refusal = None
+        # All at once first; short of capacity, as many as AWS has (MinCount 1).
+        for at_least in (missing, 1) if missing > 1 else (1,):
+            try:
+                launched = await self._run(definition, missing, at_least=at_least)
+            except Exception as e:
+                if code_of(e) not in NO_CAPACITY:
+                    raise explain(e, doing="launching %d instance(s) of %s" % (missing, service),
+                                  retry_after=self.retry_after) from e
+                log.warning("AWS has no capacity for %d instance(s) of %s at once (%s)",
+                            at_least, service, code_of(e))
+                refusal = e
+                continue
+            if launched < missing:
+                raise InsufficientCapacity(
+                    "AWS had capacity for %d of the %d instances of %s asked for: %d run"
+                    % (launched, missing, service, current + launched), field="number")
+            return launched
         raise InsufficientCapacity(
-            "AWS had capacity for %d of the %d instances of %s asked for: %d run"
-            % (launched, missing, service, current + launched), field="number")
+            "AWS has no capacity for any of the %d instances of %s asked for (%s: %s): %d run"
+            % (missing, service, code_of(refusal), message_of(refusal), current),
+            field="number") from refusal
 
     async def _run(self, definition, missing, *, at_least):
         """One RunInstances, written to the ledger first; how many it launched."""
