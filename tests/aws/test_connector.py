@@ -45,6 +45,18 @@ def test_definitions_are_kept_across_restarts(start_connector, proxy, image_id):
         "name": "grp", "autoScalingGroup": "web-asg", "terminationPolicy": "group"}
 
 
+def test_a_state_file_whose_ledger_cannot_be_read_stops_the_start(start_connector, proxy,
+                                                                   tmp_path):
+    state_dir = tmp_path / "broken"
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text(json.dumps({"version": 1, "definitions": {},
+                                                      "launches": [{"token": "t"}]}))
+    with pytest.raises(AssertionError) as e:
+        start_aws(start_connector, proxy.url, state_dir=str(state_dir))
+    assert "the launches in flight in %s cannot be read" % (state_dir / "state.json") \
+        in str(e.value)
+
+
 def test_a_batch_status_is_one_describe_instances(connector, proxy, ec2, autoscaling,
                                                   image_id):
     for service in ("web", "api", "jobs"):

@@ -82,7 +82,13 @@ class AwsBackend(Backend):
                             "instances tagged %s=%s are not this connector's",
                             self.state.path, state["connector_id"], TAG_CONNECTOR,
                             state["connector_id"])
-            self.ledger.load(state)
+            try:
+                self.ledger.load(state)
+            except (TypeError, ValueError, AttributeError) as e:
+                # Starting without it could launch twice: a person decides.
+                raise StartupError("the launches in flight in %s cannot be read: %s (move the "
+                                   "file away to start afresh; the definitions in it will be "
+                                   "lost)" % (self.state.state_path, e)) from e
             self._load_definitions(state.get("definitions", {}))
             self._save()
         except OSError as e:
