@@ -2,13 +2,22 @@
 DescribeInstances for a whole batch), capacity, the flags, and the secrets it never tells."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from genisys.cli import build_parser, connector_settings
 from genisys.errors import ConfigError
 from tests.aws.common import define, instances, scale, start_aws, status
-from tests.aws.conftest import ACCESS_KEY, SECRET_KEY
+from tests.aws.conftest import ACCESS_KEY, CREDENTIALS, SECRET_KEY
+from tests.support import ROOT
+
+#: The genisys command in a Python where boto3 is absent (None in sys.modules is how
+#: Python marks a module that cannot be imported).
+WITHOUT_BOTO3 = ("import sys; sys.modules['boto3'] = sys.modules['botocore'] = None; "
+                 "from genisys.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 @pytest.fixture
@@ -158,3 +167,30 @@ def test_flags_make_the_settings():
     assert (aws.region, aws.endpoint_url, aws.connector_id, aws.state_dir,
             aws.in_flight_timeout, aws.retry_after) == (
         "eu-west-1", "http://127.0.0.1:5000", "blue", "/tmp/x", 30.0, 3.0)
+
+
+def test_the_aws_backend_without_boto3_says_to_install_the_extra(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_BOTO3, "connector", "--backend", "aws", "--port", "0"],
+        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+        text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "genisys: connector: --backend: the aws backend needs boto3, which is not installed: "
+        "pip install 'genisys[aws]'")
+    assert not (tmp_path / "var").exists()
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['boto3'] = None; "
+         "import genisys.app, genisys.connector.main, genisys.commands"],
+        cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+        text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+
+
+def test_no_region_at_all_is_said_plainly(start_connector, tmp_path):
+    env = {k: v for k, v in CREDENTIALS.items() if k != "AWS_DEFAULT_REGION"}
+    with pytest.raises(AssertionError) as e:
+        start_connector("--backend", "aws", backend="aws", env=dict(env, AWS_REGION="",
+                                                                     AWS_DEFAULT_REGION=""))
+    assert ("no AWS region: give --region, or set AWS_REGION or AWS_DEFAULT_REGION"
+            in str(e.value))
