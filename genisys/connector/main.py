@@ -112,8 +112,8 @@ class AwsSettings:
 
 @dataclasses.dataclass(frozen=True)
 class ConnectorServerSettings:
-    #: "process" (real OS processes), "docker" (containers) or "simulated" (virtual
-    #: resources, for demos and tests).
+    #: "process" (real OS processes), "docker" (containers), "aws" (EC2 instances, Auto
+    #: Scaling groups) or "simulated" (virtual resources, for demos and tests).
     backend: str = "process"
     #: Address to listen on. Loopback by default: whoever reaches the connector can
     #: start and stop processes, so exposing it is a decision made explicitly.
@@ -136,7 +136,8 @@ class ConnectorServerSettings:
     batch: bool = True
     #: The most resources the connector runs at once, over all its services: a scale
     #: order past it is refused (409 InsufficientCapacity), and GET /capabilities reports
-    #: it with what is used, for genisys' placement. None: no limit.
+    #: it with what is used, for genisys' placement. None: no limit (the aws backend: the
+    #: account's max-instances, if AWS tells it at start).
     capacity: Optional[int] = None
     process: ProcessSettings = ProcessSettings()
     simulated: SimulatedSettings = SimulatedSettings()
