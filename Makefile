@@ -17,12 +17,12 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# Everything `make test` needs: genisys (editable) with the docker connector's SDK
-# and the test tools (the extras of pyproject.toml).
+# Everything `make test` needs: genisys (editable) with the docker and aws connectors'
+# SDKs and the test tools (the extras of pyproject.toml).
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23"
-	$(PY) -m pip install --quiet -e ".[docker,dev]"
+	$(PY) -m pip install --quiet -e ".[docker,aws,dev]"
 	touch $(STAMP)
 
 ## run: genisys (embedded SQLite store in ./var, computes from ./computes.py, the

@@ -149,6 +149,19 @@ def parse_connector_id(value):
     return value
 
 
+def parse_region(value):
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", value):
+        raise ValueError("must be an AWS region like us-east-1, got %r" % value)
+    return value
+
+
+def parse_endpoint_url(value):
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// URL like http://127.0.0.1:5000, got %r"
+                         % value)
+    return value
+
+
 def parse_capacity(value):
     """The most resources a connector runs at once: a whole number from 1."""
     return config._integer(value, 1, connector_main.MAX_CAPACITY)
@@ -168,28 +181,39 @@ def parse_pull(value):
 #: flag, metavar, parser, target in ConnectorServerSettings ("group.field" or "field"),
 #: help. A metavar of None makes the flag a switch (its parser gets "true"). A flag not
 #: given keeps the default of genisys.connector.main's dataclasses; a
-#: flag of a backend's group ("process", "simulated", "docker") applies to that backend
-#: only, and "process|docker.state_dir" to either (into the group of the one chosen).
+#: flag of a backend's group ("process", "simulated", "docker", "aws") applies to that
+#: backend only, and "process|docker.state_dir" to either (into the group of the one chosen).
 CONNECTOR_FLAGS = [
     ("--backend", "NAME", parse_backend, "backend", "process (OS processes), docker "
-     "(containers) or simulated (virtual resources) (default process)"),
+     "(containers), aws (EC2 instances, Auto Scaling groups) or simulated (virtual "
+     "resources) (default process)"),
     ("--bind", "ADDRESS", config.parse_bind, "bind", "address to listen on (default "
      "127.0.0.1)"),
     ("--port", "PORT", config.parse_port, "port", "port to listen on (default 7051; 0 picks "
      "a free one)"),
     ("--services", "FILE", config.parse_path, "services_file", "YAML or JSON file of service "
      "definitions to apply at start: a list of definitions or a mapping name -> definition"),
-    ("--state-dir", "DIR", parse_directory, "process|docker.state_dir", "process and docker "
-     "backends: state file, lock (and process logs) (default ./var/connector, docker "
-     "./var/docker-connector)"),
+    ("--state-dir", "DIR", parse_directory, "process|docker|aws.state_dir", "process, docker "
+     "and aws backends: state file, lock (and process logs) (default ./var/connector, docker "
+     "./var/docker-connector, aws ./var/aws-connector)"),
     ("--grace-period", "DURATION", config.parse_duration, "process|docker.grace_period",
      "process and docker backends: time between SIGTERM and SIGKILL when stopping a process "
      "or container (default 10s)"),
     ("--docker-url", "URL", parse_docker_url, "docker.url", "docker backend: the engine's "
      "API (default DOCKER_HOST, else unix:///var/run/docker.sock)"),
-    ("--connector-id", "ID", parse_connector_id, "docker.connector_id", "docker backend: "
-     "value of the genisys.connector label of its containers; one per connector on an engine "
+    ("--connector-id", "ID", parse_connector_id, "docker|aws.connector_id", "docker and aws "
+     "backends: value of the genisys.connector label of its containers (the genisys:connector "
+     "tag of its instances); one per connector on an engine (in an AWS account and region) "
      "(default default)"),
+    ("--region", "REGION", parse_region, "aws.region", "aws backend: the AWS region (default "
+     "AWS_REGION or AWS_DEFAULT_REGION, else the profile's)"),
+    ("--endpoint-url", "URL", parse_endpoint_url, "aws.endpoint_url", "aws backend: another "
+     "EC2 and Auto Scaling endpoint, such as moto's server or LocalStack (default AWS's own)"),
+    ("--in-flight-timeout", "DURATION", config.parse_duration, "aws.in_flight_timeout",
+     "aws backend: how long a launch counts while DescribeInstances does not list it yet "
+     "(default 2m)"),
+    ("--retry-after", "DURATION", config.parse_duration, "aws.retry_after", "aws backend: "
+     "the Retry-After of its 503 answers when AWS throttles it (default 5s)"),
     ("--pull", "POLICY", parse_pull, "docker.pull", "docker backend: missing (pull an image "
      "that is not on the engine) or never (default missing)"),
     ("--latency", "DURATION", parse_delay, "simulated.latency", "simulated backend: added to "
@@ -205,7 +229,8 @@ CONNECTOR_FLAGS = [
      "answer 404 and genisys calls per service (default: offered)"),
     ("--capacity", "N", parse_capacity, "capacity", "most resources the connector runs at "
      "once, over all its services: a scale order past it answers 409 InsufficientCapacity, "
-     "and GET /capabilities reports it (default: no limit)"),
+     "and GET /capabilities reports it (default: no limit; aws backend: the account's "
+     "max-instances)"),
 ]
 
 CONNECTOR_EPILOG = """\
@@ -215,6 +240,10 @@ POST /service/NAME/scale {"number": N}) and keeps service definitions
 "command": ["python3", "-m", "http.server"], "environment": {}, "cwd": null}.
 The docker backend's definitions name an image: {"name": "web", "image":
 "nginx:1.27", "command": null, "environment": {}, "ports": ["80"]}.
+The aws backend's name an AMI and an instance type (or a launch template):
+{"name": "web", "imageId": "ami-0abc1234", "instanceType": "t3.micro"}, or
+an Auto Scaling group: {"name": "web", "autoScalingGroup": "web-asg"}; its
+credentials come from the standard AWS chain (environment, ~/.aws, role).
 The simulated backend needs no definition.
 
 It also offers the batch extension, many services per call (GET
@@ -235,6 +264,7 @@ examples:
   genisys connector --backend simulated --port 7052 --latency 200ms --failure-rate 0.1
   genisys connector --services services.yml --capacity 20
   genisys connector --backend docker --port 7053 --docker-url unix:///var/run/docker.sock
+  genisys connector --backend aws --port 7054 --region eu-west-1
 """
 
 
@@ -242,7 +272,7 @@ def connector_settings(args, environ=None):
     """ConnectorServerSettings from the parsed flags and GENISYS_CONNECTOR_TOKEN;
     ConfigError naming the bad flag."""
     environ = os.environ if environ is None else environ
-    groups = {"": {}, "process": {}, "simulated": {}, "docker": {}}
+    groups = {"": {}, "process": {}, "simulated": {}, "docker": {}, "aws": {}}
     given = []
     for flag, _, parse, target, _ in CONNECTOR_FLAGS:
         raw = getattr(args, flag)
@@ -270,7 +300,8 @@ def connector_settings(args, environ=None):
     return connector_main.ConnectorServerSettings(
         process=connector_main.ProcessSettings(**groups["process"]),
         simulated=connector_main.SimulatedSettings(**groups["simulated"]),
-        docker=connector_main.DockerSettings(**groups["docker"]), tokens=tokens,
+        docker=connector_main.DockerSettings(**groups["docker"]),
+        aws=connector_main.AwsSettings(**groups["aws"]), tokens=tokens,
         insecure_bind_any=args.insecure_bind_any, **groups[""])
 
 

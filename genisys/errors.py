@@ -88,6 +88,17 @@ class BackendUnavailable(GenisysError):
     reason = "BackendUnavailable"
 
 
+class Throttled(BackendUnavailable):
+    """What a connector drives refuses calls for a while (AWS's RequestLimitExceeded):
+    HTTP 503 with ``Retry-After: retry_after`` (seconds), so that genisys backs off."""
+
+    reason = "Throttled"
+
+    def __init__(self, message, *, retry_after, field=None):
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
 class SimulatedFailure(GenisysError):
     """A failure injected on purpose by the simulated connector backend."""
 
@@ -104,6 +115,13 @@ class Forbidden(GenisysError):
     """A valid token that may not do this (a read-only token writing: HTTP 403)."""
 
     reason = "Forbidden"
+
+
+class BackendForbidden(Forbidden):
+    """What a connector drives refuses the connector's own credentials (AWS's
+    UnauthorizedOperation): HTTP 403, not the caller's token but the connector's."""
+
+    reason = "BackendForbidden"
 
 
 class StoreUnavailable(GenisysError):

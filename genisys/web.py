@@ -266,6 +266,9 @@ class JSONHandler(tornado.web.RequestHandler):
         self.error_reason = reason
         if status == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # errors.Throttled: how long the caller should wait
+            self.set_header("Retry-After", str(max(1, math.ceil(retry_after))))
         if status == 401:
             challenge = 'Bearer realm="genisys"'
             if self.request.headers.get("Authorization"):

@@ -105,7 +105,7 @@ def start_connector(tmp_path):
     returns its ``tests.support.ConnectorProcess`` (``.url``, ``.request()``, ``.stop(sig)``,
     ``.kill()``, ``.log()``, ``.state_dir``, ``.running_pids(service)``).
 
-    With the process and docker backends, each connector gets a fresh ``--state-dir`` under
+    With the process, docker and aws backends, each connector gets a fresh ``--state-dir`` under
     tmp_path unless ``state_dir`` is given (give the previous one's ``.state_dir`` to restart "the
     same" connector) or ``args`` has ``--state-dir``.
 
@@ -117,7 +117,7 @@ def start_connector(tmp_path):
 
     def start(*args, backend="process", state_dir=None, name="connector", env=None):
         args = ["--backend", backend] + list(args)
-        if backend in ("process", "docker"):
+        if backend in ("process", "docker", "aws"):
             for i, arg in enumerate(args):
                 if arg == "--state-dir" and i + 1 < len(args):
                     state_dir = tmp_path / args[i + 1]  # relative to the connector's cwd

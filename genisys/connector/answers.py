@@ -27,6 +27,11 @@ HTML_PARSED_BYTES = 16 * 1024
 # of digits raises (in a libcurl callback). The body's own count still applies.
 _CONTENT_LENGTH = re.compile(rb"content-length\s*:\s*(\d{1,18})\s*$", re.IGNORECASE)
 _CONTENT_TYPE = re.compile(rb"content-type\s*:\s*(.*?)\s*$", re.IGNORECASE)
+# Only the delay-seconds form (RFC 9110): connectors answer it; an HTTP date is ignored.
+_RETRY_AFTER = re.compile(rb"retry-after\s*:\s*(\d{1,9})\s*$", re.IGNORECASE)
+#: The longest Retry-After genisys waits: a connector's own word, so bounded like the
+#: backoff it stands in for (the controller's backoff maximum is a minute by default).
+MAX_RETRY_AFTER = 300
 
 
 def size_text(size):
@@ -68,6 +73,8 @@ class AnswerReader:
         self.body = bytearray()
         self.content_type = ""
         self.declared = None
+        #: Seconds of the answer's Retry-After (at most MAX_RETRY_AFTER), None without one.
+        self.retry_after = None
         #: Bytes of the body seen, those not kept included.
         self.seen = 0
         #: A TooLarge once the limit was passed, else None.
@@ -82,8 +89,11 @@ class AnswerReader:
 
     def _header(self, line):
         if line.startswith(b"HTTP/"):  # a new answer (after a 100 Continue): forget the last
-            self.content_type, self.declared = "", None
+            self.content_type, self.declared, self.retry_after = "", None, None
             return None
+        match = _RETRY_AFTER.match(line)
+        if match:
+            self.retry_after = min(int(match.group(1)), MAX_RETRY_AFTER)
         match = _CONTENT_LENGTH.match(line)
         if match:
             self.declared = int(match.group(1))

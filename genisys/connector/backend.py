@@ -61,6 +61,19 @@ class Backend(abc.ABC):
         Returns once the order is taken (resources may still be starting or
         stopping), with the count of running resources at that moment."""
 
+    async def count_many(self, services):
+        """{service: count, or the GenisysError counting it raised} of those of
+        ``services`` the backend can count in one go (a batch status request); the
+        others are counted one by one. Backends whose API lists everything at once
+        (the aws backend: one DescribeInstances) answer here; the default counts none."""
+        return {}
+
+    async def capacity_limit(self):
+        """The most resources the connector may run, from what it drives (the aws
+        backend: the account's instance limit), for a connector started without
+        ``--capacity``; None: no limit. Asked once, after ``start``."""
+        return None
+
     @abc.abstractmethod
     def snapshot(self):
         """{service: running count} right now; cheap and never failing (for metrics)."""

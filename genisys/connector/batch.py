@@ -8,7 +8,8 @@ A connector that offers it answers ``GET /capabilities`` with
 
 both answered ``{"services": {name: {"running_resources": N}}}``, where a
 service whose call failed gets ``{"error": {"status", "reason", "message"}}``
-instead: the status the per-service endpoint would have answered, so one
+instead (with ``retryAfter``, seconds, where the per-service answer has a
+Retry-After): the status the per-service endpoint would have answered, so one
 service's failure is its own entry and never the whole answer's. Each service
 is one call of the backend (``count``, or the same scale order as ``POST
 /service/<name>/scale``), ``CONCURRENCY`` at a time. This module owns what a
@@ -17,6 +18,7 @@ valid body is and how the calls run; ``genisys.connector.server`` serves it.
 
 import asyncio
 import logging
+import math
 
 from genisys.connector.backend import MAX_RESOURCES
 from genisys.errors import GenisysError, Invalid
@@ -93,7 +95,11 @@ async def _entry(what, name, call):
     except Exception as e:
         status = status_for(e) if isinstance(e, GenisysError) else None
         if status is not None:
-            return {"error": {"status": status, "reason": e.reason, "message": e.message}}
+            error = {"status": status, "reason": e.reason, "message": e.message}
+            retry_after = getattr(e, "retry_after", None)
+            if retry_after is not None:  # what the per-service answer's Retry-After says
+                error["retryAfter"] = max(1, math.ceil(retry_after))
+            return {"error": error}
         # What the per-service endpoint would answer 500 with a traceback in the log.
         log.exception("%s of service %s in a batch request failed", what, name)
         return {"error": dict(_INTERNAL_ERROR)}

@@ -43,7 +43,13 @@ import pycurl
 import tornado.httpclient
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 
-from genisys.connector.answers import EXCERPT_CHARS, AnswerReader, one_line, readable
+from genisys.connector.answers import (
+    EXCERPT_CHARS,
+    MAX_RETRY_AFTER,
+    AnswerReader,
+    one_line,
+    readable,
+)
 from genisys.connector.limit import AdaptiveLimit, LoopLag
 from genisys.errors import GenisysError
 from genisys.model import DEFAULT_MAX_REPLICAS
@@ -133,6 +139,18 @@ class ConnectorUnavailable(ConnectorError):
 
     reason = "ConnectorUnavailable"
     condition = "Unreachable"
+
+
+class ConnectorThrottled(ConnectorError):
+    """429, or 503 with a Retry-After: the connector (or what it drives: AWS throttling
+    its calls) asks genisys to wait ``retry_after`` seconds before calling again. It
+    answers, so the pair is not Unreachable; its retry waits at least that long."""
+
+    reason = "ConnectorThrottled"
+
+    def __init__(self, message, *, status, body, retry_after):
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after
 
 
 class ConnectorBadResponse(ConnectorFailure):
@@ -278,8 +296,13 @@ def _item_error(error, method, url, with_token):
     status = error.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
         status = 500
+    retry_after = error.get("retryAfter")
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
+        retry_after = None
+    else:
+        retry_after = min(retry_after, MAX_RETRY_AFTER)
     return _status_error(status, json.dumps({"error": error}).encode(), method, url,
-                         with_token)
+                         with_token, retry_after=retry_after)
 
 
 def _excerpt(body, content_type=""):
@@ -657,7 +680,7 @@ class ConnectorClient:
             log.debug("%s %s answered %d, %d bytes: %r", method, url, code, len(answer.body),
                       bytes(answer.body[:DEBUG_BODY_BYTES]))
             raise _status_error(code, bytes(answer.body), method, url, compute.token is not None,
-                                content_type=answer.content_type)
+                                content_type=answer.content_type, retry_after=answer.retry_after)
         return bytes(answer.body)
 
     def _observe(self, compute, operation, outcome, seconds):
@@ -698,9 +721,18 @@ def _sent(on_sent):
         on_sent()
 
 
-def _status_error(code, body, method, url, with_token, *, content_type=""):
-    """The exception for a non-2xx answer ``code`` with ``body`` to ``method url``."""
+def _status_error(code, body, method, url, with_token, *, content_type="", retry_after=None):
+    """The exception for a non-2xx answer ``code`` with ``body`` to ``method url`` (and
+    the seconds of its Retry-After, if it had one)."""
     detail = _excerpt(body, content_type)
+    if code == 429 or (code == 503 and retry_after is not None):
+        return ConnectorThrottled("%s %s: %d, the connector asks to wait %ds: %s"
+                                  % (method, url, code, retry_after or 0, detail), status=code,
+                                  body=body, retry_after=retry_after or 0)
+    if code == 403 and _error_reason(body) == "BackendForbidden":
+        return ConnectorUnauthorized("%s %s: 403, what the connector drives refused the "
+                                     "connector's own credentials: %s" % (method, url, detail),
+                                     status=code, body=body)
     if code in (401, 403):
         return ConnectorUnauthorized(
             "%s %s: %d, the connector refused %s: %s"

@@ -8,7 +8,8 @@ in-flight requests finish, ``backend.close()`` (which stops every process it
 runs), exit 0. A connector killed with SIGKILL leaves its processes running;
 the next one on the same state directory adopts them. The docker backend
 leaves its containers running whichever way it stops: the engine keeps them,
-and the next connector with the same ``--connector-id`` takes them over.
+and the next connector with the same ``--connector-id`` takes them over; so
+does the aws backend its instances (AWS keeps them).
 """
 
 import asyncio
@@ -39,7 +40,7 @@ SERVER_MAX_BODY_BYTES = 2 * MAX_BATCH_BODY_BYTES
 IDLE_SECONDS = 60.0
 BODY_SECONDS = 60.0
 
-BACKENDS = ("process", "simulated", "docker")
+BACKENDS = ("process", "simulated", "docker", "aws")
 #: Largest --capacity: a typo guard, like the controller's max_replicas, far above
 #: what one connector runs.
 MAX_CAPACITY = 1_000_000
@@ -91,9 +92,28 @@ class DockerSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AwsSettings:
+    #: The AWS region (None: the standard chain's: AWS_REGION, AWS_DEFAULT_REGION, ~/.aws).
+    region: Optional[str] = None
+    #: Another EC2 and Auto Scaling endpoint (moto's server, LocalStack); None: AWS's own.
+    endpoint_url: Optional[str] = None
+    #: The value of the genisys:connector tag of every instance it launches: two connectors
+    #: in one account and region need two ids; a restarted one must keep its id.
+    connector_id: str = "default"
+    #: Where the definitions, the in-flight ledger and the lock live.
+    state_dir: str = "./var/aws-connector"
+    #: Seconds a launch counts while DescribeInstances does not list its instances yet:
+    #: AWS's eventual consistency lasts seconds; two minutes is far beyond it.
+    in_flight_timeout: float = 120.0
+    #: Seconds genisys is told to wait (Retry-After) when AWS throttles the connector's
+    #: calls past botocore's own retries.
+    retry_after: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
 class ConnectorServerSettings:
-    #: "process" (real OS processes), "docker" (containers) or "simulated" (virtual
-    #: resources, for demos and tests).
+    #: "process" (real OS processes), "docker" (containers), "aws" (EC2 instances, Auto
+    #: Scaling groups) or "simulated" (virtual resources, for demos and tests).
     backend: str = "process"
     #: Address to listen on. Loopback by default: whoever reaches the connector can
     #: start and stop processes, so exposing it is a decision made explicitly.
@@ -116,11 +136,13 @@ class ConnectorServerSettings:
     batch: bool = True
     #: The most resources the connector runs at once, over all its services: a scale
     #: order past it is refused (409 InsufficientCapacity), and GET /capabilities reports
-    #: it with what is used, for genisys' placement. None: no limit.
+    #: it with what is used, for genisys' placement. None: no limit (the aws backend: the
+    #: account's max-instances, if AWS tells it at start).
     capacity: Optional[int] = None
     process: ProcessSettings = ProcessSettings()
     simulated: SimulatedSettings = SimulatedSettings()
     docker: DockerSettings = DockerSettings()
+    aws: AwsSettings = AwsSettings()
 
 
 def _docker_backend_class():
@@ -134,6 +156,18 @@ def _docker_backend_class():
         raise ConfigError("the docker backend needs the Docker SDK, which is not installed: "
                           "pip install 'genisys[docker]'", field="--backend") from e
     return DockerBackend
+
+
+def _aws_backend_class():
+    """The aws backend, imported only when asked for (boto3 is the ``genisys[aws]`` extra)."""
+    try:
+        from genisys.connector.aws.backend import AwsBackend
+    except ImportError as e:
+        if (e.name or "").split(".")[0] not in ("boto3", "botocore"):
+            raise
+        raise ConfigError("the aws backend needs boto3, which is not installed: "
+                          "pip install 'genisys[aws]'", field="--backend") from e
+    return AwsBackend
 
 
 def make_backend(settings):
@@ -150,6 +184,13 @@ def make_backend(settings):
                               state_dir=settings.docker.state_dir,
                               grace_period=settings.docker.grace_period,
                               pull=settings.docker.pull)
+    if settings.backend == "aws":
+        aws_backend = _aws_backend_class()
+        return aws_backend(state_dir=settings.aws.state_dir, region=settings.aws.region,
+                           endpoint_url=settings.aws.endpoint_url,
+                           connector_id=settings.aws.connector_id,
+                           in_flight_timeout=settings.aws.in_flight_timeout,
+                           retry_after=settings.aws.retry_after)
     raise ValueError("unknown backend %r" % settings.backend)
 
 
@@ -182,8 +223,14 @@ async def run_connector(settings, *, stop=None):
 
 
 async def _serve(settings, backend, sockets, stop):
+    capacity = settings.capacity
+    if capacity is None:
+        capacity = await backend.capacity_limit()
+        if capacity is not None:
+            log.info("capacity %d, as %s reports (--capacity sets another)", capacity,
+                     backend.name)
     app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch,
-                             capacity=settings.capacity)
+                             capacity=capacity)
     log_access(log, EXPOSURE, bind=settings.bind, tokens=settings.tokens)
     server = Server(app, max_body_size=SERVER_MAX_BODY_BYTES,
                     max_header_size=SERVER_MAX_HEADER_BYTES,

@@ -98,7 +98,15 @@ class BatchStatusHandler(ConnectorHandler):
     async def post(self):
         names = batching.services_to_check(self.json_body())
         await self.backend.answering()
-        entries = await batching.for_each("status", names, self.backend.count)
+        counted = await self.backend.count_many(names)
+
+        async def count(name):
+            if name not in counted:
+                return await self.backend.count(name)
+            if isinstance(counted[name], Exception):
+                raise counted[name]
+            return counted[name]
+        entries = await batching.for_each("status", names, count)
         self.metrics.count_batch(self.endpoint, entries)
         self.send(200, {"services": entries})
 

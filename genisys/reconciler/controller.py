@@ -407,7 +407,9 @@ class Reconciler:
             failure = Failure(e.reason, e.condition, e.message, not_defined=True)
             return dataclasses.replace(observed, failure=failure)
         except ConnectorFailure as e:
-            return dataclasses.replace(observed, failure=Failure(e.reason, e.condition, e.message))
+            failure = Failure(e.reason, e.condition, e.message,
+                              retry_after=getattr(e, "retry_after", None))
+            return dataclasses.replace(observed, failure=failure)
         except Exception as e:  # noqa: BLE001 - a bug in one pair must not stop the others
             log.exception("reconcile %s on %s crashed", pair.service, pair.compute)
             return dataclasses.replace(observed, failure=internal_error(e))

@@ -74,6 +74,8 @@ class Failure:
     message: str
     #: The connector has no such service (404): it runs none of it.
     not_defined: bool = False
+    #: Seconds the connector asked genisys to wait (Retry-After), None if it did not.
+    retry_after: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +337,8 @@ def _order_taken(pair: Pair, running: Optional[int], reported: Optional[int], *,
 def _failed(pair: Pair, failure: Failure, running: Optional[int], *, now: Now, tuning: Tuning,
             metric: Optional[tuple[int, Optional[int]]]) -> PairResult:
     failures = pair.memory.failures + 1
-    delay = tuning.backoff.spread(failures, now.jitter)
+    # A connector that says how long to wait (Retry-After) is not called sooner.
+    delay = max(tuning.backoff.spread(failures, now.jitter), failure.retry_after or 0.0)
     memory = dataclasses.replace(pair.memory, failures=failures, generation=pair.generation,
                                  not_before=now.time + delay)
     entry = st.entry(pair.previous, desired=pair.desired, running=running,
