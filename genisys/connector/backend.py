@@ -10,9 +10,12 @@ implemented here once, in memory, with a hook for backends that persist them.
 
 import abc
 import asyncio
+import logging
 
 from genisys.connector.definitions import Definition
-from genisys.errors import AlreadyExists, Conflict, NotFound, ServiceNotDefined
+from genisys.errors import AlreadyExists, Conflict, Invalid, NotFound, ServiceNotDefined
+
+log = logging.getLogger(__name__)
 
 #: Largest count one scale order may ask for: a typo guard (10000 for 100),
 #: like the controller's max_replicas, well above what one machine runs.
@@ -35,6 +38,17 @@ class Backend(abc.ABC):
     def __init__(self):
         self._definitions = {}
         self._locks = {}
+
+    def _load_definitions(self, bodies, source, **options):
+        """The definitions a backend kept (its state file, ``source``), read again with
+        ``definition_class`` (``options``: what its ``from_body`` takes besides); one that
+        is no longer valid is logged and left out, so that the connector still starts."""
+        for name, body in bodies.items():
+            try:
+                self._definitions[name] = self.definition_class.from_body(body, name=name,
+                                                                          **options)
+            except Invalid as e:
+                log.error("ignoring the definition of %s in %s: %s", name, source, e)
 
     @abc.abstractmethod
     async def start(self):

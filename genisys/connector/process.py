@@ -32,9 +32,8 @@ import time
 from typing import Optional
 
 from genisys.connector.backend import Backend
-from genisys.connector.definitions import Definition
 from genisys.connector.statedir import StateDir
-from genisys.errors import Invalid, StartFailed, StartupError
+from genisys.errors import StartFailed, StartupError
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
@@ -236,7 +235,7 @@ class ProcessBackend(Backend):
         self._take_lock()
         try:
             state = self._read_state()
-            self._load_definitions(state.get("definitions", {}))
+            self._load_definitions(state.get("definitions", {}), self.state_path, check_cwd=False)
             self._adopt_all(state.get("processes", []))
             self._save_state()
         except OSError as e:
@@ -291,13 +290,6 @@ class ProcessBackend(Backend):
 
     def definitions_changed(self):
         self._save_state()
-
-    def _load_definitions(self, bodies):
-        for name, body in bodies.items():
-            try:
-                self._definitions[name] = Definition.from_body(body, name=name, check_cwd=False)
-            except Invalid as e:
-                log.error("ignoring the definition of %s in %s: %s", name, self.state_path, e)
 
     def _adopt_all(self, entries):
         adopted = []

@@ -469,3 +469,26 @@ def test_logs_of_exited_processes_are_pruned_per_service(tmp_path):
     logs = asyncio.run(scenario())
     assert len([n for n in logs if re.fullmatch(r"web-\d+-\d+\.log", n)]) == KEEP_LOGS
     assert len([n for n in logs if re.fullmatch(r"web-api-\d+-\d+\.log", n)]) == 1
+
+
+def test_a_kept_definition_no_longer_valid_is_left_out_and_the_rest_start(tmp_path, caplog):
+    """A state file whose definition of ``bad`` is no longer valid (an empty command):
+    the backend starts with ``web`` only, and says what it left out and where."""
+    state_dir = write_state(tmp_path, [])
+    state = json.loads((state_dir / "state.json").read_text())
+    state["definitions"]["bad"] = {"name": "bad", "command": []}
+    (state_dir / "state.json").write_text(json.dumps(state))
+
+    async def scenario():
+        backend = ProcessBackend(state_dir=str(state_dir), grace_period=1.0)
+        await backend.start()
+        try:
+            return list(await backend.list_definitions())
+        finally:
+            await backend.close()
+    with caplog.at_level("ERROR", logger="genisys.connector.backend"):
+        assert asyncio.run(scenario()) == ["web"]
+    [record] = [r for r in caplog.records if "ignoring the definition" in r.message]
+    assert record.message.startswith("ignoring the definition of bad in %s: "
+                                     % (state_dir / "state.json"))
+    assert "command" in record.message

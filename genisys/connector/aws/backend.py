@@ -26,7 +26,7 @@ from genisys.connector.aws.instances import TAG_CONNECTOR, InstancesMode
 from genisys.connector.aws.ledger import Ledger
 from genisys.connector.backend import Backend
 from genisys.connector.statedir import StateDir
-from genisys.errors import Conflict, GenisysError, Invalid, StartupError
+from genisys.errors import Conflict, GenisysError, StartupError
 from genisys.model import validate_name
 from genisys.tasks import start_task, stop_tasks
 
@@ -89,7 +89,7 @@ class AwsBackend(Backend):
                 raise StartupError("the launches in flight in %s cannot be read: %s (move the "
                                    "file away to start afresh; the definitions in it will be "
                                    "lost)" % (self.state.state_path, e)) from e
-            self._load_definitions(state.get("definitions", {}))
+            self._load_definitions(state.get("definitions", {}), self.state.state_path)
             self._save()
         except OSError as e:
             self.state.close()
@@ -155,14 +155,6 @@ class AwsBackend(Backend):
 
     def definitions_changed(self):
         self._save()
-
-    def _load_definitions(self, bodies):
-        for name, body in bodies.items():
-            try:
-                self._definitions[name] = AwsDefinition.from_body(body, name=name)
-            except Invalid as e:
-                log.error("ignoring the definition of %s in %s: %s", name,
-                          self.state.state_path, e)
 
     async def delete_definition(self, name):
         """Remove a definition; Conflict while instances of the service run."""

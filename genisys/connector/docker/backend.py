@@ -169,7 +169,7 @@ class DockerBackend(Backend):
                             "containers labelled %s=%s are not this connector's",
                             self.state.path, state["connector_id"], LABEL_CONNECTOR,
                             state["connector_id"])
-            self._load_definitions(state.get("definitions", {}))
+            self._load_definitions(state.get("definitions", {}), self.state.state_path)
             self.definitions_changed()
         except OSError as e:
             self.state.close()
@@ -206,14 +206,6 @@ class DockerBackend(Backend):
         self.state.write({"connector_id": self.connector_id,
                           "definitions": {n: d.to_json()
                                           for n, d in sorted(self._definitions.items())}})
-
-    def _load_definitions(self, bodies):
-        for name, body in bodies.items():
-            try:
-                self._definitions[name] = DockerDefinition.from_body(body, name=name)
-            except Invalid as e:
-                log.error("ignoring the definition of %s in %s: %s", name,
-                          self.state.state_path, e)
 
     async def delete_definition(self, name):
         """Remove a definition; Conflict while containers of the service run."""
