@@ -369,7 +369,8 @@ class ConnectorClient:
         """How many resources of ``service`` the connector of ``compute`` runs.
 
         ``on_sent()``, if given, is called once the call has its turn (see
-        ``genisys.connector.limit``): until then it waits in line behind others."""
+        ``genisys.connector.limit``): until then it waits in line behind others. What it
+        raises ends the call unsent."""
         what = "status of %s from %s" % (service, compute.connector)
         if await self._batch_size(compute):
             _sent(on_sent)
@@ -652,7 +653,12 @@ class ConnectorClient:
             raise ConnectorTimeout("%s %s: %d calls to this connector still in flight, none "
                                    "answered for %gs" % (method, url, turns.in_flight,
                                                          self.request_timeout)) from None
-        _sent(on_sent)
+        try:
+            _sent(on_sent)  # the caller may take the call back now (it no longer leads)
+        except BaseException:
+            if turns is not None:
+                turns.release(turn)  # unsent: no latency to learn from
+            raise
         started, outcome = time.monotonic(), "error"
         try:
             code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes)

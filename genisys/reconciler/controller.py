@@ -393,6 +393,10 @@ class Reconciler:
         self._calls[key] = None
 
         def sent() -> None:
+            # The call had to wait its turn (or a batch window): a leader deposed meanwhile
+            # (its lease expired while it was paused, say) must not send it now that
+            # another leads. NotLeader here ends the call unsent.
+            self._check_leader()
             self._calls[key] = asyncio.get_running_loop().time()
         try:
             if isinstance(call, Scale):
@@ -403,6 +407,8 @@ class Reconciler:
                 assert isinstance(call, AskStatus)
                 running = await self.client.running(compute, pair.service, on_sent=sent)
                 answered = dataclasses.replace(observed, asked=True, running=running)
+        except NotLeader:
+            raise  # not ours to reconcile any more: no status either
         except ConnectorNotFound as e:
             failure = Failure(e.reason, e.condition, e.message, not_defined=True)
             return dataclasses.replace(observed, failure=failure)

@@ -39,14 +39,16 @@ class Harness:
         self.reconciler = None
 
     async def start(self, *, poll_interval=30.0, timeout=5.0, backoff=(0.05, 1.0), workers=4,
-                    pass_budget=1.0, store=None, max_in_flight=4):
-        """Start the reconciler (over ``store``, default: the harness's)."""
+                    pass_budget=1.0, store=None, max_in_flight=4, leadership=None):
+        """Start the reconciler (over ``store``, default: the harness's; under
+        ``leadership``, if given)."""
         client = ConnectorClient(connect_timeout=timeout, request_timeout=timeout,
                                  max_in_flight=max_in_flight, metrics=self.metrics)
         self.reconciler = Reconciler(store or self.store, client, metrics=self.metrics,
                                      poll_interval=poll_interval, workers=workers,
                                      backoff=Backoff(initial=backoff[0], maximum=backoff[1]),
-                                     progress_check=0.02, pass_budget=pass_budget)
+                                     progress_check=0.02, pass_budget=pass_budget,
+                                     leadership=leadership)
         await self.reconciler.start()
         return self
 

@@ -4,6 +4,7 @@ import pytest
 
 from genisys.errors import Conflict, NotFound
 from genisys.model import Compute
+from genisys.reconciler.leader import NotLeader
 from tests.reconciler.conftest import eventually
 from tests.reconciler.fake_connector import ERROR_500, GARBAGE, HANG, NOT_FOUND, OK
 
@@ -409,3 +410,39 @@ async def test_a_call_waiting_in_line_at_its_connector_does_not_use_up_the_pass_
     reasons = {entry["reason"] for status in recording.statuses
                for entry in status["computes"].values()}
     assert "Waiting" not in reasons, reasons
+
+
+class Lease:
+    """A leadership that holds until the test says it is lost (as when a paused leader's
+    lease expires and another is elected)."""
+
+    def __init__(self):
+        self.held = True
+
+    def check(self):
+        if not self.held:
+            raise NotLeader("the lease expired")
+
+    def fenced(self, store):
+        return store
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_call_that_waited_its_turn_is_not_sent_once_the_leadership_is_lost(harness):
+    """One call in flight at a time to a connector that hangs: b's order waits its turn
+    behind a's. The leadership is lost meanwhile; when the turn comes, b's order is
+    not sent (another leader may be acting now), and the turn is handed on."""
+    lease = Lease()
+    await harness.start(leadership=lease, max_in_flight=1, pass_budget=0.2)
+    fake = await harness.connector("c1")
+    fake.mode = HANG
+    await harness.intents.put_service("a", {"c1": 1})
+    await eventually(lambda: fake.count("scale", "a") == 1, message="a's order at the connector")
+    await harness.intents.put_service("b", {"c1": 2})
+    limit = harness.reconciler.client.limit(fake.url)
+    await eventually(lambda: limit.waiting == 1, message="b's order waiting for its turn")
+    lease.held = False
+    fake.released.set()  # a's order is answered: b's has its turn, and must not use it
+    await eventually(lambda: limit.waiting == 0 and limit.in_flight == 0,
+                     message="the turn handed on and given back")
+    assert [(op, service) for _, op, service, _ in fake.calls] == [("scale", "a")]
