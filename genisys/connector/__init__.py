@@ -9,3 +9,7 @@ once, kept by every scale order), the bundled backends ``process``,
 ``simulated`` and ``docker`` (a package of its own), and ``main``
 (``genisys connector``: settings, start-up, shutdown).
 """
+
+#: The header that names the controller a call comes from (its --identity): a connector
+#: counts scale orders by it (docs/connectors.md).
+IDENTITY_HEADER = "Genisys-Identity"

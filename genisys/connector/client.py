@@ -43,6 +43,7 @@ import pycurl
 import tornado.httpclient
 from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 
+from genisys.connector import IDENTITY_HEADER
 from genisys.connector.answers import (
     EXCERPT_CHARS,
     MAX_RETRY_AFTER,
@@ -314,7 +315,7 @@ class ConnectorClient:
 
     def __init__(self, *, connect_timeout, request_timeout, max_in_flight=256, ca_file=None,
                  metrics=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES,
-                 max_replicas=DEFAULT_MAX_REPLICAS):
+                 max_replicas=DEFAULT_MAX_REPLICAS, identity=None):
         #: Seconds to establish a connection.
         self.connect_timeout = connect_timeout
         #: Seconds for a whole call, connection included.
@@ -329,6 +330,9 @@ class ConnectorClient:
         self.max_answer_bytes = max_answer_bytes
         #: The controller's max_replicas: counts far above it are bad answers.
         self.max_replicas = max_replicas
+        #: This controller's name (its --identity), sent as Genisys-Identity with every
+        #: call, so a connector can tell who ordered what (None: not sent).
+        self.identity = identity
         self._http = None
         #: connector URL -> its AdaptiveLimit
         self._limits = {}
@@ -620,6 +624,8 @@ class ConnectorClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if compute.token is not None:
             headers["Authorization"] = "Bearer " + compute.token
+        if self.identity is not None:
+            headers[IDENTITY_HEADER] = self.identity
         return tornado.httpclient.HTTPRequest(
             url, method=method, body=body, connect_timeout=self.connect_timeout,
             request_timeout=self.request_timeout, follow_redirects=False,

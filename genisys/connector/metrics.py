@@ -5,12 +5,20 @@ Each connector app (and each test's in-process one) gets its own
 them in one process never mix their numbers.
 """
 
+import re
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from genisys.model import VISIBLE_ASCII
 
 #: A scale order is taken in microseconds (simulated) to seconds (a thousand
 #: processes to fork); the buckets cover both.
 SCALE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: Controllers a connector counts orders of by name; more are counted as "other".
+MAX_CALLERS = 16
+#: What a controller's name (--identity) looks like.
+_CALLER = re.compile("[%s]{1,128}" % VISIBLE_ASCII)
 
 
 class ConnectorMetrics:
@@ -35,6 +43,23 @@ class ConnectorMetrics:
         self.batch_errors = Counter("genisys_connector_batch_errors", "Services of batch "
                                     "requests answered with an error entry, by endpoint and "
                                     "the entry's status.", ["endpoint", "code"], registry=r)
+        self.orders = Counter("genisys_connector_orders", "Scale orders received (each "
+                              "service of a batch counts), by the controller that sent them "
+                              "(its Genisys-Identity header).", ["caller"], registry=r)
+        self._callers = set()
+
+    def count_order(self, caller):
+        """Count a scale order of ``caller`` (a Genisys-Identity header, or None). A value
+        that is no controller name counts as "unknown", and past MAX_CALLERS names as
+        "other": a caller cannot grow the metrics without bound."""
+        if caller is None or not _CALLER.fullmatch(caller):
+            caller = "unknown"
+        elif caller not in self._callers:
+            if len(self._callers) >= MAX_CALLERS:
+                caller = "other"
+            else:
+                self._callers.add(caller)
+        self.orders.labels(caller).inc()
 
     def set_resources(self, counts):
         """Make the resources gauge say ``counts`` ({service: running}), and nothing else."""

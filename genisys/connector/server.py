@@ -18,6 +18,7 @@ import time
 
 import tornado.web
 
+from genisys.connector import IDENTITY_HEADER
 from genisys.connector import batch as batching
 from genisys.connector.backend import MAX_RESOURCES
 from genisys.connector.capacity import CapacityGuard
@@ -59,6 +60,7 @@ async def take_scale_order(handler, service, number):
     scale histogram; the running count it answers.
 
     The per-service POST and every order of a batch go through here."""
+    handler.metrics.count_order(handler.request.headers.get(IDENTITY_HEADER))
     started, outcome = time.monotonic(), "error"
     try:
         if handler.capacity is None:
