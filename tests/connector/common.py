@@ -126,3 +126,10 @@ def one_after_the_other(history, *, start):
     first where the service stood at ``start``): none interleaved with another."""
     ends = [start] + [to for _, to in history]
     return all(begin == end for (begin, _), end in zip(history, ends))
+
+
+def orders(connector):
+    """{caller: scale orders} from the connector's /metrics."""
+    text = connector.request("GET", "/metrics", timeout=5).text
+    return {caller: float(n) for caller, n in re.findall(
+        r'^genisys_connector_orders_total\{caller="([^"]*)"\} (\S+)$', text, re.M)}

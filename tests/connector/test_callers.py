@@ -2,17 +2,9 @@
 Genisys-Identity header every genisys sends with its calls), so who ordered what can be
 told apart: in distributed mode, only the leader should ever be seen."""
 
-import re
-
 from genisys.connector.metrics import MAX_CALLERS
+from tests.connector.common import orders
 from tests.support import wait_for
-
-
-def orders(connector):
-    """{caller: scale orders} from the connector's /metrics."""
-    text = connector.request("GET", "/metrics").text
-    return {caller: float(n) for caller, n in re.findall(
-        r'^genisys_connector_orders_total\{caller="([^"]*)"\} (\S+)$', text, re.M)}
 
 
 def scale(connector, service, number, caller=None):
