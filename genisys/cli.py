@@ -15,10 +15,17 @@ import re
 import sys
 
 from genisys import auth, commands, config
-from genisys.connector import main as connector_main
 from genisys.errors import ConfigError, GenisysError
 from genisys.model import NAME_PATTERN, NAME_RULE
 from genisys.serving import check_exposure
+
+
+def _connector():
+    """``genisys.connector.main``, imported when a connector is run or configured: the
+    connector server (prometheus, its backends) would cost every CLI command some 90 ms
+    of start-up."""
+    from genisys.connector import main
+    return main
 
 SERVE_EPILOG = """\
 Every setting can come from genisys.yml, the environment or a flag; the
@@ -109,6 +116,7 @@ def fail(message, status):
 
 
 def parse_backend(value):
+    connector_main = _connector()
     if value not in connector_main.BACKENDS:
         raise ValueError("must be one of %s, got %r" % (", ".join(connector_main.BACKENDS),
                                                          value))
@@ -164,6 +172,7 @@ def parse_endpoint_url(value):
 
 def parse_capacity(value):
     """The most resources a connector runs at once: a whole number from 1."""
+    connector_main = _connector()
     return config._integer(value, 1, connector_main.MAX_CAPACITY)
 
 
@@ -271,6 +280,7 @@ examples:
 def connector_settings(args, environ=None):
     """ConnectorServerSettings from the parsed flags and GENISYS_CONNECTOR_TOKEN;
     ConfigError naming the bad flag."""
+    connector_main = _connector()
     environ = os.environ if environ is None else environ
     groups = {"": {}, "process": {}, "simulated": {}, "docker": {}, "aws": {}}
     given = []
@@ -306,6 +316,7 @@ def connector_settings(args, environ=None):
 
 
 def cmd_connector(args):
+    connector_main = _connector()
     try:
         settings = connector_settings(args)
     except ConfigError as e:

@@ -3,10 +3,12 @@
 Every test starts its own etcd (one member or a three-member cluster on
 loopback) and controllers with a short leadership lease (TTL), and reads what
 they do from outside: /readyz and /metrics of each controller, and the
-simulated connector's own count of running resources. Every test runs twice:
-on a plain etcd, and on one that takes clients over TLS only with a client
-certificate and has authentication on (the controllers are a user whose role
-may read and write the test's keys only), as production clusters do.
+simulated connector's own count of running resources. The etcd takes clients
+over TLS only, with a client certificate, and has authentication on (the
+controllers are a user whose role may read and write the test's keys only), as
+production clusters do. A plain etcd is the chaos run's (test_chaos.py) and the
+store contract's (tests/store), so these tests run only secure: that covers
+everything a plain run would, and the suite stays short.
 """
 
 import threading
@@ -24,26 +26,20 @@ TTL = 2.0
 COMPUTE = "sim"
 
 
-#: The user the controllers are on a secure etcd, and the keys its role may use (every
-#: test prefix: tests.etcd.unique_prefix).
+#: The user the controllers are, and the keys its role may use (every test prefix:
+#: tests.etcd.unique_prefix).
 USER, USER_KEYS = "genisys", "test-"
 
 
 def store_security(clusters):
-    """The EtcdSecurity of an in-process store on the test's last cluster (None: plain)."""
-    return clusters[-1].security(USER) if clusters.secure else None
+    """The EtcdSecurity of an in-process store on the test's last cluster."""
+    return clusters[-1].security(USER)
 
 
-class _Clusters(list):
-    """The clusters of a test; ``secure``: over TLS, with authentication on."""
-    secure = False
-
-
-@pytest.fixture(params=["plain", "secure"])
-def etcd_clusters(request):
-    """The clusters a test started (``start_etcd``), and whether they are secure."""
-    clusters = _Clusters()
-    clusters.secure = request.param == "secure"
+@pytest.fixture
+def etcd_clusters():
+    """The clusters a test started (``start_etcd``)."""
+    clusters = []
     yield clusters
     for cluster in clusters:
         cluster.stop()
@@ -51,18 +47,16 @@ def etcd_clusters(request):
 
 @pytest.fixture
 def start_etcd(tmp_path, etcd_clusters):
-    """Factory: ``start_etcd(size)`` runs an etcd cluster of ``size`` members (over TLS,
-    with a user for the controllers, when the test runs secure); all are killed at the
-    end of the test."""
+    """Factory: ``start_etcd(size)`` runs an etcd cluster of ``size`` members over TLS,
+    with USER for the controllers; all are killed at the end of the test."""
     etcd_binary()
 
     def start(size=1):
         cluster = EtcdCluster(size, workdir=str(tmp_path / ("etcd-%d" % len(etcd_clusters))),
-                              tls=etcd_clusters.secure)
+                              tls=True)
         etcd_clusters.append(cluster)
         cluster.start()
-        if etcd_clusters.secure:
-            cluster.enable_auth({USER: ("READWRITE", USER_KEYS)})
+        cluster.enable_auth({USER: ("READWRITE", USER_KEYS)})
         return cluster
     return start
 
@@ -75,14 +69,12 @@ def prefix():
 @pytest.fixture
 def start_controller(start_genisys, etcd_clusters):
     """Factory: ``start_controller(store_url, name)`` runs a genisys on that etcd with a
-    TTL-second lease, named ``name`` in the election (on a secure etcd, with the client
-    certificate and as USER, its password in GENISYS_ETCD_PASSWORD)."""
+    TTL-second lease, named ``name`` in the election, with the client certificate and
+    as USER (its password in GENISYS_ETCD_PASSWORD)."""
     def start(url, name, *args):
-        env = None
-        if etcd_clusters.secure:
-            cluster = etcd_clusters[-1]
-            args = tuple(cluster.tls.flags()) + ("--etcd-user", USER) + args
-            env = {"GENISYS_ETCD_PASSWORD": cluster.users[USER]}
+        cluster = etcd_clusters[-1]
+        args = tuple(cluster.tls.flags()) + ("--etcd-user", USER) + args
+        env = {"GENISYS_ETCD_PASSWORD": cluster.users[USER]}
         return start_genisys("--store", url, "--identity", name, "--leader-ttl", "%gs" % TTL,
                              "--poll-interval", "2s", "--backoff-max", "2s", *args,
                              store=False, name=name, env=env)
