@@ -8,12 +8,16 @@ every change. ``lock`` (flock) keeps two connectors off one directory: they
 would overwrite each other's state.
 """
 
+import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 
 from genisys.errors import StartupError
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -57,6 +61,28 @@ class StateDir:
         os.ftruncate(fd, 0)
         os.write(fd, b"%d\n" % os.getpid())
         self._lock_fd = fd
+
+    @contextlib.contextmanager
+    def taken_back(self, connector_id, *, marks):
+        """Open the directory and yield its state for a backend to take back (and write
+        again); a failure closes it, and one to write the file is a StartupError.
+        ``marks``: how the backend's resources carry their connector id, for the warning
+        when another id last used the directory ("containers labelled x=%s")."""
+        self.open()
+        try:
+            state = self.read()
+            last = state.get("connector_id", connector_id)
+            if last != connector_id:
+                log.warning("the state directory %s was last used by connector id %s: %s are "
+                            "not this connector's", self.path, last, marks % last)
+            yield state
+        except OSError as e:
+            self.close()
+            raise StartupError("cannot write the state file %s: %s"
+                               % (self.state_path, e.strerror or e)) from e
+        except BaseException:
+            self.close()
+            raise
 
     def close(self):
         if self._lock_fd is not None:

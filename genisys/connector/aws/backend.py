@@ -74,14 +74,8 @@ class AwsBackend(Backend):
             self.aws.open()
         except ValueError as e:
             raise StartupError(str(e)) from e
-        self.state.open()
-        try:
-            state = self.state.read()
-            if state.get("connector_id", self.connector_id) != self.connector_id:
-                log.warning("the state directory %s was last used by connector id %s: "
-                            "instances tagged %s=%s are not this connector's",
-                            self.state.path, state["connector_id"], TAG_CONNECTOR,
-                            state["connector_id"])
+        with self.state.taken_back(self.connector_id,
+                                   marks="instances tagged %s=%%s" % TAG_CONNECTOR) as state:
             try:
                 self.ledger.load(state)
             except (TypeError, ValueError, AttributeError) as e:
@@ -91,13 +85,6 @@ class AwsBackend(Backend):
                                    "lost)" % (self.state.state_path, e)) from e
             self._load_definitions(state.get("definitions", {}), self.state.state_path)
             self._save()
-        except OSError as e:
-            self.state.close()
-            raise StartupError("cannot write the state file %s: %s"
-                               % (self.state.state_path, e.strerror or e)) from e
-        except BaseException:
-            self.state.close()
-            raise
         if self.ledger.unresolved():
             self._replayer = start_task(self._replay(), name="aws launch replay")
         log.info("instances of this connector are tagged %s=%s, in AWS region %s%s",

@@ -161,23 +161,10 @@ class DockerBackend(Backend):
             self.engine.check_url()
         except ValueError as e:
             raise StartupError("cannot use the Docker engine address %s" % e) from e
-        self.state.open()
-        try:
-            state = self.state.read()
-            if state.get("connector_id", self.connector_id) != self.connector_id:
-                log.warning("the state directory %s was last used by connector id %s: "
-                            "containers labelled %s=%s are not this connector's",
-                            self.state.path, state["connector_id"], LABEL_CONNECTOR,
-                            state["connector_id"])
+        with self.state.taken_back(self.connector_id,
+                                   marks="containers labelled %s=%%s" % LABEL_CONNECTOR) as state:
             self._load_definitions(state.get("definitions", {}), self.state.state_path)
             self.definitions_changed()
-        except OSError as e:
-            self.state.close()
-            raise StartupError("cannot write the state file %s: %s"
-                               % (self.state.state_path, e.strerror or e)) from e
-        except BaseException:
-            self.state.close()
-            raise
         self._tidy_wanted = asyncio.Event()
         self._tidier = start_task(self._tidy_forever(), name="docker tidier")
         log.info("containers of this connector are labelled %s=%s, on the Docker engine at %s",
