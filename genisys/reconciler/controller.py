@@ -235,11 +235,12 @@ class Reconciler:
     async def reconcile_service(self, name: str) -> Optional[float]:
         """One pass over a service; returns when to look again (None: at resync)."""
         started = time.monotonic()
-        spec = await self.store.get(service_key(name))
+        # The events too: a pass that writes a status mostly adds one (one read, not two).
+        spec, current, events = await self.store.get_many(
+            [service_key(name), status_key(name), events_key(name)])
         if spec is None:
-            await self._remove(name)
+            await self._remove(name, current)
             return None
-        current = await self.store.get(status_key(name))
         service = Service.from_store(spec.value)
         previous = current.value if current else empty_status()
         placed = await self._place(service, previous) if service.placed else None
@@ -259,7 +260,7 @@ class Reconciler:
         self.metrics.pass_seconds.observe(time.monotonic() - started)
         if decision.action == "finalize":
             return await self._finalize(name, spec)
-        await self._write(name, current, previous, decision)
+        await self._write(name, current, events, previous, decision)
         return decision.retry_in
 
     async def _place(self, service: Service, status: dict) -> dict:
@@ -443,8 +444,8 @@ class Reconciler:
                      pair.compute, failure.reason, failure.message,
                      result.memory.failures if result.memory else 0, result.retry_in or 0.0)
 
-    async def _write(self, name: str, current: Optional[Record], previous: dict,
-                     decision: Decision) -> None:
+    async def _write(self, name: str, current: Optional[Record], events_record: Optional[Record],
+                     previous: dict, decision: Decision) -> None:
         """Write the new status (a compare-and-swap on the version read) and events."""
         new = decision.status
         assert new is not None  # a "write" decision always carries the status
@@ -455,7 +456,7 @@ class Reconciler:
         if decision.events or "events" in previous:
             # Events live apart from the status (read only when asked for), written
             # in the same transaction; a status of before that hands its own over.
-            events = recent_events(await self.store.get(events_key(name)), current)
+            events = recent_events(events_record, current)
             for event in decision.events:
                 events = st.add_event(events, event)
             ops.append(Op.put(events_key(name), {"events": events}))
@@ -463,10 +464,9 @@ class Reconciler:
             return
         await self.store.transaction(ops)
 
-    async def _remove(self, name: str) -> None:
-        """The spec is gone: so go the status and events left, and what is
-        remembered of the service."""
-        current = await self.store.get(status_key(name))
+    async def _remove(self, name: str, current: Optional[Record]) -> None:
+        """The spec is gone: so go the status (``current``) and events left, and what
+        is remembered of the service."""
         if current is not None:
             await self.store.transaction([
                 Op.delete(status_key(name), expect_version=current.version),

@@ -136,6 +136,11 @@ class Store(abc.ABC):
     async def get(self, key: str) -> Optional[Record]:
         ...
 
+    async def get_many(self, keys: Sequence[str]) -> builtins.list[Optional[Record]]:
+        """The records of ``keys`` (None: absent), in order; a backend may read them all
+        at once (etcd: in one call, at one revision)."""
+        return [await self.get(key) for key in keys]
+
     @abc.abstractmethod
     async def list(self, prefix: str) -> Listing:
         """Every record whose key starts with ``prefix``, sorted by key."""

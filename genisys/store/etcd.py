@@ -40,13 +40,14 @@ Leases (for leader election, ``genisys.reconciler.leader``): ``grant_lease``,
 
 import asyncio
 import builtins
+import collections
 import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Optional
 
-from genisys.errors import StoreUnavailable
+from genisys.errors import GenisysError, StoreUnavailable
 from genisys.store.base import (
     Condition,
     Listing,
@@ -81,6 +82,8 @@ MAX_TXN_OPS = 128
 LIST_PAGE = 1000
 #: Rounds of a compare-and-swap before giving up (other replicas keep winning).
 MAX_ATTEMPTS = 200
+#: Records remembered as the first guess of a compare-and-swap (``_Seen``).
+SEEN_RECORDS = 4096
 
 
 def parse_location(location: str) -> tuple[list[Endpoint], str]:
@@ -185,6 +188,43 @@ class _KeyLocks:
                     del self._locks[key]
 
 
+def _blind_keys(ops: Sequence[Op]) -> set[str]:
+    """Keys every op of ``ops`` only puts, with no version expected and no condition on."""
+    blind = {op.key for op in ops if op.kind == "put" and op.expect_version is None}
+    for op in ops:
+        if op.kind != "put" or op.expect_version is not None:
+            blind.discard(op.key)
+        for cond in op.conditions:
+            blind.discard(cond.key)
+    return blind
+
+
+class _Seen:
+    """The records this process read or wrote last, the newest ``size`` of them: the
+    first guess of a compare-and-swap on them. Kept as the JSON text stored, so each
+    guess gets a value of its own (callers may change the values they are given)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        #: key -> (version, JSON text), or None: seen absent
+        self._texts: collections.OrderedDict[str, Optional[tuple[int, str]]] = \
+            collections.OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._texts
+
+    def record(self, key: str) -> Optional[Record]:
+        seen = self._texts[key]
+        return None if seen is None else Record(key, decode(seen[1]), seen[0])
+
+    def note(self, key: str, version: int = 0, text: Optional[str] = None) -> None:
+        """``key`` is at ``version``, holding ``text`` (None: it is absent)."""
+        self._texts[key] = None if text is None else (version, text)
+        self._texts.move_to_end(key)
+        if len(self._texts) > self.size:
+            self._texts.popitem(last=False)
+
+
 class EtcdStore(Store):
     #: Several controllers may use one etcd: the reconciler runs only while this
     #: process holds the leadership (genisys.reconciler.leader).
@@ -200,6 +240,7 @@ class EtcdStore(Store):
         self._client.on_failover = self._endpoint_failed
         self._closed = True
         self._locks = _KeyLocks()
+        self._seen = _Seen(SEEN_RECORDS)
         self._watches: set[EtcdWatch] = set()
         #: What the members said at open(): version and cluster.
         self.server_version: Optional[str] = None
@@ -273,14 +314,19 @@ class EtcdStore(Store):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def _record(self, kv: Json) -> Record:
+    def _record(self, kv: Json, *, remember: bool = False) -> Record:
+        """The record of a key-value etcd answered; ``remember``: as the key's last seen."""
         key = unb64(kv["key"])[len(self.prefix):]
+        text = unb64(kv.get("value"))
         try:
-            value = decode(unb64(kv.get("value")))
+            value = decode(text)
         except ValueError as e:
             raise StoreUnavailable("etcd key %s%s holds no JSON object (written by something "
                                    "other than genisys?)" % (self.prefix, key)) from e
-        return Record(key, value, int(kv["mod_revision"]))
+        version = int(kv["mod_revision"])
+        if remember:
+            self._seen.note(key, version, text)
+        return Record(key, value, version)
 
     async def _call(self, path: str, body: Json, **kwargs: Any) -> Json:
         self._check_open()
@@ -291,7 +337,17 @@ class EtcdStore(Store):
     async def get(self, key: str) -> Optional[Record]:
         answer = await self._call("/v3/kv/range", {"key": b64(self._key(key))})
         kvs = answer.get("kvs") or []
-        return self._record(kvs[0]) if kvs else None
+        if not kvs:
+            self._seen.note(key)
+            return None
+        return self._record(kvs[0], remember=True)
+
+    async def get_many(self, keys: Sequence[str]) -> builtins.list[Optional[Record]]:
+        """The records of ``keys`` (None: absent), read at one revision in one call."""
+        keys = builtins.list(keys)
+        answer = await self._call("/v3/kv/txn", {"success": self._snapshot_reads(keys, [])})
+        return builtins.list(self._snapshot(answer, answer.get("responses"), keys,
+                                            []).records.values())
 
     async def list(self, prefix: str) -> Listing:
         full = self._key(prefix)
@@ -358,38 +414,91 @@ class EtcdStore(Store):
             touched.add(op.key)
             for cond in op.conditions:
                 (watched if cond.kind == "unchanged" else touched).add(cond.key)
-        keys, prefixes = sorted(touched), sorted(watched)
-        if len(keys) + len(prefixes) > MAX_TXN_OPS:
+        if len(touched) + len(watched) > MAX_TXN_OPS:
             raise StoreUnavailable("a transaction over %d keys is more than etcd takes at once "
-                                   "(%d)" % (len(keys) + len(prefixes), MAX_TXN_OPS))
+                                   "(%d)" % (len(touched) + len(watched), MAX_TXN_OPS))
+        # A key only put unconditionally is neither read nor compared: nothing depends
+        # on what it holds (the reconciler's events, beside its status).
+        keys, prefixes = sorted(touched - _blind_keys(ops)), sorted(watched)
         reads = self._snapshot_reads(keys, prefixes)
-        reruns_a_function = any(op.kind == "update" for op in ops)
         async with self._locks.hold(op.key for op in ops):
-            answer = await self._call("/v3/kv/txn", {"success": reads})
-            snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
+            # The first round may go on a guess (``_guess``), which spares the read when
+            # it is right: only a commit is taken from it, proof that every key compared
+            # was at the version guessed. A refusal, or nothing to write, is decided
+            # again on a snapshot read from etcd.
+            snapshot = None if prefixes else self._guess(keys, ops)
+            guessed = snapshot is not None
             for _ in range(MAX_ATTEMPTS):
+                if snapshot is None:
+                    answer = await self._call("/v3/kv/txn", {"success": reads})
+                    snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
                 view = _SnapshotView(snapshot)
                 placeholder = snapshot.revision + 1
                 op = ops[0] if len(ops) == 1 else Op.txn(ops)
-                result, _ = apply_op(view, op, placeholder)
+                try:
+                    result, _ = apply_op(view, op, placeholder)
+                except GenisysError:
+                    if not guessed:
+                        raise
+                    result = view.writes = None
                 if not view.writes:
+                    if guessed:
+                        snapshot = guessed = None
+                        continue
                     return [result] if len(ops) == 1 else result
+                written = {key: None if record is None else _encode(record.value)
+                           for key, record in view.writes.items()}
                 txn = {"compare": self._compares(snapshot, ops),
-                       "success": [self._request(key, record)
-                                   for key, record in view.writes.items()],
+                       "success": [self._request(key, text) for key, text in written.items()],
                        "failure": reads}
                 # Never sent twice, not even by libcurl over a connection that dies: the
                 # compare of a second copy fails if the first landed, and then an update
-                # function would run again over its own write (an upscale counted twice).
-                answer = await self._call("/v3/kv/txn", txn, retry_sent=False,
-                                          fresh=reruns_a_function)
+                # function would run again over its own write (an upscale counted twice),
+                # or a put would be refused though it happened.
+                answer = await self._call("/v3/kv/txn", txn, retry_sent=False)
                 if answer.get("succeeded"):
                     revision = int(answer["header"]["revision"])
+                    for key, text in written.items():
+                        self._seen.note(key, revision, text)
                     results = [result] if len(ops) == 1 else result
                     return [self._committed(r, placeholder, revision) for r in results]
                 snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
+                guessed = False
         raise StoreUnavailable("gave up writing %s after %d attempts: other writers kept "
                                "changing it" % (", ".join(keys), MAX_ATTEMPTS))
+
+    def _guess(self, keys: builtins.list[str], ops: Sequence[Op]) -> Optional[_Snapshot]:
+        """What ``keys`` probably hold, with no read: the version a write expects of a key
+        it only needs the version of (a put with ``expect_version``, a
+        ``Condition.version``), else the record last seen of it (``_seen``). None if
+        some key is known neither way."""
+        versions: dict[str, int] = {}
+        needs_value: set[str] = set()
+        for op in ops:
+            if op.kind == "put" and op.expect_version is not None:
+                versions.setdefault(op.key, op.expect_version)
+                if versions[op.key] != op.expect_version:
+                    return None
+            elif op.kind != "put":
+                needs_value.add(op.key)
+            for cond in op.conditions:
+                if cond.kind == "version":
+                    versions.setdefault(cond.key, cond.value)
+                    if versions[cond.key] != cond.value:
+                        return None
+                else:
+                    needs_value.add(cond.key)
+        records: dict[str, Optional[Record]] = {}
+        for key in keys:
+            if key in versions and key not in needs_value:
+                version = versions[key]
+                records[key] = Record(key, {}, version) if version else None
+            elif key in self._seen:
+                records[key] = self._seen.record(key)
+            else:
+                return None
+        newest = max((r.version for r in records.values() if r is not None), default=0)
+        return _Snapshot(newest, records, {})
 
     async def _write_blind(self, ops: Sequence[Op]) -> builtins.list[Optional[Record]]:
         """Unconditional puts and deletes of distinct keys, in chunks of MAX_TXN_OPS.
@@ -410,10 +519,13 @@ class EtcdStore(Store):
             revision = int(answer["header"]["revision"])
             for op, response in zip(chunk, answer.get("responses") or [{}] * len(chunk)):
                 if op.kind == "put":
-                    results.append(Record(op.key, json.loads(_encode(op.value)), revision))
+                    text = _encode(op.value)
+                    results.append(Record(op.key, json.loads(text), revision))
+                    self._seen.note(op.key, revision, text)
                 else:
                     prev = (response.get("response_delete_range") or {}).get("prev_kvs") or []
                     results.append(self._record(prev[0]) if prev else None)
+                    self._seen.note(op.key)
         return results
 
     def _snapshot_reads(self, keys: builtins.list[str],
@@ -434,8 +546,11 @@ class EtcdStore(Store):
         if len(ranges) != len(keys) + len(prefixes):
             raise StoreUnavailable("etcd answered %d reads for %d asked"
                                    % (len(ranges), len(keys) + len(prefixes)))
-        records = {key: self._record(kvs[0]) if kvs else None
+        records = {key: self._record(kvs[0], remember=True) if kvs else None
                    for key, kvs in zip(keys, ranges)}
+        for key, record in records.items():
+            if record is None:
+                self._seen.note(key)
         max_versions = {prefix: int(kvs[0]["mod_revision"]) if kvs else 0
                         for prefix, kvs in zip(prefixes, ranges[len(keys):])}
         return _Snapshot(int(answer["header"]["revision"]), records, max_versions)
@@ -454,10 +569,11 @@ class EtcdStore(Store):
                                      "mod_revision": cond.value + 1})
         return compares
 
-    def _request(self, key: str, record: Optional[Record]) -> Json:
-        if record is None:
+    def _request(self, key: str, text: Optional[str]) -> Json:
+        """The request that writes ``text`` (None: deletes ``key``)."""
+        if text is None:
             return {"request_delete_range": {"key": b64(self._key(key))}}
-        return {"request_put": {"key": b64(self._key(key)), "value": b64(_encode(record.value))}}
+        return {"request_put": {"key": b64(self._key(key)), "value": b64(text)}}
 
     @staticmethod
     def _committed(result: Any, placeholder: int, revision: int) -> Any:

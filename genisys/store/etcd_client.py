@@ -179,9 +179,17 @@ def _quiet(curl: pycurl.Curl) -> None:
     curl.setopt(pycurl.VERBOSE, 0)
 
 
-def _fresh_connection(curl: pycurl.Curl) -> None:
+def _sent_once(curl: pycurl.Curl) -> None:
+    """libcurl sends a request again, by itself, when the kept-alive connection it went
+    out on closes with no answer (taken for one the server had closed while idle, though
+    the server may have acted on it). To do so it rewinds the body; a call that must not
+    be sent twice refuses the rewind, and fails instead (CURLE_SEND_FAIL_REWIND)."""
     _quiet(curl)
-    curl.setopt(pycurl.FRESH_CONNECT, 1)
+    curl.setopt(pycurl.SEEKFUNCTION, _no_rewind)
+
+
+def _no_rewind(offset: int, origin: int) -> int:
+    return pycurl.SEEKFUNC_FAIL
 
 
 class _Unsent(Exception):
@@ -239,20 +247,19 @@ class EtcdClient:
             self.on_failover(endpoint)
 
     async def call(self, path: str, body: Json, *, retry_sent: bool = True,
-                   fresh: bool = False, timeout: Optional[float] = None) -> Json:
+                   timeout: Optional[float] = None) -> Json:
         """POST ``body`` to ``path`` on the current member, failing over as the module
         docstring says; returns the decoded answer or raises StoreUnavailable.
 
         ``retry_sent``: the call may be repeated on another member even after it was
-        sent (reads, keep-alives, blind writes). ``fresh``: not even libcurl may send it
-        twice (see ``_call_one``). ``timeout``: seconds in all."""
+        sent (reads, keep-alives, blind writes); otherwise it is sent once, not even
+        libcurl may send it again (``_sent_once``). ``timeout``: seconds in all."""
         http = self._http
         if http is None:
             raise StoreUnavailable("the etcd store is closed")
         deadline = time.monotonic() + (timeout or self.timeout)
         try:
-            return await self._call_members(http, path, body, deadline, retry_sent=retry_sent,
-                                            fresh=fresh)
+            return await self._call_members(http, path, body, deadline, retry_sent=retry_sent)
         except EtcdError as e:
             if self.security.user is None or not any(
                     m in str(e) for m in _STALE_TOKEN_MESSAGES):
@@ -260,8 +267,7 @@ class EtcdClient:
         # The token went stale (it expired, or the member restarted): a new one, and the
         # call again. etcd refused the call before acting on it, so it may be repeated.
         await self.authenticate(stale=self._token)
-        return await self._call_members(http, path, body, deadline, retry_sent=retry_sent,
-                                        fresh=fresh)
+        return await self._call_members(http, path, body, deadline, retry_sent=retry_sent)
 
     async def authenticate(self, *, stale: Optional[str] = None) -> str:
         """A token for ``security.user`` (a new one if the current one is ``stale``); one
@@ -285,7 +291,7 @@ class EtcdClient:
         try:
             answer = await self._call_members(http, "/v3/auth/authenticate", body,
                                               time.monotonic() + self.timeout,
-                                              retry_sent=True, fresh=False, token=False)
+                                              retry_sent=True, token=False)
         except EtcdError as e:
             if e.code == INVALID_ARGUMENT and "authentication failed" in str(e):
                 raise EtcdAuthError("etcd refused user %r: wrong user name or password "
@@ -312,7 +318,7 @@ class EtcdClient:
         return {"Authorization": self._token} if self._token else {}
 
     async def _call_members(self, http: CurlAsyncHTTPClient, path: str, body: Json,
-                            deadline: float, *, retry_sent: bool, fresh: bool,
+                            deadline: float, *, retry_sent: bool,
                             token: bool = True) -> Json:
         if token and self.security.user is not None and self._token is None:
             await self.authenticate()
@@ -326,8 +332,8 @@ class EtcdClient:
             # that stalls doesn't use it all up.
             share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
             try:
-                return await self._call_one(http, endpoint, path, body, share, fresh=fresh,
-                                            token=token)
+                return await self._call_one(http, endpoint, path, body, share,
+                                            once=not retry_sent, token=token)
             except _Unsent as e:
                 errors.append("%s: %s" % (endpoint, e))
                 self.failed(endpoint, e)
@@ -341,14 +347,10 @@ class EtcdClient:
                                % (path, "; ".join(errors) or "out of time"))
 
     async def _call_one(self, http: CurlAsyncHTTPClient, endpoint: Endpoint, path: str,
-                        body: Json, timeout: float, *, fresh: bool = False,
+                        body: Json, timeout: float, *, once: bool = False,
                         token: bool = True) -> Json:
-        """``fresh``: on a new connection. libcurl sends a request again, by itself, when
-        the kept-alive connection it went out on closes with no answer (taken for one
-        the server had closed while idle, though the server may have acted on it); a
-        call that must not be sent twice goes out on a connection of its own, which
-        libcurl never does that for. It costs a connection (and a socket left in
-        TIME_WAIT) per call, so only such calls use it."""
+        """``once``: libcurl may not send it a second time by itself (``_sent_once``);
+        it still goes out on a kept-alive connection."""
         security = self.security
         headers = {"Content-Type": "application/json"}
         if token:
@@ -357,7 +359,7 @@ class EtcdClient:
             "%s://%s%s" % (security.scheme, endpoint, path), method="POST",
             body=json.dumps(body), headers=headers,
             connect_timeout=min(self.connect_timeout, timeout), request_timeout=timeout,
-            follow_redirects=False, prepare_curl_callback=_fresh_connection if fresh else _quiet,
+            follow_redirects=False, prepare_curl_callback=_sent_once if once else _quiet,
             ca_certs=security.ca_file, client_cert=security.cert_file,
             client_key=security.key_file)
         try:

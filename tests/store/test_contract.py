@@ -34,6 +34,14 @@ async def test_returned_values_are_copies(store):
 
 
 @pytest.mark.gen_test
+async def test_get_many_reads_each_key_in_order(store):
+    a = await store.put("k/a", {"v": 1})
+    b = await store.put("k/b", {"v": 2})
+    assert await store.get_many(["k/b", "k/none", "k/a"]) == [b, None, a]
+    assert await store.get_many([]) == []
+
+
+@pytest.mark.gen_test
 async def test_list_by_prefix_is_sorted_and_bounded(store):
     for key in ["services/b", "services/a", "services/a-1", "computes/a", "servicesX/a",
                 "status/a"]:

@@ -19,7 +19,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from genisys.errors import StoreUnavailable, VersionMismatch
+from genisys.errors import Conflict, StoreUnavailable, VersionMismatch
 from genisys.store import DELETE, Condition, Op
 from genisys.store.etcd import MAX_ATTEMPTS, MAX_TXN_OPS, EtcdStore
 from genisys.store.etcd_client import Endpoint, b64
@@ -279,6 +279,84 @@ async def test_etcd_refuses_a_write_whose_key_changed_under_it(store, etcd_for_s
     assert calls == [{"v": 1}, {"v": 10}]
     assert written.value == {"v": 11} and written.version > first.version
     assert (await store.get("k/x")).value == {"v": 11}
+
+
+def count_calls(store):
+    """The etcd calls ``store`` makes from now on, as a list of their paths."""
+    calls = []
+    call = store._client.call
+
+    async def counted(path, body, **kwargs):
+        calls.append(path)
+        return await call(path, body, **kwargs)
+    store._client.call = counted
+    return calls
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_a_write_on_what_it_saw_last_takes_one_call(store):
+    """A compare-and-swap goes first on the record this store read or wrote last (or the
+    version the write expects), with no read: one call when that is still right."""
+    await store.put("k/a", {"v": 1})
+    status = await store.put("k/s", {"v": 1})
+    calls = count_calls(store)
+    assert (await store.update("k/a", lambda r: {"v": r.value["v"] + 1})).value == {"v": 2}
+    assert calls == ["/v3/kv/txn"]
+    # A put that expects a version, on a condition on another key's version, beside a
+    # put of a key nothing depends on (the reconciler's status and events): no read.
+    leader = await store.put("k/leader", {})
+    calls.clear()
+    await store.transaction([
+        Op.put("k/s", {"v": 2}, expect_version=status.version,
+               conditions=[Condition.version("k/leader", leader.version)]),
+        Op.put("k/events", {"events": [1]})])
+    assert calls == ["/v3/kv/txn"]
+    assert [(await store.get(k)).value for k in ("k/a", "k/s", "k/events")] == [
+        {"v": 2}, {"v": 2}, {"events": [1]}]
+    # A key never seen: read first, then written.
+    calls.clear()
+    await store.update("k/new", lambda r: {"v": 1})
+    assert calls == ["/v3/kv/txn", "/v3/kv/txn"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_a_guess_that_moved_is_never_taken(store, etcd_for_stores):
+    """Another client changed the keys after this store last saw them: every outcome is
+    decided on what etcd holds, whatever the guess said."""
+    etcd = etcd_for_stores()
+    await store.put("k/a", {"v": 1})
+    write_behind_the_stores_back(etcd, store.prefix + "k/a", {"v": 10})
+    calls = count_calls(store)
+    assert (await store.update("k/a", lambda r: {"v": r.value["v"] + 1})).value == {"v": 11}
+    # The guess's compare failed, and its failure branch brought the record back.
+    assert calls == ["/v3/kv/txn", "/v3/kv/txn"]
+
+    # Refused on the guess (v=11 < 12), allowed on what etcd holds.
+    write_behind_the_stores_back(etcd, store.prefix + "k/a", {"v": 20})
+
+    def at_least_12(current):
+        if current.value["v"] < 12:
+            raise Conflict("too small", field="v")
+        return {"v": current.value["v"] + 1}
+    assert (await store.update("k/a", at_least_12)).value == {"v": 21}
+
+    # Nothing to write on the guess (it already says v=5), something on what etcd holds.
+    await store.put("k/b", {"v": 5})
+    write_behind_the_stores_back(etcd, store.prefix + "k/b", {"v": 1})
+    assert (await store.update("k/b", lambda r: {"v": 5})).value == {"v": 5}
+    assert (await store.get("k/b")).value == {"v": 5}
+
+    # A version expected that is not the one etcd holds: refused, naming the real one.
+    moved = write_behind_the_stores_back(etcd, store.prefix + "k/b", {"v": 6})
+    await refused(store.put("k/b", {"v": 7}, expect_version=moved - 1),
+                  "k/b is at version %d, not %d" % (moved, moved - 1), "k/b")
+
+    # A value handed out and changed by its caller is not what the next guess holds.
+    record = await store.get("k/b")
+    record.value["v"] = 1000
+    assert (await store.update("k/b", lambda r: {"v": r.value["v"] + 1})).value == {"v": 7}
 
 
 @pytest.mark.gen_test
