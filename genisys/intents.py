@@ -324,12 +324,11 @@ class Intents:
         return views, len(matching), specs.revision
 
     async def get_service(self, name: str) -> dict:
-        spec = await self.store.get(service_key(name))
+        spec, status, events = await self.store.get_many(
+            [service_key(name), status_key(name), events_key(name)])
         if spec is None:
             raise NotFound("service %r does not exist" % name, field="service")
-        status = await self.store.get(status_key(name))
-        events = recent_events(await self.store.get(events_key(name)), status)
-        return service_view(spec, status, events=events)
+        return service_view(spec, status, events=recent_events(events, status))
 
     async def service_events(self, name: str) -> list:
         """Recent events of a service, newest first."""

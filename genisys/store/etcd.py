@@ -22,6 +22,13 @@ in-process backends, so the semantics cannot drift apart) decides them:
    between, the transaction's failure branch returns a fresh snapshot and
    step 2 runs again: an ``update`` is a compare-and-swap loop.
 
+Step 1 is skipped when the write can guess what it would read: the version a
+put expects of its key or a condition names, or else the record this store
+read or wrote last (``_Seen``). Steps 2 and 3 run on the guess; a commit proves
+it was right (etcd compared every key against it), anything else (a refusal,
+nothing to write, a failed compare) is decided again on a snapshot read from
+etcd. A key only put with no condition at all is neither read nor compared.
+
 Writes of one process to the same key wait for each other (a local lock),
 so concurrent updates in one process don't retry against each other; only
 other replicas' writes cause retries. Blind writes (puts and deletes with no
@@ -263,7 +270,7 @@ class EtcdStore(Store):
             await self._check_permissions()
         except BaseException:
             self._closed = True
-            self._client.close()
+            await self._client.close()
             raise
         log.info("etcd store: members %s, key prefix %r, etcd %s",
                  ", ".join(map(str, self.endpoints)), self.prefix, self.server_version)
@@ -298,7 +305,7 @@ class EtcdStore(Store):
         self._closed = True
         for watch in list(self._watches):
             watch.close()
-        self._client.close()
+        await self._client.close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -440,10 +447,11 @@ class EtcdStore(Store):
                 except GenisysError:
                     if not guessed:
                         raise
-                    result = view.writes = None
+                    snapshot, guessed = None, False
+                    continue
                 if not view.writes:
                     if guessed:
-                        snapshot = guessed = None
+                        snapshot, guessed = None, False
                         continue
                     return [result] if len(ops) == 1 else result
                 written = {key: None if record is None else _encode(record.value)

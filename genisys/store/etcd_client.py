@@ -2,10 +2,10 @@
 
 Every call is a POST of a JSON body to one member (``/v3/kv/range``,
 ``/v3/kv/txn``, ``/v3/lease/...``); keys and values travel base64-encoded and
-64-bit integers as strings. Unary calls go through tornado's curl client
-(connections stay open between calls); watches are long-lived streams of
-newline-separated JSON messages, read over a connection of their own so
-they can be closed at any moment.
+64-bit integers as strings. Unary calls go through aiohttp (connections stay
+open between calls, and it never sends a POST twice by itself); watches are
+long-lived streams of newline-separated JSON messages, read over a connection
+of their own so they can be closed at any moment.
 
 Security (docs/distributed.md, "etcd over TLS, with a user"): with
 ``EtcdSecurity(tls=True)`` every call and stream is HTTPS, the member's
@@ -36,13 +36,11 @@ import ssl
 import time
 from typing import Any, Callable, Optional
 
-import pycurl
-import tornado.httpclient
+import aiohttp
 import tornado.httputil
 import tornado.iostream
 import tornado.tcpclient
 import tornado.util
-from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
 from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 
 from genisys.errors import StoreUnavailable
@@ -55,14 +53,14 @@ REQUEST_TIMEOUT = 5.0
 #: Seconds to open a connection to a member: short, so a dead member is
 #: passed over quickly.
 CONNECT_TIMEOUT = 2.0
+#: Connections kept open to the members, as many calls as may be in flight at once.
+MAX_CONNECTIONS = 256
 #: gRPC status codes etcd answers with (in the gateway's ``code`` field).
 INVALID_ARGUMENT = 3
 PERMISSION_DENIED = 7
 OUT_OF_RANGE = 11
 UNAVAILABLE = 14
 UNAUTHENTICATED = 16
-#: curl errors that mean the request never left this process.
-_NOT_SENT_CURL_ERRORS = (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST)
 #: A decoded JSON answer or message of etcd's gateway.
 Json = dict[str, Any]
 
@@ -74,11 +72,6 @@ _NOT_APPLIED_MESSAGES = ("etcdserver: no leader", "etcdserver: not capable")
 _STALE_TOKEN_MESSAGES = ("etcdserver: invalid auth token",
                          "etcdserver: revision of auth store is old",
                          "etcdserver: user name is empty")
-#: curl errors of a TLS handshake or certificate: nothing was sent.
-_TLS_CURL_ERRORS = (pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION,
-                    pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CERTPROBLEM,
-                    getattr(pycurl, "E_SSL_CACERT", 60))
-
 
 @dataclasses.dataclass(frozen=True)
 class EtcdSecurity:
@@ -101,7 +94,7 @@ class EtcdSecurity:
         return "https" if self.tls else "http"
 
     def ssl_context(self) -> ssl.SSLContext:
-        """The TLS context of a watch stream (calls go through curl, with the same files)."""
+        """The TLS context of every call and stream."""
         context = ssl.create_default_context(cafile=self.ca_file)
         if self.cert_file:
             context.load_cert_chain(self.cert_file, self.key_file)
@@ -173,23 +166,15 @@ class EtcdError(StoreUnavailable):
         self.endpoint = endpoint
 
 
-def _quiet(curl: pycurl.Curl) -> None:
-    # tornado's curl client turns libcurl's verbose trace on when its logger is at DEBUG:
-    # that trace holds every header and body sent, so the etcd token and password too.
-    curl.setopt(pycurl.VERBOSE, 0)
-
-
-def _sent_once(curl: pycurl.Curl) -> None:
-    """libcurl sends a request again, by itself, when the kept-alive connection it went
-    out on closes with no answer (taken for one the server had closed while idle, though
-    the server may have acted on it). To do so it rewinds the body; a call that must not
-    be sent twice refuses the rewind, and fails instead (CURLE_SEND_FAIL_REWIND)."""
-    _quiet(curl)
-    curl.setopt(pycurl.SEEKFUNCTION, _no_rewind)
-
-
-def _no_rewind(offset: int, origin: int) -> int:
-    return pycurl.SEEKFUNC_FAIL
+def _reasons(error: BaseException) -> str:
+    """``error`` and what caused it (aiohttp wraps the TLS alert a member answers a
+    refused certificate with in an error of its own), on one line."""
+    reasons: list[str] = []
+    cause: Optional[BaseException] = error
+    while cause is not None and len(reasons) < 4:
+        reasons.append(str(cause) or type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    return ": ".join(reasons)
 
 
 class _Unsent(Exception):
@@ -198,6 +183,10 @@ class _Unsent(Exception):
 
 class _Failed(Exception):
     """A call failed after it may have reached etcd."""
+
+
+class _Disconnected(_Failed):
+    """The connection closed before an answer came."""
 
 
 class EtcdClient:
@@ -216,7 +205,7 @@ class EtcdClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._current = 0
-        self._http: Optional[CurlAsyncHTTPClient] = None
+        self._http: Optional[aiohttp.ClientSession] = None
         #: Called with an Endpoint when it failed and another one became current.
         self.on_failover: Optional[Callable[[Endpoint], None]] = None
         #: The highest store revision seen in any answer.
@@ -227,13 +216,18 @@ class EtcdClient:
         return self.endpoints[self._current]
 
     def open(self) -> None:
-        # Made on the running loop: the curl client binds to the loop it is created on.
-        self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=256)
+        # Made on the running loop, which the session binds to. Kept-alive connections,
+        # as many as calls in flight; aiohttp never sends a POST twice by itself.
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=MAX_CONNECTIONS,
+                ssl=self.security.ssl_context() if self.security.tls else True),
+            skip_auto_headers=("User-Agent",))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._http is not None:
-            self._http.close()
-            self._http = None
+            http, self._http = self._http, None
+            await http.close()
 
     def failed(self, endpoint: Endpoint, reason: object) -> None:
         """``endpoint`` did not answer: make the next member current (and tell
@@ -252,8 +246,8 @@ class EtcdClient:
         docstring says; returns the decoded answer or raises StoreUnavailable.
 
         ``retry_sent``: the call may be repeated on another member even after it was
-        sent (reads, keep-alives, blind writes); otherwise it is sent once, not even
-        libcurl may send it again (``_sent_once``). ``timeout``: seconds in all."""
+        sent (reads, keep-alives, blind writes); otherwise it is sent once (aiohttp
+        never repeats a POST by itself). ``timeout``: seconds in all."""
         http = self._http
         if http is None:
             raise StoreUnavailable("the etcd store is closed")
@@ -317,12 +311,13 @@ class EtcdClient:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": self._token} if self._token else {}
 
-    async def _call_members(self, http: CurlAsyncHTTPClient, path: str, body: Json,
+    async def _call_members(self, http: aiohttp.ClientSession, path: str, body: Json,
                             deadline: float, *, retry_sent: bool,
                             token: bool = True) -> Json:
         if token and self.security.user is not None and self._token is None:
             await self.authenticate()
         errors = []
+        reconnected = False
         for tried in range(len(self.endpoints)):
             endpoint = self.current
             remaining = deadline - time.monotonic()
@@ -332,8 +327,19 @@ class EtcdClient:
             # that stalls doesn't use it all up.
             share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
             try:
-                return await self._call_one(http, endpoint, path, body, share,
-                                            once=not retry_sent, token=token)
+                try:
+                    return await self._call_one(http, endpoint, path, body, share,
+                                                token=token)
+                except _Disconnected:
+                    # A kept-alive connection the member had closed (it restarted, say)
+                    # is found dead only when used: a call safe to repeat is, once, on a
+                    # new connection to the same member.
+                    if not retry_sent or reconnected:
+                        raise
+                    reconnected = True
+                    return await self._call_one(http, endpoint, path, body,
+                                                max(deadline - time.monotonic(), 0.001),
+                                                token=token)
             except _Unsent as e:
                 errors.append("%s: %s" % (endpoint, e))
                 self.failed(endpoint, e)
@@ -346,52 +352,46 @@ class EtcdClient:
         raise StoreUnavailable("etcd %s: no member answered (%s)"
                                % (path, "; ".join(errors) or "out of time"))
 
-    async def _call_one(self, http: CurlAsyncHTTPClient, endpoint: Endpoint, path: str,
-                        body: Json, timeout: float, *, once: bool = False,
-                        token: bool = True) -> Json:
-        """``once``: libcurl may not send it a second time by itself (``_sent_once``);
-        it still goes out on a kept-alive connection."""
+    async def _call_one(self, http: aiohttp.ClientSession, endpoint: Endpoint, path: str,
+                        body: Json, timeout: float, *, token: bool = True) -> Json:
         security = self.security
         headers = {"Content-Type": "application/json"}
         if token:
             headers.update(self.auth_headers())
-        request = tornado.httpclient.HTTPRequest(
-            "%s://%s%s" % (security.scheme, endpoint, path), method="POST",
-            body=json.dumps(body), headers=headers,
-            connect_timeout=min(self.connect_timeout, timeout), request_timeout=timeout,
-            follow_redirects=False, prepare_curl_callback=_sent_once if once else _quiet,
-            ca_certs=security.ca_file, client_cert=security.cert_file,
-            client_key=security.key_file)
         try:
-            response = await http.fetch(request, raise_error=False)
-        except CurlError as e:
-            # A member that refuses our certificate says so with a TLS alert, which TLS 1.3
-            # delivers after the handshake (curl then fails to send or to receive): the
-            # request was never read either way.
-            if security.tls and (e.errno in _TLS_CURL_ERRORS or (
-                    e.errno in (pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR)
-                    and "alert" in e.message.lower())):
-                raise _Unsent(_tls_problem(e.message, security)) from None
-            if e.errno in _NOT_SENT_CURL_ERRORS or (e.errno == pycurl.E_OPERATION_TIMEDOUT and
-                                                    e.message.startswith(("Connection timed out",
-                                                                          "Resolving timed out"))):
-                raise _Unsent(e.message) from None
-            raise _Failed(e.message) from None
-        except tornado.httpclient.HTTPClientError as e:
-            # Tornado's own timeout of a request still queued: it was never sent.
+            async with http.post(
+                    "%s://%s%s" % (security.scheme, endpoint, path), data=json.dumps(body),
+                    headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(
+                        total=timeout, sock_connect=min(self.connect_timeout, timeout))
+            ) as response:
+                status, content = response.status, await response.read()
+        except aiohttp.ClientSSLError as e:
+            raise _Unsent(_tls_problem(str(e), security)) from None
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
             raise _Unsent(str(e)) from None
-        except OSError as e:
-            raise _Unsent(e.strerror or str(e)) from None
+        except aiohttp.ServerDisconnectedError as e:
+            raise _Disconnected(str(e) or "the member closed the connection") from None
+        except aiohttp.ClientError as e:
+            # A member that refuses our certificate says so with a TLS alert, which TLS 1.3
+            # delivers after the handshake, when the answer is read: the request was
+            # never read.
+            reasons = _reasons(e)
+            if security.tls and "alert" in reasons.lower():
+                raise _Unsent(_tls_problem(reasons, security)) from None
+            raise _Failed(reasons) from None
+        except asyncio.TimeoutError:
+            raise _Failed("no answer within %.1fs" % timeout) from None
         try:
-            answer = json.loads(response.body or b"null")
+            answer = json.loads(content or b"null")
         except ValueError:
             answer = None
-        if response.code != 200 or not isinstance(answer, dict) or "error" in answer:
+        if status != 200 or not isinstance(answer, dict) or "error" in answer:
             code = answer.get("code") if isinstance(answer, dict) else None
             message = (answer.get("message") or answer.get("error")) if isinstance(answer, dict) \
-                else (response.body or b"")[:200].decode("utf-8", "replace")
-            message = "%s (HTTP %d)" % (message, response.code)
-            if code == UNAVAILABLE or response.code in (502, 503, 504):
+                else content[:200].decode("utf-8", "replace")
+            message = "%s (HTTP %d)" % (message, status)
+            if code == UNAVAILABLE or status in (502, 503, 504):
                 if any(m in message for m in _NOT_APPLIED_MESSAGES):
                     raise _Unsent(message)
                 raise _Failed(message)
