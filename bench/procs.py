@@ -169,15 +169,17 @@ class Fleet(contextlib.AbstractContextManager):
         self._children.append(child)
         return child
 
-    def controller(self, store_path, *, args=(), profile_to=None, name="controller"):
-        """``genisys.py serve`` on ``store_path`` (durable SQLite), on a free port.
+    def controller(self, store, *, args=(), profile_to=None, name="controller"):
+        """``genisys.py serve`` on ``store`` (a SQLite file's path, durable, or a store
+        URL such as ``etcd://...``), on a free port.
 
         ``profile_to``: run it under cProfile, which writes its stats there at exit."""
         python = [sys.executable]
         if profile_to:
             python += ["-m", "cProfile", "-o", profile_to]
+        url = store if "://" in store else "sqlite:///" + os.path.abspath(store)
         argv = python + [GENISYS_PY, "serve", "--port", "0", "--bind", "127.0.0.1",
-                         "--store", "sqlite:///" + os.path.abspath(store_path)] + list(args)
+                         "--store", url] + list(args)
         child = self._track(Child(argv, workdir=self.workdir, name=self._name(name),
                                   listening=_CONTROLLER_LISTENING))
         return child.spawn()

@@ -32,6 +32,11 @@ BURST_HELD_MB = 30.0
 PLACEMENT_SERVICES = 10000
 PLACEMENT_CPU_SECONDS = 0.2
 PLACEMENT_CONVERGENCE_RATIO = 1.25
+#: etcd's (issue 18): upscales on one local etcd member at least this share of the
+#: SQLite store's rate in the same run, with this p99; and TLS at most this much slower.
+ETCD_UPSCALE_SHARE = 0.5
+ETCD_UPSCALE_P99_MS = 100.0
+ETCD_TLS_COST = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +152,7 @@ def evaluate(results):
     verdicts.append(_one_compute_verdict(results))
     verdicts.append(_burst_verdict(results))
     verdicts += _placement_verdicts(results)
+    verdicts += _etcd_verdicts(results)
 
     label = "memory: < %g MB RSS holding 10,000 services x 4 computes" % MEMORY_MB_AT_10000
     held = [r for r in results.get("steady_state", []) if r["services"] == 10000]
@@ -212,6 +218,33 @@ def _api_verdicts(results):
             round(share * 100), fmt(phase["ok_per_second"], 0),
             fmt(against["ok_per_second"], 0), fmt(phase["p99_ms"]))))
     return verdicts
+
+
+def _etcd_verdicts(results):
+    etcd, sqlite = results.get("etcd"), results.get("api")
+    labels = [
+        "etcd: upscales >= %d%% of the SQLite store's rate, p99 <= %g ms (one local member)"
+        % (ETCD_UPSCALE_SHARE * 100, ETCD_UPSCALE_P99_MS),
+        "etcd: upscales over TLS (client certificate) at most %d%% slower than without"
+        % (ETCD_TLS_COST * 100)]
+    if etcd is None or sqlite is None:
+        return [Verdict(label, None, "n/a: etcd phase skipped") for label in labels]
+    if "unavailable" in etcd:
+        return [Verdict(label, None, "n/a: " + etcd["unavailable"]) for label in labels]
+    plain, tls = etcd["plain"]["api"]["upscale"], etcd["tls"]["api"]["upscale"]
+    base = sqlite["upscale"]["ok_per_second"]
+    share = plain["ok_per_second"] / base if base else 0.0
+    cost = 1.0 - tls["ok_per_second"] / plain["ok_per_second"] if plain["ok_per_second"] \
+        else 1.0
+    return [
+        Verdict(labels[0], share >= ETCD_UPSCALE_SHARE and plain["p99_ms"] is not None
+                and plain["p99_ms"] <= ETCD_UPSCALE_P99_MS,
+                "%d%% (%s/s of %s/s), p99 %s ms" % (
+                    round(share * 100), fmt(plain["ok_per_second"], 0), fmt(base, 0),
+                    fmt(plain["p99_ms"]))),
+        Verdict(labels[1], cost <= ETCD_TLS_COST, "%d%% (%s/s against %s/s), p99 %s ms" % (
+            round(cost * 100), fmt(tls["ok_per_second"], 0), fmt(plain["ok_per_second"], 0),
+            fmt(tls["p99_ms"])))]
 
 
 def _one_compute_verdict(results):
@@ -503,7 +536,45 @@ def render(results):
                                                  fmt(t["calls"]), fmt(t["call_ms_mean"], 1)))
         out.append("")
 
-    out.append("Targets (issues 7 and 21, and placement)")
+    etcd = results.get("etcd")
+    if etcd and "unavailable" not in etcd:
+        out.append("i. etcd: the API (as in d.) and a convergence run on one local etcd "
+                   "member, beside the SQLite store of d. and a.")
+        rows = []
+        sqlite = results.get("api")
+        stores = ([("sqlite", sqlite)] if sqlite else []) + [
+            ("etcd", etcd["plain"]["api"]), ("etcd + TLS", etcd["tls"]["api"])]
+        for name, api in stores:
+            for request, key in (("upscale", "upscale"), ("GET", "get"),
+                                 ("PUT /compute/c1", "compute_writes")):
+                r = api[key]
+                rows.append([name, request, fmt(r["ok_per_second"], 0), fmt(r["p50_ms"], 2),
+                             fmt(r["p99_ms"], 2),
+                             fmt(r.get("controller_cpu_ms_per_request"), 3)])
+        out += ["  " + line for line in _table(
+            ["store", "request", "2xx/s", "p50 ms", "p99 ms", "controller CPU ms/request"],
+            rows, left=2)]
+        rows = []
+        for name in ("plain", "tls"):
+            c = etcd[name]["convergence"]
+            same = _convergence(results, c["protocol"], c["services"])
+            if name == "plain" and same:
+                rows.append(["sqlite", fmt(same["seconds"], 2), fmt(same["startup_seconds"], 2),
+                             fmt(same["requests_total"]), fmt(same["cpu_seconds"], 2)])
+            rows.append(["etcd" if name == "plain" else "etcd + TLS",
+                         fmt(c["seconds"], 2) if c["converged"] else "timeout",
+                         fmt(c["startup_seconds"], 2), fmt(c["requests_total"]),
+                         fmt(c["cpu_seconds"], 2)])
+        c = etcd["plain"]["convergence"]
+        out.append("  convergence, %s services x %d computes, %s protocol:" % (
+            fmt(c["services"]), c["computes"], c["protocol"]))
+        out += ["  " + line for line in _table(
+            ["store", "seconds", "start-up s", "requests", "controller CPU s"], rows)]
+        out.append("  " + "; ".join("%s: %s" % (name, etcd[key]["store"])
+                                    for name, key in (("etcd", "plain"), ("TLS", "tls"))))
+        out.append("")
+
+    out.append("Targets (issues 7, 18 and 21, and placement)")
     for v in results["targets"]:
         state = {True: "met    ", False: "NOT MET", None: "n/a    "}[v["met"]]
         out.append("  %s  %s: %s" % (state, v["target"], v["figure"]))

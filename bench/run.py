@@ -23,7 +23,8 @@ from bench import report, scenarios
 from bench.procs import Fleet
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-PHASES = ("converge", "baseline", "steady", "placement", "api", "one-compute", "memory")
+PHASES = ("converge", "baseline", "steady", "placement", "api", "one-compute", "memory",
+          "etcd")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m)?")
 
 
@@ -87,6 +88,9 @@ def build_parser():
     parser.add_argument("--placement-services", type=int, default=10000,
                         help="placed services of the placement phase (default 10000; its "
                         "targets are for 10000)")
+    parser.add_argument("--etcd-services", type=int, default=1000,
+                        help="services of the etcd phase's convergence run, on every "
+                        "compute (default 1000)")
     parser.add_argument("--skip", type=names(PHASES), default=[],
                         help="phases to leave out: %s" % ", ".join(PHASES))
     parser.add_argument("--controller-arg", action="append", default=[], metavar="FLAG",
@@ -131,7 +135,7 @@ def run(args, settings, results):
     results["protocols"] = [p.name for p in runnable]
     results["protocols_skipped"] = {p.name: p.unavailable for p in selected if p.unavailable}
     results.update(convergence=[], baseline=[], steady_state=[], placement=None, api=None,
-                   one_compute=None, memory_burst=None)
+                   one_compute=None, memory_burst=None, etcd=None)
     largest = max(args.sizes)
 
     with Fleet(settings.workdir) as fleet:
@@ -178,6 +182,19 @@ def run(args, settings, results):
             progress("API, %d clients, %g s per phase" % (settings.api_clients,
                                                           settings.api_duration))
             results["api"] = scenarios.api(fleet, settings)
+
+        if "etcd" not in args.skip:
+            unavailable = scenarios.etcd_available()
+            if unavailable:
+                results["etcd"] = {"unavailable": unavailable}
+                progress("etcd: skipped (%s)" % unavailable)
+            else:
+                if results["api"] is None:
+                    progress("API on SQLite, the etcd figures' reference")
+                    results["api"] = scenarios.api(fleet, settings)
+                progress("etcd: the API and %d services x %d computes, plain and TLS"
+                         % (args.etcd_services, settings.computes))
+                results["etcd"] = scenarios.etcd(fleet, settings, services=args.etcd_services)
 
         if "one-compute" not in args.skip:
             progress("convergence and sequential baseline, %d services x 1 compute"

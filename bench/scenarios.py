@@ -20,6 +20,8 @@ h. ``placement``: 10,000 placed services (a total of 4 each, Spread over 8
    computes, batch extension): from the controller's spawn to every
    service's assignment Converged, and the CPU its placement decisions took
    (its own counters).
+i. ``etcd``: ``api`` and a convergence run on one local etcd member, without TLS
+   and with TLS and a client certificate, beside the SQLite figures of the run.
 
 ``Protocol`` says how a variant of the connector protocol is set up (the
 arguments of the connectors and of the controller); a protocol genisys does
@@ -37,6 +39,7 @@ import tornado
 
 from bench import procs
 from bench.workload import (
+    EtcdStatusReader,
     StatusReader,
     compute_names,
     seed_store,
@@ -136,17 +139,19 @@ def _seed_timed(db, **seed):
 
 
 def _until_converged(fleet, settings, protocol, db, connectors, *, count, wanted,
-                     profile_to=None, read=None):
+                     profile_to=None, read=None, reader=None, store_args=()):
     """Spawn a controller on the seeded ``db`` and poll ``count(reader, controller)`` (a
-    StatusReader on ``db``) until it reaches ``wanted``; then stop the controller
-    (not the connectors). Returns the figures every convergence run reports, with
-    ``done`` (the last count) and ``read``: what ``read(reader, controller)`` returned
-    once converged (or timed out), before the controller stopped."""
+    StatusReader on ``db``, unless another ``reader`` is given: for a store that is not
+    SQLite, whose URL ``db`` then is, with ``store_args``) until it reaches ``wanted``;
+    then stop the controller (not the connectors). Returns the figures every
+    convergence run reports, with ``done`` (the last count) and ``read``: what
+    ``read(reader, controller)`` returned once converged (or timed out), before the
+    controller stopped."""
     before = procs.connector_requests(connectors)
     connectors_cpu = _cpu(connectors)
-    reader = StatusReader(db)
-    controller = fleet.controller(db, args=_controller_args(settings, protocol),
-                                  profile_to=profile_to)
+    reader = reader or StatusReader(db)
+    controller = fleet.controller(db, args=_controller_args(settings, protocol)
+                                  + tuple(store_args), profile_to=profile_to)
     try:
         controller.wait_listening()
         seconds, done = wait_converged(lambda: count(reader, controller), wanted=wanted,
@@ -333,24 +338,29 @@ def ceiling(fleet, settings):
             % tornado.version, "get": get, "write": write}
 
 
-def _one_compute_controller(fleet, settings, store_name):
+def _one_compute_controller(fleet, settings, store_name, *, store=None):
     """(connector, controller): a simulated connector (per-service protocol) as compute
-    c0 of a fresh store named ``store_name``, and a controller on it, listening."""
+    c0 of a fresh store named ``store_name`` (a SQLite file), or of ``store`` (an
+    ``EtcdBench``), and a controller on it, listening."""
     protocol = PROTOCOLS["per-service"]
     [connector] = fleet.connectors(1, latency=settings.latency, args=protocol.connector_args)
-    db = os.path.join(settings.workdir, store_name)
-    seed_store(db, computes={"c0": connector.url})
-    controller = fleet.controller(db, args=_controller_args(settings, protocol))
+    if store is None:
+        db, args, security = os.path.join(settings.workdir, store_name), (), None
+    else:
+        db, args, security = store.url(store_name), store.args, store.security
+    seed_store(db, computes={"c0": connector.url}, security=security)
+    controller = fleet.controller(db, args=_controller_args(settings, protocol) + args)
     controller.wait_listening()
     return connector, controller
 
 
-def api(fleet, settings):
+def api(fleet, settings, *, store=None):
     """Upscales spread over ``api_keys`` services on one compute, then GETs of them,
-    then compute writes, against a controller on the default durable SQLite store.
+    then compute writes, against a controller on the default durable SQLite store
+    (or on ``store``, an ``EtcdBench``: then without the ceiling, taken once a run).
     The compute's simulated connector is real: the reconciler converges the upscales
     while they arrive, as it would in production."""
-    connector, controller = _one_compute_controller(fleet, settings, "api.db")
+    connector, controller = _one_compute_controller(fleet, settings, "api.db", store=store)
     path = "/service/" + service_name_template(settings.api_keys, prefix="api")
 
     cpu = [procs.cpu_seconds(controller.pid)]
@@ -371,9 +381,11 @@ def api(fleet, settings):
         phase["controller_cpu_seconds"] = used
         phase["controller_cpu_ms_per_request"] = (used * 1000.0 / phase["total_requests"]
                                                   if phase["total_requests"] else None)
-    return {"store": "sqlite (durable: WAL, synchronous=FULL)", "clients": settings.api_clients,
+    return {"store": "sqlite (durable: WAL, synchronous=FULL)" if store is None
+            else store.describe(), "clients": settings.api_clients,
             "upscale": upscale, "get": get, "compute_writes": compute_writes,
-            "ceiling": ceiling(fleet, settings), "stored_total": stored,
+            "ceiling": ceiling(fleet, settings) if store is None else None,
+            "stored_total": stored,
             "upscales_answered_2xx": upscale["total_ok"],
             "totals_match": stored == upscale["total_ok"],
             "controller_rss_mb": memory["rss"]}
@@ -525,3 +537,83 @@ def _per_compute_twin(fleet, settings, protocol, assignments):
     fleet.stop(*connectors)
     run.pop("read")
     return {"pairs": pairs, "pairs_converged": run.pop("done"), **run}
+
+
+# -- i. etcd ------------------------------------------------------------------------------
+
+
+class EtcdBench:
+    """One local etcd member (``tests.etcd``: a fresh data directory, free ports), with
+    TLS and a client certificate or without: the store of the etcd measurements. Each
+    measurement gets a key prefix of its own."""
+
+    def __init__(self, workdir, *, tls):
+        from tests.etcd import EtcdCluster  # the test suite's etcd harness
+        self.tls = tls
+        self.cluster = EtcdCluster(1, os.path.join(workdir, "etcd-tls" if tls else "etcd"),
+                                   tls=tls).start()
+        self.security = self.cluster.security() if tls else None
+        self.args = tuple(self.cluster.tls.flags()) if tls else ()
+
+    def url(self, name):
+        return self.cluster.url(prefix=name.replace(".", "-"))
+
+    def describe(self):
+        member = self.cluster.members[0]
+        version = member.call("/v3/maintenance/status", {}).get("version", "?")
+        return "etcd %s, one local member%s" % (
+            version, ", TLS with a client certificate" if self.tls else "")
+
+    def stop(self):
+        self.cluster.stop()
+
+
+def etcd_available():
+    """None if an etcd binary is there, else why the etcd phase cannot run."""
+    import shutil
+    if shutil.which("etcd") is None:
+        return "no etcd binary (bash scripts/ensure-etcd.sh installs Debian's etcd-server)"
+    return None
+
+
+def etcd_convergence(fleet, settings, protocol, services, store):
+    """``convergence`` of ``services`` x ``computes`` on ``store`` (an EtcdBench), read
+    from etcd's status records."""
+    connectors, computes = _fresh_computes(fleet, settings, protocol, settings.computes)
+    name = "converge-%s-%dx%d" % (protocol.name, services, settings.computes)
+    url = store.url(name)
+    seed_seconds = time.monotonic()
+    seed_store(url, computes=computes, services=service_names(services), number=1,
+               security=store.security)
+    seed_seconds = time.monotonic() - seed_seconds
+    pairs = services * settings.computes
+    reader = EtcdStatusReader(store.cluster.members[0], name.replace(".", "-") + "/")
+    run = _until_converged(fleet, settings, protocol, url, connectors, wanted=pairs,
+                           count=lambda reader, _: reader.converged_pairs(1),
+                           reader=reader, store_args=store.args)
+    fleet.stop(*connectors)
+    done, seconds = run.pop("done"), run["seconds"]
+    del run["read"]
+    return {"protocol": protocol.name, "services": services, "computes": settings.computes,
+            "pairs": pairs, "pairs_converged": done, **run,
+            "ms_per_pair": None if seconds is None
+            else (seconds - run["startup_seconds"]) * 1000.0 / pairs,
+            "seed_seconds": seed_seconds}
+
+
+def etcd(fleet, settings, *, services):
+    """The API (``api``) and a convergence run (``services`` x ``computes``, batch
+    extension) on one local etcd member, without TLS and then with TLS and a client
+    certificate; the SQLite figures they are read against are those of the same run."""
+    results = {}
+    for tls in (False, True):
+        store = EtcdBench(settings.workdir, tls=tls)
+        try:
+            results["tls" if tls else "plain"] = {
+                "store": store.describe(),
+                "api": api(fleet, settings, store=store),
+                "convergence": etcd_convergence(fleet, settings, PROTOCOLS["batch"],
+                                                services, store)}
+        finally:
+            store.stop()
+    return results

@@ -15,6 +15,7 @@
 """
 
 import asyncio
+import base64
 import json
 import sqlite3
 import time
@@ -43,8 +44,8 @@ def compute_names(count):
     return ["c%d" % i for i in range(count)]
 
 
-async def _seed(path, computes, services, number, placement, per_compute):
-    store = store_from_url("sqlite:///" + path)
+async def _seed(store_url, security, computes, services, number, placement, per_compute):
+    store = store_from_url(store_url, **({"etcd_security": security} if security else {}))
     await store.open()
     try:
         intents = Intents(store, max_replicas=max(number, 1), max_services=None)
@@ -64,12 +65,16 @@ async def _seed(path, computes, services, number, placement, per_compute):
         await store.close()
 
 
-def seed_store(path, *, computes, services=(), number=1, placement=None, per_compute=None):
-    """Create the SQLite store at ``path`` holding ``computes`` ({name: connector URL})
+def seed_store(store, *, computes, services=(), number=1, placement=None, per_compute=None,
+               security=None):
+    """Create the store ``store`` (a SQLite file's path, or a store URL such as
+    ``etcd://...``, with its ``security``) holding ``computes`` ({name: connector URL})
     and one service per name of ``services`` wanting ``number`` resources on each;
     with a ``placement`` (its JSON form), a total of ``number`` that genisys places;
     with ``per_compute`` ({service: {compute: count}}), those counts instead."""
-    asyncio.run(_seed(path, dict(computes), list(services), number, placement, per_compute))
+    url = store if "://" in store else "sqlite:///" + store
+    asyncio.run(_seed(url, security, dict(computes), list(services), number, placement,
+                      per_compute))
 
 
 class StatusReader:
@@ -141,6 +146,32 @@ class StatusReader:
 
     def close(self):
         self._conn.close()
+
+
+class EtcdStatusReader:
+    """``StatusReader.converged_pairs`` of a controller's etcd store: one range read of
+    every status record under ``prefix`` per poll, through etcd's JSON gateway (with the
+    cluster's TLS files, if it has TLS; ``member`` is a ``tests.etcd.EtcdMember``)."""
+
+    def __init__(self, member, prefix):
+        self._member = member
+        self._key = (prefix + "status/").encode("utf-8")
+
+    def converged_pairs(self, running):
+        end = self._key[:-1] + bytes([self._key[-1] + 1])
+        answer = self._member.call("/v3/kv/range", {
+            "key": base64.b64encode(self._key).decode("ascii"),
+            "range_end": base64.b64encode(end).decode("ascii")})
+        done = 0
+        for kv in answer.get("kvs") or []:
+            status = json.loads(base64.b64decode(kv["value"]))
+            done += sum(1 for entry in status.get("computes", {}).values()
+                        if entry.get("condition") == "Converged"
+                        and entry.get("running") == running)
+        return done
+
+    def close(self):
+        pass
 
 
 def wait_converged(done_count, *, wanted, since, timeout, controller):
