@@ -550,10 +550,11 @@ def render(results):
                 r = api[key]
                 rows.append([name, request, fmt(r["ok_per_second"], 0), fmt(r["p50_ms"], 2),
                              fmt(r["p99_ms"], 2),
-                             fmt(r.get("controller_cpu_ms_per_request"), 3)])
+                             fmt(r.get("controller_cpu_ms_per_request"), 3),
+                             fmt(r.get("store_cpu_ms_per_request"), 3)])
         out += ["  " + line for line in _table(
-            ["store", "request", "2xx/s", "p50 ms", "p99 ms", "controller CPU ms/request"],
-            rows, left=2)]
+            ["store", "request", "2xx/s", "p50 ms", "p99 ms", "controller CPU ms/request",
+             "etcd CPU ms/request"], rows, left=2)]
         rows = []
         for name in ("plain", "tls"):
             c = etcd[name]["convergence"]

@@ -363,24 +363,30 @@ def api(fleet, settings, *, store=None):
     connector, controller = _one_compute_controller(fleet, settings, "api.db", store=store)
     path = "/service/" + service_name_template(settings.api_keys, prefix="api")
 
-    cpu = [procs.cpu_seconds(controller.pid)]
+    def cpu_now():  # the controller's, and the store's own process (etcd) if it has one
+        return procs.cpu_seconds(controller.pid), store.cpu_seconds() if store else 0.0
+
+    cpu = [cpu_now()]
     upscale = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
                     body=UPSCALE_BODY, keys=settings.api_keys)
-    cpu.append(procs.cpu_seconds(controller.pid))
+    cpu.append(cpu_now())
     listed = requests.get(controller.url + "/service", timeout=120).json()
     stored = sum(view["replicas"].get("c0", 0) for view in listed.values())
     get = _load(fleet, settings, controller, method="GET", path=path, keys=settings.api_keys)
-    cpu.append(procs.cpu_seconds(controller.pid))
+    cpu.append(cpu_now())
     compute_writes = _load(fleet, settings, controller, method="PUT", path="/compute/c1",
                            body=COMPUTE_WRITE_BODY, keys=2 ** 62)
-    cpu.append(procs.cpu_seconds(controller.pid))
+    cpu.append(cpu_now())
     memory = procs.memory_mb(controller.pid)
     fleet.stop(controller, connector)
     for i, phase in enumerate((upscale, get, compute_writes)):
-        used = cpu[i + 1] - cpu[i]
+        used, store_used = (b - a for a, b in zip(cpu[i], cpu[i + 1]))
         phase["controller_cpu_seconds"] = used
         phase["controller_cpu_ms_per_request"] = (used * 1000.0 / phase["total_requests"]
                                                   if phase["total_requests"] else None)
+        if store is not None:
+            phase["store_cpu_ms_per_request"] = (store_used * 1000.0 / phase["total_requests"]
+                                                 if phase["total_requests"] else None)
     return {"store": "sqlite (durable: WAL, synchronous=FULL)" if store is None
             else store.describe(), "clients": settings.api_clients,
             "upscale": upscale, "get": get, "compute_writes": compute_writes,
@@ -557,6 +563,9 @@ class EtcdBench:
 
     def url(self, name):
         return self.cluster.url(prefix=name.replace(".", "-"))
+
+    def cpu_seconds(self):
+        return procs.cpu_seconds(self.cluster.members[0].proc.pid)
 
     def describe(self):
         member = self.cluster.members[0]
