@@ -5,7 +5,8 @@ entry: the token name that made it (``anonymous`` without one), the method
 and path, the answer's status and error reason, and the time. Entries go to
 the ``genisys.audit`` log at once and to the store (``audit/<time>``) in
 batches, written by one background task so a burst of requests costs one
-transaction, not one per request (it lingers a few milliseconds for more). The store keeps the newest ``keep``.
+transaction, not one per request (it lingers a few milliseconds for more). The
+store keeps the newest ``keep``.
 """
 
 import asyncio

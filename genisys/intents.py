@@ -402,7 +402,10 @@ class Intents:
                 "request": idempotency.request, "service": name, "spec": written["spec"],
                 "version": written["version"], "expires": time.time() + self.idempotency_ttl}))
         try:
-            spec: Record = cast(list, await self.store.transaction(ops))[0]
+            # The status too, for the answer: in the same call, where the store can.
+            results, (status,) = await self.store.transaction_then_read(
+                ops, [status_key(name)])
+            spec: Record = results[0]
         except _NeedsRoom:
             # A new service: the limit is checked first (changing an existing one,
             # the common case, needs no count and no extra read).
@@ -418,7 +421,7 @@ class Intents:
                 raise
             raise NotFound("compute %r does not exist" % e.field[len(COMPUTES):],
                            field="compute") from e
-        return service_view(spec, await self.store.get(status_key(name))), created
+        return service_view(spec, status), created
 
     async def _replay(self, idempotency: Idempotency, name: str, change: Change, *,
                       computes: Iterable[str], create: bool,

@@ -394,10 +394,16 @@ class FencedStore:
                                   conditions=self._conditions(conditions))
 
     async def transaction(self, ops: list[Op]) -> list:
+        return await self._fenced(self._store.transaction, self._fence_first(ops))
+
+    async def transaction_then_read(self, ops: list[Op], keys: list[str]) -> tuple:
+        return await self._fenced(self._store.transaction_then_read, self._fence_first(ops),
+                                  keys)
+
+    def _fence_first(self, ops: list[Op]) -> list[Op]:
         first = ops[0]
-        fenced = Op(first.kind, first.key, first.value, first.expect_version,
-                    self._conditions(first.conditions))
-        return await self._fenced(self._store.transaction, [fenced] + list(ops[1:]))
+        return [Op(first.kind, first.key, first.value, first.expect_version,
+                   self._conditions(first.conditions))] + list(ops[1:])
 
     def _conditions(self, conditions: Iterable[Condition]) -> tuple[Condition, ...]:
         return tuple(conditions) + (self._election.fence(),)

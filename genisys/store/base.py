@@ -177,6 +177,13 @@ class Store(abc.ABC):
         write of a transaction takes the same revision (as in etcd). Returns the
         result of each op."""
 
+    async def transaction_then_read(
+            self, ops: Sequence["Op"], keys: Sequence[str]
+    ) -> tuple[builtins.list[Any], builtins.list[Optional[Record]]]:
+        """``transaction(ops)``, then ``get_many(keys)``: (results, records). A backend
+        may do both at once (etcd: in the transaction's own call)."""
+        return await self.transaction(ops), await self.get_many(keys)
+
     @abc.abstractmethod
     async def revision(self) -> int:
         """The current store revision."""

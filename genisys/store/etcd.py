@@ -349,6 +349,9 @@ class EtcdStore(Store):
             return None
         return self._record(kvs[0], remember=True)
 
+    async def _read_after(self, keys: Sequence[str]) -> builtins.list[Optional[Record]]:
+        return await self.get_many(keys) if keys else []
+
     async def get_many(self, keys: Sequence[str]) -> builtins.list[Optional[Record]]:
         """The records of ``keys`` (None: absent), read at one revision in one call."""
         keys = builtins.list(keys)
@@ -392,21 +395,30 @@ class EtcdStore(Store):
     async def put(self, key: str, value: dict, *, expect_version: Optional[int] = None,
                   conditions: Sequence[Condition] = ()) -> Record:
         return (await self._write([Op.put(key, value, expect_version=expect_version,
-                                          conditions=conditions)]))[0]
+                                          conditions=conditions)]))[0][0]
 
     async def delete(self, key: str, *, expect_version: Optional[int] = None,
                      conditions: Sequence[Condition] = ()) -> Optional[Record]:
         return (await self._write([Op.delete(key, expect_version=expect_version,
-                                             conditions=conditions)]))[0]
+                                             conditions=conditions)]))[0][0]
 
     async def update(self, key: str, fn: UpdateFn, *,
                      conditions: Sequence[Condition] = ()) -> Optional[Record]:
-        return (await self._write([Op.update(key, fn, conditions=conditions)]))[0]
+        return (await self._write([Op.update(key, fn, conditions=conditions)]))[0][0]
 
     async def transaction(self, ops: Sequence[Op]) -> builtins.list[Any]:
-        return await self._write(Op.txn(ops).value)
+        return (await self._write(Op.txn(ops).value))[0]
 
-    async def _write(self, ops: Sequence[Op]) -> builtins.list[Any]:
+    async def transaction_then_read(
+            self, ops: Sequence[Op], keys: Sequence[str]
+    ) -> tuple[builtins.list[Any], builtins.list[Optional[Record]]]:
+        """In one call when it commits: ``keys`` are read in the transaction that writes,
+        at its revision (with nothing to write, read after)."""
+        return await self._write(Op.txn(ops).value, then_read=builtins.list(keys))
+
+    async def _write(self, ops: Sequence[Op], *, then_read: Sequence[str] = ()
+                     ) -> tuple[builtins.list[Any], builtins.list[Optional[Record]]]:
+        """(the result of each op, the records of ``then_read`` after it)."""
         self._check_open()
         for op in ops:
             if op.kind == "put":
@@ -414,7 +426,7 @@ class EtcdStore(Store):
         blind = all(op.kind in ("put", "delete") and op.expect_version is None
                     and not op.conditions for op in ops)
         if blind and len({op.key for op in ops}) == len(ops):
-            return await self._write_blind(ops)
+            return await self._write_blind(ops), await self._read_after(then_read)
         touched: set[str] = set()
         watched: set[str] = set()
         for op in ops:
@@ -453,11 +465,13 @@ class EtcdStore(Store):
                     if guessed:
                         snapshot, guessed = None, False
                         continue
-                    return [result] if len(ops) == 1 else result
+                    return ([result] if len(ops) == 1 else result,
+                            await self._read_after(then_read))
                 written = {key: None if record is None else _encode(record.value)
                            for key, record in view.writes.items()}
                 txn = {"compare": self._compares(snapshot, ops),
-                       "success": [self._request(key, text) for key, text in written.items()],
+                       "success": [self._request(key, text) for key, text in written.items()]
+                       + self._snapshot_reads(builtins.list(then_read), []),
                        "failure": reads}
                 # Never sent twice, not even by libcurl over a connection that dies: the
                 # compare of a second copy fails if the first landed, and then an update
@@ -469,7 +483,10 @@ class EtcdStore(Store):
                     for key, text in written.items():
                         self._seen.note(key, revision, text)
                     results = [result] if len(ops) == 1 else result
-                    return [self._committed(r, placeholder, revision) for r in results]
+                    read = self._snapshot(answer, (answer.get("responses") or [])[len(written):],
+                                          builtins.list(then_read), []).records
+                    return ([self._committed(r, placeholder, revision) for r in results],
+                            [read[key] for key in then_read])
                 snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
                 guessed = False
         raise StoreUnavailable("gave up writing %s after %d attempts: other writers kept "

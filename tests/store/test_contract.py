@@ -42,6 +42,24 @@ async def test_get_many_reads_each_key_in_order(store):
 
 
 @pytest.mark.gen_test
+async def test_transaction_then_read_reads_after_the_write(store):
+    status = await store.put("k/status", {"s": 1})
+    results, records = await store.transaction_then_read(
+        [Op.update("k/spec", lambda r: {"n": 1})], ["k/status", "k/spec", "k/none"])
+    assert results[0].value == {"n": 1}
+    assert records == [status, results[0], None]
+    # Nothing to write (the same value): still read.
+    results, records = await store.transaction_then_read(
+        [Op.update("k/spec", lambda r: {"n": 1})], ["k/spec"])
+    assert records == results
+    # Refused: nothing written, the error raised.
+    with pytest.raises(VersionMismatch):
+        await store.transaction_then_read([Op.put("k/spec", {"n": 2}, expect_version=0)],
+                                          ["k/status"])
+    assert (await store.get("k/spec")).value == {"n": 1}
+
+
+@pytest.mark.gen_test
 async def test_list_by_prefix_is_sorted_and_bounded(store):
     for key in ["services/b", "services/a", "services/a-1", "computes/a", "servicesX/a",
                 "status/a"]:

@@ -318,6 +318,12 @@ async def test_etcd_a_write_on_what_it_saw_last_takes_one_call(store):
     calls.clear()
     await store.update("k/new", lambda r: {"v": 1})
     assert calls == ["/v3/kv/txn", "/v3/kv/txn"]
+    # A write and the read of other keys after it (an upscale's answer shows the status).
+    calls.clear()
+    results, records = await store.transaction_then_read(
+        [Op.update("k/a", lambda r: {"v": r.value["v"] + 1})], ["k/s", "k/a"])
+    assert calls == ["/v3/kv/txn"]
+    assert [r.value for r in records] == [{"v": 2}, {"v": 3}] and records[1] == results[0]
 
 
 @pytest.mark.gen_test
