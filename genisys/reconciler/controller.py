@@ -173,7 +173,10 @@ class Reconciler:
         await self._queue_unsettled()
 
     async def _queue_unsettled(self, specs: Optional[list[Record]] = None) -> None:
-        """Queue every service, but those ``_settled`` (``specs``: just listed)."""
+        """Queue every service, but those ``_settled`` (``specs``: just listed) and those
+        with a connector call still under way: a pass is waiting for it, or its answer
+        queues the service (a pass now would only find it under way, at the cost of a
+        read, and of a decision for a placed service)."""
         specs, statuses = await self.informer.specs_and_statuses(specs)
         names = {r.key[len(SERVICES):] for r in specs} | set(statuses)
         try:
@@ -181,7 +184,8 @@ class Reconciler:
         except GenisysError as e:  # the store, say: then every service gets its pass
             log.warning("cannot check services in batches: %s", e)
             settled = set()
-        for name in sorted(names - settled):
+        busy = {service for (service, _), task in self._inflight.items() if not task.done()}
+        for name in sorted(names - settled - busy):
             self.queue.add(name)
 
     async def _settled(self, specs: list[Record], statuses: dict[str, Record]) -> set[str]:

@@ -415,6 +415,26 @@ async def test_a_call_waiting_in_line_at_its_connector_does_not_use_up_the_pass_
     assert "Waiting" not in reasons, reasons
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_resync_passes_no_service_whose_call_is_under_way(harness):
+    """Resyncs come every 0.1 s while a slow connector takes 1.5 s to answer a scale
+    order: the service gets no pass meanwhile (each would only find the call under
+    way); the answer queues it, and that pass converges it."""
+    local = await harness.connector("local")
+    counting = ReadCountingStore(harness.store)
+    await harness.start(store=counting, poll_interval=0.1, pass_budget=0.2)
+    await harness.intents.scale("web", "local", 0)
+    await eventually(lambda: harness.converged("web", "local", 0))
+    local.delay = 1.5
+    counting.reads.clear()
+    await harness.intents.scale("web", "local", 2)
+    await eventually(lambda: harness.converged("web", "local", 2))
+    passes = [r for r in counting.reads if r[:2] == ("get_many", "services/web")]
+    # The pass that sent the order, and the one its answer queued (a status check may
+    # take one more, after a resync between the two calls of the pair).
+    assert 2 <= len(passes) <= 3, counting.reads
+
+
 class Lease:
     """A leadership that holds until the test says it is lost (as when a paused leader's
     lease expires and another is elected)."""
