@@ -251,22 +251,29 @@ class Intents:
         """Create or replace; returns (record, created)."""
         self._check_connector(compute)
         created = False
+        #: Set once there is room for a new compute (max_computes): it holds while
+        #: no compute is written. Replacing one, the common case, needs no check.
+        conditions: list[Condition] = []
 
         def replace(current: Optional[Record]) -> dict:
             nonlocal created
             _check_version(current, expect_version, "compute %r" % compute.name)
+            if current is None and self.max_computes is not None and not conditions:
+                raise _NeedsRoom()
             created = current is None
             return compute.to_json()
         for _ in range(10):
-            conditions = await self._compute_room(compute.name)
             try:
                 # replace never deletes: the update returns the record it wrote.
                 record = cast(Record, await self.store.update(
                     compute_key(compute.name), replace, conditions=conditions))
                 return record, created
+            except _NeedsRoom:
+                conditions = await self._compute_room(compute.name)
             except VersionMismatch as e:
                 if not conditions or e.field != COMPUTES:
                     raise
+                conditions = []  # computes changed since: look for room again
         raise Conflict("computes keep changing, try again", field="name")
 
     async def delete_compute(self, name: str, *, expect_version: Version = None) -> Record:

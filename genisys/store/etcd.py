@@ -54,7 +54,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Optional
 
-from genisys.errors import GenisysError, StoreUnavailable
+from genisys.errors import StoreUnavailable
 from genisys.store.base import (
     Condition,
     Listing,
@@ -456,7 +456,7 @@ class EtcdStore(Store):
                 op = ops[0] if len(ops) == 1 else Op.txn(ops)
                 try:
                     result, _ = apply_op(view, op, placeholder)
-                except GenisysError:
+                except Exception:  # a refusal, or an update function's own exception
                     if not guessed:
                         raise
                     snapshot, guessed = None, False
