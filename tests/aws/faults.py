@@ -35,10 +35,10 @@ import xml.etree.ElementTree as ET
 
 import boto3
 import tornado.httpclient
-import tornado.httpserver
 import tornado.iostream
-import tornado.netutil
 import tornado.web
+
+from tests.threaded import ThreadedServer
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 _INSTANCE_ID = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
@@ -94,8 +94,6 @@ class FaultProxy:
                                 aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
                                 aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"])
         self.url = None
-        self._loop = None
-        self._thread = None
         self._server = None
 
     # -- what a test sets ------------------------------------------------------------
@@ -135,7 +133,7 @@ class FaultProxy:
         self.faults.holding_runs = self.faults.holding_answers = False
         held, self.faults.held = self.faults.held, []
         for _, event in held:
-            self._loop.call_soon_threadsafe(event.set)
+            self._server.loop.call_soon_threadsafe(event.set)
 
     def calls(self, action):
         return self.faults.calls[action]
@@ -151,36 +149,18 @@ class FaultProxy:
     # -- life cycle -------------------------------------------------------------------
 
     def start(self):
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.url = "http://127.0.0.1:%d" % sockets[0].getsockname()[1]
-        ready = threading.Event()
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            app = tornado.web.Application([(r".*", _Forward, {"proxy": self})])
-            self._server = tornado.httpserver.HTTPServer(app)
-            self._server.add_sockets(sockets)
-            ready.set()
-            self._loop.run_forever()
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="fault-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._server = ThreadedServer(
+            lambda: tornado.web.Application([(r".*", _Forward, {"proxy": self})]),
+            name="fault-proxy").start()
+        self.url = self._server.url
         return self
 
     def stop(self):
-        if self._loop is None:
+        if self._server is None:
             return
         self.release()
-
-        async def shutdown():
-            self._server.stop()
-            await self._server.close_all_connections()
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
+        self._server = None
 
     # -- what it does -----------------------------------------------------------------
 

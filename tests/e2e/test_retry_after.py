@@ -2,17 +2,14 @@
 a real genisys waits at least that long before it calls again, per-service and batch, and
 shows the pair ConnectorThrottled meanwhile (answering, so not Unreachable)."""
 
-import asyncio
 import json
-import threading
 import time
 
 import pytest
-import tornado.httpserver
-import tornado.netutil
 import tornado.web
 
 from tests.support import wait_for
+from tests.threaded import ThreadedServer
 
 #: Backoff far below the Retry-After: a call sooner than it is genisys' backoff, not the
 #: connector's word.
@@ -31,7 +28,7 @@ class ThrottlingConnector:
         self.batch = batch
         self.calls = []
         self.running = 0
-        self._loop = None
+        self._server = None
 
     def answer(self, number=None):
         """(status, headers, entry) of one call of web."""
@@ -79,29 +76,14 @@ class ThrottlingConnector:
                     return self.reply(200, {"services": {"web": entry}})
                 self.reply(404, {"error": {"reason": "NotFound", "message": path}})
 
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.url = "http://127.0.0.1:%d" % sockets[0].getsockname()[1]
-        ready = threading.Event()
-
-        def run():
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/(.*)",
-                                                                              Handler)]))
-            server.add_sockets(sockets)
-            ready.set()
-            self._loop.run_forever()
-            server.stop()
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._server = ThreadedServer(
+            lambda: tornado.web.Application([(r"/(.*)", Handler)]),
+            name="throttling-connector").start()
+        self.url = self._server.url
         return self
 
     def stop(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["per-service", "batch"])
