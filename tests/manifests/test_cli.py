@@ -11,7 +11,14 @@ from genisys.cli import build_parser
 from genisys.manifests.load import load
 from tests.e2e.lab import processes
 from tests.manifests.test_load import BROKEN, write
-from tests.support import free_port, intents_dump, run_client_command, run_genisys, wait_for
+from tests.support import (
+    GenisysProcess,
+    free_port,
+    intents_dump,
+    run_client_command,
+    run_genisys,
+    wait_for,
+)
 
 
 def compute(name, connector, labels=""):
@@ -248,8 +255,20 @@ ERRORS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def unwritten_cli(tmp_path_factory):
+    """The cli fixture's genisys, one for every case of ERRORS: each asserts that it
+    writes nothing, so the next one meets the same empty store as a fresh genisys."""
+    workdir = tmp_path_factory.mktemp("errors")
+    genisys = GenisysProcess(str(workdir), ["--store", "sqlite:///%s" % (workdir / "genisys.db"),
+                                            "--poll-interval", "500ms"]).start()
+    yield Cli(genisys, workdir)
+    genisys.kill()
+
+
 @pytest.mark.parametrize("args, status, words", ERRORS, ids=[" ".join(e[0]) for e in ERRORS])
-def test_bad_usage_and_failed_requests(cli, args, status, words):
+def test_bad_usage_and_failed_requests(unwritten_cli, args, status, words):
+    cli = unwritten_cli
     before = stored(cli)
     done = cli(*args, expect=status)
     assert words in done.stderr, done.stderr
