@@ -37,14 +37,21 @@ run: $(STAMP)
 	$(PY) genisys.py serve --manifests $(MANIFESTS)
 
 ## test: the whole test suite (or a part: make test PYTEST_ARGS="tests/cli -x"), on
-## TEST_WORKERS processes (pytest-xdist: most tests wait on real servers, not the CPU;
-## TEST_WORKERS=0 runs it in one); lists the slowest tests at the end.
+## TEST_WORKERS processes (pytest-xdist; TEST_WORKERS=0 runs it in one); lists the
+## slowest tests at the end. See docs/development.md, "The test suite".
+# The suite is bound by the CPU, mostly Python start-up: it starts some thousand Python
+# processes (genisys servers, connectors, commands, the workers). Without bytecode files
+# each one compiles genisys (and each worker its test modules) again, some 0.15 s of CPU
+# a process, so PYTHONDONTWRITEBYTECODE is dropped here (the __pycache__ folders are
+# ignored by git and docker). worksteal: an idle worker takes tests queued on another,
+# so the last minute does not run on one worker while the others have finished.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	bash scripts/ensure-docker.sh
 	bash scripts/ensure-etcd.sh
 	bash scripts/ensure-chromium.sh
-	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal \
+	    --durations=15 $(PYTEST_ARGS)
 
 ## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)

@@ -1,5 +1,7 @@
 """Test helpers: real genisys processes on loopback, free ports, waiting on conditions."""
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -12,6 +14,8 @@ import time
 
 import requests
 
+from genisys.cli import COMMANDS
+from genisys.cli import main as cli_main
 from genisys.connector.process import read_proc_stat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,6 +131,51 @@ def run_genisys(args, *, cwd, env=None, timeout=30):
     return subprocess.run([sys.executable, GENISYS_PY] + list(args), cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def _as_a_process(*, cwd, env):
+    """This process seen as ``run_genisys`` would start one: ``os.environ`` (with ``env``,
+    without GENISYS_CONFIG), the working directory, an empty stdin and stdout/stderr
+    read into strings; everything put back after."""
+    saved_environ, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update(env or {})
+    os.environ.pop("GENISYS_CONFIG", None)
+    saved_stdin, sys.stdin = sys.stdin, io.StringIO("")
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield out, err
+    finally:
+        sys.stdin = saved_stdin
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+def run_client_command(args, *, cwd, env=None):
+    """``genisys ARGS`` for a client command (get, apply, plan...) run in this process
+    through ``genisys.cli.main``, as ``run_genisys`` runs it as a process: the same
+    CompletedProcess (exit status, stdout, stderr). A process costs a second of CPU for
+    its start-up alone; the server it talks to stays a real process. An exception the
+    command lets out fails the test here, as its traceback would there. Every command
+    family keeps tests that run it as a real process (run_genisys)."""
+    argv = list(args)
+    if not argv or argv[0] not in COMMANDS:  # as genisys.py: `genisys.py FLAGS` serves
+        argv = ["serve"] + argv
+    with _as_a_process(cwd=cwd, env=env) as (out, err):
+        try:
+            status = cli_main(argv)
+        except SystemExit as e:  # argparse: --help, bad usage
+            status = e.code
+    if status is None:
+        status = 0
+    elif not isinstance(status, int):  # sys.exit("message"): printed, status 1
+        err.write("%s\n" % status)
+        status = 1
+    return subprocess.CompletedProcess(["genisys"] + list(args), status, out.getvalue(),
+                                       err.getvalue())
 
 
 # -- connectors ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 import requests
 
 from tests.cli.test_serve import one_line_error
-from tests.support import run_genisys, wait_for
+from tests.support import run_client_command, run_genisys, wait_for
 
 SECRET = "connector-secret-0123456789"
 
@@ -84,8 +84,10 @@ def test_cli_output_never_shows_a_compute_token(start_genisys, start_connector, 
         "spec: {replicas: {good: 2}}\n" % connector.url)
 
     def cli(*args, expect=0):
-        done = run_genisys(list(args) + ["--server", genisys.url], cwd=str(tmp_path),
-                           env={"GOOD_TOKEN": SECRET})
+        # In this process (tests.support.run_client_command): the same streams; the
+        # refused apply below runs as a real process.
+        done = run_client_command(list(args) + ["--server", genisys.url], cwd=str(tmp_path),
+                                  env={"GOOD_TOKEN": SECRET})
         assert done.returncode == expect, done.stderr
         return done.stdout + done.stderr
 

@@ -203,6 +203,6 @@ def test_steps_without_a_compute_act_on_the_total_and_rebalance(start_genisys,
     assert stored(cli) == before
     assert web().get("rebalance", 0) == 0
 
-    assert cli("rebalance", "service", "web").stdout == \
+    assert cli("rebalance", "service", "web", process=True).stdout == \
         "service/web rebalance requested: assignment c1=2 c2=2, shares c1=2 c2=2\n"
     assert web()["rebalance"] == 1

@@ -66,7 +66,7 @@ def test_plan_shows_what_the_controller_would_do_with_its_exit_codes(start_genis
     wait_for(lambda: "dead" in cli.genisys.request("GET", "/service/api").json()["status"][
         "computes"], message="the reconciler to try api on dead")
     check = unchanged(cli)
-    done = cli("plan", expect=2)
+    done = cli("plan", expect=2, process=True)
     rows = cells(done.stdout)
     assert ("api", "dead", "scale up", "-", "3", "drift") in [
         (r["SERVICE"], r["COMPUTE"], r["ACTION"], r["FROM"], r["TO"], r["REASON"]) for r in rows]
