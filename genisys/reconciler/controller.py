@@ -170,13 +170,17 @@ class Reconciler:
         whose finalizer deleted them apart, and crashed in between) — but for the services found
         converged on connectors with the batch extension: those are asked about
         every such service at once, and only what differs gets a pass."""
-        await self._queue_unsettled()
+        await self._queue_unsettled(resync=True)
 
-    async def _queue_unsettled(self, specs: Optional[list[Record]] = None) -> None:
+    async def _queue_unsettled(self, specs: Optional[list[Record]] = None, *,
+                               resync: bool = False) -> None:
         """Queue every service, but those ``_settled`` (``specs``: just listed) and those
-        with a connector call still under way: a pass is waiting for it, or its answer
-        queues the service (a pass now would only find it under way, at the cost of a
-        read, and of a decision for a placed service)."""
+        with a connector call still under way (its answer queues the service); at a
+        ``resync``, those the queue holds already too (waiting, in a pass, or due again
+        later: a retry keeps its backoff). A pass for those now would find nothing
+        new, at the cost of a read, and of a decision for a placed service. (After a
+        gap in the watch, any spec may have changed: those due later are not left
+        to wait.)"""
         specs, statuses = await self.informer.specs_and_statuses(specs)
         names = {r.key[len(SERVICES):] for r in specs} | set(statuses)
         try:
@@ -186,7 +190,8 @@ class Reconciler:
             settled = set()
         busy = {service for (service, _), task in self._inflight.items() if not task.done()}
         for name in sorted(names - settled - busy):
-            self.queue.add(name)
+            if not (resync and self.queue.holds(name)):
+                self.queue.add(name)
 
     async def _settled(self, specs: list[Record], statuses: dict[str, Record]) -> set[str]:
         """The services whose status says Converged everywhere, for their current

@@ -75,6 +75,10 @@ class WorkQueue:
     def delayed(self) -> int:
         return len(self._delayed)
 
+    def holds(self, key: str) -> bool:
+        """True if ``key`` is ready, handed to a worker, or due later."""
+        return key in self._queued or key in self._active or key in self._delayed
+
     def add(self, key: str) -> None:
         """Queue ``key`` now (a delayed add of it is superseded)."""
         if self._closed:

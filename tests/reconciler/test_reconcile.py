@@ -1,5 +1,7 @@
 """The reconcile loop against fake connectors on real loopback HTTP, over every store."""
 
+import asyncio
+
 import pytest
 
 from genisys.errors import Conflict, NotFound
@@ -433,6 +435,29 @@ async def test_a_resync_passes_no_service_whose_call_is_under_way(harness):
     # The pass that sent the order, and the one its answer queued (a status check may
     # take one more, after a resync between the two calls of the pair).
     assert 2 <= len(passes) <= 3, counting.reads
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_resync_leaves_a_retry_to_its_backoff(harness):
+    """A connector failing: the service's next pass is due after its backoff (2-4 s
+    here). Resyncs every 0.1 s meanwhile give it no pass sooner (each would read the
+    store, and find the pair still waiting out its backoff)."""
+    local = await harness.connector("local")
+    counting = ReadCountingStore(harness.store)
+    await harness.start(store=counting, poll_interval=0.1, backoff=(4.0, 4.0))
+    local.mode = ERROR_500
+    await harness.intents.scale("web", "local", 1)
+
+    async def failed():
+        entry = await harness.status("web", "local")
+        return entry is not None and entry.get("reason") == "ConnectorError"
+    await eventually(failed, message="the failure recorded")
+    passes = counting.reads.count(("get_many", "services/web", "status/web", "events/web"))
+    calls = len(local.calls)
+    await asyncio.sleep(1.5)  # fifteen resyncs: nothing to wait for, nothing may happen
+    assert counting.reads.count(("get_many", "services/web", "status/web",
+                                 "events/web")) == passes
+    assert len(local.calls) == calls
 
 
 class Lease:
