@@ -206,6 +206,7 @@ class EtcdClient:
         self.connect_timeout = connect_timeout
         self._current = 0
         self._http: Optional[aiohttp.ClientSession] = None
+        self._ssl: Optional[ssl.SSLContext] = None
         #: Called with an Endpoint when it failed and another one became current.
         self.on_failover: Optional[Callable[[Endpoint], None]] = None
         #: The highest store revision seen in any answer.
@@ -218,10 +219,9 @@ class EtcdClient:
     def open(self) -> None:
         # Made on the running loop, which the session binds to. Kept-alive connections,
         # as many as calls in flight; aiohttp never sends a POST twice by itself.
+        self._ssl = self.security.ssl_context() if self.security.tls else None
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=MAX_CONNECTIONS,
-                ssl=self.security.ssl_context() if self.security.tls else True),
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=self._ssl or True),
             skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
@@ -370,15 +370,18 @@ class EtcdClient:
             raise _Unsent(_tls_problem(str(e), security)) from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
             raise _Unsent(str(e)) from None
-        except aiohttp.ServerDisconnectedError as e:
-            raise _Disconnected(str(e) or "the member closed the connection") from None
         except aiohttp.ClientError as e:
             # A member that refuses our certificate says so with a TLS alert, which TLS 1.3
-            # delivers after the handshake, when the answer is read: the request was
-            # never read.
+            # delivers after the handshake: the request was never read. aiohttp may say
+            # only that the connection closed, so the alert is asked for again.
             reasons = _reasons(e)
-            if security.tls and "alert" in reasons.lower():
-                raise _Unsent(_tls_problem(reasons, security)) from None
+            alert = reasons if "alert" in reasons.lower() else None
+            if security.tls and alert is None:
+                alert = await self._tls_refusal(endpoint)
+            if alert is not None:
+                raise _Unsent(_tls_problem(alert, security)) from None
+            if isinstance(e, aiohttp.ServerDisconnectedError):
+                raise _Disconnected(str(e) or "the member closed the connection") from None
             raise _Failed(reasons) from None
         except asyncio.TimeoutError:
             raise _Failed("no answer within %.1fs" % timeout) from None
@@ -403,6 +406,24 @@ class EtcdClient:
                             endpoint=endpoint)
         self.note_revision(answer.get("header"))
         return answer
+
+    async def _tls_refusal(self, endpoint: Endpoint) -> Optional[str]:
+        """The TLS alert ``endpoint`` refuses this client with, if it does: read over a
+        connection of our own, as a request is sent and its answer awaited (the alert
+        of TLS 1.3 comes then). None if the member answers, or fails otherwise."""
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                endpoint.host, endpoint.port, ssl=self._ssl), self.connect_timeout)
+            writer.write(b"POST /v3/maintenance/status HTTP/1.1\r\nHost: %s\r\n"
+                         b"Content-Length: 2\r\n\r\n{}" % str(endpoint).encode("ascii"))
+            await asyncio.wait_for(reader.read(1), self.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as e:  # ssl.SSLError is an OSError
+            return str(e) if "alert" in str(e).lower() else None
+        finally:
+            if writer is not None:
+                writer.close()
+        return None
 
     def note_revision(self, header: Optional[Json]) -> None:
         if header and "revision" in header:
