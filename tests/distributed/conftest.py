@@ -11,8 +11,10 @@ store contract's (tests/store), so these tests run only secure: that covers
 everything a plain run would, and the suite stays short.
 """
 
+import functools
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -126,9 +128,23 @@ def add_compute(server, connector):
 
 
 def upscale(server, service="web", times=1):
+    """``times`` upscales, each as docs/distributed.md tells a client to make them: with an
+    Idempotency-Key, and again with the same key after a 503 (the store could not say
+    whether it happened: an etcd election that outlasts the call, on a loaded machine)."""
     for _ in range(times):
-        r = server.request("POST", "/service/%s/upscale" % service, json={"compute": COMPUTE})
-        assert r.status_code == 202, r.text
+        key = uuid.uuid4().hex
+        wait_for(functools.partial(_upscale_once, server, service, key), timeout=60,
+                 interval=0.2, message="an upscale answered 202")
+
+
+def _upscale_once(server, service, key):
+    """The answer of one try, None if it is to be tried again (a 503 of the store)."""
+    r = server.request("POST", "/service/%s/upscale" % service, json={"compute": COMPUTE},
+                       headers={"Idempotency-Key": key})
+    if r.status_code == 503 and r.json()["error"]["reason"] == "StoreUnavailable":
+        return None
+    assert r.status_code == 202, r.text
+    return r
 
 
 def running(connector, service="web"):
