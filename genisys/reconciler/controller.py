@@ -97,6 +97,9 @@ class Reconciler:
                                  on_computes_relisted=self._computes_relisted)
         #: (service, compute) -> the task of a pair still waiting on its connector.
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        #: While a resync looks at every service: those whose pass ended since it began
+        #: (its listing is older than what they saw). None between resyncs.
+        self._passed_in_resync: Optional[set[str]] = None
         #: The pairs calling their connector now: when the call was sent (loop time), or
         #: None while it waits in line for a turn.
         self._calls: dict[tuple[str, str], Optional[float]] = {}
@@ -170,17 +173,21 @@ class Reconciler:
         whose finalizer deleted them apart, and crashed in between) — but for the services found
         converged on connectors with the batch extension: those are asked about
         every such service at once, and only what differs gets a pass."""
-        await self._queue_unsettled(resync=True)
+        self._passed_in_resync = set()
+        try:
+            await self._queue_unsettled(resync=True)
+        finally:
+            self._passed_in_resync = None
 
     async def _queue_unsettled(self, specs: Optional[list[Record]] = None, *,
                                resync: bool = False) -> None:
         """Queue every service, but those ``_settled`` (``specs``: just listed) and those
         with a connector call still under way (its answer queues the service); at a
         ``resync``, those the queue holds already too (waiting, in a pass, or due again
-        later: a retry keeps its backoff). A pass for those now would find nothing
-        new, at the cost of a read, and of a decision for a placed service. (After a
-        gap in the watch, any spec may have changed: those due later are not left
-        to wait.)"""
+        later: a retry keeps its backoff), and those passed while it listed and asked
+        the connectors. A pass for those now would find nothing new, at the cost of a
+        read, and of a decision for a placed service. (After a gap in the watch, any
+        spec may have changed: those due later are not left to wait.)"""
         specs, statuses = await self.informer.specs_and_statuses(specs)
         names = {r.key[len(SERVICES):] for r in specs} | set(statuses)
         try:
@@ -189,6 +196,8 @@ class Reconciler:
             log.warning("cannot check services in batches: %s", e)
             settled = set()
         busy = {service for (service, _), task in self._inflight.items() if not task.done()}
+        if resync and self._passed_in_resync:
+            busy |= self._passed_in_resync
         for name in sorted(names - settled - busy):
             if not (resync and self.queue.holds(name)):
                 self.queue.add(name)
@@ -266,6 +275,8 @@ class Reconciler:
         if placed is not None:
             decision = self._placement_told(service, previous, placed, decision)
         self.metrics.passes.labels(decision.outcome).inc()
+        if self._passed_in_resync is not None:
+            self._passed_in_resync.add(name)
         self.metrics.pass_seconds.observe(time.monotonic() - started)
         if decision.action == "finalize":
             return await self._finalize(name, spec)
