@@ -460,6 +460,34 @@ async def test_a_resync_leaves_a_retry_to_its_backoff(harness):
     assert len(local.calls) == calls
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_resync_does_not_queue_again_a_service_passed_while_it_looked(harness):
+    """A resync lists the services, then asks the connectors (which takes a while with
+    10,000 services). A service whose pass ends meanwhile was seen after the listing:
+    the resync leaves it alone, where it used to queue it for one more pass."""
+    await harness.connector("local")
+    await harness.start(poll_interval=600)  # resyncs: only the test's
+    await harness.intents.scale("web", "local", 1)
+    await eventually(lambda: harness.converged("web", "local", 1))
+    reconciler = harness.reconciler
+    looking, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_look(specs, statuses):  # the connectors' answers take their time
+        looking.set()
+        await release.wait()
+        return set()  # and settle nothing: every service not otherwise left alone is queued
+    reconciler._settled = slow_look
+    resync = asyncio.ensure_future(reconciler.resync())
+    await asyncio.wait_for(looking.wait(), 10)
+    passes = harness.metrics.passes.labels("converged")._value.get()
+    reconciler.queue.add("web")  # a change, say: a pass now, while the resync looks
+    await eventually(lambda: harness.metrics.passes.labels("converged")._value.get() > passes
+                     and not reconciler.queue.holds("web"), message="the pass")
+    release.set()
+    await resync
+    assert not reconciler.queue.holds("web")
+
+
 class Lease:
     """A leadership that holds until the test says it is lost (as when a paused leader's
     lease expires and another is elected)."""
