@@ -349,15 +349,14 @@ class EtcdStore(Store):
             return None
         return self._record(kvs[0], remember=True)
 
-    async def _read_after(self, keys: Sequence[str]) -> builtins.list[Optional[Record]]:
-        return await self.get_many(keys) if keys else []
-
     async def get_many(self, keys: Sequence[str]) -> builtins.list[Optional[Record]]:
         """The records of ``keys`` (None: absent), read at one revision in one call."""
-        keys = builtins.list(keys)
-        answer = await self._call("/v3/kv/txn", {"success": self._snapshot_reads(keys, [])})
-        return builtins.list(self._snapshot(answer, answer.get("responses"), keys,
-                                            []).records.values())
+        if not keys:
+            return []
+        unique = sorted(set(keys))
+        answer = await self._call("/v3/kv/txn", {"success": self._snapshot_reads(unique, [])})
+        records = self._snapshot(answer, answer.get("responses"), unique, []).records
+        return [records[key] for key in keys]
 
     async def list(self, prefix: str) -> Listing:
         full = self._key(prefix)
@@ -426,7 +425,7 @@ class EtcdStore(Store):
         blind = all(op.kind in ("put", "delete") and op.expect_version is None
                     and not op.conditions for op in ops)
         if blind and len({op.key for op in ops}) == len(ops):
-            return await self._write_blind(ops), await self._read_after(then_read)
+            return await self._write_blind(ops), await self.get_many(then_read)
         touched: set[str] = set()
         watched: set[str] = set()
         for op in ops:
@@ -466,17 +465,17 @@ class EtcdStore(Store):
                         snapshot, guessed = None, False
                         continue
                     return ([result] if len(ops) == 1 else result,
-                            await self._read_after(then_read))
+                            await self.get_many(then_read))
                 written = {key: None if record is None else _encode(record.value)
                            for key, record in view.writes.items()}
                 txn = {"compare": self._compares(snapshot, ops),
                        "success": [self._request(key, text) for key, text in written.items()]
                        + self._snapshot_reads(builtins.list(then_read), []),
                        "failure": reads}
-                # Never sent twice, not even by libcurl over a connection that dies: the
-                # compare of a second copy fails if the first landed, and then an update
-                # function would run again over its own write (an upscale counted twice),
-                # or a put would be refused though it happened.
+                # Never sent twice (retry_sent=False; the HTTP client never repeats a POST
+                # either): the compare of a second copy fails if the first landed, and then
+                # an update function would run again over its own write (an upscale counted
+                # twice), or a put would be refused though it happened.
                 answer = await self._call("/v3/kv/txn", txn, retry_sent=False)
                 if answer.get("succeeded"):
                     revision = int(answer["header"]["revision"])

@@ -38,6 +38,7 @@ async def test_get_many_reads_each_key_in_order(store):
     a = await store.put("k/a", {"v": 1})
     b = await store.put("k/b", {"v": 2})
     assert await store.get_many(["k/b", "k/none", "k/a"]) == [b, None, a]
+    assert await store.get_many(["k/a", "k/b", "k/a"]) == [a, b, a]
     assert await store.get_many([]) == []
 
 
