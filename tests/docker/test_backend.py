@@ -179,7 +179,12 @@ def test_a_lost_definition_comes_back_from_the_labels(lab, tmp_path):
     definition = wait_for(lambda: again._definitions.get("web"), timeout=10,
                           message="the definition recovered by the tidier")
     assert definition.command == ("sleep", "3600")
-    assert json.loads((tmp_path / "state" / "state.json").read_text())["definitions"]["web"]
+    # The tidier sets the definition, then writes the file (with fsyncs) on its own
+    # thread: wait for the write rather than read it at once.
+    state_file = tmp_path / "state" / "state.json"
+    saved = wait_for(lambda: json.loads(state_file.read_text())["definitions"].get("web"),
+                     timeout=10, message="the recovered definition written to the state file")
+    assert saved["command"] == ["sleep", "3600"]
 
 
 def test_an_undefined_service_is_not_defined(lab):
