@@ -23,6 +23,7 @@ from genisys.intents import Intents
 from genisys.metrics import Metrics
 from genisys.model import Compute, is_loopback
 from genisys.reconciler.controller import Reconciler
+from genisys.reconciler.health import Thresholds
 from genisys.reconciler.leader import make_leadership
 from genisys.reconciler.queue import Backoff
 from genisys.serving import bind_sockets, log_access, stop_on_signals
@@ -87,10 +88,16 @@ def make_reconciler(store, settings, metrics, leadership=None):
                              identity=leadership.identity if leadership is not None else None)
     backoff = Backoff(initial=settings.reconciler.backoff_initial,
                       maximum=settings.reconciler.backoff_max)
+    r = settings.reconciler
+    thresholds = Thresholds(failure=r.compute_failure_threshold,
+                            success=r.compute_success_threshold,
+                            flap_window=r.compute_flap_window)
     return Reconciler(store, client, metrics=metrics,
                       poll_interval=settings.connector.poll_interval,
-                      workers=settings.reconciler.workers, backoff=backoff,
-                      pass_budget=settings.reconciler.pass_budget, leadership=leadership)
+                      workers=r.workers, backoff=backoff, pass_budget=r.pass_budget,
+                      leadership=leadership, health=thresholds,
+                      probe_interval=r.compute_probe_interval, failover_rate=r.failover_rate,
+                      failover_breaker=r.failover_breaker)
 
 
 def connectors_known(leadership):

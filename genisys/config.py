@@ -167,6 +167,21 @@ class ReconcilerSettings:
     #: This controller's name in the leader election (/readyz, /metrics, logs).
     #: None: host name and process id.
     identity: Optional[str] = None
+    #: Compute health (docs/failover.md): a compute goes NotReady once its connector
+    #: has failed every call for this long, and Ready again once it has answered
+    #: every call for compute_success_threshold (Karmada's thresholds).
+    compute_failure_threshold: float = 30.0
+    compute_success_threshold: float = 30.0
+    #: A compute no call touched for this long gets a probe (GET /capabilities).
+    compute_probe_interval: float = 10.0
+    #: A compute that went NotReady 3 times within this window flaps: it stays
+    #: NotReady until its connector has answered for the whole window.
+    compute_flap_window: float = 300.0
+    #: Placed services that start a fail-over, per second, at most (all together).
+    failover_rate: float = 0.5
+    #: Nothing fails over while more than this share of a placement's computes is
+    #: NotReady: genisys' own network is then the likelier fault.
+    failover_breaker: float = 0.55
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,6 +306,39 @@ def parse_leader_ttl(value):
     if not 2 <= seconds <= 300:
         raise ValueError("must be from 2s to 5m, got %s" % describe(value))
     return seconds
+
+
+def parse_rate(value):
+    """Events per second: a number more than 0, at most 1000."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a number of services a second, like 0.5, got %s"
+                         % describe(value))
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError("must be a number of services a second, like 0.5, got %s"
+                         % describe(value)) from None
+    if not 0 < rate <= 1000:
+        raise ValueError("must be more than 0 and at most 1000, got %s" % describe(value))
+    return rate
+
+
+def parse_share(value):
+    """A share of a whole: "55%", or 0.55."""
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        if isinstance(text, str) and text.endswith("%"):
+            share = float(text[:-1]) / 100
+        elif isinstance(text, bool) or not isinstance(text, (int, float, str)):
+            raise ValueError
+        else:
+            share = float(text)
+    except ValueError:
+        raise ValueError("must be a share such as 55%% or 0.55, got %s" % describe(value)) \
+            from None
+    if not 0 < share <= 1:
+        raise ValueError("must be more than 0%% and at most 100%%, got %s" % describe(value))
+    return share
 
 
 def parse_identity(value):
@@ -470,6 +518,29 @@ OPTIONS = [
     Option("reconciler.identity", "GENISYS_IDENTITY", "--identity", parse_identity,
            "reconciler.identity",
            "this controller's name in the leader election (default: host-pid)", "NAME"),
+    Option("reconciler.compute_failure_threshold", "GENISYS_COMPUTE_FAILURE_THRESHOLD",
+           "--compute-failure-threshold", parse_duration, "reconciler.compute_failure_threshold",
+           "a compute goes NotReady once its connector has failed every call for this long "
+           "(default 30s)", "DURATION"),
+    Option("reconciler.compute_success_threshold", "GENISYS_COMPUTE_SUCCESS_THRESHOLD",
+           "--compute-success-threshold", parse_duration, "reconciler.compute_success_threshold",
+           "a NotReady compute goes Ready once its connector has answered every call for this "
+           "long (default 30s)", "DURATION"),
+    Option("reconciler.compute_probe_interval", "GENISYS_COMPUTE_PROBE_INTERVAL",
+           "--compute-probe-interval", parse_duration, "reconciler.compute_probe_interval",
+           "probe a compute no call has touched for this long (default 10s)", "DURATION"),
+    Option("reconciler.compute_flap_window", "GENISYS_COMPUTE_FLAP_WINDOW",
+           "--compute-flap-window", parse_duration, "reconciler.compute_flap_window",
+           "a compute NotReady 3 times within this window stays NotReady until it answers "
+           "for all of it (default 5m)", "DURATION"),
+    Option("reconciler.failover_rate", "GENISYS_FAILOVER_RATE", "--failover-rate", parse_rate,
+           "reconciler.failover_rate",
+           "placed services that may start a fail-over per second, all together (default "
+           "0.5)", "RATE"),
+    Option("reconciler.failover_breaker", "GENISYS_FAILOVER_BREAKER", "--failover-breaker",
+           parse_share, "reconciler.failover_breaker",
+           "nothing fails over while more than this share of a placement's computes is "
+           "NotReady (default 55%)", "SHARE"),
     Option("genisys.log_level", "GENISYS_LOG_LEVEL", "--log-level", parse_log_level,
            "log_level", "DEBUG, INFO, WARNING or ERROR (default INFO)", "LEVEL"),
 ]

@@ -6,7 +6,8 @@ atomically and raise domain errors. They never call a connector: making
 reality match is the reconciler's job.
 
 Keys: ``computes/<name>`` (a compute), ``services/<name>`` (a service's
-spec: the intent), ``status/<name>`` (what the reconciler observed).
+spec: the intent), ``status/<name>`` (what the reconciler observed),
+``health/<name>`` (a compute's condition, written by the reconciler).
 """
 
 import copy
@@ -37,6 +38,8 @@ STATUS = "status/"
 #: pass and every change, the events only by GET /service/<name> and /events.
 EVENTS = "events/"
 IDEMPOTENCY = "idempotency/"
+#: A compute's condition (Ready, NotReady), written by the reconciler when it changes.
+HEALTH = "health/"
 
 #: An If-Match of "*": the object must exist, whatever its version.
 ANY_VERSION = "*"
@@ -50,6 +53,10 @@ Change = Callable[[Replicas], Replicas]
 
 def compute_key(name: str) -> str:
     return COMPUTES + name
+
+
+def health_key(name: str) -> str:
+    return HEALTH + name
 
 
 def service_key(name: str) -> str:
@@ -222,6 +229,16 @@ class Intents:
         if record is None:
             raise NotFound("compute %r does not exist" % name, field="compute")
         return record
+
+    async def compute_condition(self, name: str) -> dict:
+        """GET /compute/<name>/status: its condition as the reconciler last stored it
+        (Unknown before any)."""
+        await self.get_compute(name)
+        record = await self.store.get(health_key(name))
+        if record is None:
+            return {"name": name, "condition": "Unknown", "reason": "NotObserved",
+                    "message": "no controller has observed its connector yet"}
+        return record.value
 
     async def create_compute(self, compute: Compute) -> Record:
         self._check_connector(compute)

@@ -5,6 +5,8 @@ so two of them in one process never mix their numbers. The API serves
 ``render()`` at /metrics.
 """
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -53,6 +55,13 @@ class Metrics:
                              ["compute"], registry=r)
         #: (service, compute) -> (desired, running) as last set: what the sums hold.
         self._pairs = {}
+        self.compute_condition = Gauge(
+            "genisys_compute_condition", "1 for each compute's current condition (Ready, "
+            "NotReady or Unknown), as the controller observes its connector.",
+            ["compute", "condition"], registry=r)
+        self.failovers = Counter("genisys_failovers", "Fail-overs of placed services off a "
+                                 "NotReady compute (one per service and pass that moved a "
+                                 "share).", registry=r)
         self.leader = Gauge("genisys_reconciler_active", "1 while this process runs the "
                             "reconciler.", registry=r)
         self.leadership = Gauge("genisys_leadership", "1 for this process (identity), its role "
@@ -82,6 +91,15 @@ class Metrics:
         self._pairs[(service, compute)] = (desired, running)
         self.desired.labels(compute).inc(desired - old_desired)
         self.running.labels(compute).inc(running - old_running)
+
+    def set_condition(self, compute, condition):
+        """Record a compute's condition (None: the compute went)."""
+        for known in ("Ready", "NotReady", "Unknown"):
+            if condition is not None:
+                self.compute_condition.labels(compute, known).set(int(known == condition))
+            else:
+                with contextlib.suppress(KeyError):  # never set
+                    self.compute_condition.remove(compute, known)
 
     def set_leadership(self, *, identity, role, leader):
         self.leadership.clear()

@@ -16,6 +16,7 @@ own bodies and definitions use them.
 """
 
 import copy
+import datetime
 import functools
 import ipaddress
 import re
@@ -236,6 +237,18 @@ IdempotencyKey = TypeAliasType("IdempotencyKey", Annotated[
 
 Time = TypeAliasType("Time", Annotated[str, StringConstraints(pattern=TIME_PATTERN), Field(
     description="UTC, to the second.")])
+
+
+def utc_text(seconds: float) -> str:
+    """Wall-clock ``seconds`` (since the epoch) as a Time."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_seconds(text: str) -> float:
+    """A Time as wall-clock seconds since the epoch."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 Replicas = TypeAliasType("Replicas", Annotated[dict[Name, Count], Field(
     description="Compute name -> desired count.", json_schema_extra={"examples": [{"local": 3}]})])
@@ -570,6 +583,27 @@ MaxSurge = TypeAliasType("MaxSurge", Annotated[Union[int, str], PlainValidator(
         str, StringConstraints(pattern=_PERCENT.pattern)]])])
 
 
+class Failover(Model):
+    """Fail-over of a placed service off a NotReady compute (docs/failover.md)."""
+
+    toleration_seconds: int = Field(
+        default=300, ge=0, le=86400, alias="tolerationSeconds",
+        description="How long a compute may be NotReady before its share moves to the "
+                    "Ready computes of the placement.")
+    purge_mode: Literal["Graceful", "Immediate", "Never"] = Field(
+        default="Graceful", alias="purgeMode",
+        description="When the originals go once their compute is Ready again: Graceful "
+                    "once the replacements run (or after gracePeriodSeconds), Immediate at "
+                    "once, Never only on a rebalance.")
+    grace_period_seconds: int = Field(
+        default=600, ge=0, le=86400, alias="gracePeriodSeconds",
+        description="Graceful: the originals go at the latest this long after the "
+                    "fail-over, once their compute is Ready again.")
+
+    EXAMPLES: ClassVar[list] = [{"tolerationSeconds": 300, "purgeMode": "Graceful",
+                                 "gracePeriodSeconds": 600}]
+
+
 class Placement(Model):
     """Where genisys puts a service's total, and how it divides it
     (docs/placement.md)."""
@@ -594,6 +628,9 @@ class Placement(Model):
                                                     "it removes as many: a count, or a share "
                                                     "of the total such as 25% (the default; "
                                                     "at least 1).")
+    failover: Optional[Failover] = Field(
+        default=None, description="Move the share of a compute NotReady for longer than "
+                                  "tolerationSeconds to the Ready ones (absent: never).")
 
     EXAMPLES: ClassVar[list] = [{"computes": ["dc1", "dc2"], "strategy": "Spread"},
                                 {"selector": {"matchLabels": {"region": "eu"}},
@@ -801,6 +838,29 @@ class ReportedCapacity(Model):
         "How many the other services ran (or were being given) when it was asked."))
 
 
+class FailedOverCompute(Model):
+    """One compute in status.placement.failover."""
+
+    state: Literal["Tolerating", "FailedOver", "Returned", "Kept"] = Field(description=(
+        "Tolerating: NotReady, its share not moved (yet); FailedOver: its share moved, the "
+        "originals kept; Returned: Ready again, the originals go once the replacements run "
+        "or the grace period ends; Kept: Ready again, the originals stay (purgeMode Never)."))
+    not_ready_since: Time = Field(alias="notReadySince")
+    failed_over_at: Optional[Time] = Field(default=None, alias="failedOverAt")
+    originals: int = Field(ge=0, description="What it held of the service when it failed.")
+    message: str
+
+
+class FailoverStatus(Model):
+    """What the fail-over of a placed service does, and why."""
+
+    condition: Literal["Tolerating", "FailedOver", "Kept", "Held", "Pending"] = Field(
+        description="Held: the breaker (too many computes NotReady at once); Pending: "
+                    "waiting for the global fail-over rate; else the computes' states.")
+    message: str
+    computes: dict[Name, FailedOverCompute]
+
+
 class PlacementStatus(Model):
     """Where a placed service's total went, and why (written by the reconciler)."""
 
@@ -816,6 +876,25 @@ class PlacementStatus(Model):
                                           "as this placement used it.")
     rebalanced: int = Field(default=0, ge=0, description="The spec's rebalance count this "
                                                          "assignment has caught up with.")
+    failover: Optional[FailoverStatus] = Field(
+        default=None, description="Present while a compute of the assignment is NotReady, or "
+                                  "has failed over and its originals have not gone yet.")
+
+
+class ComputeCondition(Model):
+    """GET /compute/<name>/status: the compute's health, from the calls to its
+    connector (docs/failover.md#compute-health)."""
+
+    name: Name
+    condition: Literal["Ready", "NotReady", "Unknown"] = Field(description=(
+        "Ready: its connector answers; NotReady: it has failed every call for the failure "
+        "threshold (or flaps); Unknown: not observed yet."))
+    reason: str = Field(description="Answering, NotAnswering, Flapping or NotObserved.")
+    message: str
+    last_transition_time: Optional[Time] = Field(default=None, alias="lastTransitionTime",
+                                                 description="When the condition last "
+                                                             "changed (absent: Unknown "
+                                                             "since it was created).")
 
 
 class ServiceStatus(Model):
@@ -1000,7 +1079,7 @@ class Readiness(Model):
 DOCUMENTED: tuple[Any, ...] = (
     Compute, ComputeUpdate, ComputeView, ComputeList, ServiceUpdate, StepRequest, ScaleRequest,
     Placement, PlacementStatus, Plan, PlanLine, DryRunAnswer, ServiceView, ServiceWithEvents,
-    ServiceList, ServiceStatus, ComputeStatus, Event, Error,
+    ServiceList, ServiceStatus, ComputeStatus, ComputeCondition, Event, Error,
     AuditEntry, Health, Readiness, ManifestSync)
 
 

@@ -25,6 +25,16 @@ The rules (docs/placement.md says them for users):
   furthest over it (a compute no longer in the placement has a share of 0). A
   compute that joins or leaves the placement, or a new weight, moves nothing. A
   service given a total after counts per compute starts from those counts.
+* **Fail-over** (opt in: ``placement.failover``). A compute NotReady for longer
+  than ``tolerationSeconds`` has its share moved to the Ready computes of the
+  placement (as if it had left it: the others grow, within their room), while the
+  originals it held stay in the assignment until it comes back; then
+  ``purgeMode`` says when they go: Immediate at once, Graceful once the
+  replacements run (or ``gracePeriodSeconds`` after the fail-over), Never on a
+  rebalance only. Nothing fails over while more than ``breaker`` of the
+  placement's computes are NotReady (genisys' own network is the likelier fault),
+  nor faster than the controller's global rate (``may_start``). Health itself is
+  the reconciler's (genisys.reconciler.health); docs/failover.md says it for users.
 * **Rebalance is explicit.** A rebalance moves the assignment to the shares, at
   most ``maxSurge`` at a time: it adds up to that many where computes are under
   their share, waits until everything assigned runs, then removes as many where
@@ -38,10 +48,10 @@ import dataclasses
 import functools
 import heapq
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Optional, cast
 
-from genisys.model import CONVERGED, Service, placement_of
+from genisys.model import CONVERGED, Service, placement_of, utc_seconds, utc_text
 
 SPREAD, WEIGHTED, CAPACITY, PACK = "Spread", "Weighted", "Capacity", "Pack"
 STRATEGIES = (SPREAD, WEIGHTED, CAPACITY, PACK)
@@ -52,6 +62,20 @@ DEFAULT_MAX_SURGE = "25%"
 PLACED = "Placed"
 UNSCHEDULABLE = "Unschedulable"
 REBALANCING = "Rebalancing"
+
+#: Fail-over: purge modes, and the states of a compute in status.placement.failover.
+GRACEFUL, IMMEDIATE, NEVER = "Graceful", "Immediate", "Never"
+TOLERATING, FAILED_OVER, RETURNED, KEPT = "Tolerating", "FailedOver", "Returned", "Kept"
+#: ... and the failover's own condition when a guard rail holds it.
+HELD, PENDING = "Held", "Pending"
+#: The health conditions placement reads (genisys.reconciler.health sets them).
+READY, NOT_READY = "Ready", "NotReady"
+#: Defaults of placement.failover, as Karmada's.
+DEFAULT_TOLERATION, DEFAULT_GRACE_PERIOD = 300, 600
+#: Nothing fails over while more than this share of a placement's computes is NotReady.
+DEFAULT_BREAKER = 0.55
+#: How soon a pass looks again while returned originals wait for their replacements.
+PURGE_CHECK = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,11 +414,16 @@ def refused(status: Mapping[str, Any]) -> set[str]:
             if e.get("reason") == INSUFFICIENT_CAPACITY}
 
 
-def needs_capacity(service: Service, status: Mapping[str, Any]) -> bool:
+def needs_capacity(service: Service, status: Mapping[str, Any], *,
+                   health: Optional[Mapping[str, tuple[str, float]]] = None) -> bool:
     """Whether this pass may change the assignment, and so needs what the connectors
-    can hold now (else the capacity the status recorded will do)."""
+    can hold now (else the capacity the status recorded will do). ``health``: that of
+    a service with fail-over (``assign``), which may move what a NotReady compute holds."""
     before = status.get("placement")
     if not before or before.get("total") != service.replicas or refused(status):
+        return True
+    if health is not None and (before.get("failover") or any(
+            health.get(c, ("",))[0] == NOT_READY for c in before.get("assignment", ()))):
         return True
     # Unschedulable: room may have come (a compute joined, another service shrank).
     return service.rebalance > before.get("rebalanced", 0) or \
@@ -410,14 +439,29 @@ def others_use(reported: tuple[int, int], own: Optional[int]) -> tuple[int, int]
 
 def assign(service: Service, status: Mapping[str, Any], *,
            computes: Mapping[str, Mapping[str, str]],
-           capacity: Optional[Mapping[str, Optional[tuple[int, int]]]] = None) -> dict:
+           capacity: Optional[Mapping[str, Optional[tuple[int, int]]]] = None,
+           health: Optional[Mapping[str, tuple[str, float]]] = None, now: float = 0.0,
+           may_start: Callable[[], Optional[float]] = lambda: None,
+           breaker: float = DEFAULT_BREAKER) -> dict:
     """The status.placement of a placed service for this pass: its assignment, shares
     and why, from its spec, its last status, the computes (name -> labels) and what
     their connectors can hold for it (name -> (total, used by the other services);
-    None: what the status recorded)."""
+    None: what the status recorded).
+
+    Fail-over needs ``health`` (compute -> (condition, since when), wall-clock
+    seconds; a compute absent: Unknown) and ``now``; without it (``GET /plan``), what
+    has failed over stays as the status says. ``may_start()``: None if a fail-over may
+    start now, else the seconds until one may (the global rate). What the pass needs
+    besides the status comes in ``_pass``: the events to add, when to look again, why
+    counts moved; the caller pops it."""
     spec = placement_of(service)
     before = status.get("placement") or {}
     names = tuple(eligible(spec, computes))
+    failing = _FailOver(service, spec.get("failover"), before, status, computes=computes,
+                        names=names, health=health, now=now)
+    if failing.active:
+        failing.decide(may_start, breaker=breaker)
+        names = tuple(n for n in names if n not in failing.held)
     if capacity is None:
         recorded = before.get("capacity")
         reported = tuple(sorted((c, (r["total"], r["usedByOthers"]))
@@ -432,6 +476,10 @@ def assign(service: Service, status: Mapping[str, Any], *,
     # a total moves nothing by itself either.
     if before:
         assigned = before.get("assignment")
+        if assigned is not None and failing.active:
+            # What a failed-over compute holds (or held, if purged now) is no part of
+            # what the others share.
+            assigned = {c: n for c, n in assigned.items() if c not in failing.aside}
         previous = None if assigned is None else tuple(sorted(assigned.items()))
     else:
         previous = desired or None
@@ -448,7 +496,223 @@ def assign(service: Service, status: Mapping[str, Any], *,
     done = placed.pop("done")
     placed["rebalanced"] = service.rebalance if not rebalance or done \
         else before.get("rebalanced", 0)
+    if failing.active:
+        failing.conclude(placed)
     return placed
+
+
+class _FailOver:
+    """One pass's fail-over of a placed service: which computes' shares have moved
+    (``held``: their originals stay in the assignment), which move now, which are
+    tolerated a while longer, and when the originals go (the module's rules)."""
+
+    def __init__(self, service: Service, settings: Optional[Mapping[str, Any]],
+                 before: Mapping[str, Any], status: Mapping[str, Any], *,
+                 computes: Mapping[str, Any], names: Sequence[str],
+                 health: Optional[Mapping[str, tuple[str, float]]], now: float) -> None:
+        self.service = service
+        self.settings = settings or {}
+        self.active = settings is not None
+        self.before, self.status = before, status
+        self.computes, self.names = computes, names
+        self.health, self.now = health, now
+        recorded = (before.get("failover") or {}).get("computes") or {}
+        #: compute -> its record: those whose share moved, originals kept.
+        self.held = {c: dict(r) for c, r in recorded.items()
+                     if r.get("failedOverAt")} if self.active else {}
+        #: What the others do not share: held computes, and those purged in this pass.
+        self.aside = set(self.held)
+        #: compute -> its record: NotReady, but within its toleration (or held back).
+        self.waiting: dict[str, dict] = {}
+        #: (condition, message) of a guard rail that holds the fail-over back.
+        self.guard: Optional[tuple[str, str]] = None
+        #: (type, reason, compute, message) of the events to add.
+        self.events: list[tuple[str, str, str, str]] = []
+        #: Seconds until something is due (a toleration ends, the rate allows, a
+        #: grace period ends), or None.
+        self.retry: Optional[float] = None
+        #: The computes that failed over in this pass.
+        self.started: list[str] = []
+
+    @property
+    def toleration(self) -> int:
+        return self.settings.get("tolerationSeconds", DEFAULT_TOLERATION)
+
+    @property
+    def mode(self) -> str:
+        return self.settings.get("purgeMode", GRACEFUL)
+
+    @property
+    def grace(self) -> int:
+        return self.settings.get("gracePeriodSeconds", DEFAULT_GRACE_PERIOD)
+
+    def _again(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.retry = seconds if self.retry is None else min(self.retry, seconds)
+
+    def _condition(self, compute: str) -> tuple[str, float]:
+        assert self.health is not None
+        return self.health.get(compute, ("Unknown", self.now))
+
+    def decide(self, may_start: Callable[[], Optional[float]], *, breaker: float) -> None:
+        if self.health is None:
+            return  # GET /plan: what failed over stays as the status says
+        self._purge()
+        assigned = self.before.get("assignment") or {}
+        down = [c for c in self.names if self._condition(c)[0] == NOT_READY]
+        due = []
+        for compute in down:
+            if compute in self.held or not assigned.get(compute):
+                continue
+            since = self._condition(compute)[1]
+            at = since + self.toleration
+            if self.now >= at:
+                due.append(compute)
+                continue
+            self._again(at - self.now)
+            self.waiting[compute] = {
+                "state": TOLERATING, "notReadySince": utc_text(since),
+                "originals": assigned[compute],
+                "message": "NotReady since %s: its %d fail over at %s (tolerationSeconds %d)"
+                           % (utc_text(since), assigned[compute], utc_text(at), self.toleration)}
+        if down and len(down) > breaker * len(self.names):
+            self.guard = (HELD, "%d of the placement's %d computes are NotReady (more than "
+                                "%g%%): genisys' own network is the likelier fault, so nothing "
+                                "fails over" % (len(down), len(self.names), breaker * 100))
+            for compute in due:
+                self._held_back(compute, assigned[compute], "held by the breaker")
+            return
+        if not due:
+            return
+        wait = may_start()
+        if wait is not None:
+            self.guard = (PENDING, "%s past the toleration: waiting for the fail-over rate"
+                          % ", ".join("%s NotReady" % c for c in due))
+            self._again(wait)
+            for compute in due:
+                self._held_back(compute, assigned[compute], "waiting for the fail-over rate")
+            return
+        for compute in due:
+            since = self._condition(compute)[1]
+            self.held[compute] = {"state": FAILED_OVER, "notReadySince": utc_text(since),
+                                  "failedOverAt": utc_text(self.now),
+                                  "originals": assigned[compute]}
+            self.aside.add(compute)
+            self.started.append(compute)
+
+    def _held_back(self, compute: str, originals: int, why: str) -> None:
+        since = self._condition(compute)[1]
+        self.waiting[compute] = {
+            "state": TOLERATING, "notReadySince": utc_text(since), "originals": originals,
+            "message": "NotReady since %s, past its toleration: its %d %s"
+                       % (utc_text(since), originals, why)}
+
+    def _purge(self) -> None:
+        """Let go of the held computes that were deleted, and purge the originals of
+        those back (Ready) as the purge mode says."""
+        rebalance = self.service.rebalance > self.before.get("rebalanced", 0)
+        for compute, record in sorted(self.held.items()):
+            if compute not in self.computes:
+                del self.held[compute]  # deleted: its pair goes as any dropped compute's
+                continue
+            if self._condition(compute)[0] != READY:
+                record["state"] = FAILED_OVER
+                continue
+            why = self._purge_now(record, rebalance)
+            if why is None:
+                record["state"] = KEPT if self.mode == NEVER else RETURNED
+                continue
+            del self.held[compute]
+            self.events.append(("Normal", "Purged", compute, "removed the %d original(s) of %s "
+                                "on %s: %s" % (record["originals"], self.service.name, compute,
+                                               why)))
+
+    def _purge_now(self, record: Mapping[str, Any], rebalance: bool) -> Optional[str]:
+        """Why the originals of a compute back go now (None: not yet)."""
+        if self.mode == IMMEDIATE:
+            return "it is Ready again (purgeMode Immediate)"
+        if self.mode == NEVER:
+            return "a rebalance was asked for (purgeMode Never)" if rebalance else None
+        if self._replacements_run():
+            return "it is Ready again and the replacements run (purgeMode Graceful)"
+        end = utc_seconds(record["failedOverAt"]) + self.grace
+        if self.now >= end:
+            return ("it is Ready again and the grace period of %ds is over (purgeMode "
+                    "Graceful)" % self.grace)
+        self._again(min(end - self.now, PURGE_CHECK))
+        return None
+
+    def _replacements_run(self) -> bool:
+        """Every compute the share moved to runs what it was assigned, as last seen."""
+        entries = self.status.get("computes", {})
+        assigned = self.before.get("assignment") or {}
+        return all(entries.get(c, {}).get("condition") == CONVERGED
+                   and entries[c].get("running") == n
+                   for c, n in assigned.items() if c not in self.held)
+
+    def conclude(self, placed: dict) -> None:
+        """Add to ``placed`` (the status.placement of the pass) the originals kept, the
+        fail-over's status, and ``_pass``: its events, when to look again, and why counts
+        moved."""
+        assignment = placed["assignment"]
+        for compute, record in self.held.items():
+            assignment[compute] = record["originals"]
+            placed["reasons"][compute] = "%s: its %d original(s) kept until they go (%s)" % (
+                record["state"], record["originals"], self.mode)
+            record["message"] = self._held_message(compute, record)
+        if self.started:
+            for compute in self.started:
+                record = self.held[compute]
+                self.events.append(("Warning", "FailedOver", compute, "%s NotReady since %s "
+                                    "(tolerationSeconds %d): its %d of %s moved to the Ready "
+                                    "computes; the originals go %s" % (
+                                        compute, record["notReadySince"], self.toleration,
+                                        record["originals"], self.service.name,
+                                        self._purge_text(record))))
+        before = (self.before.get("failover") or {}).get("condition")
+        records = {**self.waiting, **self.held}
+        if self.guard is not None:
+            condition, message = self.guard
+        elif self.held:
+            condition = KEPT if any(r["state"] == KEPT for r in self.held.values()) \
+                else FAILED_OVER
+            message = "; ".join("%s: %s" % (c, r["message"]) for c, r in sorted(records.items()))
+        elif self.waiting:
+            condition = TOLERATING
+            message = "; ".join("%s: %s" % (c, r["message"]) for c, r in sorted(records.items()))
+        else:
+            condition, message = "", ""
+        if condition and condition != before and condition in (HELD, KEPT):
+            self.events.append(("Warning", "FailoverHeld" if condition == HELD
+                                else "OriginalsKept", sorted(records)[0], message))
+        if condition:
+            placed["failover"] = {"condition": condition, "message": message,
+                                  "computes": dict(sorted(records.items()))}
+        placed["_pass"] = {"events": self.events, "retry_in": self.retry,
+                           "why": "fail-over from %s" % ", ".join(self.started)
+                           if self.started else None}
+
+    def _purge_text(self, record: Mapping[str, Any]) -> str:
+        if self.mode == IMMEDIATE:
+            return "as soon as it is Ready again (purgeMode Immediate)"
+        if self.mode == NEVER:
+            return "only on a rebalance (purgeMode Never)"
+        end = utc_text(utc_seconds(record["failedOverAt"]) + self.grace)
+        return ("once it is Ready again and the replacements run, or once it is Ready "
+                "again after %s (purgeMode Graceful)" % end)
+
+    def _held_message(self, compute: str, record: Mapping[str, Any]) -> str:
+        moved = "NotReady since %s; its %d moved to the Ready computes at %s" % (
+            record["notReadySince"], record["originals"], record["failedOverAt"])
+        if record["state"] == KEPT:
+            return ("Ready again; its %d original(s) stay (purgeMode Never): POST "
+                    "/service/%s/rebalance removes them" % (record["originals"],
+                                                            self.service.name))
+        if record["state"] == RETURNED:
+            return ("Ready again; its %d original(s) go once the replacements run, or at %s "
+                    "(purgeMode Graceful)" % (record["originals"], utc_text(
+                        utc_seconds(record["failedOverAt"]) + self.grace)))
+        return "%s; the originals go %s" % (moved, self._purge_text(record))
 
 
 def _past(entries: Optional[Mapping[str, Any]]) -> tuple[tuple, tuple, tuple]:

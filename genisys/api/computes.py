@@ -33,8 +33,14 @@ class ComputeHandler(APIHandler):
         await self.send_written(200, public_compute(record.value))
 
 
+class ComputeConditionHandler(APIHandler):
+    async def get(self, name):
+        self.send(200, await self.intents.compute_condition(validate_name(name, "name")))
+
+
 def routes(**deps):
     return [
         (r"/compute/?", ComputesHandler, deps),
+        (r"/compute/([^/]+)/status/?", ComputeConditionHandler, deps),
         (r"/compute/([^/]+)/?", ComputeHandler, deps),
     ]

@@ -154,6 +154,16 @@ def _computes_paths():
                                   "those to 0 there first.", "Conflict"),
                     "412": _ref("responses", "PreconditionFailed")}),
                 parameters=[_ref("parameters", "IfMatch")])},
+        "/compute/{name}/status": {
+            "parameters": [name],
+            "get": _operation(
+                "getComputeCondition", "computes", "A compute's health",
+                dict(_READ, **bad_name, **{
+                    "200": _answer("Its condition (Ready, NotReady or Unknown), as the "
+                                   "controller last stored it.", _schema("ComputeCondition")),
+                    "404": _error("No such compute.", "NotFound")}),
+                description="From the calls the controller makes to its connector, and a "
+                            "probe of idle ones; see docs/failover.md.")},
     }
 
 

@@ -350,6 +350,10 @@ class ConnectorClient:
         self._malformed = set()
         #: (connector URL, token, operation) -> the calls waiting to go out together
         self._batches = {}
+        #: Told the outcome of every call: ``on_outcome(compute name, answered, why
+        #: not)``; "answered" is any HTTP answer but a 503 (compute health, see
+        #: genisys.reconciler.health).
+        self.on_outcome = None
 
     def _client(self):
         # Made on first use: the curl client binds to the loop current when it
@@ -504,15 +508,24 @@ class ConnectorClient:
         answered when it was sent (a capacity read before a later one is out of date)."""
         url = compute.connector.rstrip("/") + "/capabilities"
         answer, ttl = None, CAPABILITIES_TTL
+        started, outcome, failure = time.monotonic(), "error", ""
         try:
             code, reader = await self._fetch(self._request(compute, url, "GET", None), url,
                                              limit=self.max_answer_bytes)
+            outcome = "ok" if code == 200 else str(code)
             if code == 200:
                 answer = json.loads(reader.body)
             elif code != 404:
                 ttl = FAILED_CAPABILITIES_TTL  # 401, 500...: ask again soon
-        except ConnectorFailure:
+            if code == 503:
+                failure = "GET %s answered 503" % url
+        except (ConnectorTimeout, ConnectorUnreachable) as e:
             ttl = FAILED_CAPABILITIES_TTL  # down: the per-service call will say so
+            outcome, failure = "timeout" if isinstance(e, ConnectorTimeout) else "unreachable", \
+                str(e)
+        except ConnectorFailure:
+            ttl = FAILED_CAPABILITIES_TTL  # an answer too large: it answers, though
+            outcome = "too_large"
         except (ValueError, RecursionError):
             pass  # a 200 that is not JSON, so not ours: nothing offered
         now = time.monotonic()
@@ -523,7 +536,14 @@ class ConnectorClient:
             current = orders == self._orders.get(compute.connector, 0)
             known.capacity_until = now + CAPACITY_TTL if current else 0.0
         self._capabilities[compute.connector] = known
+        self._observe(compute, "capabilities", outcome, now - started, failure=failure)
         return known
+
+    async def probe(self, compute):
+        """Ask the connector of ``compute`` for its capabilities now: the light call that
+        tells whether an idle connector still answers (``on_outcome`` hears it), and
+        refreshes what is known of its batch size and capacity."""
+        await self._ask(compute, fresh=True)
 
     def known(self):
         """{connector URL: {"batch": largest batch it takes (0: none), "capacity": its
@@ -655,25 +675,28 @@ class ConnectorClient:
             if turns is not None:
                 turn = await turns.acquire()
         except TimeoutError:
-            self._observe(compute, operation, "queued", self.request_timeout)
-            raise ConnectorTimeout("%s %s: %d calls to this connector still in flight, none "
-                                   "answered for %gs" % (method, url, turns.in_flight,
-                                                         self.request_timeout)) from None
+            error = ConnectorTimeout("%s %s: %d calls to this connector still in flight, none "
+                                     "answered for %gs" % (method, url, turns.in_flight,
+                                                           self.request_timeout))
+            self._observe(compute, operation, "queued", self.request_timeout, failure=str(error))
+            raise error from None
         try:
             _sent(on_sent)  # the caller may take the call back now (it no longer leads)
         except BaseException:
             if turns is not None:
                 turns.release(turn)  # unsent: no latency to learn from
             raise
-        started, outcome = time.monotonic(), "error"
+        started, outcome, failure = time.monotonic(), "error", ""
         try:
             code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes)
             outcome = "ok" if 200 <= code < 300 else str(code)
-        except ConnectorTimeout:
-            outcome = "timeout"
+            if code == 503:
+                failure = "%s %s answered 503" % (method, url)
+        except ConnectorTimeout as e:
+            outcome, failure = "timeout", str(e)
             raise
-        except ConnectorUnreachable:
-            outcome = "unreachable"
+        except ConnectorUnreachable as e:
+            outcome, failure = "unreachable", str(e)
             raise
         except ConnectorBadResponse:
             outcome = "too_large"  # the only bad answer _fetch finds
@@ -687,7 +710,7 @@ class ConnectorClient:
                               failed=outcome in SHRINKING)
                 if self.metrics is not None:
                     self.metrics.connector_limit.labels(compute.name).set(turns.limit)
-            self._observe(compute, operation, outcome, seconds)
+            self._observe(compute, operation, outcome, seconds, failure=failure)
         if outcome != "ok":
             log.debug("%s %s answered %d, %d bytes: %r", method, url, code, len(answer.body),
                       bytes(answer.body[:DEBUG_BODY_BYTES]))
@@ -695,9 +718,12 @@ class ConnectorClient:
                                 content_type=answer.content_type, retry_after=answer.retry_after)
         return bytes(answer.body)
 
-    def _observe(self, compute, operation, outcome, seconds):
+    def _observe(self, compute, operation, outcome, seconds, *, failure=""):
+        """Count a call; ``failure``: why the connector did not answer ("" if it did)."""
         if self.metrics is not None:
             self.metrics.call_seconds.labels(compute.name, operation, outcome).observe(seconds)
+        if self.on_outcome is not None:
+            self.on_outcome(compute.name, not failure, failure)
 
     async def _fetch(self, request, url, *, limit):
         """(status code, the AnswerReader that holds its body) of ``request``; an answer

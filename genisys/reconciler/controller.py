@@ -16,6 +16,7 @@ the connector answers again), while every other pair keeps converging.
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -27,7 +28,16 @@ from typing import Any, Optional, cast
 from genisys import placement
 from genisys.connector.client import ConnectorClient, ConnectorFailure, ConnectorNotFound
 from genisys.errors import GenisysError, VersionMismatch
-from genisys.intents import SERVICES, events_key, recent_events, service_key, status_key
+from genisys.intents import (
+    HEALTH,
+    SERVICES,
+    compute_key,
+    events_key,
+    health_key,
+    recent_events,
+    service_key,
+    status_key,
+)
 from genisys.metrics import Metrics
 from genisys.model import CONVERGED, UNREACHABLE, Compute, Service, empty_status, placement_of
 from genisys.reconciler import status as st
@@ -48,11 +58,12 @@ from genisys.reconciler.decide import (
     internal_error,
     plan,
 )
+from genisys.reconciler.health import NOT_READY, ComputeHealth, Health, Thresholds
 from genisys.reconciler.informer import Informer
 from genisys.reconciler.leader import Leadership, NotLeader
 from genisys.reconciler.queue import Backoff, WorkQueue
 from genisys.reconciler.workers import resync_timer, worker
-from genisys.store import Op, Record, Store
+from genisys.store import Condition, Op, Record, Store
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
@@ -64,7 +75,10 @@ class Reconciler:
     def __init__(self, store: Store, client: ConnectorClient, *, metrics: Metrics,
                  poll_interval: float = 15.0, workers: int = 16,
                  backoff: Optional[Backoff] = None, progress_check: float = 0.25,
-                 pass_budget: float = 1.0, leadership: Optional[Leadership] = None) -> None:
+                 pass_budget: float = 1.0, leadership: Optional[Leadership] = None,
+                 health: Optional[Thresholds] = None, probe_interval: float = 10.0,
+                 failover_rate: float = 0.5,
+                 failover_breaker: float = placement.DEFAULT_BREAKER) -> None:
         #: With a shared store, every write is fenced by the leadership (a deposed
         #: leader can't write) and every connector call is preceded by its check().
         self.leadership = leadership
@@ -109,14 +123,33 @@ class Reconciler:
         #: (unreachable, timeout): any answer from it means they can try again.
         self._down: dict[str, set[str]] = collections.defaultdict(set)
         self._tasks: list[asyncio.Task] = []
+        #: Compute health, from the outcome of every call to a connector
+        #: (docs/failover.md): a probe asks those no call touched for ``probe_interval``.
+        self.health = ComputeHealth(health or Thresholds())
+        self.probe_interval = probe_interval
+        client.on_outcome = self._observed
+        #: Fail-overs of placed services start at ``failover_rate`` a second at most,
+        #: all together; none while more than ``failover_breaker`` of a placement's
+        #: computes are NotReady.
+        self.failover_rate = _Rate(failover_rate)
+        self.failover_breaker = failover_breaker
+        #: compute -> the lock its health record is written under (in order).
+        self._health_locks: dict[str, asyncio.Lock] = {}
+        #: Health records being written, and probes under way (by compute).
+        self._health_writes: set[asyncio.Task] = set()
+        self._probing: dict[str, asyncio.Task] = {}
+        #: compute -> its condition as last acted on.
+        self._conditions: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         self.metrics.leader.set(1)
+        await self._restore_health()
         await self.informer.start()
         self._tasks = [start_task(resync_timer(self.poll_interval, self.resync),
-                                  name="resync-timer")]
+                                  name="resync-timer"),
+                       start_task(self._follow_health(), name="compute-health")]
         self._tasks += [start_task(worker(self.queue, self.reconcile_service,
                                           metrics=self.metrics), name="worker-%d" % i)
                         for i in range(self.workers)]
@@ -124,7 +157,8 @@ class Reconciler:
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop every task; a pass cut short is simply redone by the next leader or start."""
         self.queue.close()
-        await stop_tasks(self._tasks + list(self._inflight.values()), timeout=timeout)
+        await stop_tasks(self._tasks + list(self._inflight.values()) + list(self._health_writes)
+                         + list(self._probing.values()), timeout=timeout)
         await self.informer.stop(timeout=timeout)
         self._tasks = []
         self._inflight.clear()
@@ -141,6 +175,8 @@ class Reconciler:
         there, say). A new address deserves a try now, not at the end of the old
         one's backoff. Nothing is read from the store: computes may change often."""
         remembered = self._memory.get(name, {})
+        if await self.informer.compute(name) is None and name in self._conditions:
+            self._forget_health(name)
         self._retry_now(name, remembered)
         for service in sorted(self.informer.services_using(name).union(remembered)):
             self.queue.add(service)
@@ -263,6 +299,7 @@ class Reconciler:
         previous = current.value if current else empty_status()
         placed = await self._place(service, previous) if service.placed else None
         assignment = placed["assignment"] if placed is not None else None
+        failing = placed.pop("_pass", None) if placed is not None else None
         computes = set(assignment if assignment is not None else cast(dict, service.replicas))
         computes.update(previous.get("computes", {}))
         memory = {c: self._memory[c][name] for c in computes
@@ -273,7 +310,7 @@ class Reconciler:
                 self._forget_pair(name, compute)
         decision = conclude(service, results, placement=placed)
         if placed is not None:
-            decision = self._placement_told(service, previous, placed, decision)
+            decision = self._placement_told(service, previous, placed, decision, failing)
         self.metrics.passes.labels(decision.outcome).inc()
         if self._passed_in_resync is not None:
             self._passed_in_resync.add(name)
@@ -287,8 +324,12 @@ class Reconciler:
         """A placed service's status.placement for this pass (``genisys.placement``), with
         what its computes' connectors can hold now if the assignment may change."""
         computes = await self.informer.compute_labels()
+        health = None
+        if placement_of(service).get("failover") is not None:
+            health = {name: (h.condition, h.since)
+                      for name, h in self.health.conditions().items()}
         capacity = None
-        if placement.needs_capacity(service, status):
+        if placement.needs_capacity(service, status, health=health):
             capacity = {}
             entries = status.get("computes", {})
             for name in placement.eligible(placement_of(service), computes):
@@ -300,25 +341,36 @@ class Reconciler:
         # This thread's CPU time: not the store's writer thread, nor waiting for the GIL.
         # (The clock itself adds about 1 µs to each decision on the 2-core VM.)
         started = time.thread_time()
-        placed = placement.assign(service, status, computes=computes, capacity=capacity)
+        placed = placement.assign(service, status, computes=computes, capacity=capacity,
+                                  health=health, now=time.time(), may_start=self._may_fail_over,
+                                  breaker=self.failover_breaker)
         self.metrics.placement_seconds.inc(time.thread_time() - started)
         self.metrics.placements.inc()
         return placed
 
     def _placement_told(self, service: Service, status: dict, placed: dict,
-                        decision: Decision) -> Decision:
+                        decision: Decision, failing: Optional[dict]) -> Decision:
         """A placed service's decision with an event per compute whose count the
-        placement moved; and, while a rebalance goes on, with its next step taken as
-        soon as this one has converged."""
+        placement moved, and those of its fail-over (``failing``); and, while a
+        rebalance goes on, with its next step taken as soon as this one has converged."""
         before = status.get("placement")
         why = placement_of(service).get("strategy", placement.SPREAD)
         if service.rebalance > (before or {}).get("rebalanced", 0):
             why = "rebalance"
-        utc = self._now().utc
-        events = decision.events + [st.event(st.NORMAL, "Placed", compute, message, now=utc)
-                                    for compute, message in placement.moves(status, placed,
-                                                                            why)]
         retry_in = decision.retry_in
+        utc = self._now().utc
+        events = list(decision.events)
+        if failing is not None:
+            why = failing["why"] or why
+            events += [st.event(kind, reason, compute, message, now=utc)
+                       for kind, reason, compute, message in failing["events"]]
+            if failing["retry_in"] is not None:
+                retry_in = failing["retry_in"] if retry_in is None \
+                    else min(retry_in, failing["retry_in"])
+            if failing["why"]:
+                self.metrics.failovers.inc()
+        events += [st.event(st.NORMAL, "Placed", compute, message, now=utc)
+                   for compute, message in placement.moves(status, placed, why)]
         # A step of a rebalance is taken by the pass that finds the last one done: the
         # next pass, at once, when this one moved the assignment or saw it converge (a
         # converged service may get no pass of its own until it changes again).
@@ -506,6 +558,99 @@ class Reconciler:
         log.info("deleted service %s: every resource is gone", name)
         return None
 
+    # -- compute health ------------------------------------------------------------
+
+    async def _restore_health(self) -> None:
+        """Start from the conditions stored by the last leader (or this controller before
+        a restart): a compute NotReady stays so until it has answered long enough. The
+        records of computes gone meanwhile go."""
+        for record in (await self.store.list(HEALTH)).records:
+            name = record.key[len(HEALTH):]
+            if await self.store.get(compute_key(name)) is None:
+                with contextlib.suppress(VersionMismatch):  # written again meanwhile
+                    await self.store.delete(health_key(name), expect_version=record.version)
+                continue
+            try:
+                found = Health.from_store(record.value)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a record of ours: the next change writes a good one
+            self.health.restore(name, found)
+            self._conditions[name] = found.condition
+            self.metrics.set_condition(name, found.condition)
+
+    def _forget_health(self, compute: str) -> None:
+        """The compute went: so goes what is known of its health, and its record."""
+        self.health.forget(compute)
+        self._conditions.pop(compute, None)
+        self.metrics.set_condition(compute, None)
+        task = start_task(self._save_health(compute), name="health-%s" % compute)
+        self._health_writes.add(task)
+        task.add_done_callback(self._health_writes.discard)
+
+    def _observed(self, compute: str, answered: bool, failure: str) -> None:
+        """The connector client's word on every call: feed the compute's health."""
+        changed = self.health.observe(compute, answered, time.time(), failure)
+        if changed is not None:
+            self._health_changed(compute, changed)
+
+    def _health_changed(self, compute: str, health: Health) -> None:
+        (log.warning if health.condition == NOT_READY else log.info)(
+            "compute %s is %s: %s", compute, health.condition, health.message)
+        self.metrics.set_condition(compute, health.condition)
+        task = start_task(self._save_health(compute), name="health-%s" % compute)
+        self._health_writes.add(task)
+        task.add_done_callback(self._health_writes.discard)
+        was, self._conditions[compute] = self._conditions.get(compute), health.condition
+        if NOT_READY in (was, health.condition) and was != health.condition:
+            # The placed services there decide again: fail over, or purge what did. (A
+            # first answer, Unknown to Ready, changes nothing for them.)
+            for service in sorted(self._memory.get(compute, ())):
+                self.queue.add(service)
+
+    async def _save_health(self, compute: str) -> None:
+        """Store the compute's condition as it is now (writes of one compute in order)."""
+        lock = self._health_locks.setdefault(compute, asyncio.Lock())
+        async with lock:
+            try:
+                if compute not in self._conditions:  # forgotten: the compute went
+                    await self.store.delete(health_key(compute))
+                    return
+                health = self.health.condition(compute, time.time())
+                await self.store.put(health_key(compute), health.to_store(compute),
+                                     conditions=[Condition.exists(compute_key(compute))])
+            except VersionMismatch:
+                pass  # the compute is gone, and its record with it
+            except NotLeader:
+                pass  # the next leader stores what it sees
+            except GenisysError as e:
+                log.warning("cannot store the condition of compute %s: %s", compute, e)
+
+    async def _follow_health(self) -> None:
+        """Now and then: conditions that change with time alone, and a probe of each
+        compute no call touched for ``probe_interval``."""
+        t = self.health.thresholds
+        every = min(1.0, self.probe_interval, t.failure / 4, t.success / 4)
+        while True:
+            await asyncio.sleep(every)
+            now = time.time()
+            for compute, health in self.health.tick(now).items():
+                self._health_changed(compute, health)
+            for compute in await self.informer.compute_labels():
+                if now - self.health.seen(compute) >= self.probe_interval \
+                        and compute not in self._probing:
+                    task = start_task(self._probe(compute), name="probe-%s" % compute)
+                    self._probing[compute] = task
+                    task.add_done_callback(lambda _, c=compute: self._probing.pop(c, None))
+
+    async def _probe(self, name: str) -> None:
+        compute = await self.informer.compute_model(name)
+        if compute is not None:
+            await self.client.probe(compute)  # its outcome reaches _observed
+
+    def _may_fail_over(self) -> Optional[float]:
+        """None if a fail-over may start now (and count it), else the seconds to wait."""
+        return self.failover_rate.take(asyncio.get_running_loop().time())
+
     # -- helpers -------------------------------------------------------------------
 
     def _now(self) -> Now:
@@ -542,3 +687,22 @@ class Reconciler:
         for compute in [c for c, memories in self._memory.items() if name in memories]:
             self._forget_pair(name, compute)
 
+
+
+class _Rate:
+    """A token bucket of ``rate`` a second, and a burst of one."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = 1.0
+        self._at: Optional[float] = None
+
+    def take(self, now: float) -> Optional[float]:
+        """None if a token was taken, else the seconds until one is there."""
+        if self._at is not None:
+            self._tokens = min(1.0, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return None
+        return (1.0 - self._tokens) / self.rate
