@@ -489,10 +489,24 @@ def _labels(labels):
     return ",".join("%s=%s" % item for item in sorted((labels or {}).items())) or "-"
 
 
-def compute_rows(computes):
-    return [[c["name"], c["connector"], "set" if c.get("token") else "-",
-             c.get("managedBy") or "-", _labels(c.get("labels"))]
+def compute_rows(computes, conditions):
+    """``conditions``: compute -> its GET /compute/<name>/status (absent: gone since)."""
+    return [[c["name"], conditions.get(c["name"], {}).get("condition", "-"), c["connector"],
+             "set" if c.get("token") else "-", c.get("managedBy") or "-",
+             _labels(c.get("labels"))]
             for c in sorted(computes.values(), key=lambda c: c["name"])]
+
+
+def compute_conditions(client, names):
+    """compute -> its condition (GET /compute/<name>/status), for the computes table."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = client.get("/compute/%s/status" % name)
+        except ApiError as e:
+            if e.status != 404:  # deleted since the listing: its row says "-"
+                raise
+    return found
 
 
 def placed(service):
@@ -596,8 +610,9 @@ def cmd_get(client, args, stdin):
                                                       "items": documents}
             sys.stdout.write(json.dumps(value, indent=2) + "\n")
     elif args.kind == "Compute":
-        sys.stdout.write(table(compute_rows(objects), ["NAME", "CONNECTOR", "TOKEN",
-                                                       "MANAGED-BY", "LABELS"]))
+        conditions = compute_conditions(client, sorted(objects))
+        sys.stdout.write(table(compute_rows(objects, conditions),
+                               ["NAME", "STATUS", "CONNECTOR", "TOKEN", "MANAGED-BY", "LABELS"]))
     else:
         sys.stdout.write(table(service_rows(objects), SERVICE_HEADER))
     return 0
@@ -724,7 +739,12 @@ def _describe_compute(client, name):
     compute = client.get("/compute/" + name)
     users = [s for s in client.services().values()
              if desired_counts(s).get(name) or name in s.get("status", {}).get("computes", {})]
+    health = client.get("/compute/%s/status" % name)
+    since = health.get("lastTransitionTime")
     lines = ["Name:         %s" % compute["name"],
+             "Status:       %s (%s%s): %s" % (health["condition"], health["reason"],
+                                              ", since %s" % since if since else "",
+                                              health["message"]),
              "Connector:    %s" % compute["connector"],
              "Token:        %s" % ("set" if compute.get("token") else "-"),
              "Labels:       %s" % _labels(compute.get("labels")),

@@ -588,7 +588,10 @@ class Reconciler:
         task.add_done_callback(self._health_writes.discard)
 
     def _observed(self, compute: str, answered: bool, failure: str) -> None:
-        """The connector client's word on every call: feed the compute's health."""
+        """The connector client's word on every call: feed the compute's health (not
+        that of a compute deleted while the call was under way)."""
+        if not self.informer.may_exist(compute):
+            return
         changed = self.health.observe(compute, answered, time.time(), failure)
         if changed is not None:
             self._health_changed(compute, changed)

@@ -144,6 +144,11 @@ class Informer:
             return self._computes.get(name)
         return await self.store.get(compute_key(name))
 
+    def may_exist(self, name: str) -> bool:
+        """Whether compute ``name`` exists as of the computes watched (True until they
+        are listed): no store read."""
+        return not self._computes.synced or self._computes.get(name) is not None
+
     async def compute_model(self, name: str) -> Optional[Compute]:
         """Compute ``name`` as a model (None: there is none), made once per version of
         its record: every connector call needs it, and computes rarely change."""

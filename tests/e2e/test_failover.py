@@ -238,3 +238,48 @@ def test_a_controller_killed_in_the_middle_of_a_fail_over_finishes_it_after_rest
     for service in services:
         assert sites.failover(service)["computes"]["b"]["originals"] == 2
         assert sites.reasons(service).count(("FailedOver", "b")) == 1
+
+
+def test_a_compute_s_condition_is_shown_stored_and_counted(sites, start_genisys):
+    sites.start(*QUICK_HEALTH)
+    port = free_port()  # nothing listens there yet
+    r = sites.request("PUT", "/compute/a", json={"connector": "http://127.0.0.1:%d" % port})
+    assert r.status_code == 201, r.text
+    # Not observed yet, then NotReady once every call (the probes) failed for 300 ms.
+    first = sites.condition("a")
+    assert first["condition"] in ("Unknown", "NotReady")
+    if first["condition"] == "Unknown":
+        assert first == {"name": "a", "condition": "Unknown", "reason": "NotObserved",
+                         "message": first["message"]}
+    down = sites.wait_condition("a", "NotReady")
+    assert down["reason"] == "NotAnswering"
+    assert "its connector has failed every call for 0.3s" in down["message"]
+    # The seed's body of the compute is what it always was.
+    assert sites.request("GET", "/compute/a").json() == {
+        "name": "a", "connector": "http://127.0.0.1:%d" % port}
+
+    sites.site("a", register=False)
+    sites.put_compute("a")  # moved to a connector that answers
+    up = sites.wait_condition("a", "Ready")
+    assert (up["reason"], up["message"]) == ("Answering", "its connector answers")
+    metrics = sites.request("GET", "/metrics").text
+    assert 'genisys_compute_condition{compute="a",condition="Ready"} 1.0' in metrics
+    assert 'genisys_compute_condition{compute="a",condition="NotReady"} 0.0' in metrics
+
+    # What is stored is what a restarted genisys starts from.
+    sites.genisys.stop()
+    sites.start(*QUICK_HEALTH)
+    assert sites.condition("a")["lastTransitionTime"] == up["lastTransitionTime"]
+
+    for path, code, field in [("/compute/nope/status", 404, "compute"),
+                              ("/compute/-bad-/status", 400, "name")]:
+        r = sites.request("GET", path)
+        assert (r.status_code, r.json()["error"]["field"]) == (code, field), r.text
+    # A deleted compute's record goes with it: made again, it starts Unknown.
+    assert sites.request("DELETE", "/compute/a").status_code == 200
+    wait_for(lambda: 'compute="a"' not in sites.request("GET", "/metrics").text,
+             timeout=CONVERGE, message="the series of a gone")
+    r = sites.request("PUT", "/compute/a", json={"connector": "http://127.0.0.1:%d" % port})
+    assert r.status_code == 201
+    assert sites.condition("a")["condition"] in ("Unknown", "NotReady")
+    assert sites.condition("a").get("lastTransitionTime") != up["lastTransitionTime"]

@@ -206,7 +206,8 @@ def test_get_formats_and_scale_commands(cli, tmp_path):
     cli("apply", "-f", str(tmp_path / "m"))
     assert cli("get", "computes", "-o", "name").stdout == "compute/c1\n"
     [row] = cli("get", "computes").stdout.splitlines()[1:]
-    assert row.split() == ["c1", connector, "-", "genisys-cli", "zone=a"]
+    # Nothing listens at its connector: not observed long enough to be NotReady (30 s).
+    assert row.split() == ["c1", "Unknown", connector, "-", "genisys-cli", "zone=a"]
     document = json.loads(cli("get", "service", "web", "-o", "json").stdout)
     assert document["spec"] == {"replicas": {"c1": 1}}
     assert json.loads(cli("get", "services", "-o", "json").stdout)["kind"] == "List"
@@ -224,6 +225,7 @@ def test_get_formats_and_scale_commands(cli, tmp_path):
     cli("upscale", "service", "new", "--compute", "c1")
     described = cli("describe", "compute", "c1").stdout
     assert "Connector:    %s" % connector in described and "new" in described
+    assert "Status:       Unknown (NotObserved): " in described
 
 
 #: args, exit status, words on stderr
