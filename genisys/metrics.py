@@ -59,9 +59,9 @@ class Metrics:
             "genisys_compute_condition", "1 for each compute's current condition (Ready, "
             "NotReady or Unknown), as the controller observes its connector.",
             ["compute", "condition"], registry=r)
-        self.failovers = Counter("genisys_failovers", "Fail-overs of placed services off a "
-                                 "NotReady compute (one per service and pass that moved a "
-                                 "share).", registry=r)
+        self.failovers = Counter("genisys_failovers", "Shares of placed services moved off "
+                                 "a NotReady compute (one per service and compute).",
+                                 registry=r)
         self.leader = Gauge("genisys_reconciler_active", "1 while this process runs the "
                             "reconciler.", registry=r)
         self.leadership = Gauge("genisys_leadership", "1 for this process (identity), its role "

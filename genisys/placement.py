@@ -531,8 +531,9 @@ class _FailOver:
         #: Seconds until something is due (a toleration ends, the rate allows, a
         #: grace period ends), or None.
         self.retry: Optional[float] = None
-        #: The computes that failed over in this pass.
+        #: The computes that failed over in this pass, and those whose originals went.
         self.started: list[str] = []
+        self.purged: list[str] = []
 
     @property
     def toleration(self) -> int:
@@ -623,6 +624,7 @@ class _FailOver:
                 record["state"] = KEPT if self.mode == NEVER else RETURNED
                 continue
             del self.held[compute]
+            self.purged.append(compute)
             self.events.append(("Normal", "Purged", compute, "removed the %d original(s) of %s "
                                 "on %s: %s" % (record["originals"], self.service.name, compute,
                                                why)))
@@ -688,9 +690,13 @@ class _FailOver:
         if condition:
             placed["failover"] = {"condition": condition, "message": message,
                                   "computes": dict(sorted(records.items()))}
-        placed["_pass"] = {"events": self.events, "retry_in": self.retry,
-                           "why": "fail-over from %s" % ", ".join(self.started)
-                           if self.started else None}
+        why = None
+        if self.started:
+            why = "fail-over from %s" % ", ".join(self.started)
+        elif self.purged:
+            why = "originals purged"
+        placed["_pass"] = {"events": self.events, "retry_in": self.retry, "why": why,
+                           "started": len(self.started)}
 
     def _purge_text(self, record: Mapping[str, Any]) -> str:
         if self.mode == IMMEDIATE:
@@ -698,8 +704,8 @@ class _FailOver:
         if self.mode == NEVER:
             return "only on a rebalance (purgeMode Never)"
         end = utc_text(utc_seconds(record["failedOverAt"]) + self.grace)
-        return ("once it is Ready again and the replacements run, or once it is Ready "
-                "again after %s (purgeMode Graceful)" % end)
+        return ("when it is Ready again: once the replacements run, or from %s on "
+                "(purgeMode Graceful)" % end)
 
     def _held_message(self, compute: str, record: Mapping[str, Any]) -> str:
         moved = "NotReady since %s; its %d moved to the Ready computes at %s" % (

@@ -367,8 +367,7 @@ class Reconciler:
             if failing["retry_in"] is not None:
                 retry_in = failing["retry_in"] if retry_in is None \
                     else min(retry_in, failing["retry_in"])
-            if failing["why"]:
-                self.metrics.failovers.inc()
+            self.metrics.failovers.inc(failing["started"])
         events += [st.event(st.NORMAL, "Placed", compute, message, now=utc)
                    for compute, message in placement.moves(status, placed, why)]
         # A step of a rebalance is taken by the pass that finds the last one done: the

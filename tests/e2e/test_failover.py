@@ -120,6 +120,7 @@ def test_a_dead_connector_s_share_moves_and_its_originals_go_as_the_purge_mode_s
            "Never": "a rebalance was asked for (purgeMode Never)"}[mode]
     assert [e["message"] for e in purged] == ["removed the 2 original(s) of web on c: " + why]
     assert "failover" not in sites.placement()
+    assert "genisys_failovers_total 1.0" in sites.request("GET", "/metrics").text
     # Never more than the total, plus what the dead compute still held.
     for total, c in zip(sampler.totals(), sampler.of("c")):
         assert total <= 6 + c, sampler.describe()

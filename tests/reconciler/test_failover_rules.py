@@ -59,7 +59,7 @@ def test_within_the_toleration_nothing_moves_and_the_status_says_when_it_will():
     assert placed["failover"]["computes"]["c"]["message"] == (
         "NotReady since 2026-11-29T12:00:00Z: its 2 fail over at 2026-11-29T12:00:10Z "
         "(tolerationSeconds 10)")
-    assert told == {"events": [], "retry_in": 6.0, "why": None}
+    assert told == {"events": [], "retry_in": 6.0, "why": None, "started": 0}
 
 
 def test_past_the_toleration_the_share_moves_to_the_ready_computes_and_the_originals_stay():
@@ -70,8 +70,11 @@ def test_past_the_toleration_the_share_moves_to_the_ready_computes_and_the_origi
     assert record == {"state": "FailedOver", "notReadySince": "2026-11-29T12:00:00Z",
                       "failedOverAt": "2026-11-29T12:00:11Z", "originals": 2,
                       "message": record["message"]}
-    assert "the originals go once it is Ready again and the replacements run" in record["message"]
-    assert told["why"] == "fail-over from c"
+    assert record["message"] == (
+        "NotReady since 2026-11-29T12:00:00Z; its 2 moved to the Ready computes at "
+        "2026-11-29T12:00:11Z; the originals go when it is Ready again: once the replacements "
+        "run, or from 2026-11-29T12:01:51Z on (purgeMode Graceful)")
+    assert (told["why"], told["started"]) == ("fail-over from c", 1)
     assert [e[:3] for e in told["events"]] == [("Warning", "FailedOver", "c")]
     # The next pass, c still down: nothing more moves, nothing more is said.
     again, told = assign(service(), dict(status({"a": 3, "b": 3, "c": 2}), placement=placed), 30)
