@@ -93,11 +93,12 @@ def add_setting_flags(parser):
     for option in config.OPTIONS + [config.CONFIG_OPTION]:
         if option.flag_value:
             parser.add_argument(option.flag, dest=option.flag, metavar=option.metavar,
-                                default=None, help="%s [%s]" % (option.help, option.env))
+                                default=None, help="%s [%s]" % (option.help.replace("%", "%%"),
+                                                                 option.env))
         else:
             parser.add_argument(option.flag, dest=option.flag, action="store_const",
                                 const="true", default=None,
-                                help="%s [%s]" % (option.help, option.env))
+                                help="%s [%s]" % (option.help.replace("%", "%%"), option.env))
 
 
 def setup_logging(level):

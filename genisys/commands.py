@@ -711,6 +711,11 @@ def _describe_placement(service):
                    (placement.get("weights") or {}).items())) or None),
                ("Max-Per-Compute", placement.get("maxPerCompute")),
                ("Max-Surge", placement.get("maxSurge", "25% (default)"))]
+    failover = placement.get("failover")
+    if failover is not None:
+        details.append(("Fail-Over", "after %ss NotReady, purge %s, grace %ss" % (
+            failover.get("tolerationSeconds", 300), failover.get("purgeMode", "Graceful"),
+            failover.get("gracePeriodSeconds", 600))))
     lines += ["  %-17s %s" % (label + ":", value) for label, value in details
               if value is not None]
     state = service.get("status", {}).get("placement")
@@ -732,6 +737,12 @@ def _describe_placement(service):
                                   | set(state["reasons"]))]
     if rows:
         lines += indented(rows, ["COMPUTE", "ASSIGNED", "SHARE", "CAPACITY", "WHY"])
+    failing = state.get("failover")
+    if failing:
+        lines.append("Fail-Over:    %s" % failing["condition"])
+        lines += indented([[compute, record["state"], record["originals"], record["message"]]
+                           for compute, record in sorted(failing["computes"].items())],
+                          ["COMPUTE", "STATE", "ORIGINALS", "MESSAGE"])
     return lines
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from genisys.model import utc_seconds
 from tests.e2e.test_placement import CONVERGE, Placements
-from tests.support import free_port, wait_for
+from tests.support import free_port, run_client_command, wait_for
 
 #: Health that reacts within a second, and probes of idle computes every 200 ms.
 QUICK_HEALTH = ["--compute-failure-threshold", "300ms", "--compute-success-threshold", "300ms",
@@ -99,6 +99,13 @@ def test_a_dead_connector_s_share_moves_and_its_originals_go_as_the_purge_mode_s
                  message="replacements on a and b, c's originals still running")
         assert sites.placement()["assignment"] == {"a": 3, "b": 3, "c": 2}
         assert ("FailedOver", "c") in sites.reasons()
+        described = run_client_command(["describe", "service", "web", "--server",
+                                        sites.genisys.url], cwd=str(sites.tmp_path)).stdout
+        assert "  Fail-Over:        after 2s NotReady, purge %s, grace 600s\n" % mode in described
+        assert "\nFail-Over:    FailedOver\n" in described
+        section = described.split("\nFail-Over:    FailedOver\n")[1].split("\nReplicas:")[0]
+        assert [line.split(None, 3)[:3] for line in section.splitlines()[1:]] == [
+            ["c", "FailedOver", "2"]], described
 
         sites.restart("c")
         sites.wait_condition("c", "Ready")
