@@ -457,9 +457,11 @@ def assign(service: Service, status: Mapping[str, Any], *,
     spec = placement_of(service)
     before = status.get("placement") or {}
     names = tuple(eligible(spec, computes))
-    failing = _FailOver(service, spec.get("failover"), before, status, computes=computes,
-                        names=names, health=health, now=now)
-    if failing.active:
+    # (Most services have no fail-over: they pay nothing for it.)
+    failing = None
+    if spec.get("failover") is not None:
+        failing = _FailOver(service, spec["failover"], before, status, computes=computes,
+                            names=names, health=health, now=now)
         failing.decide(may_start, breaker=breaker)
         names = tuple(n for n in names if n not in failing.held)
     if capacity is None:
@@ -476,7 +478,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     # a total moves nothing by itself either.
     if before:
         assigned = before.get("assignment")
-        if assigned is not None and failing.active:
+        if assigned is not None and failing is not None:
             # What a failed-over compute holds (or held, if purged now) is no part of
             # what the others share.
             assigned = {c: n for c, n in assigned.items() if c not in failing.aside}
@@ -496,7 +498,7 @@ def assign(service: Service, status: Mapping[str, Any], *,
     done = placed.pop("done")
     placed["rebalanced"] = service.rebalance if not rebalance or done \
         else before.get("rebalanced", 0)
-    if failing.active:
+    if failing is not None:
         failing.conclude(placed)
     return placed
 
@@ -506,20 +508,18 @@ class _FailOver:
     (``held``: their originals stay in the assignment), which move now, which are
     tolerated a while longer, and when the originals go (the module's rules)."""
 
-    def __init__(self, service: Service, settings: Optional[Mapping[str, Any]],
+    def __init__(self, service: Service, settings: Mapping[str, Any],
                  before: Mapping[str, Any], status: Mapping[str, Any], *,
                  computes: Mapping[str, Any], names: Sequence[str],
                  health: Optional[Mapping[str, tuple[str, float]]], now: float) -> None:
         self.service = service
-        self.settings = settings or {}
-        self.active = settings is not None
+        self.settings = settings
         self.before, self.status = before, status
         self.computes, self.names = computes, names
         self.health, self.now = health, now
         recorded = (before.get("failover") or {}).get("computes") or {}
         #: compute -> its record: those whose share moved, originals kept.
-        self.held = {c: dict(r) for c, r in recorded.items()
-                     if r.get("failedOverAt")} if self.active else {}
+        self.held = {c: dict(r) for c, r in recorded.items() if r.get("failedOverAt")}
         #: What the others do not share: held computes, and those purged in this pass.
         self.aside = set(self.held)
         #: compute -> its record: NotReady, but within its toleration (or held back).
