@@ -637,7 +637,12 @@ class Reconciler:
             now = time.time()
             for compute, health in self.health.tick(now).items():
                 self._health_changed(compute, health)
-            for compute in await self.informer.compute_labels():
+            try:
+                computes = await self.informer.compute_labels()
+            except GenisysError as e:  # the store, before the informer has listed them
+                log.warning("cannot list the computes to probe: %s", e)
+                continue
+            for compute in computes:
                 if now - self.health.seen(compute) >= self.probe_interval \
                         and compute not in self._probing:
                     task = start_task(self._probe(compute), name="probe-%s" % compute)
