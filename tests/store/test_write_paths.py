@@ -775,21 +775,21 @@ async def test_every_condition_is_checked_after_an_unchanged_prefix_that_holds(s
     assert await store.get("k/x") is None
 
 
-class DroppingMember:
+class FrontMember:
     """A loopback HTTP server in front of a real etcd member: it passes every call on,
-    but, while ``drop`` is set, reads a transaction that writes and closes its
-    connection unanswered: a member that fails in the middle of a compare-and-swap."""
+    but those ``intercept(handler, path, body)`` answers itself (it returns True)."""
 
     def __init__(self, member_url):
         self.member_url = member_url
-        self.drop = False
-        self.dropped = 0
         self.client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
         self.server = tornado.httpserver.HTTPServer(tornado.web.Application(
             [(r"(/.*)", _PassOn, {"member": self})]))
         [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.server.add_sockets([sock])
         self.endpoint = Endpoint("127.0.0.1", sock.getsockname()[1])
+
+    def intercept(self, handler, path, body):
+        return False
 
     async def close(self):
         self.server.stop()
@@ -803,14 +803,29 @@ class _PassOn(tornado.web.RequestHandler):
 
     async def post(self, path):
         body = self.request.body
-        if self.member.drop and path == "/v3/kv/txn" and b"request_put" in body:
-            self.member.dropped += 1
-            self.request.connection.stream.close()
+        if self.member.intercept(self, path, body):
             return
         answer = await self.member.client.fetch(self.member.member_url + path, method="POST",
                                                 body=body, raise_error=False)
         self.set_status(answer.code)
         self.finish(answer.body)
+
+
+class DroppingMember(FrontMember):
+    """While ``drop`` is set, reads a transaction that writes and closes its connection
+    unanswered: a member that fails in the middle of a compare-and-swap."""
+
+    def __init__(self, member_url):
+        super().__init__(member_url)
+        self.drop = False
+        self.dropped = 0
+
+    def intercept(self, handler, path, body):
+        if self.drop and path == "/v3/kv/txn" and b"request_put" in body:
+            self.dropped += 1
+            handler.request.connection.stream.close()
+            return True
+        return False
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -836,45 +851,24 @@ async def test_etcd_never_sends_a_compare_and_swap_twice(etcd_for_stores):
         await front.close()
 
 
-class ElectingMember:
-    """A loopback HTTP server in front of a real etcd member that answers the next
-    ``refusals`` calls as a member between two leaders does (gRPC's UNAVAILABLE, 503
-    from the gateway), with ``message``, and passes every other call on."""
+class ElectingMember(FrontMember):
+    """Answers the next ``refusals`` calls as a member between two leaders does (gRPC's
+    UNAVAILABLE, 503 from the gateway), with ``message``."""
 
-    def __init__(self, member_url, *, refusals, message):
-        self.member_url = member_url
-        self.refusals = refusals
+    def __init__(self, member_url, *, message):
+        super().__init__(member_url)
         self.message = message
+        self.refusals = 0
         self.refused = []  # the path of each call refused
-        self.client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
-        self.server = tornado.httpserver.HTTPServer(tornado.web.Application(
-            [(r"(/.*)", _Elect, {"member": self})]))
-        [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.server.add_sockets([sock])
-        self.endpoint = Endpoint("127.0.0.1", sock.getsockname()[1])
 
-    async def close(self):
-        self.server.stop()
-        await self.server.close_all_connections()
-        self.client.close()
-
-
-class _Elect(tornado.web.RequestHandler):
-    def initialize(self, member):
-        self.member = member
-
-    async def post(self, path):
-        if self.member.refusals > 0:
-            self.member.refusals -= 1
-            self.member.refused.append(path)
-            self.set_status(503)
-            self.finish({"error": self.member.message, "code": 14,
-                         "message": self.member.message})
-            return
-        answer = await self.member.client.fetch(self.member.member_url + path, method="POST",
-                                                body=self.request.body, raise_error=False)
-        self.set_status(answer.code)
-        self.finish(answer.body)
+    def intercept(self, handler, path, body):
+        if self.refusals <= 0:
+            return False
+        self.refusals -= 1
+        self.refused.append(path)
+        handler.set_status(503)
+        handler.finish({"error": self.message, "code": 14, "message": self.message})
+        return True
 
 
 @pytest.fixture
@@ -885,8 +879,7 @@ def electing_members(etcd_for_stores, io_loop):
 
     async def make(refusals, message, *, timeout=None):
         member = etcd_for_stores().members[0]
-        fronts = [ElectingMember(member.client_url, refusals=0, message=message)
-                  for _ in range(2)]
+        fronts = [ElectingMember(member.client_url, message=message) for _ in range(2)]
         store = EtcdStore([f.endpoint for f in fronts], timeout=timeout,
                           prefix="/test-electing-%s/" % uuid.uuid4().hex[:8])
         made.append((store, fronts))
