@@ -111,8 +111,9 @@ class Reconciler:
                                  on_computes_relisted=self._computes_relisted)
         #: (service, compute) -> the task of a pair still waiting on its connector.
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
-        #: While a resync looks at every service: those whose pass ended since it began
-        #: (its listing is older than what they saw). None between resyncs.
+        #: While a resync looks at every service: those whose pass ended (its write
+        #: landed) since it began (its listing is older than what they saw). None between
+        #: resyncs.
         self._passed_in_resync: Optional[set[str]] = None
         #: The pairs calling their connector now: when the call was sent (loop time), or
         #: None while it waits in line for a turn.
@@ -312,13 +313,17 @@ class Reconciler:
         if placed is not None:
             decision = self._placement_told(service, previous, placed, decision, failing)
         self.metrics.passes.labels(decision.outcome).inc()
-        if self._passed_in_resync is not None:
-            self._passed_in_resync.add(name)
         self.metrics.pass_seconds.observe(time.monotonic() - started)
-        if decision.action == "finalize":
-            return await self._finalize(name, spec)
-        await self._write(name, current, events, previous, decision)
-        return decision.retry_in
+        try:
+            if decision.action == "finalize":
+                return await self._finalize(name, spec)
+            await self._write(name, current, events, previous, decision)
+            return decision.retry_in
+        finally:
+            # Once written, not once decided: a resync that began in between listed the
+            # status of before the write, and would queue the service again for it.
+            if self._passed_in_resync is not None:
+                self._passed_in_resync.add(name)
 
     async def _place(self, service: Service, status: dict) -> dict:
         """A placed service's status.placement for this pass (``genisys.placement``), with

@@ -23,7 +23,10 @@ members at once. Any other write is repeated only when it surely never
 reached etcd (no connection could be made, or etcd answered that it has no
 leader): once sent, its outcome is unknown, and repeating a compare-and-swap
 that did happen would apply it twice. Such a write fails with
-StoreUnavailable instead, and the caller decides.
+StoreUnavailable instead, and the caller decides. While the cluster elects a
+leader (a member answers that it has none, or that it changed), a call is made
+again, round after round over the members, until its time is up: a member that
+was killed costs an election, not a failed call.
 """
 
 import asyncio
@@ -64,9 +67,19 @@ UNAUTHENTICATED = 16
 #: A decoded JSON answer or message of etcd's gateway.
 Json = dict[str, Any]
 
-#: etcd errors that mean a write was refused before it was proposed, so it
-#: may be sent to another member (clientv3 retries mutations on these too).
-_NOT_APPLIED_MESSAGES = ("etcdserver: no leader", "etcdserver: not capable")
+#: etcd errors that mean a call was refused before it was acted on, so it may be
+#: sent again, to this member or another. etcd answers "no leader" and "not capable"
+#: before it handles a call at all, and "leader changed" only to a linearizable read
+#: (or a lease's time to live) whose leader went while it waited for the read index:
+#: nothing was read, and a proposal (any write) never gets it. Each means the cluster
+#: is between two leaders.
+_NOT_APPLIED_MESSAGES = ("etcdserver: no leader", "etcdserver: not capable",
+                         "etcdserver: leader changed")
+#: Seconds between two rounds over the members while the cluster elects a leader
+#: (doubling up to ELECTION_PAUSE_MAX): an election takes about a second (etcd's
+#: default election timeout), often longer on a loaded machine.
+ELECTION_PAUSE = 0.05
+ELECTION_PAUSE_MAX = 0.4
 #: etcd errors that mean the token is no longer good (it expired, the member restarted,
 #: or users changed since it was given): authenticate again, then call again.
 _STALE_TOKEN_MESSAGES = ("etcdserver: invalid auth token",
@@ -178,7 +191,12 @@ def _reasons(error: BaseException) -> str:
 
 
 class _Unsent(Exception):
-    """A call failed before etcd could have acted on it: try another member."""
+    """A call failed before etcd could have acted on it: try another member
+    (``electing``: the member answered, but the cluster has no leader just now)."""
+
+    def __init__(self, message: str, *, electing: bool = False) -> None:
+        super().__init__(message)
+        self.electing = electing
 
 
 class _Failed(Exception):
@@ -316,39 +334,57 @@ class EtcdClient:
                             token: bool = True) -> Json:
         if token and self.security.user is not None and self._token is None:
             await self.authenticate()
-        errors = []
         reconnected = False
-        for tried in range(len(self.endpoints)):
-            endpoint = self.current
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            # A call that may go elsewhere leaves time for the other members: one
-            # that stalls doesn't use it all up.
-            share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
-            try:
+        pause = ELECTION_PAUSE
+        while True:
+            errors = []
+            electing = False
+            # One round over the members, from the current one. A member between two
+            # leaders stays current (it is alive; the next one is likely electing too).
+            first = self._current
+            for tried in range(len(self.endpoints)):
+                endpoint = self.endpoints[(first + tried) % len(self.endpoints)]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                # A call that may go elsewhere leaves time for the other members: one
+                # that stalls doesn't use it all up.
+                share = remaining / (len(self.endpoints) - tried) if retry_sent else remaining
                 try:
-                    return await self._call_one(http, endpoint, path, body, share,
-                                                token=token)
-                except _Disconnected:
-                    # A kept-alive connection the member had closed (it restarted, say)
-                    # is found dead only when used: a call safe to repeat is, once, on a
-                    # new connection to the same member.
-                    if not retry_sent or reconnected:
-                        raise
-                    reconnected = True
-                    return await self._call_one(http, endpoint, path, body,
-                                                max(deadline - time.monotonic(), 0.001),
-                                                token=token)
-            except _Unsent as e:
-                errors.append("%s: %s" % (endpoint, e))
-                self.failed(endpoint, e)
-            except _Failed as e:
-                errors.append("%s: %s" % (endpoint, e))
-                self.failed(endpoint, e)
-                if not retry_sent:
-                    raise StoreUnavailable("etcd %s: %s; the write may or may not have "
-                                           "happened" % (path, "; ".join(errors))) from None
+                    try:
+                        return await self._call_one(http, endpoint, path, body, share,
+                                                    token=token)
+                    except _Disconnected:
+                        # A kept-alive connection the member had closed (it restarted,
+                        # say) is found dead only when used: a call safe to repeat is,
+                        # once, on a new connection to the same member.
+                        if not retry_sent or reconnected:
+                            raise
+                        reconnected = True
+                        return await self._call_one(http, endpoint, path, body,
+                                                    max(deadline - time.monotonic(), 0.001),
+                                                    token=token)
+                except _Unsent as e:
+                    errors.append("%s: %s" % (endpoint, e))
+                    if e.electing:
+                        electing = True
+                    else:
+                        self.failed(endpoint, e)
+                except _Failed as e:
+                    errors.append("%s: %s" % (endpoint, e))
+                    self.failed(endpoint, e)
+                    if not retry_sent:
+                        raise StoreUnavailable("etcd %s: %s; the write may or may not have "
+                                               "happened" % (path, "; ".join(errors))) from None
+            # A cluster electing a leader refused the call unapplied: it is made again,
+            # round after round, until the new leader answers or the call's time is up
+            # (clientv3 retries a read that etcd answers "unavailable" so, until its
+            # deadline). A round without such an answer (every member down, say) fails
+            # at once.
+            if not electing or deadline - time.monotonic() <= pause:
+                break
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, ELECTION_PAUSE_MAX)
         raise StoreUnavailable("etcd %s: no member answered (%s)"
                                % (path, "; ".join(errors) or "out of time"))
 
@@ -396,7 +432,7 @@ class EtcdClient:
             message = "%s (HTTP %d)" % (message, status)
             if code == UNAVAILABLE or status in (502, 503, 504):
                 if any(m in message for m in _NOT_APPLIED_MESSAGES):
-                    raise _Unsent(message)
+                    raise _Unsent(message, electing=True)
                 raise _Failed(message)
             if code == PERMISSION_DENIED:
                 raise EtcdAuthError("etcd %s at %s: %s: etcd user %r lacks a permission it "

@@ -775,21 +775,21 @@ async def test_every_condition_is_checked_after_an_unchanged_prefix_that_holds(s
     assert await store.get("k/x") is None
 
 
-class DroppingMember:
+class FrontMember:
     """A loopback HTTP server in front of a real etcd member: it passes every call on,
-    but, while ``drop`` is set, reads a transaction that writes and closes its
-    connection unanswered: a member that fails in the middle of a compare-and-swap."""
+    but those ``intercept(handler, path, body)`` answers itself (it returns True)."""
 
     def __init__(self, member_url):
         self.member_url = member_url
-        self.drop = False
-        self.dropped = 0
         self.client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
         self.server = tornado.httpserver.HTTPServer(tornado.web.Application(
             [(r"(/.*)", _PassOn, {"member": self})]))
         [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.server.add_sockets([sock])
         self.endpoint = Endpoint("127.0.0.1", sock.getsockname()[1])
+
+    def intercept(self, handler, path, body):
+        return False
 
     async def close(self):
         self.server.stop()
@@ -803,14 +803,29 @@ class _PassOn(tornado.web.RequestHandler):
 
     async def post(self, path):
         body = self.request.body
-        if self.member.drop and path == "/v3/kv/txn" and b"request_put" in body:
-            self.member.dropped += 1
-            self.request.connection.stream.close()
+        if self.member.intercept(self, path, body):
             return
         answer = await self.member.client.fetch(self.member.member_url + path, method="POST",
                                                 body=body, raise_error=False)
         self.set_status(answer.code)
         self.finish(answer.body)
+
+
+class DroppingMember(FrontMember):
+    """While ``drop`` is set, reads a transaction that writes and closes its connection
+    unanswered: a member that fails in the middle of a compare-and-swap."""
+
+    def __init__(self, member_url):
+        super().__init__(member_url)
+        self.drop = False
+        self.dropped = 0
+
+    def intercept(self, handler, path, body):
+        if self.drop and path == "/v3/kv/txn" and b"request_put" in body:
+            self.dropped += 1
+            handler.request.connection.stream.close()
+            return True
+        return False
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -834,3 +849,93 @@ async def test_etcd_never_sends_a_compare_and_swap_twice(etcd_for_stores):
     finally:
         await store.close()
         await front.close()
+
+
+class ElectingMember(FrontMember):
+    """Answers the next ``refusals`` calls as a member between two leaders does (gRPC's
+    UNAVAILABLE, 503 from the gateway), with ``message``."""
+
+    def __init__(self, member_url, *, message):
+        super().__init__(member_url)
+        self.message = message
+        self.refusals = 0
+        self.refused = []  # the path of each call refused
+
+    def intercept(self, handler, path, body):
+        if self.refusals <= 0:
+            return False
+        self.refusals -= 1
+        self.refused.append(path)
+        handler.set_status(503)
+        handler.finish({"error": self.message, "code": 14, "message": self.message})
+        return True
+
+
+@pytest.fixture
+def electing_members(etcd_for_stores, io_loop):
+    """``make(refusals, message)``: two ElectingMembers in front of the same real member
+    (two members of a cluster electing a leader), and a store over both."""
+    made = []
+
+    async def make(refusals, message, *, timeout=None):
+        member = etcd_for_stores().members[0]
+        fronts = [ElectingMember(member.client_url, message=message) for _ in range(2)]
+        store = EtcdStore([f.endpoint for f in fronts], timeout=timeout,
+                          prefix="/test-electing-%s/" % uuid.uuid4().hex[:8])
+        made.append((store, fronts))
+        await store.open()
+        for front in fronts:
+            front.refusals = refusals
+        return store, fronts
+
+    yield make
+
+    async def close():
+        for store, fronts in made:
+            await store.close()
+            for front in fronts:
+                await front.close()
+    io_loop.run_sync(close)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_etcd_makes_a_read_again_while_the_cluster_elects_a_leader(electing_members):
+    """etcd answers "leader changed" to a linearizable read whose leader went before it
+    read anything: the read is made again, round after round over the members, until
+    the new leader answers, within the call's time (not failed after one round)."""
+    store, fronts = await electing_members(0, "etcdserver: leader changed")
+    await store.put("k/a", {"v": 1})
+    for front in fronts:
+        front.refusals = 3
+    assert (await store.get("k/a")).value == {"v": 1}
+    assert [f.refused for f in fronts] == [["/v3/kv/range"] * 3, ["/v3/kv/range"] * 3]
+    assert [f.refusals for f in fronts] == [0, 0]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_etcd_makes_a_compare_and_swap_again_that_a_member_without_leader_refused(
+        electing_members):
+    """etcd answers "no leader" before it proposes a write: the compare-and-swap is made
+    again until a leader takes it, and it is applied once (an upscale counted once)."""
+    store, fronts = await electing_members(0, "etcdserver: no leader")
+    await store.put("k/a", {"v": 1})
+    for front in fronts:
+        front.refusals = 2
+    written = await store.update("k/a", lambda current: {"v": current.value["v"] + 1})
+    assert written.value == {"v": 2}
+    assert [f.refused for f in fronts] == [["/v3/kv/txn"] * 2, ["/v3/kv/txn"] * 2]
+    assert (await store.get("k/a")).value == {"v": 2}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_etcd_gives_up_at_the_calls_time_on_a_cluster_that_elects_no_leader(
+        electing_members):
+    """A cluster that stays without a leader fails the call when its time is up, with
+    StoreUnavailable saying what each member answered last."""
+    store, fronts = await electing_members(10 ** 6, "etcdserver: leader changed",
+                                           timeout=1.0)
+    with pytest.raises(StoreUnavailable) as caught:
+        await store.get("k/a")
+    assert caught.value.message == (
+        "etcd /v3/kv/range: no member answered (%s: etcdserver: leader changed (HTTP 503); "
+        "%s: etcdserver: leader changed (HTTP 503))" % (fronts[0].endpoint, fronts[1].endpoint))

@@ -81,6 +81,21 @@ def button(browser, service, compute, action):
         % (service, compute, action))
 
 
+def click(browser, service, compute, action):
+    """Click a row's button as the page shows it now. A row the page built again between
+    the find and the click leaves a stale element, which WebDriver refuses before it
+    clicks anything: the button is found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def clicked():
+        try:
+            button(browser, service, compute, action).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+    wait_in_page(browser, clicked, message="%s of %s on %s clicked" % (action, service, compute))
+
+
 def enter_token(browser, token):
     from selenium.webdriver.common.by import By
     browser.find_element(By.ID, "token-input").send_keys(token)
@@ -237,13 +252,19 @@ def test_a_read_only_token_sees_the_actions_disabled_and_a_forged_click_refused(
     assert browser.execute_script("return sessionStorage.getItem('genisys.token')") \
         == READER_TOKEN
     assert READER_TOKEN not in browser.current_url and browser.get_cookies() == []
-    actions = browser.find_elements(By.CSS_SELECTOR, "#services [data-action]")
-    assert len(actions) == 5 and all(not a.is_enabled() for a in actions)
+    # Read in one script: a row the page builds again meanwhile leaves no stale element.
+    assert browser.execute_script(
+        "return Array.from(document.querySelectorAll('#services [data-action]'))"
+        ".map(a => a.disabled)") == [True] * 5
 
     # A forged click: the button enabled by hand. The API refuses, the page says so.
-    up = button(browser, "web", "local", "up")
-    browser.execute_script("arguments[0].disabled = false;", up)
-    up.click()
+    # Enabled and clicked in one script: the page disables every action again each time
+    # it learns the token's role (after each change it hears of), and a click between
+    # two WebDriver calls could land on the button disabled again, sending nothing.
+    browser.execute_script(
+        "var up = document.querySelector("
+        "'tr[data-service=\"web\"][data-compute=\"local\"] [data-action=\"up\"]');"
+        "up.disabled = false; up.click();")
     wait_in_page(browser, lambda: browser.execute_script(
         "var e = document.querySelector('tbody[data-service=web] .error-row');"
         "return e && !e.hidden ? e.textContent : null;") is not None,
@@ -261,7 +282,9 @@ def test_a_read_only_token_sees_the_actions_disabled_and_a_forged_click_refused(
     wait_in_page(browser, lambda: browser.find_element(By.ID, "who").text == "admin (admin)"
                  and button(browser, "web", "local", "up").is_enabled(),
                  message="the admin's enabled actions")
-    button(browser, "web", "local", "up").click()
+    # The rows may be built again meanwhile: the page lists the services with the admin
+    # token as it learns its role.
+    click(browser, "web", "local", "up")
     wait_in_page(browser, lambda: cell(browser, "web", "local", "desired") == "3",
                  message="web at 3")
 
