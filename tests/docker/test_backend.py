@@ -256,7 +256,9 @@ def test_a_container_that_ignores_sigterm_is_killed_after_the_grace_period(lab):
     lab.run(backend.scale("web", 0))
     wait_for(lambda: not lab.engine.containers(lab.connector_id, running=False), timeout=15,
              message="the container killed and removed")
-    assert 0.9 < time.monotonic() - started < 8
+    # Not before the grace period (a lower bound holds on any machine; how soon after it
+    # depends on the machine, and is bounded by the wait above).
+    assert time.monotonic() - started > 0.9
 
 
 def test_a_container_created_but_never_started_is_removed(lab):
