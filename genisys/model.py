@@ -1125,11 +1125,12 @@ class ServiceSpec(Model):
         return _placement_with_a_total(placement, info)
 
     @model_validator(mode="after")
-    def _bounds(self) -> "ServiceSpec":
+    def _bounds(self, info: ValidationInfo) -> "ServiceSpec":
         _bounds_agree(self)
         found = breach_of(self)
         if found is not None:
-            raise _refuse_at(found.field, found.describe())
+            # The manifest's name, when its loader gives it.
+            raise _refuse_at(found.field, found.describe((info.context or {}).get("name")))
         return self
 
 
