@@ -253,6 +253,7 @@ def pace_service(service: Service, status: Mapping[str, Any], *, now: float) -> 
     if service.placed:
         ordered = (status.get("placement") or {}).get(
             "total", sum(e.get("desired", 0) for e in entries.values()))
+        assert isinstance(service.replicas, int)
         steps[None] = pace(_scope_of(before.get("total"), ordered), service.replicas,
                            behavior, now=now)
         replicas: Union[int, dict] = steps[None].scope.paced
