@@ -174,6 +174,12 @@ def _check_connector_url(value: str) -> str:
     return value
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema, and so the OpenAPI document, counts 3.0 as an integer: so does genisys
+    # (as it does a Count, below). 3.5 stays refused.
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
 def _count(value: Any, info: ValidationInfo) -> int:
     # One Python function for the whole rule, as fast as the validate_count it
     # replaces: pydantic's own checks around a function took 15% longer. The schema
@@ -571,6 +577,7 @@ _PERCENT = re.compile(r"^(100|[1-9][0-9]?)%$")
 
 
 def _max_surge(value: Any) -> Union[int, str]:
+    value = _integral(value)
     if type(value) is int and value >= 1:
         return value
     if isinstance(value, str) and _PERCENT.match(value):
@@ -598,10 +605,11 @@ class Placement(Model):
     strategy: Strategy = Field(default="Spread", description=(
         "Spread: evenly. Weighted: by weights. Capacity: by what each connector can still "
         "take. Pack: fill the computes in order, each up to its capacity."))
-    weights: dict[Name, Annotated[int, Field(ge=0, le=MAX_WEIGHT)]] = Field(
+    weights: dict[Name, Annotated[int, Field(ge=0, le=MAX_WEIGHT),
+                                  BeforeValidator(_integral)]] = Field(
         default_factory=dict, max_length=MAX_PLACEMENT_COMPUTES,
         description="Weighted: compute -> weight (a compute not named weighs 1).")
-    max_per_compute: Optional[Annotated[int, Field(ge=1)]] = Field(
+    max_per_compute: Optional[Annotated[int, Field(ge=1), BeforeValidator(_integral)]] = Field(
         default=None, alias="maxPerCompute", description="Most resources on any one compute.")
     max_surge: Optional[MaxSurge] = Field(
         default=None, alias="maxSurge", description="Most resources a rebalance adds before "
@@ -661,8 +669,11 @@ MAX_STABILIZATION_WINDOW = 3600
 MAX_POLICY_PERIOD = 1800
 MAX_POLICIES = 10
 
-Bound = TypeAliasType("Bound", Annotated[int, Field(ge=0, description=(
-    "A bound of a count (an integer from 0)."))])
+#: An integer of the scaling fields (3 or 3.0, not 3.5 or "3").
+Whole = Annotated[int, BeforeValidator(_integral)]
+
+Bound = TypeAliasType("Bound", Annotated[int, Field(ge=0), BeforeValidator(_integral), Field(
+    description="A bound of a count (an integer from 0).")])
 
 
 class PerCompute(Model):
@@ -685,8 +696,8 @@ class ScalingPolicy(Model):
     type: Literal["Pods", "Percent"] = Field(description=(
         "Pods: ``value`` resources; Percent: ``value`` % of the count at the start of the "
         "period, rounded up."))
-    value: int = Field(ge=1, description="How many resources, or what percentage.")
-    period_seconds: int = Field(ge=1, le=MAX_POLICY_PERIOD, alias="periodSeconds",
+    value: Whole = Field(ge=1, description="How many resources, or what percentage.")
+    period_seconds: Whole = Field(ge=1, le=MAX_POLICY_PERIOD, alias="periodSeconds",
                                 description="The period, in seconds (1 to 1800).")
 
 
@@ -695,7 +706,7 @@ class ScalingRules(Model):
     HPA's default for its direction."""
 
     stabilization_window_seconds: Optional[Annotated[int, Field(
-        ge=0, le=MAX_STABILIZATION_WINDOW)]] = Field(
+        ge=0, le=MAX_STABILIZATION_WINDOW), BeforeValidator(_integral)]] = Field(
         default=None, alias="stabilizationWindowSeconds", description=(
             "Seconds of past intents to consider (0 to 3600): a scale-down goes to the "
             "highest intent seen within them, a scale-up to the lowest. Absent: 0 up, 300 "
