@@ -999,7 +999,8 @@ class ReportedCapacity(Model):
 class PlacementStatus(Model):
     """Where a placed service's total went, and why (written by the reconciler)."""
 
-    total: int = Field(ge=0, description="The total of the spec this reflects.")
+    total: int = Field(ge=0, description="The total of the spec this reflects (of a "
+                                         "paced service: its paced total).")
     placed: int = Field(ge=0, description="How many the assignment holds.")
     condition: Literal["Placed", "Unschedulable", "Rebalancing"]
     message: str
