@@ -70,15 +70,18 @@ def placed_at(number):
     return done
 
 
-def assert_steps_of_four(lab, number):
-    """Every order the connector took added 4 at most, none removed any, and the last
-    left exactly ``number``."""
+def assert_steps_of_four(lab, number, *, downs=0):
+    """Every order the connector took added 4 at most, at most ``downs`` removed any, and
+    the last left exactly ``number``."""
     taken = orders(lab)
     assert taken, lab.connector.log()
-    assert all(d == "up" and 0 < to - start <= 4 for d, start, to in taken), taken
-    assert [to for _, _, to in taken] == sorted({to for _, _, to in taken}), taken
-    assert taken[-1][2] == number, taken
-    assert len(taken) >= number // 4, taken
+    ups = [(start, to) for d, start, to in taken if d == "up"]
+    assert all(0 < to - start <= 4 for start, to in ups), taken
+    assert len(taken) - len(ups) <= downs, taken
+    if not downs:
+        assert [to for _, to in ups] == sorted({to for _, to in ups}), taken
+    assert taken[-1] == ("up", taken[-1][1], number), taken
+    assert len(ups) >= number // 4, taken
 
 
 def test_0_to_40_with_pods_4_per_second_goes_in_steps_of_real_processes(lab):
@@ -169,8 +172,10 @@ def test_a_controller_killed_while_pacing_goes_on_after_restart_and_ends_at_40(l
     watch = Watch(lab)
     watch.until(placed_at(40), "web paced to 40 after the restart")
     lab.converged(40)
-    # It went on from where the last controller stood, in steps, to exactly 40.
-    assert_steps_of_four(lab, 40)
+    # It went on from where the last controller stood, in steps, to exactly 40. (Killed
+    # between an order and the status write that records it, the controller restarts
+    # one step behind what runs, and orders that step once more: at most one step down.)
+    assert_steps_of_four(lab, 40, downs=1)
     later = [int(m.split()[1]) for m in watch.messages if m and m.startswith("Paced: ")]
     assert all(n >= killed_at for n in later), (killed_at, later)
     assert lab.most_alive() == 40
@@ -219,3 +224,21 @@ spec:
     assert "%s: document 1: spec.behavior.scaleUp.policies.0.periodSeconds: must be at " \
            "least 1, got 0" % path in done.stderr, done.stderr
     assert intents_dump(str(tmp_path / "genisys.db")) == before
+    # Within its bounds it is applied, and shown back as it was written: nothing to diff.
+    path.write_text("""\
+apiVersion: genisys/v1
+kind: Service
+metadata:
+  name: web
+spec:
+  replicas: {local: 3}
+  maxReplicas: 3
+  perCompute: {minReplicas: 1}
+  behavior: {scaleDown: {stabilizationWindowSeconds: 10}}
+""")
+    cli("apply", "-f", str(path))
+    cli("diff", "-f", str(path), expect=0)
+    spec = json.loads(cli("get", "service", "web", "-o", "json").stdout)["spec"]
+    assert spec == {"replicas": {"local": 3}, "maxReplicas": 3,
+                    "perCompute": {"minReplicas": 1},
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 10}}}
