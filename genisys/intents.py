@@ -180,7 +180,7 @@ def _with_count(replicas: Replicas, compute: Optional[str], number: int) -> Repl
     return replicas
 
 
-def _check_bounds(name: str, current: Optional[Record], updated: Service, *, put: bool,
+def _check_bounds(name: str, *, current: Optional[Record], updated: Service, put: bool,
                   on_compute: bool) -> None:
     """Refuse replicas outside the service's bounds (docs/scaling.md). A step (upscale,
     downscale, scale) is refused as a step beyond max_replicas is (409, naming
@@ -409,7 +409,7 @@ class Intents:
                 change(dict(replicas) if isinstance(replicas, dict) else replicas), placement)
             if metadata is not None:
                 updated = updated.with_metadata(metadata)
-            _check_bounds(name, current, updated, put=metadata is not None,
+            _check_bounds(name, current=current, updated=updated, put=metadata is not None,
                           on_compute=bool(computes))
             if current is None and updated.generation == 0:
                 updated = updated.model_copy(update={"generation": 1})

@@ -124,7 +124,7 @@ def _moved(changes: tuple[tuple[float, int, int], ...], *, period: float,
     return (sum(b - a for a, b in recent if b > a), sum(a - b for a, b in recent if a > b))
 
 
-def limit(paced: int, changes: tuple[tuple[float, int, int], ...], rules: Rules, *, up: bool,
+def limit(paced: int, changes: tuple[tuple[float, int, int], ...], *, rules: Rules, up: bool,
           now: float) -> int:
     """The furthest count the rules allow now in one direction (HPA's
     calculateScaleUpLimitWithScalingRules and calculateScaleDownLimitWithBehaviors)."""
@@ -142,8 +142,8 @@ def limit(paced: int, changes: tuple[tuple[float, int, int], ...], rules: Rules,
     return max(found, paced) if up else max(min(found, paced), 0)
 
 
-def _step(paced: int, intents: tuple[tuple[float, int], ...],
-          changes: tuple[tuple[float, int, int], ...], behavior: Behavior, *,
+def _step(paced: int, *, intents: tuple[tuple[float, int], ...],
+          changes: tuple[tuple[float, int, int], ...], behavior: Behavior,
           now: float) -> tuple[int, int]:
     """(the stabilized target, the count the rates allow toward it) at ``now``."""
     # Stabilization (HPA's stabilizeRecommendationWithBehaviors).
@@ -151,18 +151,20 @@ def _step(paced: int, intents: tuple[tuple[float, int], ...],
     target = min(target, max(_held(intents, window=behavior.down.window, now=now)))
     # Rate (HPA's convertDesiredReplicasWithBehaviorRate).
     if target > paced:
-        return target, min(target, limit(paced, changes, behavior.up, up=True, now=now))
+        return target, min(target, limit(paced, changes, rules=behavior.up, up=True, now=now))
     if target < paced:
-        return target, max(target, limit(paced, changes, behavior.down, up=False, now=now))
+        return target, max(target, limit(paced, changes, rules=behavior.down, up=False,
+                                          now=now))
     return target, paced
 
 
-def pace(scope: Scope, intent: int, behavior: Behavior, *, now: float) -> Step:
+def pace(scope: Scope, intent: int, *, behavior: Behavior, now: float) -> Step:
     """The paced count of one scope now, toward ``intent``, and the state to keep."""
     intents = scope.intents
     if not intents or intents[-1][1] != intent:
         intents = intents + ((now, intent),)
-    target, new = _step(scope.paced, intents, scope.changes, behavior, now=now)
+    target, new = _step(scope.paced, intents=intents, changes=scope.changes,
+                        behavior=behavior, now=now)
     changes = scope.changes
     if new != scope.paced:
         changes = changes + ((now, scope.paced, new),)
@@ -184,7 +186,8 @@ def pace(scope: Scope, intent: int, behavior: Behavior, *, now: float) -> Step:
     moments = sorted({end + w for end in ends[:-1] for w in windows}
                      | {t + p for t, _, _ in changes for p in periods})
     for moment in (m for m in moments if m > now):
-        if _step(new, intents, changes, behavior, now=moment + 1e-6)[1] != new:
+        if _step(new, intents=intents, changes=changes, behavior=behavior,
+                 now=moment + 1e-6)[1] != new:
             held = " (%s stabilization window)" % name if new == target else ""
             return Step(kept, intent, moment - now, "Paced: %d of %d, next step in %d s%s"
                         % (new, intent, math.ceil(moment - now), held))
@@ -255,7 +258,7 @@ def pace_service(service: Service, status: Mapping[str, Any], *, now: float) -> 
             "total", sum(e.get("desired", 0) for e in entries.values()))
         assert isinstance(service.replicas, int)
         steps[None] = pace(_scope_of(before.get("total"), ordered), service.replicas,
-                           behavior, now=now)
+                           behavior=behavior, now=now)
         replicas: Union[int, dict] = steps[None].scope.paced
     else:
         counts = service.replicas
@@ -266,7 +269,7 @@ def pace_service(service: Service, status: Mapping[str, Any], *, now: float) -> 
         for compute in sorted(set(counts) | set(paced_before) | ordering):
             ordered = entries.get(compute, {}).get("desired", 0)
             step = pace(_scope_of(paced_before.get(compute), ordered),
-                        counts.get(compute, 0), behavior, now=now)
+                        counts.get(compute, 0), behavior=behavior, now=now)
             # A compute dropped from the counts goes down paced too, and is dropped
             # once at 0.
             if compute in counts or step.scope.paced > 0:

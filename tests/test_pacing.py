@@ -129,7 +129,7 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_pace(row):
-    step = pace(row.scope, row.intent, behavior_of(row.behavior), now=row.now)
+    step = pace(row.scope, row.intent, behavior=behavior_of(row.behavior), now=row.now)
     assert (step.scope.paced, step.next_in, step.message) == (row.paced, row.next_in,
                                                               row.message)
     assert step.intent == row.intent
@@ -152,14 +152,14 @@ def test_the_state_keeps_only_what_a_later_step_counts():
                                           "policies": [pods(1, 5)]}})
     scope = Scope(8, ((T - 100, 3), (T - 50, 8), (T - 25, 40)),
                   ((T - 30, 0, 4), (T - 9, 4, 8)))
-    step = pace(scope, 40, behavior, now=T)
+    step = pace(scope, 40, behavior=behavior, now=T)
     # The intents held within the last 20 s (8, until T - 25, is not), the changes within
     # the last 10 s (the longest period): 4 added, so nothing more before T + 1.
     assert step.scope == Scope(8, ((T - 25, 40),), ((T - 9, 4, 8),))
     assert step.next_in == 1.0
     # Then the change at T - 9 is out of the period (HPA counts what is newer than the
     # cut-off), and the one made now is in.
-    later = pace(step.scope, 40, behavior, now=T + 1)
+    later = pace(step.scope, 40, behavior=behavior, now=T + 1)
     assert later.scope == Scope(12, ((T - 25, 40),), ((T + 1, 8, 12),))
 
 
@@ -167,7 +167,7 @@ def test_a_step_a_second_from_0_to_40_takes_ten_steps_of_4():
     behavior = behavior_of({"scaleUp": {"policies": [pods(4)]}})
     scope, now, seen = Scope(0), T, []
     while True:
-        step = pace(scope, 40, behavior, now=now)
+        step = pace(scope, 40, behavior=behavior, now=now)
         seen.append(step.scope.paced)
         if step.next_in is None:
             break
