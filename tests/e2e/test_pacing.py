@@ -88,7 +88,8 @@ def test_0_to_40_with_pods_4_per_second_goes_in_steps_of_real_processes(lab):
     lab.start_the_connector()
     lab.start()
     watch = Watch(lab)
-    put(lab, {"replicas": 40, "placement": {"computes": ["local"]}, "behavior": FOUR_A_SECOND})
+    put(lab, {"replicas": 40, "placement": {"computes": ["local"]}, "behavior": FOUR_A_SECOND,
+              "maxReplicas": 40})
     watch.until(placed_at(40), "web paced to 40")
     lab.converged(40)
     assert_steps_of_four(lab, 40)
@@ -102,7 +103,7 @@ def test_0_to_40_with_pods_4_per_second_goes_in_steps_of_real_processes(lab):
     plan = lab.genisys.request("GET", "/plan").json()
     assert [(line["action"], line["to"]) for line in plan["lines"]] == [("none", 40)]
     described = Cli(lab.genisys, lab.tmp_path)("describe", "service", "web").stdout
-    assert "Pacing:       at the intent" in described, described
+    assert "Bounds:       in all 0..40\nPacing:       at the intent\n" in described, described
 
 
 def test_the_plan_shows_the_next_step_as_paced(lab):
