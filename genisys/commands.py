@@ -62,7 +62,7 @@ examples:
     "plan": """\
 What the controller would do, one line per service and compute: the ACTION
 (create, scale up, scale down, delete, none), FROM what runs TO what should,
-and the REASON (intent, placement, rebalance, drift). With -f, what applying
+and the REASON (intent, placement, rebalance, drift, paced). With -f, what applying
 the manifests would do: genisys checks each write (?dryRun=true) and writes
 nothing. -o json with -f is a plan that `genisys apply --plan` carries out,
 only if nothing moved since it was made.
@@ -677,6 +677,7 @@ def _describe_service(client, name):
                                                         status.get("observedGeneration", 0)),
              "Deleting:     %s" % ("yes" if service.get("deleting") else "no")]
     lines += _describe_placement(service)
+    lines += _describe_scaling(service)
     lines.append("Replicas:")
     computes = status.get("computes", {})
     counts = desired_counts(service)
@@ -743,6 +744,24 @@ def _describe_placement(service):
         lines += indented([[compute, record["state"], record["originals"], record["message"]]
                            for compute, record in sorted(failing["computes"].items())],
                           ["COMPUTE", "STATE", "ORIGINALS", "MESSAGE"])
+    return lines
+
+
+def _describe_scaling(service):
+    """Bounds: and Pacing: (docs/scaling.md), for a service that has them."""
+    def span(bounds):
+        low, high = bounds.get("minReplicas"), bounds.get("maxReplicas")
+        return "%s..%s" % (low if low is not None else 0, high if high is not None else "")
+    bounds = []
+    if service.get("minReplicas") is not None or service.get("maxReplicas") is not None:
+        bounds.append("in all %s" % span(service))
+    if service.get("perCompute"):
+        bounds.append("per compute %s" % span(service["perCompute"]))
+    lines = ["Bounds:       %s" % "; ".join(bounds)] if bounds else []
+    if service.get("behavior") is not None:
+        pacing = service.get("status", {}).get("pacing")
+        lines.append("Pacing:       %s" % ("Pending (not looked at yet)" if pacing is None
+                                          else pacing["message"] or "at the intent"))
     return lines
 
 

@@ -28,7 +28,14 @@ from genisys.errors import (
     NotFound,
     VersionMismatch,
 )
-from genisys.model import Compute, Service, ServiceUpdate, empty_status, public_compute
+from genisys.model import (
+    Compute,
+    Service,
+    ServiceUpdate,
+    breach_of,
+    empty_status,
+    public_compute,
+)
 from genisys.store import Condition, Listing, Op, Record, Store
 
 COMPUTES = "computes/"
@@ -178,6 +185,26 @@ def _with_count(replicas: Replicas, compute: Optional[str], number: int) -> Repl
     assert isinstance(replicas, dict)
     replicas[compute] = number
     return replicas
+
+
+def _check_bounds(name: str, *, current: Optional[Record], updated: Service, put: bool,
+                  on_compute: bool) -> None:
+    """Refuse replicas outside the service's bounds (docs/scaling.md). A step (upscale,
+    downscale, scale) is refused as a step beyond max_replicas is (409, naming
+    ``compute`` when it names one); a PUT is Invalid, naming the replicas, or the bound
+    when the PUT keeps the replicas and changes the bounds."""
+    found = breach_of(updated)
+    if found is None:
+        return
+    message = found.describe(name)
+    if not put:
+        raise Conflict(message, field="compute" if on_compute else "replicas")
+    field = found.field
+    if current is not None:
+        before = Service.from_store(current.value)
+        if before.replicas == updated.replicas and breach_of(before) is None:
+            field = found.bound
+    raise Invalid(message, field=field)
 
 
 class Intents:
@@ -399,6 +426,8 @@ class Intents:
                 change(dict(replicas) if isinstance(replicas, dict) else replicas), placement)
             if metadata is not None:
                 updated = updated.with_metadata(metadata)
+            _check_bounds(name, current=current, updated=updated, put=metadata is not None,
+                          on_compute=bool(computes))
             if current is None and updated.generation == 0:
                 updated = updated.model_copy(update={"generation": 1})
             created = current is None

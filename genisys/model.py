@@ -16,6 +16,7 @@ own bodies and definitions use them.
 """
 
 import copy
+import dataclasses
 import datetime
 import functools
 import ipaddress
@@ -75,6 +76,12 @@ def type_name(value: Any) -> str:
 def _refuse(message: str) -> PydanticCustomError:
     # The message travels in the context: a '{' in a quoted value is not a placeholder.
     return PydanticCustomError("genisys", "{message}", {"message": message})
+
+
+def _refuse_at(field: str, message: str) -> PydanticCustomError:
+    """A rule between fields (a model's validator), naming the field at fault (dotted,
+    from the model): pydantic itself would name the model."""
+    return PydanticCustomError("genisys", "{message}", {"message": message, "field": field})
 
 
 # -- the reusable types -------------------------------------------------------
@@ -166,6 +173,12 @@ def _check_connector_url(value: str) -> str:
     if any(c.isspace() for c in value):
         raise _refuse("%s contains white space" % describe(value))
     return value
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema, and so the OpenAPI document, counts 3.0 as an integer: so does genisys
+    # (as it does a Count, below). 3.5 stays refused.
+    return int(value) if type(value) is float and value.is_integer() else value
 
 
 def _count(value: Any, info: ValidationInfo) -> int:
@@ -404,6 +417,9 @@ def invalid(error: Any, *, where: str = "") -> Invalid:
     # pydantic's, not fields.
     loc = [str(part) for part in error["loc"]
            if not (isinstance(part, str) and part.startswith("[") and part.endswith("]"))]
+    at = (error.get("ctx") or {}).get("field")
+    if at:
+        loc += at.split(".")
     field = ".".join(([where] if where else []) + loc) or "body"
     return Invalid(_message(error, top=not loc), field=field)
 
@@ -429,6 +445,10 @@ def _message(error: Any, *, top: bool) -> str:
     if kind == "too_short":
         return "must have at least %d item%s" % (ctx["min_length"],
                                                  "" if ctx["min_length"] == 1 else "s")
+    if kind == "less_than_equal":
+        return "must be at most %s, got %s" % (ctx["le"], describe(value))
+    if kind == "too_long" and isinstance(value, list):
+        return "must have at most %d items, got %d" % (ctx["max_length"], ctx["actual_length"])
     if kind == "too_long" and isinstance(value, dict):
         return "at most %d entries, got %d" % (ctx["max_length"], ctx["actual_length"])
     if kind == "too_long":
@@ -570,6 +590,7 @@ _PERCENT = re.compile(r"^(100|[1-9][0-9]?)%$")
 
 
 def _max_surge(value: Any) -> Union[int, str]:
+    value = _integral(value)
     if type(value) is int and value >= 1:
         return value
     if isinstance(value, str) and _PERCENT.match(value):
@@ -618,10 +639,11 @@ class Placement(Model):
     strategy: Strategy = Field(default="Spread", description=(
         "Spread: evenly. Weighted: by weights. Capacity: by what each connector can still "
         "take. Pack: fill the computes in order, each up to its capacity."))
-    weights: dict[Name, Annotated[int, Field(ge=0, le=MAX_WEIGHT)]] = Field(
+    weights: dict[Name, Annotated[int, Field(ge=0, le=MAX_WEIGHT),
+                                  BeforeValidator(_integral)]] = Field(
         default_factory=dict, max_length=MAX_PLACEMENT_COMPUTES,
         description="Weighted: compute -> weight (a compute not named weighs 1).")
-    max_per_compute: Optional[Annotated[int, Field(ge=1)]] = Field(
+    max_per_compute: Optional[Annotated[int, Field(ge=1), BeforeValidator(_integral)]] = Field(
         default=None, alias="maxPerCompute", description="Most resources on any one compute.")
     max_surge: Optional[MaxSurge] = Field(
         default=None, alias="maxSurge", description="Most resources a rebalance adds before "
@@ -676,6 +698,160 @@ def placement_of(service: "Service") -> dict:
     return placement if isinstance(placement, dict) else placement.to_store()
 
 
+# -- scaling safety: bounds and pacing (docs/scaling.md) --------------------------
+
+#: HPA's limits (autoscaling/v2): a window of up to an hour, a policy's period of up to
+#: 30 minutes, at most 10 policies a direction.
+MAX_STABILIZATION_WINDOW = 3600
+MAX_POLICY_PERIOD = 1800
+MAX_POLICIES = 10
+
+#: An integer of the scaling fields (3 or 3.0, not 3.5 or "3").
+Whole = Annotated[int, BeforeValidator(_integral)]
+
+Bound = TypeAliasType("Bound", Annotated[int, Field(ge=0), BeforeValidator(_integral), Field(
+    description="A bound of a count (an integer from 0).")])
+
+
+class PerCompute(Model):
+    """Bounds of each compute's count, for a service with counts per compute."""
+
+    min_replicas: Optional[Bound] = Field(default=None, alias="minReplicas", description=(
+        "The fewest resources on any compute the service names (absent: 0)."))
+    max_replicas: Optional[Bound] = Field(default=None, alias="maxReplicas", description=(
+        "The most resources on any one compute (absent: max_replicas)."))
+
+    @model_validator(mode="after")
+    def _min_within_max(self) -> "PerCompute":
+        _check_min_max(self.min_replicas, self.max_replicas, "minReplicas")
+        return self
+
+
+class ScalingPolicy(Model):
+    """How much a count may change within a period (HPA's HPAScalingPolicy)."""
+
+    type: Literal["Pods", "Percent"] = Field(description=(
+        "Pods: ``value`` resources; Percent: ``value`` % of the count at the start of the "
+        "period, rounded up."))
+    value: Whole = Field(ge=1, description="How many resources, or what percentage.")
+    period_seconds: Whole = Field(ge=1, le=MAX_POLICY_PERIOD, alias="periodSeconds",
+                                description="The period, in seconds (1 to 1800).")
+
+
+class ScalingRules(Model):
+    """How fast one direction goes (HPA's HPAScalingRules); a field left out takes
+    HPA's default for its direction."""
+
+    stabilization_window_seconds: Optional[Annotated[int, Field(
+        ge=0, le=MAX_STABILIZATION_WINDOW), BeforeValidator(_integral)]] = Field(
+        default=None, alias="stabilizationWindowSeconds", description=(
+            "Seconds of past intents to consider (0 to 3600): a scale-down goes to the "
+            "highest intent seen within them, a scale-up to the lowest. Absent: 0 up, 300 "
+            "down."))
+    select_policy: Optional[Literal["Max", "Min", "Disabled"]] = Field(
+        default=None, alias="selectPolicy", description=(
+            "Max: the policy that allows the most change; Min: the least; Disabled: no "
+            "change in this direction. Absent: Max."))
+    policies: Optional[list[ScalingPolicy]] = Field(
+        default=None, min_length=1, max_length=MAX_POLICIES, description=(
+            "1 to 10 policies. Absent: up, Percent 100 and Pods 4 per 15 s; down, Percent "
+            "100 per 15 s."))
+
+
+class Behavior(Model):
+    """How fast the controller moves real resources toward the intent, with the field
+    names and defaults of Kubernetes' HPA (autoscaling/v2 HorizontalPodAutoscalerBehavior).
+    A part left out takes HPA's default."""
+
+    scale_up: Optional[ScalingRules] = Field(default=None, alias="scaleUp")
+    scale_down: Optional[ScalingRules] = Field(default=None, alias="scaleDown")
+
+    EXAMPLES: ClassVar[list] = [
+        {"scaleUp": {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]},
+         "scaleDown": {"stabilizationWindowSeconds": 300}}]
+
+
+MinReplicas = Annotated[Optional[Bound], Field(alias="minReplicas", description=(
+    "The fewest resources in all (a total, or the sum of the counts per compute); an "
+    "intent below is refused. Absent: 0."))]
+MaxReplicas = Annotated[Optional[Bound], Field(alias="maxReplicas", description=(
+    "The most resources in all (a total, or the sum of the counts per compute); an intent "
+    "above is refused. Absent: no bound but max_replicas."))]
+PerComputeBounds = Annotated[Optional[PerCompute], Field(alias="perCompute", description=(
+    "With counts per compute: bounds of each compute's count (a placed service bounds "
+    "each compute with placement.maxPerCompute)."))]
+BehaviorField = Annotated[Optional[Behavior], Field(description=(
+    "Paces how fast the controller moves real resources toward the intent "
+    "(docs/scaling.md). Absent: not paced, every intent is ordered at once."))]
+
+
+def _check_min_max(low: Optional[int], high: Optional[int], field: str) -> None:
+    if low is not None and high is not None and low > high:
+        raise _refuse_at(field, "%d is more than maxReplicas (%d)" % (low, high))
+
+
+def _bounds_agree(spec: Any) -> None:
+    """The rules between a service's bounds and its replicas' form (a PUT body's, a
+    manifest's)."""
+    _check_min_max(spec.min_replicas, spec.max_replicas, "minReplicas")
+    if spec.per_compute is not None and not isinstance(spec.replicas, dict):
+        raise _refuse_at("perCompute", "a placed service (replicas: a total) bounds each "
+                                       "compute with placement.maxPerCompute, not perCompute")
+
+
+@dataclasses.dataclass(frozen=True)
+class Breach:
+    """Replicas outside a service's bounds: which field is at fault, which bound."""
+
+    #: The replicas field at fault: "replicas", or "replicas.<compute>".
+    field: str
+    #: The bound's field: "maxReplicas", "perCompute.minReplicas", ...
+    bound: str
+    #: The bound's value, and the count that breaks it.
+    limit: int
+    count: int
+    #: The compute of a perCompute bound (None: the total).
+    compute: Optional[str] = None
+
+    def describe(self, service: Optional[str] = None) -> str:
+        """What a refusal says, e.g. "service 'web' allows at most 10 replicas in all
+        (maxReplicas): 11 refused" (without ``service``: from "allows")."""
+        where = "in all" if self.compute is None else "on %r" % self.compute
+        most = "at most" if self.bound.endswith("maxReplicas") else "at least"
+        return "%sallows %s %d replicas %s (%s): %d refused" % (
+            "service %r " % service if service else "", most, self.limit, where, self.bound,
+            self.count)
+
+
+def breach(replicas: Union[dict, int], *, min_replicas: Optional[int],
+           max_replicas: Optional[int], per_compute: Any) -> Optional[Breach]:
+    """The first bound ``replicas`` break (each compute's, in name order, then the
+    total's), or None. ``per_compute``: a PerCompute or its stored form."""
+    if isinstance(replicas, dict) and per_compute is not None:
+        # A record read back holds the stored form, a request the model.
+        bounds = per_compute if isinstance(per_compute, dict) else per_compute.to_store()
+        low, high = bounds.get("minReplicas"), bounds.get("maxReplicas")
+        for compute, count in sorted(replicas.items()):
+            if high is not None and count > high:
+                return Breach("replicas.%s" % compute, "perCompute.maxReplicas", high, count,
+                              compute)
+            if low is not None and count < low:
+                return Breach("replicas.%s" % compute, "perCompute.minReplicas", low, count,
+                              compute)
+    total = sum(replicas.values()) if isinstance(replicas, dict) else replicas
+    if max_replicas is not None and total > max_replicas:
+        return Breach("replicas", "maxReplicas", max_replicas, total)
+    if min_replicas is not None and total < min_replicas:
+        return Breach("replicas", "minReplicas", min_replicas, total)
+    return None
+
+
+def breach_of(spec: Any) -> Optional[Breach]:
+    """The bound a service's (or a body's) replicas break, or None."""
+    return breach(spec.replicas, min_replicas=spec.min_replicas,
+                  max_replicas=spec.max_replicas, per_compute=spec.per_compute)
+
+
 # -- services ----------------------------------------------------------------
 
 
@@ -699,6 +875,10 @@ class Service(Model):
                                   "(absent: Spread over every compute).")
     #: Bumped by POST /service/<name>/rebalance; status.placement.rebalanced catches up.
     rebalance: int = Field(default=0, ge=0, description="Rebalances asked for so far.")
+    min_replicas: MinReplicas = None
+    max_replicas: MaxReplicas = None
+    per_compute: PerComputeBounds = None
+    behavior: BehaviorField = None
 
     @classmethod
     def from_store(cls, value: dict) -> "Service":
@@ -738,20 +918,35 @@ class ServiceUpdate(Model):
     managed_by: Optional[ManagedBy] = Field(default=None, alias="managedBy")
     name: Optional[Name] = Field(default=None,
                                  description="If given, must equal the name in the path.")
+    min_replicas: MinReplicas = None
+    max_replicas: MaxReplicas = None
+    per_compute: PerComputeBounds = None
+    behavior: BehaviorField = None
 
     EXAMPLES: ClassVar[list] = [{"replicas": {"local": 3}},
-                                {"replicas": 6, "placement": {"computes": ["dc1", "dc2"]}}]
+                                {"replicas": 6, "placement": {"computes": ["dc1", "dc2"]}},
+                                {"replicas": 6, "minReplicas": 2, "maxReplicas": 10}]
 
-    SCHEMA_RULES: ClassVar[dict] = {"anyOf": [
-        {"properties": {"replicas": {"type": "number"}}},
-        {"properties": {"placement": {"type": "null"}}},
-        {"not": {"required": ["placement"]}}]}
+    SCHEMA_RULES: ClassVar[dict] = {"allOf": [
+        {"anyOf": [{"properties": {"replicas": {"type": "number"}}},
+                   {"properties": {"placement": {"type": "null"}}},
+                   {"not": {"required": ["placement"]}}]},
+        {"anyOf": [{"properties": {"replicas": {"type": "object"}}},
+                   {"properties": {"perCompute": {"type": "null"}}},
+                   {"not": {"required": ["perCompute"]}}]}]}
 
     @field_validator("placement")
     @classmethod
     def _with_a_total(cls, placement: Optional[Placement],
                       info: ValidationInfo) -> Optional[Placement]:
         return _placement_with_a_total(placement, info)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "ServiceUpdate":
+        # The replicas against the bounds are checked against the stored service too
+        # (Intents.put_service), which says which of the two changed.
+        _bounds_agree(self)
+        return self
 
 
 def _placement_with_a_total(placement: Optional[Placement],
@@ -864,7 +1059,8 @@ class FailoverStatus(Model):
 class PlacementStatus(Model):
     """Where a placed service's total went, and why (written by the reconciler)."""
 
-    total: int = Field(ge=0, description="The total of the spec this reflects.")
+    total: int = Field(ge=0, description="The total of the spec this reflects (of a "
+                                         "paced service: its paced total).")
     placed: int = Field(ge=0, description="How many the assignment holds.")
     condition: Literal["Placed", "Unschedulable", "Rebalancing"]
     message: str
@@ -897,6 +1093,54 @@ class ComputeCondition(Model):
                                                              "since it was created).")
 
 
+#: UTC to the millisecond: pacing counts periods of a second.
+PreciseTime = TypeAliasType("PreciseTime", Annotated[str, StringConstraints(
+    pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"), Field(
+    description="UTC, to the millisecond.")])
+
+
+class PacedIntent(Model):
+    """An intent the controller saw, from ``time`` until the next one."""
+
+    time: PreciseTime
+    count: int = Field(ge=0)
+
+
+class PacedChange(Model):
+    """A change of the paced count the controller made."""
+
+    time: PreciseTime
+    from_: int = Field(ge=0, alias="from")
+    to: int = Field(ge=0)
+
+
+class PacingScope(Model):
+    """The pacing of one count: a placed service's total, or one compute's count."""
+
+    intent: int = Field(ge=0, description="What the spec asks for.")
+    paced: int = Field(ge=0, description="What the controller orders now.")
+    message: str = Field(description="e.g. \"Paced: 120 of 500, next step in 12 s\" "
+                                     "(\"\" once the paced count is the intent).")
+    next_step: Optional[PreciseTime] = Field(default=None, alias="nextStep", description=(
+        "When the paced count moves next (absent: at the intent, or not before the "
+        "intent changes)."))
+    intents: list[PacedIntent] = Field(description=(
+        "The intents seen within the longest stabilization window, oldest first."))
+    changes: list[PacedChange] = Field(description=(
+        "The changes made within the longest policy period, oldest first."))
+
+
+class PacingStatus(Model):
+    """Where a service with a ``behavior`` stands in moving toward its intent (written
+    by the reconciler; docs/scaling.md): a controller restarted, or a new leader, goes
+    on from here."""
+
+    message: str = Field(description="Every scope's message (\"\": nothing paced).")
+    total: Optional[PacingScope] = Field(default=None, description="A placed service's total.")
+    computes: dict[Name, PacingScope] = Field(default_factory=dict, description=(
+        "Each compute's count, for a service with counts per compute."))
+
+
 class ServiceStatus(Model):
     observed_generation: int = Field(
         ge=0, alias="observedGeneration",
@@ -904,6 +1148,8 @@ class ServiceStatus(Model):
     computes: dict[Name, ComputeStatus]
     placement: Optional[PlacementStatus] = Field(default=None,
                                                  description="A placed service's placement.")
+    pacing: Optional[PacingStatus] = Field(default=None, description=(
+        "A service with a behavior: how its counts are paced."))
 
 
 def empty_status() -> dict:
@@ -956,6 +1202,10 @@ class ServiceSpec(Model):
 
     replicas: ReplicasOrTotal
     placement: Optional[Placement] = None
+    min_replicas: MinReplicas = None
+    max_replicas: MaxReplicas = None
+    per_compute: PerComputeBounds = None
+    behavior: BehaviorField = None
 
     SCHEMA_RULES: ClassVar[dict] = ServiceUpdate.SCHEMA_RULES
 
@@ -964,6 +1214,15 @@ class ServiceSpec(Model):
     def _with_a_total(cls, placement: Optional[Placement],
                       info: ValidationInfo) -> Optional[Placement]:
         return _placement_with_a_total(placement, info)
+
+    @model_validator(mode="after")
+    def _bounds(self, info: ValidationInfo) -> "ServiceSpec":
+        _bounds_agree(self)
+        found = breach_of(self)
+        if found is not None:
+            # The manifest's name, when its loader gives it.
+            raise _refuse_at(found.field, found.describe((info.context or {}).get("name")))
+        return self
 
 
 # -- what else the API answers ------------------------------------------------
@@ -981,9 +1240,11 @@ class PlanLine(Model):
     from_: Optional[int] = Field(alias="from", ge=0, description="What runs there, as last "
                                                                  "reported (null: never).")
     to: int = Field(ge=0, description="What should run there.")
-    reason: Literal["intent", "placement", "rebalance", "drift", ""] = Field(description=(
-        "intent: the spec asks for a new count; placement: genisys placed a new total; "
-        "rebalance: a rebalance moves it; drift: what runs moved; \"\" with none."))
+    reason: Literal["intent", "placement", "rebalance", "drift", "paced", ""] = Field(
+        description="intent: the spec asks for a new count; placement: genisys placed a new "
+                    "total; rebalance: a rebalance moves it; drift: what runs moved; paced: "
+                    "the next step toward the intent, as the service's behavior paces it; "
+                    "\"\" with none.")
 
 
 class MovedObject(Model):
@@ -1078,8 +1339,9 @@ class Readiness(Model):
 #: The shapes the OpenAPI document names (the types their fields use join them).
 DOCUMENTED: tuple[Any, ...] = (
     Compute, ComputeUpdate, ComputeView, ComputeList, ServiceUpdate, StepRequest, ScaleRequest,
-    Placement, PlacementStatus, Plan, PlanLine, DryRunAnswer, ServiceView, ServiceWithEvents,
-    ServiceList, ServiceStatus, ComputeStatus, ComputeCondition, Event, Error,
+    Placement, PlacementStatus, Behavior, PacingStatus, Plan, PlanLine, DryRunAnswer,
+    ServiceView, ServiceWithEvents, ServiceList, ServiceStatus, ComputeStatus, ComputeCondition,
+    Event, Error,
     AuditEntry, Health, Readiness, ManifestSync)
 
 

@@ -9,6 +9,7 @@ here (RequestRefused, parse_json, MAX_BODY_BYTES, ...) are re-exported.
 
 import hashlib
 import json
+import time
 
 from genisys import errors
 from genisys.auth import WRITE_METHODS
@@ -64,8 +65,9 @@ class APIHandler(JSONHandler):
         if self.dry_run is None:
             self.send(status, body, version=version)
             return
-        before = await make_plan(self.dry_run.base)
-        after = await make_plan(self.dry_run)
+        now = time.time()  # one moment for both: a paced step due between them is no change
+        before = await make_plan(self.dry_run.base, now=now)
+        after = await make_plan(self.dry_run, now=now)
         self.send(200, {"dryRun": True, "status": status, "result": body,
                         "plan": changed_lines(before, after), "revision": before["revision"]})
 

@@ -300,7 +300,9 @@ def _services_paths():
                 parameters=[_ref("parameters", "IfMatch")],
                 body=_body(_schema("ServiceUpdate"), "Every compute named must exist; a "
                                                      "`name`, if given, must equal the one in "
-                                                     "the path.")),
+                                                     "the path; the replicas must be within "
+                                                     "the bounds (minReplicas, maxReplicas, "
+                                                     "perCompute: a 400 naming the field).")),
             "delete": _operation(
                 "deleteService", "services", "Mark a service for deletion",
                 dict(_WRITE, **bad_name, **{
@@ -317,26 +319,28 @@ def _services_paths():
             "a compute, adds one to the total of a placed service (creating one placed "
             "over every compute on first use).",
             "StepRequest", "No such compute.",
-            "The count is at max_replicas already, the service is being deleted, creating "
-            "it would exceed max_services, or the step names a compute of a placed service "
-            "(or none of a service with counts per compute).", "Conflict", "LimitExceeded"),
+            "The count is at max_replicas or the service's maxReplicas already, the service "
+            "is being deleted, creating it would exceed max_services, or the step names a "
+            "compute of a placed service (or none of a service with counts per compute).",
+            "Conflict", "LimitExceeded"),
             parameters=[name]),
         "/service/{name}/downscale": dict(step(
             "downscaleService", "One resource less on a compute",
             "Removes one from the desired count of the service on the compute (without a "
             "compute: from the total of a placed service).",
             "StepRequest", "No such service, or no such compute.",
-            "The count is 0 already, the service is being deleted, or the step's form "
-            "(a compute or none) is not the service's.", "Conflict"),
+            "The count is 0 or the service's minReplicas already, the service is being "
+            "deleted, or the step's form (a compute or none) is not the service's.",
+            "Conflict"),
             parameters=[name]),
         "/service/{name}/scale": dict(step(
             "scaleService", "Set the desired count on a compute",
             "Sets the desired count of the service on the compute, creating the service on "
             "first use (without a compute: the total of a placed service).",
             "ScaleRequest", "No such compute.",
-            "The service is being deleted, creating it would exceed max_services, or the "
-            "step's form (a compute or none) is not the service's.",
-            "Conflict", "LimitExceeded"),
+            "The number is outside the service's bounds, the service is being deleted, "
+            "creating it would exceed max_services, or the step's form (a compute or none) "
+            "is not the service's.", "Conflict", "LimitExceeded"),
             parameters=[name]),
         "/service/{name}/rebalance": {
             "parameters": [name],

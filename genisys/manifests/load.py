@@ -161,7 +161,8 @@ def parse_document(data, *, file, document):
             try:
                 spec = SPECS[kind].model_validate(data["spec"], context={
                     "maximum": MANIFEST_MAX_COUNT, "limit": "the largest count a manifest "
-                                                            "may hold"}).to_store()
+                                                            "may hold",
+                    "name": name}).to_store()
             except ValidationError as e:
                 problems.extend(Problem(file, document, p.field, p.message)
                                 for p in problems_of(e, where="spec"))

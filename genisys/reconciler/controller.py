@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Optional, cast
 
-from genisys import placement
+from genisys import pacing, placement
 from genisys.connector.client import ConnectorClient, ConnectorFailure, ConnectorNotFound
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import (
@@ -254,6 +254,8 @@ class Reconciler:
             if status is None or service.deleting \
                     or status.value.get("observedGeneration") != service.generation:
                 continue
+            if (status.value.get("pacing") or {}).get("message"):
+                continue  # paced toward its intent: its passes take the next steps
             wants: Any = service.replicas
             if service.placed:
                 placed = status.value.get("placement") or {}
@@ -298,6 +300,8 @@ class Reconciler:
             return None
         service = Service.from_store(spec.value)
         previous = current.value if current else empty_status()
+        paced = pacing.pace_service(service, previous, now=time.time())
+        service = paced.service
         placed = await self._place(service, previous) if service.placed else None
         assignment = placed["assignment"] if placed is not None else None
         failing = placed.pop("_pass", None) if placed is not None else None
@@ -312,6 +316,7 @@ class Reconciler:
         decision = conclude(service, results, placement=placed)
         if placed is not None:
             decision = self._placement_told(service, previous, placed, decision, failing)
+        decision = _paced_told(decision, paced)
         self.metrics.passes.labels(decision.outcome).inc()
         self.metrics.pass_seconds.observe(time.monotonic() - started)
         try:
@@ -700,7 +705,6 @@ class Reconciler:
             self._forget_pair(name, compute)
 
 
-
 class _Rate:
     """A token bucket of ``rate`` a second, and a burst of one."""
 
@@ -718,3 +722,17 @@ class _Rate:
             self._tokens -= 1.0
             return None
         return (1.0 - self._tokens) / self.rate
+
+
+# -- pacing (docs/scaling.md) --------------------------------------------------------
+
+
+def _paced_told(decision: Decision, paced: pacing.Paced) -> Decision:
+    """A paced service's decision: its status carries where the pacing stands (a
+    controller restarted, or a new leader, goes on from it), and the service is looked
+    at again when its next step is due."""
+    if paced.status is None or decision.status is None:
+        return decision
+    waits = [w for w in (decision.retry_in, paced.retry_in) if w is not None]
+    return dataclasses.replace(decision, status=dict(decision.status, pacing=paced.status),
+                               retry_in=min(waits) if waits else None)

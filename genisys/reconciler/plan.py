@@ -10,25 +10,31 @@ no connector call, and says what the next passes will order.
 Each line: the action (create, scale up, scale down, delete, none), from -> to,
 and the reason: ``intent`` (the spec asks for a new count there), ``placement``
 (genisys placed a new total), ``rebalance`` (a rebalance moves it), ``drift``
-(the intent did not move, but what runs did).
+(the intent did not move, but what runs did), ``paced`` (the next step toward the
+intent of a service whose behavior paces it: docs/scaling.md).
 """
 
+import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from genisys import placement
+from genisys import pacing, placement
 from genisys.intents import COMPUTES, SERVICES, STATUS
 from genisys.model import Service
 from genisys.store import Store
 
 CREATE, SCALE_UP, SCALE_DOWN, DELETE, NONE = "create", "scale up", "scale down", "delete", "none"
 ACTIONS = (CREATE, SCALE_UP, SCALE_DOWN, DELETE, NONE)
-REASONS = ("intent", "placement", "rebalance", "drift", "")
+REASONS = ("intent", "placement", "rebalance", "drift", "paced", "")
 
 
-async def make_plan(store: Store, *, since: Optional[int] = None) -> dict:
+async def make_plan(store: Store, *, since: Optional[int] = None,
+                    now: Optional[float] = None) -> dict:
     """The plan of everything in ``store``: ``{"revision", "changes", "lines"}``, and
-    with ``since`` (a revision), ``moved``: the services and computes written after it."""
+    with ``since`` (a revision), ``moved``: the services and computes written after it.
+    ``now`` (seconds since the epoch; None: now) is when paced services take their
+    next step."""
+    now = time.time() if now is None else now
     specs = await store.list(SERVICES)
     statuses = {r.key[len(STATUS):]: r.value for r in (await store.list(STATUS)).records}
     computes = await store.list(COMPUTES)
@@ -36,7 +42,7 @@ async def make_plan(store: Store, *, since: Optional[int] = None) -> dict:
     lines = []
     for record in specs.records:
         service = Service.from_store(record.value)
-        lines += service_lines(service, statuses.get(service.name, {}), labels)
+        lines += service_lines(service, statuses.get(service.name, {}), labels, now=now)
     plan: dict[str, Any] = {
         "revision": max(specs.revision, computes.revision),
         "changes": sum(1 for line in lines if line["action"] != NONE), "lines": lines}
@@ -48,9 +54,12 @@ async def make_plan(store: Store, *, since: Optional[int] = None) -> dict:
 
 
 def service_lines(service: Service, status: Mapping[str, Any],
-                  computes: Mapping[str, Mapping[str, str]]) -> list[dict]:
+                  computes: Mapping[str, Mapping[str, str]], *, now: float) -> list[dict]:
     """The lines of one service, by compute: those it should run on, and those its
-    status still has an entry for (they go to 0)."""
+    status still has an entry for (they go to 0). A paced service's are its next step
+    (as the reconciler takes it at ``now``)."""
+    paced = pacing.pace_service(service, status, now=now)
+    service = paced.service
     entries = status.get("computes", {})
     before = status.get("placement") or {}
     if service.placed:
@@ -68,7 +77,10 @@ def service_lines(service: Service, status: Mapping[str, Any],
         action = _action(entry, running, to, gone=service.deleting or compute not in counts)
         reason = ""
         if action != NONE:
-            if entry is not None and entry.get("desired") == to:
+            step, intent = paced.steps.get(None if service.placed else compute, (0, 0))
+            if step != intent:
+                reason = "paced"
+            elif entry is not None and entry.get("desired") == to:
                 reason = "drift"
             elif service.placed and not service.deleting \
                     and before.get("assignment", {}).get(compute, 0) != to:
