@@ -20,7 +20,7 @@ import os
 import tornado.web
 
 from genisys.api.base import APIHandler
-from genisys.intents import COMPUTES, SERVICES, STATUS
+from genisys.intents import COMPUTES, HEALTH, SERVICES, STATUS
 from genisys.model import validate_name
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,9 +82,13 @@ class SummaryHandler(APIHandler):
         computes = (await self.intents.store.list(COMPUTES)).records
         specs = (await self.intents.store.list(SERVICES)).records
         statuses = (await self.intents.store.list(STATUS)).records
+        # Each compute's condition, as the reconciler stored it (none yet: Unknown).
+        health = {r.key[len(HEALTH):]: r.value.get("condition")
+                  for r in (await self.intents.store.list(HEALTH)).records}
         summary = {r.value["name"]: {"name": r.value["name"], "connector": r.value["connector"],
                                      "services": 0, "desired": 0, "running": 0,
-                                     "capacity": None, "batch": None, "health": None}
+                                     "capacity": None, "batch": None,
+                                     "health": health.get(r.value["name"])}
                    for r in computes}
         for record in statuses:
             status = record.value
@@ -94,12 +98,6 @@ class SummaryHandler(APIHandler):
                     continue
                 if entry.get("desired", 0) > 0 or (entry.get("running") or 0) > 0:
                     row["services"] += 1
-                # Until computes have a health of their own: how the last calls went.
-                if entry.get("condition") == "Unreachable":
-                    row["health"] = "Unreachable"
-                elif entry.get("condition") in ("Converged", "Progressing") \
-                        and row["health"] is None:
-                    row["health"] = "Reachable"
                 row["desired"] += entry.get("desired", 0)
                 row["running"] += entry.get("running") or 0
             for compute, reported in ((status.get("placement") or {}).get("capacity")

@@ -189,6 +189,10 @@ def test_plus_starts_a_process_and_the_page_follows_it_live(two_services, browse
         ".map(td => td.textContent)") == ["2", "4", "4", "—", str(MAX_BATCH)],
         message="local's numbers: 2 services, 4 desired, 4 running, no capacity, batches "
                 "of %d" % MAX_BATCH)
+    # Its health is the compute's condition (GET /compute/local/status).
+    assert browser.execute_script(
+        "return document.querySelector('tr[data-compute=\"local\"] .badge').textContent"
+    ).split()[-1] == "Ready"
     screenshot(browser, "ui-overview.png")
 
     browser.find_element(By.LINK_TEXT, "web").click()

@@ -374,7 +374,8 @@
       body.replaceChildren(...computes.map((c) => el("tr", { "data-compute": c.name },
         el("td", { class: "name", text: c.name }),
         el("td", { class: "mono", text: c.connector }),
-        el("td", {}, c.health ? conditionBadge(c.health === "Reachable" ? "Converged" : "Unreachable")
+        el("td", {}, c.health && c.health !== "Unknown"
+          ? conditionBadge(c.health === "Ready" ? "Converged" : "Unreachable")
           : el("span", { class: "muted", text: "unknown" })),
         el("td", { class: "num", text: c.services }),
         el("td", { class: "num", text: c.desired }),
@@ -384,7 +385,7 @@
         el("td", { class: "num", text: c.batch === null ? "—" : c.batch === 0 ? "no" : c.batch }))));
       // A health badge reads as its condition; say what it means here.
       for (const badge of body.querySelectorAll(".badge")) {
-        badge.lastChild.textContent = badge.dataset.condition === "Converged" ? "Reachable" : "Unreachable";
+        badge.lastChild.textContent = badge.dataset.condition === "Converged" ? "Ready" : "NotReady";
       }
       if (!computes.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted", text: "No computes." })));
     }
