@@ -191,8 +191,8 @@ def test_plus_starts_a_process_and_the_page_follows_it_live(two_services, browse
                 "of %d" % MAX_BATCH)
     # Its health is the compute's condition (GET /compute/local/status).
     assert browser.execute_script(
-        "return document.querySelector('tr[data-compute=\"local\"] .badge').textContent"
-    ).split()[-1] == "Ready"
+        "return document.querySelector('tr[data-compute=\"local\"] .badge').lastChild"
+        ".textContent") == "Ready"
     screenshot(browser, "ui-overview.png")
 
     browser.find_element(By.LINK_TEXT, "web").click()
