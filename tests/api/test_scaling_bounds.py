@@ -6,6 +6,7 @@ answers the same refusal; the steps keep the bounds."""
 import pytest
 
 from tests.api.client import Api
+from tests.api.test_dry_run import dump
 
 BEHAVIOR = {"scaleUp": {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 1}]},
             "scaleDown": {"stabilizationWindowSeconds": 60}}
@@ -16,10 +17,6 @@ def api(app, http_server, base_url):
     client = Api(base_url)
     yield client
     client.close()
-
-
-async def dump(store):
-    return [(r.key, r.value, r.version) for r in (await store.list("")).records]
 
 
 async def seed(api):

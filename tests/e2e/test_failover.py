@@ -153,17 +153,23 @@ def test_most_computes_down_trips_the_breaker_and_nothing_moves(sites):
     assert sites.failover()["condition"] == "Held"
 
 
-def test_many_services_on_a_dead_compute_fail_over_no_faster_than_the_rate(sites):
-    services = ["s%02d" % i for i in range(20)]
-    sites.start(*QUICK_HEALTH, "--failover-rate", "2")
+def many_on_two(sites, services, total, *args):
+    """``services``, each ``total`` over computes a and b with a toleration of 1 s,
+    converged; then b's connector SIGKILLed."""
+    sites.start(*QUICK_HEALTH, *args)
     for name in ("a", "b"):
         sites.site(name, services=services)
     for service in services:
-        sites.put_service(2, {"computes": ["a", "b"], "failover": {"tolerationSeconds": 1}},
+        sites.put_service(total, {"computes": ["a", "b"], "failover": {"tolerationSeconds": 1}},
                           service=service)
     for service in services:
-        sites.converged({"a": 1, "b": 1}, service=service)
+        sites.converged({"a": total // 2, "b": total // 2}, service=service)
     sites.sites["b"].connector.kill()
+
+
+def test_many_services_on_a_dead_compute_fail_over_no_faster_than_the_rate(sites):
+    services = ["s%02d" % i for i in range(20)]
+    many_on_two(sites, services, 2, "--failover-rate", "2")
     for service in services:
         wait_for(lambda s=service: sites.failover(s).get("condition") == "FailedOver",
                  timeout=60, message="%s failed over" % service)
@@ -222,22 +228,13 @@ def test_a_flapping_connector_does_not_move_replicas_back_and_forth(sites):
 
 def test_a_controller_killed_in_the_middle_of_a_fail_over_finishes_it_after_restart(sites):
     services = ["s%d" % i for i in range(5)]
-    args = [*QUICK_HEALTH, "--failover-rate", "0.5"]
-    sites.start(*args)
-    for name in ("a", "b"):
-        sites.site(name, services=services)
-    for service in services:
-        sites.put_service(4, {"computes": ["a", "b"], "failover": {"tolerationSeconds": 1}},
-                          service=service)
-    for service in services:
-        sites.converged({"a": 2, "b": 2}, service=service)
-    sites.sites["b"].connector.kill()
+    many_on_two(sites, services, 4, "--failover-rate", "0.5")
     wait_for(lambda: any(sites.failover(s).get("condition") == "FailedOver" for s in services),
              timeout=CONVERGE, message="a first fail-over")
     # One service at most every 2 s: most are still to fail over.
     assert sum(sites.failover(s).get("condition") == "FailedOver" for s in services) < 5
     sites.genisys.kill()  # SIGKILL, in the middle of the fail-over
-    sites.start(*args)
+    sites.start(*QUICK_HEALTH, "--failover-rate", "0.5")
     assert sites.condition("b")["condition"] == "NotReady"  # as stored before the kill
     for service in services:
         wait_for(lambda s=service: sites.counts(s) == {"a": 4, "b": 2}
