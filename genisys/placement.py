@@ -144,6 +144,8 @@ def eligible(placement: Mapping[str, Any], computes: Mapping[str, Mapping[str, s
     if listed is not None:
         return [name for name in listed if name in computes]
     selector = placement.get("selector")
+    if not selector:  # every compute (the common case: no call per compute)
+        return sorted(computes)
     return [name for name in sorted(computes) if selects(selector, computes[name])]
 
 

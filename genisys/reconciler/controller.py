@@ -351,9 +351,13 @@ class Reconciler:
         # This thread's CPU time: not the store's writer thread, nor waiting for the GIL.
         # (The clock itself adds about 1 µs to each decision on the 2-core VM.)
         started = time.thread_time()
-        placed = placement.assign(service, status, computes=computes, capacity=capacity,
-                                  health=health, now=time.time(), may_start=self._may_fail_over,
-                                  breaker=self.failover_breaker)
+        if health is None:
+            placed = placement.assign(service, status, computes=computes, capacity=capacity)
+        else:
+            placed = placement.assign(service, status, computes=computes, capacity=capacity,
+                                      health=health, now=time.time(),
+                                      may_start=self._may_fail_over,
+                                      breaker=self.failover_breaker)
         self.metrics.placement_seconds.inc(time.thread_time() - started)
         self.metrics.placements.inc()
         return placed
