@@ -29,6 +29,7 @@ from genisys import pacing, placement
 from genisys.connector.client import ConnectorClient, ConnectorFailure, ConnectorNotFound
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import (
+    COMPUTES,
     HEALTH,
     SERVICES,
     compute_key,
@@ -577,9 +578,10 @@ class Reconciler:
         """Start from the conditions stored by the last leader (or this controller before
         a restart): a compute NotReady stays so until it has answered long enough. The
         records of computes gone meanwhile go."""
+        computes = {r.key for r in (await self.store.list(COMPUTES)).records}
         for record in (await self.store.list(HEALTH)).records:
             name = record.key[len(HEALTH):]
-            if await self.store.get(compute_key(name)) is None:
+            if compute_key(name) not in computes:
                 with contextlib.suppress(VersionMismatch):  # written again meanwhile
                     await self.store.delete(health_key(name), expect_version=record.version)
                 continue

@@ -245,7 +245,7 @@ def test_a_controller_killed_in_the_middle_of_a_fail_over_finishes_it_after_rest
         assert sites.reasons(service).count(("FailedOver", "b")) == 1
 
 
-def test_a_compute_s_condition_is_shown_stored_and_counted(sites, start_genisys):
+def test_a_compute_s_condition_is_shown_stored_and_counted(sites):
     sites.start(*QUICK_HEALTH)
     port = free_port()  # nothing listens there yet
     r = sites.request("PUT", "/compute/a", json={"connector": "http://127.0.0.1:%d" % port})
