@@ -500,7 +500,8 @@ def render(results):
                    "protocol): %s resources, seconds from the controller's" % (
                        fmt(placed["services"]), placed["total"], placed["strategy"],
                        placed["computes"], placed["protocol"], fmt(placed["resources"])))
-        out.append("   start to every service's assignment Converged")
+        out.append("   start to every service's assignment Converged; poll interval %g s in "
+                   "both runs (no resync in either)" % placed.get("poll_interval", 15.0))
         out += ["  " + line for line in _table(
             ["", "seconds", "start-up s", "placement CPU s", "decisions", "µs/decision",
              "requests", "CPU s", "peak RSS MB", "connectors CPU s"],

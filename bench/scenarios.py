@@ -105,12 +105,16 @@ class Settings:
     placement_services: int = 10000
     placement_total: int = 4
     placement_computes: int = 8
+    #: h. the poll interval of the placed run and its twin: longer than either takes, so
+    #: that no resync lands in one and not in the other (c measures what a resync costs).
+    placement_poll_interval: float = 120.0
     #: Extra flags for every controller (e.g. "--reconciler-workers=64").
     controller_args: tuple = ()
 
 
-def _controller_args(settings, protocol):
-    return (("--poll-interval", "%gs" % settings.poll_interval) + tuple(settings.controller_args)
+def _controller_args(settings, protocol, poll_interval=None):
+    poll_interval = settings.poll_interval if poll_interval is None else poll_interval
+    return (("--poll-interval", "%gs" % poll_interval) + tuple(settings.controller_args)
             + tuple(protocol.controller_args))
 
 
@@ -139,7 +143,8 @@ def _seed_timed(db, **seed):
 
 
 def _until_converged(fleet, settings, protocol, db, connectors, *, count, wanted,
-                     profile_to=None, read=None, reader=None, store_args=()):
+                     profile_to=None, read=None, reader=None, store_args=(),
+                     poll_interval=None):
     """Spawn a controller on the seeded ``db`` and poll ``count(reader, controller)`` (a
     StatusReader on ``db``, unless another ``reader`` is given: for a store that is not
     SQLite, whose URL ``db`` then is, with ``store_args``) until it reaches ``wanted``;
@@ -150,7 +155,7 @@ def _until_converged(fleet, settings, protocol, db, connectors, *, count, wanted
     before = procs.connector_requests(connectors)
     connectors_cpu = _cpu(connectors)
     reader = reader or StatusReader(db)
-    controller = fleet.controller(db, args=_controller_args(settings, protocol)
+    controller = fleet.controller(db, args=_controller_args(settings, protocol, poll_interval)
                                   + tuple(store_args), profile_to=profile_to)
     try:
         controller.wait_listening()
@@ -496,7 +501,8 @@ def placement(fleet, settings):
                 "assignments": reader.assignments()}
 
     run = _until_converged(fleet, settings, protocol, db, connectors, wanted=services,
-                           count=converged_services, read=once_converged)
+                           count=converged_services, read=once_converged,
+                           poll_interval=settings.placement_poll_interval)
     fleet.stop(*connectors)
     done, read = run.pop("done"), run.pop("read")
     counters, seen = read["counters"], read["seen"]
@@ -519,6 +525,7 @@ def placement(fleet, settings):
         "placement_cpu_seconds": counters["cpu_seconds"], "decisions": decisions,
         "us_per_decision": counters["cpu_seconds"] * 1e6 / decisions if decisions else None,
         "first_decisions": first or None, "seed_seconds": seed_seconds,
+        "poll_interval": settings.placement_poll_interval,
         "per_compute_twin": twin,
     }
 
@@ -539,7 +546,8 @@ def _per_compute_twin(fleet, settings, protocol, assignments):
                 number=max(max(a.values()) for a in assignments.values()))
     pairs = sum(len(a) for a in assignments.values())
     run = _until_converged(fleet, settings, protocol, db, connectors, wanted=pairs,
-                           count=lambda reader, _: reader.pairs_at_desired())
+                           count=lambda reader, _: reader.pairs_at_desired(),
+                           poll_interval=settings.placement_poll_interval)
     fleet.stop(*connectors)
     run.pop("read")
     return {"pairs": pairs, "pairs_converged": run.pop("done"), **run}

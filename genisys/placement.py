@@ -49,7 +49,7 @@ import functools
 import heapq
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Optional, cast
+from typing import Any, Optional
 
 from genisys.model import CONVERGED, Service, placement_of, utc_seconds, utc_text
 
@@ -456,9 +456,13 @@ def assign(service: Service, status: Mapping[str, Any], *,
     start now, else the seconds until one may (the global rate). What the pass needs
     besides the status comes in ``_pass``: the events to add, when to look again, why
     counts moved; the caller pops it."""
-    spec = placement_of(service)
+    # (A first decision of thousands of services runs this with cold caches, where each
+    # Python call costs about a µs: the common cases call none.)
+    spec = service.placement if type(service.placement) is dict else placement_of(service)
     before = status.get("placement") or {}
-    names = tuple(eligible(spec, computes))
+    listed = spec.get("computes")
+    names = tuple(filter(computes.__contains__, listed)) if listed is not None \
+        else tuple(eligible(spec, computes))
     # (Most services have no fail-over: they pay nothing for it.)
     failing = None
     if spec.get("failover") is not None:
@@ -475,7 +479,8 @@ def assign(service: Service, status: Mapping[str, Any], *,
     else:  # no connector reported any (the common case): nothing to sort
         reported = ()
     rebalance = service.rebalance > before.get("rebalanced", 0)
-    running, refusing, desired = _past(status.get("computes"))
+    entries = status.get("computes")
+    running, refusing, desired = _past(entries) if entries else ((), (), ())
     # A service that had counts per compute keeps them as its first assignment: giving it
     # a total moves nothing by itself either.
     if before:
@@ -489,17 +494,18 @@ def assign(service: Service, status: Mapping[str, Any], *,
         previous = desired or None
     weights = spec.get("weights")
     decided = _decide(
-        cast(int, service.replicas), spec.get("strategy", SPREAD),
+        service.replicas, spec.get("strategy", SPREAD),  # type: ignore[arg-type]  # an int here
         tuple(sorted(weights.items())) if weights else (), spec.get("maxPerCompute"),
         spec.get("maxSurge"), names, reported, previous, running, rebalance, refusing,
-        _start(service.name, len(names)))
-    placed = dict(decided)
-    for field in ("assignment", "shares", "reasons"):
-        placed[field] = dict(placed[field])  # the cached answer stays as it is
-    placed["capacity"] = {c: {"total": t, "usedByOthers": u} for c, (t, u) in reported}
-    done = placed.pop("done")
-    placed["rebalanced"] = service.rebalance if not rebalance or done \
-        else before.get("rebalanced", 0)
+        zlib.crc32(service.name.encode()) % len(names) if names else 0)  # _start's
+    answer, done = decided
+    placed = {**answer,  # copies: the remembered answer stays as it is
+              "assignment": dict(answer["assignment"]), "shares": dict(answer["shares"]),
+              "reasons": dict(answer["reasons"]),
+              "capacity": {c: {"total": t, "usedByOthers": u} for c, (t, u) in reported}
+              if reported else {},
+              "rebalanced": service.rebalance if not rebalance or done
+              else before.get("rebalanced", 0)}
     if failing is not None:
         failing.conclude(placed)
     return placed
@@ -743,10 +749,11 @@ def _past(entries: Optional[Mapping[str, Any]]) -> tuple[tuple, tuple, tuple]:
 @functools.lru_cache(maxsize=4096)
 def _decide(total: int, strategy: str, weights: tuple, most: Optional[int], surge: Any,
             names: tuple[str, ...], capacity: tuple, previous: Optional[tuple],
-            running: tuple, rebalance: bool, refused_by: tuple, start: int) -> dict:
-    """``assign``'s decision, from hashable inputs only: services with the same total,
-    placement, computes and past (thousands of them, often) share one. Pure, so a
-    remembered answer is the answer; the caller copies what it keeps."""
+            running: tuple, rebalance: bool, refused_by: tuple, start: int
+            ) -> tuple[dict, bool]:
+    """``assign``'s decision, from hashable inputs only, and whether a rebalance is done:
+    services with the same total, placement, computes and past (thousands of them, often)
+    share one. Pure, so a remembered answer is the answer; the caller copies what it keeps."""
     spec = {"strategy": strategy, "weights": dict(weights), "maxPerCompute": most,
             "maxSurge": surge}
     found = candidates(spec, names, capacity=dict(capacity), running={})
@@ -767,7 +774,7 @@ def _decide(total: int, strategy: str, weights: tuple, most: Optional[int], surg
         message = "%d placed on %d compute(s) (%s)" % (total, len(result.assignment), strategy)
     return {"total": total, "placed": result.placed, "condition": condition,
             "message": message, "assignment": result.assignment, "shares": result.shares,
-            "reasons": result.reasons, "done": result.rebalanced}
+            "reasons": result.reasons}, result.rebalanced
 
 
 def moves(status: Mapping[str, Any], after: Mapping[str, Any],
