@@ -1,12 +1,12 @@
 """What genisys reads of a connector's answer: at most a limit, and in a form fit for a status.
 
 A connector is a separate program, often someone else's, and may be buggy or
-hostile. ``AnswerReader`` takes the head and body of one answer from libcurl as
-they arrive and gives up as soon as the body passes its limit (a Content-Length
-over it: before any of the body is read), so an answer never costs more memory
-than the limit. ``readable`` turns a body into the one line a status message
-quotes: the message of a JSON error in the protocol's shape, the text of an
-HTML page, else the body itself; control characters never get through.
+hostile. ``read`` takes the head and body of one answer as they arrive and gives
+up as soon as the body passes its limit (a Content-Length over it: before any of
+the body is read), so an answer never costs more memory than the limit.
+``readable`` turns a body into the one line a status message quotes: the message
+of a JSON error in the protocol's shape, the text of an HTML page, else the body
+itself; control characters never get through.
 """
 
 import dataclasses
@@ -15,20 +15,14 @@ import json
 import re
 import unicodedata
 
-import pycurl
-
 #: How many characters of an answer a status message quotes.
 EXCERPT_CHARS = 256
 #: How much of an HTML page is parsed for its message: the message is at the top,
 #: and html.parser takes some 40 µs a tag: a MiB of tags would cost seconds a call.
 HTML_PARSED_BYTES = 16 * 1024
 
-# At most 18 digits: a longer run is no size curl would take, and int() of thousands
-# of digits raises (in a libcurl callback). The body's own count still applies.
-_CONTENT_LENGTH = re.compile(rb"content-length\s*:\s*(\d{1,18})\s*$", re.IGNORECASE)
-_CONTENT_TYPE = re.compile(rb"content-type\s*:\s*(.*?)\s*$", re.IGNORECASE)
 # Only the delay-seconds form (RFC 9110): connectors answer it; an HTTP date is ignored.
-_RETRY_AFTER = re.compile(rb"retry-after\s*:\s*(\d{1,9})\s*$", re.IGNORECASE)
+_RETRY_AFTER = re.compile(r"\s*(\d{1,9})\s*$")
 #: The longest Retry-After genisys waits: a connector's own word, so bounded like the
 #: backoff it stands in for (the controller's backoff maximum is a minute by default).
 MAX_RETRY_AFTER = 300
@@ -60,59 +54,52 @@ class TooLarge:
             size_text(self.limit), setting, self.seen)
 
 
-class AnswerReader:
-    """The head and body of one answer, read by libcurl's callbacks, up to ``limit`` bytes.
+class AnswerTooLarge(Exception):
+    """``read`` gave up on an answer: ``too_large`` says how."""
 
-    Installed with ``install(curl)`` (tornado's ``prepare_curl_callback``): it replaces
-    the header and write functions tornado set, so tornado's response has neither
-    headers nor body; they are here. Returning less than it was given makes libcurl
-    fail the transfer (CURLE_WRITE_ERROR), which is how it stops reading."""
+    def __init__(self, too_large):
+        super().__init__(too_large)
+        self.too_large = too_large
 
-    def __init__(self, limit):
-        self.limit = limit
-        self.body = bytearray()
-        self.content_type = ""
-        self.declared = None
-        #: Seconds of the answer's Retry-After (at most MAX_RETRY_AFTER), None without one.
-        self.retry_after = None
-        #: Bytes of the body seen, those not kept included.
-        self.seen = 0
-        #: A TooLarge once the limit was passed, else None.
-        self.too_large = None
 
-    def install(self, curl):
-        # tornado's curl client turns libcurl's verbose trace on when its logger is at
-        # DEBUG: that trace holds every header sent, the connector's token among them.
-        curl.setopt(pycurl.VERBOSE, 0)
-        curl.setopt(pycurl.HEADERFUNCTION, self._header)
-        curl.setopt(pycurl.WRITEFUNCTION, self._write)
+@dataclasses.dataclass
+class Answer:
+    """The head and body of one answer, read up to ``limit`` bytes (``read``)."""
 
-    def _header(self, line):
-        if line.startswith(b"HTTP/"):  # a new answer (after a 100 Continue): forget the last
-            self.content_type, self.declared, self.retry_after = "", None, None
-            return None
-        match = _RETRY_AFTER.match(line)
-        if match:
-            self.retry_after = min(int(match.group(1)), MAX_RETRY_AFTER)
-        match = _CONTENT_LENGTH.match(line)
-        if match:
-            self.declared = int(match.group(1))
-            if self.declared > self.limit:
-                self.too_large = TooLarge(limit=self.limit, seen=0, declared=self.declared)
-                return 0
-        match = _CONTENT_TYPE.match(line)
-        if match:
-            self.content_type = match.group(1).decode("latin-1").lower()
-        return None
+    status: int
+    body: bytes
+    content_type: str = ""
+    #: Seconds of the answer's Retry-After (at most MAX_RETRY_AFTER), None without one.
+    retry_after: object = None
 
-    def _write(self, chunk):
-        self.seen += len(chunk)
-        if self.seen > self.limit:
-            self.too_large = TooLarge(limit=self.limit, seen=self.seen, declared=self.declared)
-            self.body = bytearray()  # let it go now, not when the call ends
-            return 0
-        self.body += chunk
-        return None
+
+def retry_after(value):
+    """A Retry-After header's seconds, at most MAX_RETRY_AFTER; None for anything but
+    the delay-seconds form (an HTTP date is ignored: connectors answer seconds)."""
+    match = _RETRY_AFTER.match(value or "")
+    return min(int(match.group(1)), MAX_RETRY_AFTER) if match else None
+
+
+async def read(response, limit):
+    """The Answer of an aiohttp ``response``, its body read up to ``limit`` bytes;
+    AnswerTooLarge past it, as soon as it is passed (a Content-Length over it: before any of
+    the body is read). The connection of an answer not read to its end is closed."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise AnswerTooLarge(TooLarge(limit=limit, seen=0, declared=declared))
+    body = bytearray()
+    while True:
+        # Never more than one byte past the limit: enough to know it was passed.
+        chunk = await response.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge(TooLarge(limit=limit, seen=len(body), declared=declared))
+    headers = response.headers
+    return Answer(response.status, bytes(body),
+                  content_type=headers.get("Content-Type", "").strip().lower(),
+                  retry_after=retry_after(headers.get("Retry-After")))
 
 
 # -- one line out of a body ---------------------------------------------------------

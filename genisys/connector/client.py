@@ -22,8 +22,9 @@ carries the status ``condition`` it puts a (service, compute) pair in.
 Calls to one connector are bounded by a limit that adapts to it
 (``genisys.connector.limit``, at most ``max_in_flight``): a fast connector gets
 many calls at once, a slow or failing one few, and none holds every connection.
-tornado's curl client keeps connections alive between calls (tornado's simple
-client opens one per request).
+Calls go through aiohttp, over connections kept alive between calls: a third of
+the CPU per call of tornado's curl client, which genisys used before
+(docs/performance.md), and it never sends a request twice by itself.
 
 What a connector can make genisys hold or believe is bounded too: an answer
 is read up to ``max_answer_bytes`` and no further (``genisys.connector.answers``),
@@ -35,20 +36,21 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import ssl
 import time
 import urllib.parse
-from typing import Optional
+from typing import NamedTuple, Optional
 
-import pycurl
-import tornado.httpclient
-from tornado.curl_httpclient import CurlAsyncHTTPClient, CurlError
+import aiohttp
 
 from genisys.connector import IDENTITY_HEADER
 from genisys.connector.answers import (
     EXCERPT_CHARS,
     MAX_RETRY_AFTER,
-    AnswerReader,
+    AnswerTooLarge,
     one_line,
+    read,
     readable,
 )
 from genisys.connector.limit import AdaptiveLimit, LoopLag
@@ -61,6 +63,9 @@ log = logging.getLogger(__name__)
 BODY_EXCERPT = EXCERPT_CHARS
 #: How much of an unexpected answer (an error, a bad body) the debug log shows.
 DEBUG_BODY_BYTES = 4096
+#: Connections open to connectors at most, all of them together: two connectors' calls
+#: at the default ceiling of calls in flight (``max_in_flight``).
+MAX_CONNECTIONS = 512
 #: Largest answer read from a connector, by default: a status is some 30 bytes and
 #: an error page a few KiB, so 1 MiB is ample. An answer cut there halves the
 #: connector's limit of calls in flight, so one that answers too much soon has
@@ -334,6 +339,9 @@ class ConnectorClient:
         #: call, so a connector can tell who ordered what (None: not sent).
         self.identity = identity
         self._http = None
+        #: The loop the session is bound to, and the task closing it.
+        self._loop = None
+        self._closing = None
         #: connector URL -> its AdaptiveLimit
         self._limits = {}
         #: How late the event loop runs: taken out of every latency the limits learn from.
@@ -356,20 +364,42 @@ class ConnectorClient:
         self.on_outcome = None
 
     def _client(self):
-        # Made on first use: the curl client binds to the loop current when it
-        # is created. The pool holds two connectors' calls at the default ceiling;
-        # beyond that, calls queue in the pool (and their time there counts
-        # against request_timeout).
+        # Made on first use, on the running loop, which the session binds to. The pool
+        # holds two connectors' calls at the default ceiling; beyond that, calls queue
+        # in the pool (and their time there counts against request_timeout). No
+        # User-Agent, and no compressed answers: a connector's answer is bounded by the
+        # bytes it sends (``max_answer_bytes``), never inflated past them.
         if self._http is None:
-            self._http = CurlAsyncHTTPClient(force_instance=True, max_clients=512)
+            context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file \
+                else True
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0,
+                                               ssl=context),
+                skip_auto_headers=("User-Agent", "Accept-Encoding"), auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout,
+                                              sock_connect=self.connect_timeout))
+            self._loop = asyncio.get_running_loop()
             self._lag.start()
         return self._http
 
-    def close(self):
+    async def aclose(self):
+        """Close every connection (the calls still under way fail)."""
         self._lag.stop()
-        if self._http is not None:
-            self._http.close()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
+
+    def close(self):
+        """``aclose`` where no coroutine can wait for it: at once on the session's loop
+        if that is not running (a test's teardown), else in a task of it."""
+        loop = self._loop
+        if self._http is None or loop is None or loop.is_closed():
+            self._lag.stop()
             self._http = None
+        elif loop.is_running():
+            self._closing = loop.create_task(self.aclose())  # kept until it is done
+        else:
+            loop.run_until_complete(self.aclose())
 
     # -- the protocol -------------------------------------------------------
 
@@ -514,7 +544,7 @@ class ConnectorClient:
                                              limit=self.max_answer_bytes)
             outcome = "ok" if code == 200 else str(code)
             if code == 200:
-                answer = json.loads(reader.body)
+                answer = json.loads(reader.body or b"null")
             elif code != 404:
                 ttl = FAILED_CAPABILITIES_TTL  # 401, 500...: ask again soon
             if code == 503:
@@ -646,10 +676,7 @@ class ConnectorClient:
             headers["Authorization"] = "Bearer " + compute.token
         if self.identity is not None:
             headers[IDENTITY_HEADER] = self.identity
-        return tornado.httpclient.HTTPRequest(
-            url, method=method, body=body, connect_timeout=self.connect_timeout,
-            request_timeout=self.request_timeout, follow_redirects=False,
-            validate_cert=True, ca_certs=self.ca_file, headers=headers)
+        return _Request(method, url, body, headers)
 
     def limit(self, connector):
         """The AdaptiveLimit of calls to ``connector`` (a URL)."""
@@ -726,32 +753,59 @@ class ConnectorClient:
             self.on_outcome(compute.name, not failure, failure)
 
     async def _fetch(self, request, url, *, limit):
-        """(status code, the AnswerReader that holds its body) of ``request``; an answer
-        over ``limit`` bytes is a ConnectorBadResponse, and is not read past it."""
-        answer = AnswerReader(limit)
-        request.prepare_curl_callback = answer.install
-        try:
-            response = await self._client().fetch(request, raise_error=False)
-            return response.code, answer
-        except CurlError as e:
-            if answer.too_large is not None:
-                raise ConnectorBadResponse("%s %s: the answer is too large: %s" % (
-                    request.method, url, answer.too_large.describe("connector.max_answer_size"))
-                ) from e
-            if e.errno == pycurl.E_OPERATION_TIMEDOUT:
-                raise ConnectorTimeout("%s %s: no answer within %gs"
-                                       % (request.method, url, self.request_timeout)) from e
-            raise ConnectorUnreachable("%s %s: %s" % (request.method, url, e.message)) from e
-        except tornado.httpclient.HTTPClientError as e:
-            # Tornado's own timeout, for a request that waited too long in its queue.
-            if e.code == 599:
-                raise ConnectorTimeout("%s %s: %s" % (request.method, url, e.message)) from e
-            raise ConnectorError("%s %s: %s" % (request.method, url, e),
-                                 status=e.code, body=b"") from e
-        except OSError as e:
-            raise ConnectorUnreachable("%s %s: %s" % (request.method, url, e.strerror or e)) \
-                from e
+        """(status code, the Answer that holds its head and body) of ``request``; an
+        answer over ``limit`` bytes is a ConnectorBadResponse, and is not read past it.
 
+        Every call of the protocol is idempotent (a status, or a set-point: "run N"), so
+        one that lost its connection before any answer (a kept-alive one the connector
+        closed meanwhile, a connector restarted) is sent once more, on a new one."""
+        method = request.method
+        try:
+            try:
+                return await self._fetch_once(request, url, limit)
+            except aiohttp.ClientConnectorError:
+                raise  # no connection (or not to whom it should be): not again
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                return await self._fetch_once(request, url, limit)
+        except AnswerTooLarge as e:
+            raise ConnectorBadResponse("%s %s: the answer is too large: %s" % (
+                method, url, e.too_large.describe("connector.max_answer_size"))) from None
+        except asyncio.TimeoutError as e:  # aiohttp's timeouts are TimeoutErrors too
+            raise ConnectorTimeout("%s %s: no answer within %gs"
+                                   % (method, url, self.request_timeout)) from e
+        except aiohttp.ServerDisconnectedError as e:
+            raise ConnectorUnreachable("%s %s: the connector closed the connection without "
+                                       "an answer" % (method, url)) from e
+        except (aiohttp.ClientError, OSError) as e:
+            # No connection, an answer that is no HTTP, a bad certificate...
+            raise ConnectorUnreachable("%s %s: %s" % (method, url, _reason(e))) from e
+
+    async def _fetch_once(self, request, url, limit):
+        async with self._client().request(request.method, url, data=request.body,
+                                          headers=request.headers,
+                                          allow_redirects=False) as response:
+            answer = await read(response, limit)
+        return answer.status, answer
+
+
+class _Request(NamedTuple):
+    method: str
+    url: str
+    body: Optional[bytes]
+    headers: dict
+
+
+def _reason(error):
+    """What went wrong, in a line: "cannot connect to host:port: Connection refused" for
+    no connection; else aiohttp's message (a certificate refused says which, and why)."""
+    if isinstance(error, aiohttp.ClientConnectorError) \
+            and not isinstance(error, aiohttp.ClientSSLError):
+        cause = error.os_error
+        # (asyncio's own text for a refused connection is "Connect call failed (...)".)
+        why = os.strerror(cause.errno) if isinstance(cause.errno, int) and cause.errno > 0 \
+            else cause.strerror or str(cause) or type(cause).__name__
+        return one_line("cannot connect to %s:%s: %s" % (error.host, error.port, why))
+    return one_line(str(error) or type(error).__name__)
 
 
 def _sent(on_sent):

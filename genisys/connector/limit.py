@@ -35,8 +35,9 @@ Calls beyond the limit wait their turn, first come first served. A waiting
 call gives up (``acquire`` raises ``TimeoutError``) only when the connector has
 answered no call for ``timeout`` seconds while it waited: a long queue behind a
 connector that answers is only a queue, but calls queued behind hung ones fail
-as fast as those do. One timer per limit watches the whole line: ten thousand
-waiting calls cost no more than one.
+as fast as those do (the call in flight that times out fails those in line since
+it was sent, rather than hand one its turn). One timer per limit watches the
+whole line: ten thousand waiting calls cost no more than one.
 """
 
 import asyncio
@@ -68,6 +69,8 @@ class Turn(NamedTuple):
     load: int
     #: The limit when it started.
     limit: float
+    #: time.monotonic() when it started.
+    at: float = 0.0
 
 
 class _Waiting(NamedTuple):
@@ -154,18 +157,24 @@ class AdaptiveLimit:
     def _give_up(self) -> None:
         """Fail the calls in line that waited ``timeout`` while nothing was answered."""
         self._timer = None
+        self._expire(math.inf)
+        self._watch_line()
+
+    def _expire(self, silent_since: float) -> None:
+        """Fail the calls in line that the connector answered nothing for ``timeout``:
+        since they joined it, or since ``silent_since`` if they joined later."""
         now = time.monotonic()
-        while self._waiting and max(self._last_answer, self._waiting[0].since) \
+        while self._waiting and max(self._last_answer, min(silent_since,
+                                                           self._waiting[0].since)) \
                 + self.timeout <= now:
             turn = self._waiting.popleft().turn
             if not turn.done():
                 turn.set_exception(TimeoutError("no call answered for %gs" % self.timeout))
-        self._watch_line()
 
     def _start(self) -> Turn:
         self.in_flight += 1
         self._started += 1
-        return Turn(self._started, self.in_flight, self.limit)
+        return Turn(self._started, self.in_flight, self.limit, time.monotonic())
 
     def release(self, turn: Turn, *, seconds: Optional[float] = None,
                 failed: bool = False) -> None:
@@ -176,6 +185,10 @@ class AdaptiveLimit:
         self.in_flight -= 1
         if failed:
             self._decrease(turn, 0.5)
+            if time.monotonic() - turn.at >= self.timeout:
+                # It timed out: the calls in line since it was sent would only find the
+                # connector as silent.
+                self._expire(turn.at)
         else:
             self._last_answer = time.monotonic()
             if seconds is not None:

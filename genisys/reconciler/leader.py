@@ -117,7 +117,7 @@ class Leadership:
         reconciler, self._reconciler = self._reconciler, None
         if reconciler is not None:
             await reconciler.stop()
-            reconciler.client.close()
+            await reconciler.client.aclose()
 
 
 class SoleLeader(Leadership):

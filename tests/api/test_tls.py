@@ -83,8 +83,8 @@ async def test_connector_certificates_are_verified(tls_connector, pki):
         with pytest.raises(ConnectorUnreachable, match="certificate"):
             await default.running(compute, "web")
     finally:
-        trusting.close()
-        default.close()
+        await trusting.aclose()
+        await default.aclose()
     assert tls_connector.scales("web") == [2]
 
 

@@ -23,7 +23,7 @@ class Terms:
         class Reconciler:
             class client:
                 @staticmethod
-                def close():
+                async def aclose():
                     pass
 
             async def start(self):

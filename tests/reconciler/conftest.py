@@ -72,7 +72,7 @@ class Harness:
     async def stop(self):
         if self.reconciler is not None:
             await self.reconciler.stop()
-            self.reconciler.client.close()
+            await self.reconciler.client.aclose()
         for fake in self.connectors.values():
             await fake.stop()
 

@@ -105,7 +105,79 @@ async def test_calls_queued_behind_a_hung_connector_time_out_too(fake):
         results = await asyncio.gather(*(client.running(compute(fake), "s%d" % i)
                                          for i in range(5)), return_exceptions=True)
     finally:
-        client.close()
+        await client.aclose()
     assert all(isinstance(r, ConnectorTimeout) for r in results), results
     assert sum("still in flight" in r.message for r in results) >= 3
     assert fake.most_in_flight == 1
+
+
+class _Dropping:
+    """A connector on a real loopback port that closes the connection of its first
+    ``drops`` scale orders unanswered (as one restarted behind a kept-alive connection
+    does), then answers each with its count; it has no batch extension (404)."""
+
+    def __init__(self, drops):
+        self.drops, self.orders, self.writers = drops, [], set()
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = "http://127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader, writer):
+        self.writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), b"0"))
+                body = await reader.readexactly(length)
+                if head.startswith(b"GET /capabilities "):
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                self.orders.append((head.split(b" ")[0], body))
+                if len(self.orders) <= self.drops:
+                    break
+                answer = b'{"running_resources": 2}'
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self.writers.discard(writer)
+
+    async def stop(self):
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        await self.server.wait_closed()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_order_whose_connection_closed_unanswered_is_sent_once_more(client):
+    # Every call of the protocol is idempotent (a set-point), so one more try is safe.
+    dropping = await _Dropping(drops=1).start()
+    try:
+        assert await client.scale(Compute("c", dropping.url), "web", 2) == 2
+        assert dropping.orders == [(b"POST", b'{"number": 2}')] * 2
+    finally:
+        await dropping.stop()
+    dropping = await _Dropping(drops=5).start()
+    try:
+        with pytest.raises(ConnectorUnreachable) as caught:
+            await client.scale(Compute("c", dropping.url), "web", 2)
+        assert caught.value.message == ("POST %s/service/web/scale: the connector closed the "
+                                        "connection without an answer" % dropping.url)
+        assert len(dropping.orders) == 2  # once more, not again and again
+    finally:
+        await dropping.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_no_connection_says_why_in_a_line(client):
+    port = free_port()
+    with pytest.raises(ConnectorUnreachable) as caught:
+        await client.running(Compute("c", "http://127.0.0.1:%d" % port), "web")
+    assert caught.value.message == ("GET http://127.0.0.1:%d/service/web/status: cannot "
+                                    "connect to 127.0.0.1:%d: Connection refused" % (port, port))

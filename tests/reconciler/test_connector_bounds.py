@@ -100,7 +100,7 @@ async def test_the_limit_is_the_clients_setting(fake):
         fake.body = json.dumps({"running_resources": 2, "pad": "x" * 4000})
         assert await small.running(Compute("local", fake.url), "web") == 2
     finally:
-        small.close()
+        await small.aclose()
 
 
 class _BatchConnector(tornado.web.RequestHandler):
@@ -139,7 +139,7 @@ async def test_a_batch_answer_may_grow_with_its_services_up_to_a_ceiling(io_loop
         assert {type(c) for c in counts.values()} == {ConnectorBadResponse}
         assert "3217904 bytes (Content-Length), over the limit of 2624 KiB" in counts["s0"].message
     finally:
-        client.close()
+        await client.aclose()
         server.stop()
         await server.close_all_connections()
 
@@ -180,7 +180,7 @@ async def test_the_bound_leaves_room_for_resources_started_by_hand(fake):
             await client.running(Compute("local", fake.url), "web")
         assert "reported a 17-digit number running" in caught.value.message
     finally:
-        client.close()
+        await client.aclose()
 
 
 # -- error bodies that read well ------------------------------------------------------
@@ -295,6 +295,6 @@ async def test_a_redirect_is_not_followed_and_a_trickle_times_out(fake):
             await client.running(Compute("t", base + "/trickle"), "web")
         assert "no answer within 1s" in caught.value.message
     finally:
-        client.close()
+        await client.aclose()
         server.stop()
         await server.close_all_connections()

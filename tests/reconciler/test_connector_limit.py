@@ -134,6 +134,29 @@ async def test_a_line_of_calls_gives_up_together_when_nothing_answers():
 
 
 @pytest.mark.gen_test
+async def test_a_call_that_timed_out_hands_no_turn_to_the_calls_in_line_since_it_was_sent():
+    """The call in flight times out (its release says so, whichever of its timer and
+    the line's fires first): the calls in line since it was sent fail with it, rather
+    than one taking its turn to find the connector as silent. A call that failed at
+    once (refused) hands its turn on."""
+    limit = AdaptiveLimit(ceiling=1, timeout=0.2, initial=1)
+    [held] = await started(limit, 1)
+    await asyncio.sleep(0.1)
+    waiting = [asyncio.ensure_future(limit.acquire()) for _ in range(3)]
+    await asyncio.sleep(0.12)  # the call's time is up; the line's timer is due at 0.3 s
+    limit.release(held, seconds=0.22, failed=True)
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, TimeoutError) for r in results), results
+    assert limit.in_flight == 0
+
+    [refused] = await started(limit, 1)
+    later = asyncio.ensure_future(limit.acquire())
+    await asyncio.sleep(0)
+    limit.release(refused, seconds=0.001, failed=True)
+    assert (await later).load == 1
+
+
+@pytest.mark.gen_test
 async def test_the_loop_lag_is_what_a_busy_loop_adds():
     """What the limits take out of each latency: how late the event loop runs its
     callbacks. A loop blocked for 150 ms at a time is seen late by about that much."""
@@ -167,7 +190,7 @@ async def test_a_connector_that_serves_one_call_at_a_time_never_gets_more_than_a
         counts = await asyncio.gather(*(client.running(compute(fake), "s%d" % i)
                                         for i in range(150)))
     finally:
-        client.close()
+        await client.aclose()
     assert counts == [0] * 150
     assert fake.most_in_flight <= 6, fake.loads[:20]  # the first 4, and 1 or 2 more
     assert sum(fake.loads[-100:]) <= 400, fake.loads[-100:]  # 1 or 2; more on a busy machine
@@ -188,7 +211,7 @@ async def test_a_connector_whose_latency_doubles_under_load_gets_the_load_where_
     try:
         await asyncio.gather(*(caller(i) for i in range(24)))
     finally:
-        client.close()
+        await client.aclose()
     settled = sorted(fake.loads[-240:])
     slow = sum(1 for load in settled if load > 8)
     assert 4 <= settled[len(settled) // 2] <= 9, settled
@@ -206,5 +229,5 @@ async def test_a_fast_connector_gets_more_calls_than_it_started_with(fake):
     try:
         await asyncio.gather(*(client.running(compute(fake), "s%d" % i) for i in range(600)))
     finally:
-        client.close()
+        await client.aclose()
     assert fake.most_in_flight >= 8  # it started with 1
