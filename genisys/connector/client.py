@@ -24,7 +24,8 @@ Calls to one connector are bounded by a limit that adapts to it
 many calls at once, a slow or failing one few, and none holds every connection.
 Calls go through aiohttp, over connections kept alive between calls: a third of
 the CPU per call of tornado's curl client, which genisys used before
-(docs/performance.md), and it never sends a request twice by itself.
+(docs/performance.md). aiohttp never sends a POST twice by itself; genisys sends
+a call once more only when its connection closed before any answer (``_fetch``).
 
 What a connector can make genisys hold or believe is bounded too: an answer
 is read up to ``max_answer_bytes`` and no further (``genisys.connector.answers``),
@@ -544,7 +545,7 @@ class ConnectorClient:
                                              limit=self.max_answer_bytes)
             outcome = "ok" if code == 200 else str(code)
             if code == 200:
-                answer = json.loads(reader.body or b"null")
+                answer = json.loads(reader.body)
             elif code != 404:
                 ttl = FAILED_CAPABILITIES_TTL  # 401, 500...: ask again soon
             if code == 503:
@@ -791,7 +792,7 @@ class ConnectorClient:
 class _Request(NamedTuple):
     method: str
     url: str
-    body: Optional[bytes]
+    body: Optional[str]
     headers: dict
 
 

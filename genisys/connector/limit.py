@@ -70,7 +70,7 @@ class Turn(NamedTuple):
     #: The limit when it started.
     limit: float
     #: time.monotonic() when it started.
-    at: float = 0.0
+    at: float
 
 
 class _Waiting(NamedTuple):
