@@ -11,6 +11,9 @@ controller) and later brought back. Afterwards:
 * no service ever ran more processes than it was asked for in the seconds before.
 """
 
+import base64
+import hashlib
+import json
 import random
 import signal
 import threading
@@ -21,7 +24,7 @@ import pytest
 import requests
 
 from tests.connector.common import SLEEPER, define, orders
-from tests.etcd import EtcdCluster, etcd_binary, unique_prefix
+from tests.etcd import EtcdCluster, etcd_binary, prefix_range_end, unique_prefix
 from tests.support import wait_for
 
 SERVICES = ("s0", "s1", "s2")
@@ -93,6 +96,9 @@ class Clients:
         self.answered = self.refused = 0
         self.stop = threading.Event()
         self.errors = []
+        #: Idempotency-Key -> (service, "upscale" or "downscale", [each try's outcome],
+        #: what the client concluded): what to compare with the store when they differ.
+        self.history = {}
 
     def _ceiling(self, service):
         self.ceilings[service].append((time.monotonic(),
@@ -109,6 +115,8 @@ class Clients:
 
     def _change(self, service, up):
         key = uuid.uuid4().hex
+        tries = []
+        self.history[key] = (service, "upscale" if up else "downscale", tries, None)
         with self.lock:
             if up:
                 self._pending[service] += 1
@@ -126,19 +134,24 @@ class Clients:
                                                           "upscale" if up else "downscale"),
                                       json={"compute": "local"}, timeout=3,
                                       headers={"Idempotency-Key": key})
-                except requests.RequestException:
+                except requests.RequestException as e:
+                    tries.append((round(time.monotonic(), 2), url, type(e).__name__))
                     continue  # a controller killed or paused: try again, same key
+                tries.append((round(time.monotonic(), 2), url, r.status_code,
+                              r.headers.get("Idempotent-Replayed")))
                 if r.status_code >= 500:
                     time.sleep(0.05)
                     continue  # no quorum, or not sure it happened: the same key again
                 if r.status_code == 409 and not up:
                     with self.lock:
                         self.refused += 1  # nothing to downscale: not applied
+                    self.history[key] = (service, "downscale", tries, "refused")
                     return
                 assert r.status_code == 202, (r.status_code, r.text)
                 with self.lock:
                     self.acked[service] += 1 if up else -1
                     self.answered += 1
+                self.history[key] = (service, "upscale" if up else "downscale", tries, "acked")
                 return
             raise AssertionError("a change of %s was never answered" % service)
         finally:
@@ -153,6 +166,38 @@ class Clients:
             ceilings = list(self.ceilings[service])
         before = [c for t, c in ceilings if t <= since]
         return max([before[-1] if before else 0] + [c for t, c in ceilings if t > since])
+
+
+def _held(member, key, **more):
+    """[(key, mod_revision, decoded value)] of etcd ``key`` on ``member``."""
+    answer = member.call("/v3/kv/range", dict(
+        {"key": base64.b64encode(key.encode()).decode()}, **more))
+    return [(base64.b64decode(kv["key"]).decode(), int(kv["mod_revision"]),
+             json.loads(base64.b64decode(kv["value"]))) for kv in answer.get("kvs") or []]
+
+
+def _disagreements(cluster, prefix, history):
+    """The changes whose outcome the client and the store disagree on (each change's
+    Idempotency-Key is recorded in the store, ``idempotency/<sha256>`` with the spec it
+    wrote, exactly when the change was applied), and what each member holds (members
+    that disagree would be etcd's own fault)."""
+    live = [m for m in cluster.members if m.alive() and not m.paused]
+    full = prefix + "/idempotency/"
+    applied = {key[len(full):]: (revision, value["spec"]["replicas"])
+               for key, revision, value in _held(live[0], full, range_end=base64.b64encode(
+                   prefix_range_end(full).encode()).decode())}
+    lines = []
+    for key, (service, step, tries, outcome) in history.items():
+        stored = applied.get(hashlib.sha256(key.encode()).hexdigest())
+        if (stored is not None) != (outcome == "acked"):
+            lines.append("%s of %s: the client says %s, the store %s; tries: %s" % (
+                step, service, outcome, "applied it at revision %d (-> %s)" % stored
+                if stored else "has no record of it", tries))
+    for member in live:
+        held = {s: [value["replicas"] for _, _, value in _held(
+            member, "%s/services/%s" % (prefix, s), serializable=True)] for s in SERVICES}
+        lines.append("etcd member %s holds %s" % (member.name, held))
+    return "\n".join(lines)
 
 
 def _bring_back(cluster, controllers, down):
@@ -214,7 +259,8 @@ def test_chaos_loses_nothing_runs_exactly_the_intents_and_never_two_leaders(
         connector = start_connector("--grace-period", "2s")
         for service in SERVICES:
             define(connector, service, SLEEPER)
-        controllers = Controllers(start_genisys, cluster.url(unique_prefix()))
+        prefix = unique_prefix()
+        controllers = Controllers(start_genisys, cluster.url(prefix))
         first = controllers.live["ctl-a"]
         r = requests.put(first.url + "/compute/local", json={"connector": connector.url},
                          timeout=10)
@@ -261,7 +307,7 @@ def test_chaos_loses_nothing_runs_exactly_the_intents_and_never_two_leaders(
         url = controllers.urls()[0]
         stored = {s: requests.get("%s/service/%s" % (url, s), timeout=10).json()["replicas"]
                   .get("local", 0) for s in SERVICES}
-        assert stored == wanted
+        assert stored == wanted, _disagreements(cluster, prefix, clients.history)
         wait_for(lambda: {s: len(connector.running_pids(s)) for s in SERVICES} == wanted,
                  timeout=60, message="the processes at %s" % wanted)
 
