@@ -36,7 +36,7 @@ from typing import Any, Optional, cast
 
 from genisys.errors import GenisysError, StoreUnavailable, VersionMismatch
 from genisys.metrics import Metrics
-from genisys.store import Condition, Op, Store
+from genisys.store import Condition, Op, Store, replacing
 from genisys.tasks import start_task, stop_tasks
 
 log = logging.getLogger(__name__)
@@ -392,6 +392,10 @@ class FencedStore:
     async def update(self, key: str, fn: Callable, *, conditions: tuple = ()) -> Any:
         return await self._fenced(self._store.update, key, fn,
                                   conditions=self._conditions(conditions))
+
+    async def replace(self, key: str, value: dict) -> Any:
+        # As an update, which carries the fence (the store's own replace could not).
+        return await self.update(key, replacing(key, value))
 
     async def transaction(self, ops: list[Op]) -> list:
         return await self._fenced(self._store.transaction, self._fence_first(ops))

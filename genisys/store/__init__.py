@@ -25,10 +25,11 @@ from genisys.store.base import (
     Record,
     Store,
     Watch,
+    replacing,
 )
 
 __all__ = ["DELETE", "Compacted", "Condition", "Event", "Listing", "Op", "Record", "Store",
-           "Watch", "store_from_url", "validate_store_url"]
+           "Watch", "replacing", "store_from_url", "validate_store_url"]
 
 SCHEMES = ("sqlite", "etcd", "etcd+https", "memory")
 

@@ -20,7 +20,7 @@ import collections
 import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import orjson
 
@@ -170,6 +170,14 @@ class Store(abc.ABC):
         ``DELETE`` to remove it, or raises a GenisysError to abort. Returns the
         resulting record (None if deleted or absent)."""
 
+    async def replace(self, key: str, value: dict) -> Record:
+        """Write ``value`` to ``key``, which must exist (VersionMismatch "<key> does not
+        exist" if not). A key that already holds ``value`` is left as it is (no new
+        version, no event), like ``update``; but nothing else of the current value
+        matters, so a backend may decide it in the write itself (etcd: no read, and
+        writers replacing one key do not take turns or retry against each other)."""
+        return cast(Record, await self.update(key, replacing(key, value)))
+
     @abc.abstractmethod
     async def transaction(self, ops: Sequence["Op"]) -> builtins.list[Any]:
         """Apply ``ops`` (``Op.put``/``Op.delete``/``Op.update``) in order, all or
@@ -256,6 +264,15 @@ class Op:
         if not ops or any(op.kind == "txn" for op in ops):
             raise ValueError("a transaction is a non-empty list of put, delete, update")
         return cls("txn", "", list(ops))
+
+
+def replacing(key: str, value: dict) -> UpdateFn:
+    """The update function of ``Store.replace``: ``value``, if ``key`` exists."""
+    def replace(current: Optional[Record]) -> dict:
+        if current is None:
+            raise VersionMismatch("%s does not exist" % key, field=key)
+        return value
+    return replace
 
 
 def check_conditions(view: View, conditions: Iterable[Condition]) -> None:

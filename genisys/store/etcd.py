@@ -27,11 +27,14 @@ put expects of its key or a condition names, or else the record this store
 read or wrote last (``_Seen``). Steps 2 and 3 run on the guess; a commit proves
 it was right (etcd compared every key against it), anything else (a refusal,
 nothing to write, a failed compare) is decided again on a snapshot read from
-etcd. A key only put with no condition at all is neither read nor compared.
+etcd. A key only put with no condition at all is neither read nor compared; one
+that only has to exist (a compute a service names, or a compute replaced whatever it
+held) is compared only for existing, so writes that replace it do not conflict.
 
 Writes of one process to the same key wait for each other (a local lock),
 so concurrent updates in one process don't retry against each other; only
-other replicas' writes cause retries. Blind writes (puts and deletes with no
+other replicas' writes cause retries. Writes that only replace a key that must
+exist don't wait: nothing they compare changes under them. Blind writes (puts and deletes with no
 condition at all, like the audit trail's) skip the snapshot and are split
 into transactions of at most ``MAX_TXN_OPS`` (etcd's default limit), so a
 large batch of them is not atomic as a whole.
@@ -54,7 +57,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Optional
 
-from genisys.errors import StoreUnavailable
+from genisys.errors import StoreUnavailable, VersionMismatch
 from genisys.store.base import (
     Condition,
     Listing,
@@ -132,16 +135,22 @@ class _Snapshot:
 
 class _SnapshotView(View):
     """A snapshot plus the writes of the ops run over it (``writes``: key -> Record,
-    or None for a delete), in the order they were made."""
+    or None for a delete), in the order they were made. ``assumed`` keys (see
+    ``_assumed_keys``) the snapshot did not read are taken to exist: the commit
+    compares that they do."""
 
-    def __init__(self, snapshot: _Snapshot) -> None:
+    def __init__(self, snapshot: _Snapshot, assumed: frozenset[str] = frozenset()) -> None:
         self._snapshot = snapshot
+        self._assumed = assumed
         self.writes: dict[str, Optional[Record]] = {}
 
     def read(self, key: str) -> Optional[Record]:
         if key in self.writes:
             return self.writes[key]
-        return self._snapshot.records[key]
+        records = self._snapshot.records
+        if key not in records and key in self._assumed:
+            return Record(key, {}, 1)  # present; only whether it is matters
+        return records[key]
 
     def max_version(self, prefix: str) -> int:
         newest = self._snapshot.max_versions.get(prefix, 0)
@@ -193,6 +202,27 @@ class _KeyLocks:
                 entry.users -= 1
                 if entry.users == 0:
                     del self._locks[key]
+
+
+def _assumed_keys(ops: Sequence[Op]) -> frozenset[str]:
+    """Keys whose only part in ``ops`` is to exist (``Condition.exists``) before any op
+    writes them, and which ops write only by puts that expect no version: the compute a
+    service names, a compute replaced whatever it held. Nothing depends on what they
+    hold, so the commit compares only that they exist (etcd: version > 0), and writers
+    that replace one need neither read it nor take turns."""
+    checked: dict[str, int] = {}  # key -> index of the last op that needs it to exist
+    out: set[str] = set()
+    for i, op in enumerate(ops):
+        for cond in op.conditions:
+            if cond.kind == "exists":
+                checked[cond.key] = i
+            else:
+                out.add(cond.key)
+    for i, op in enumerate(ops):
+        if op.key in checked and (op.kind != "put" or op.expect_version is not None
+                                  or i < checked[op.key]):
+            out.add(op.key)
+    return frozenset(checked.keys() - out)
 
 
 def _blind_keys(ops: Sequence[Op]) -> set[str]:
@@ -405,6 +435,29 @@ class EtcdStore(Store):
                      conditions: Sequence[Condition] = ()) -> Optional[Record]:
         return (await self._write([Op.update(key, fn, conditions=conditions)]))[0][0]
 
+    async def replace(self, key: str, value: dict) -> Record:
+        # One transaction, no read: if the key exists and holds something else, the
+        # value is put; else what it holds is read (nothing: it does not exist).
+        # Sent again safely: a second copy finds the value already there.
+        self._check_open()
+        text = _encode(value)
+        full = b64(self._key(key))
+        answer = await self._call("/v3/kv/txn", {
+            "compare": [{"key": full, "target": "VERSION", "result": "GREATER", "version": 0},
+                        {"key": full, "target": "VALUE", "result": "NOT_EQUAL",
+                         "value": b64(text)}],
+            "success": [{"request_put": {"key": full, "value": b64(text)}}],
+            "failure": [{"request_range": {"key": full}}]})
+        if answer.get("succeeded"):
+            revision = int(answer["header"]["revision"])
+            self._seen.note(key, revision, text)
+            return Record(key, decode(text), revision)
+        kvs = ((answer.get("responses") or [{}])[0].get("response_range") or {}).get("kvs")
+        if not kvs:
+            self._seen.note(key)
+            raise VersionMismatch("%s does not exist" % key, field=key)
+        return self._record(kvs[0], remember=True)
+
     async def transaction(self, ops: Sequence[Op]) -> builtins.list[Any]:
         return (await self._write(Op.txn(ops).value))[0]
 
@@ -436,10 +489,14 @@ class EtcdStore(Store):
             raise StoreUnavailable("a transaction over %d keys is more than etcd takes at once "
                                    "(%d)" % (len(touched) + len(watched), MAX_TXN_OPS))
         # A key only put unconditionally is neither read nor compared: nothing depends
-        # on what it holds (the reconciler's events, beside its status).
-        keys, prefixes = sorted(touched - _blind_keys(ops)), sorted(watched)
-        reads = self._snapshot_reads(keys, prefixes)
-        async with self._locks.hold(op.key for op in ops):
+        # on what it holds (the reconciler's events, beside its status). One that only
+        # has to exist is read only where a snapshot is read anyway, and compared only
+        # for existing (``_assumed_keys``).
+        assumed = _assumed_keys(ops)
+        keys, prefixes = sorted(touched - _blind_keys(ops) - assumed), sorted(watched)
+        read_keys = keys + sorted(assumed)
+        reads = self._snapshot_reads(read_keys, prefixes)
+        async with self._locks.hold(op.key for op in ops if op.key not in assumed):
             # The first round may go on a guess (``_guess``), which spares the read when
             # it is right: only a commit is taken from it, proof that every key compared
             # was at the version guessed. A refusal, or nothing to write, is decided
@@ -449,8 +506,9 @@ class EtcdStore(Store):
             for _ in range(MAX_ATTEMPTS):
                 if snapshot is None:
                     answer = await self._call("/v3/kv/txn", {"success": reads})
-                    snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
-                view = _SnapshotView(snapshot)
+                    snapshot = self._snapshot(answer, answer.get("responses"), read_keys,
+                                              prefixes)
+                view = _SnapshotView(snapshot, assumed)
                 placeholder = snapshot.revision + 1
                 op = ops[0] if len(ops) == 1 else Op.txn(ops)
                 try:
@@ -468,7 +526,7 @@ class EtcdStore(Store):
                             await self.get_many(then_read))
                 written = {key: None if record is None else _encode(record.value)
                            for key, record in view.writes.items()}
-                txn = {"compare": self._compares(snapshot, ops),
+                txn = {"compare": self._compares(snapshot, ops, assumed),
                        "success": [self._request(key, text) for key, text in written.items()]
                        + self._snapshot_reads(builtins.list(then_read), []),
                        "failure": reads}
@@ -486,7 +544,7 @@ class EtcdStore(Store):
                                           builtins.list(then_read), []).records
                     return ([self._committed(r, placeholder, revision) for r in results],
                             [read[key] for key in then_read])
-                snapshot = self._snapshot(answer, answer.get("responses"), keys, prefixes)
+                snapshot = self._snapshot(answer, answer.get("responses"), read_keys, prefixes)
                 guessed = False
         raise StoreUnavailable("gave up writing %s after %d attempts: other writers kept "
                                "changing it" % (", ".join(keys), MAX_ATTEMPTS))
@@ -579,11 +637,17 @@ class EtcdStore(Store):
                         for prefix, kvs in zip(prefixes, ranges[len(keys):])}
         return _Snapshot(int(answer["header"]["revision"]), records, max_versions)
 
-    def _compares(self, snapshot: _Snapshot, ops: Sequence[Op]) -> builtins.list[Json]:
+    def _compares(self, snapshot: _Snapshot, ops: Sequence[Op],
+                  assumed: frozenset[str] = frozenset()) -> builtins.list[Json]:
         compares = []
         for key, record in snapshot.records.items():
-            compares.append({"key": b64(self._key(key)), "target": "MOD", "result": "EQUAL",
-                             "mod_revision": record.version if record else 0})
+            if key not in assumed:
+                compares.append({"key": b64(self._key(key)), "target": "MOD",
+                                 "result": "EQUAL", "mod_revision": record.version
+                                 if record else 0})
+        for key in sorted(assumed):  # it exists: its version (writes since created) > 0
+            compares.append({"key": b64(self._key(key)), "target": "VERSION",
+                             "result": "GREATER", "version": 0})
         for op in ops:
             for cond in op.conditions:
                 if cond.kind == "unchanged":

@@ -73,6 +73,8 @@ async def test_a_leader_that_wakes_up_after_losing_its_lease_can_write_nothing(s
                 await fenced.put("status/web", {"by": "stale, late"})
             with pytest.raises(NotLeader):
                 await fenced.delete("status/web")
+            with pytest.raises(NotLeader):  # a replace is fenced too (as an update)
+                await fenced.replace("status/web", {"by": "stale, replaced"})
             assert (await two.get("status/web")).value == {"by": "stale"}
             with pytest.raises(NotLeader):  # and from now on it knows
                 stale.check()

@@ -88,6 +88,21 @@ async def test_a_refused_condition_says_which_key_and_why(store):
 
 
 @pytest.mark.gen_test
+async def test_a_replace_writes_only_over_a_key_that_exists_and_only_a_change(store):
+    first = await store.put("k/a", {"v": 1})
+    start = await store.revision()
+    await refused(store.replace("k/b", {"v": 1}), "k/b does not exist", "k/b")
+    assert await store.get("k/b") is None
+    # Already holding it: left as it is, no new version, no event.
+    assert await store.replace("k/a", {"v": 1}) == first
+    assert await store.revision() == start
+    second = await store.replace("k/a", {"v": 2})
+    assert second.value == {"v": 2} and second.version > start
+    assert await store.get("k/a") == second
+    assert await events_after(store, start) == [("put", "k/a", second.version, {"v": 2})]
+
+
+@pytest.mark.gen_test
 async def test_conditions_that_hold_let_the_write_through(store):
     other = await store.put("other/x", {"x": 1})
     # Unchanged since the revision of its newest write: holds (only a later one breaks it).
@@ -324,6 +339,55 @@ async def test_etcd_a_write_on_what_it_saw_last_takes_one_call(store):
         [Op.update("k/a", lambda r: {"v": r.value["v"] + 1})], ["k/s", "k/a"])
     assert calls == ["/v3/kv/txn"]
     assert [r.value for r in records] == [{"v": 2}, {"v": 3}] and records[1] == results[0]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_replaces_of_one_key_take_one_call_each_and_do_not_take_turns(store):
+    """A compute written over and over (PUT /compute/<name>) by many clients: each write
+    is one transaction, sent without waiting for the others, and none is refused or
+    retried because another landed first."""
+    await store.put("k/c", {"n": -1})
+    calls, in_flight, most = count_calls(store), [0], [0]
+    call = store._client.call
+
+    async def watched(path, body, **kwargs):
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            return await call(path, body, **kwargs)
+        finally:
+            in_flight[0] -= 1
+    store._client.call = watched
+    written = await asyncio.gather(*(store.replace("k/c", {"n": i}) for i in range(20)))
+    assert calls == ["/v3/kv/txn"] * 20
+    assert most[0] == 20
+    assert len({record.version for record in written}) == 20
+    assert await store.get("k/c") == max(written, key=lambda record: record.version)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("backend", ["etcd"])
+async def test_etcd_a_key_that_only_has_to_exist_is_compared_for_existing_only(
+        store, etcd_for_stores):
+    """An upscale needs its compute to exist, whatever the compute holds: the compute
+    replaced by another client since this store saw it costs no second call, and the
+    compute deleted meanwhile refuses the write."""
+    etcd = etcd_for_stores()
+    await store.put("k/c", {"v": 1})
+    await store.put("k/s", {"n": 0})
+    write_behind_the_stores_back(etcd, store.prefix + "k/c", {"v": 2})
+    calls = count_calls(store)
+    written = await store.update("k/s", lambda r: {"n": r.value["n"] + 1},
+                                 conditions=[Condition.exists("k/c")])
+    assert calls == ["/v3/kv/txn"] and written.value == {"n": 1}
+    answer = requests.post(etcd.members[0].client_url + "/v3/kv/deleterange", timeout=10,
+                           json={"key": b64(store.prefix + "k/c")})
+    assert answer.status_code == 200, answer.text
+    await refused(store.update("k/s", lambda r: {"n": r.value["n"] + 1},
+                               conditions=[Condition.exists("k/c")]),
+                  "k/c does not exist", "k/c")
+    assert await store.get("k/s") == written
 
 
 @pytest.mark.gen_test
