@@ -294,40 +294,34 @@ class Intents:
                           expect_version: Version = None) -> tuple[Record, bool]:
         """Create or replace; returns (record, created)."""
         self._check_connector(compute)
-        key = compute_key(compute.name)
         if expect_version is None:
-            # The common case, a compute replaced whatever it held: on etcd, one write
-            # with no read, which writes of the same compute need not take turns for.
+            return await self._put_compute(compute)
+
+        def replace(current: Optional[Record]) -> dict:
+            _check_version(current, expect_version, "compute %r" % compute.name)
+            return compute.to_json()
+        # If-Match: it exists (at that version), so it is replaced, and needs no room.
+        return cast(Record, await self.store.update(compute_key(compute.name), replace)), False
+
+    async def _put_compute(self, compute: Compute) -> tuple[Record, bool]:
+        """A PUT with no If-Match. Commonly a compute replaced whatever it held: one
+        write, which on etcd reads nothing first and which writes of the same compute
+        need not take turns for. Else a new one, within max_computes."""
+        key, value = compute_key(compute.name), compute.to_json()
+        for _ in range(10):
             try:
-                return await self.store.replace(key, compute.to_json()), False
+                return await self.store.replace(key, value), False
             except VersionMismatch as e:
                 if e.field != key:
                     raise
-                # A new compute: created below, within max_computes.
-        created = False
-        #: Set once there is room for a new compute (max_computes): it holds while
-        #: no compute is written. Replacing one, the common case, needs no check.
-        conditions: list[Condition] = []
-
-        def replace(current: Optional[Record]) -> dict:
-            nonlocal created
-            _check_version(current, expect_version, "compute %r" % compute.name)
-            if current is None and self.max_computes is not None and not conditions:
-                raise _NeedsRoom()
-            created = current is None
-            return compute.to_json()
-        for _ in range(10):
             try:
-                # replace never deletes: the update returns the record it wrote.
-                record = cast(Record, await self.store.update(key, replace,
-                                                              conditions=conditions))
-                return record, created
-            except _NeedsRoom:
-                conditions = await self._compute_room(compute.name)
+                return await self.store.put(key, value, expect_version=0,
+                                            conditions=await self._compute_room(compute.name)
+                                            ), True
             except VersionMismatch as e:
-                if not conditions or e.field != COMPUTES:
+                # Created meanwhile (replace it), or other computes changed (room again).
+                if e.field not in (key, COMPUTES):
                     raise
-                conditions = []  # computes changed since: look for room again
         raise Conflict("computes keep changing, try again", field="name")
 
     async def delete_compute(self, name: str, *, expect_version: Version = None) -> Record:

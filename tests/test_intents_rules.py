@@ -435,8 +435,8 @@ async def test_a_new_compute_within_max_computes_tries_ten_times_while_computes_
         store, races, written, how):
     intents = Intents(store, max_replicas=10, max_computes=3)
     await intents.create_compute(compute("a"))
-    method = "put" if how == "create" else "update"
-    racing = Intents(Racing(store, method, races, another_compute_changes), max_replicas=10,
+    # Both create it with a put that expects no version (a PUT tries a replace first).
+    racing = Intents(Racing(store, "put", races, another_compute_changes), max_replicas=10,
                      max_computes=3)
     write = (racing.create_compute(compute("b")) if how == "create"
              else racing.put_compute(compute("b")))
@@ -452,6 +452,18 @@ async def test_a_new_compute_within_max_computes_tries_ten_times_while_computes_
         assert (caught.value.message, caught.value.field) == (
             "computes keep changing, try again", "name")
         assert sorted(await intents.list_computes()) == ["a"]
+
+
+@pytest.mark.gen_test
+async def test_a_put_whose_new_compute_another_created_meanwhile_replaces_it(store):
+    """A PUT found no compute to replace; before its creation lands, another writer
+    creates it: the PUT replaces that one (200, not created) rather than failing."""
+    async def created_meanwhile(real):
+        await real.put("computes/b", Compute("b", "http://127.0.0.1:7099").to_json())
+    racing = Intents(Racing(store, "put", 1, created_meanwhile), max_replicas=10)
+    record, created = await racing.put_compute(compute("b"))
+    assert (record.value, created) == (compute("b").to_json(), False)
+    assert (await store.get("computes/b")) == record
 
 
 @pytest.mark.gen_test
