@@ -716,7 +716,8 @@ class ConnectorClient:
             raise
         started, outcome, failure = time.monotonic(), "error", ""
         try:
-            code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes)
+            code, answer = await self._fetch(request, url, limit=max_bytes or self.max_answer_bytes,
+                                             again=on_sent)
             outcome = "ok" if 200 <= code < 300 else str(code)
             if code == 503:
                 failure = "%s %s answered 503" % (method, url)
@@ -753,13 +754,15 @@ class ConnectorClient:
         if self.on_outcome is not None:
             self.on_outcome(compute.name, not failure, failure)
 
-    async def _fetch(self, request, url, *, limit):
+    async def _fetch(self, request, url, *, limit, again=None):
         """(status code, the Answer that holds its head and body) of ``request``; an
         answer over ``limit`` bytes is a ConnectorBadResponse, and is not read past it.
 
         Every call of the protocol is idempotent (a status, or a set-point: "run N"), so
         one that lost its connection before any answer (a kept-alive one the connector
-        closed meanwhile, a connector restarted) is sent once more, on a new one."""
+        closed meanwhile, a connector restarted) is sent once more, on a new one; if
+        ``again()`` lets it (what it raises ends the call: a leader deposed meanwhile
+        sends nothing more)."""
         method = request.method
         try:
             try:
@@ -767,6 +770,7 @@ class ConnectorClient:
             except aiohttp.ClientConnectorError:
                 raise  # no connection (or not to whom it should be): not again
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                _sent(again)
                 return await self._fetch_once(request, url, limit)
         except AnswerTooLarge as e:
             raise ConnectorBadResponse("%s %s: the answer is too large: %s" % (

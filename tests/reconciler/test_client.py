@@ -32,10 +32,10 @@ def fake(io_loop):
 
 
 @pytest.fixture
-def client():
+def client(io_loop):
     c = ConnectorClient(connect_timeout=2, request_timeout=0.5, max_in_flight=3)
     yield c
-    c.close()
+    io_loop.run_sync(c.aclose)  # on the loop its connections were made on
 
 
 def compute(fake):
@@ -170,6 +170,27 @@ async def test_an_order_whose_connection_closed_unanswered_is_sent_once_more(cli
         assert caught.value.message == ("POST %s/service/web/scale: the connector closed the "
                                         "connection without an answer" % dropping.url)
         assert len(dropping.orders) == 2  # once more, not again and again
+    finally:
+        await dropping.stop()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_order_is_not_sent_again_by_a_leader_deposed_meanwhile(client):
+    """The caller's on_sent check runs again before the second try: a controller whose
+    leadership lapsed while the first try was lost sends nothing more."""
+    class Deposed(Exception):
+        pass
+    checks = []
+
+    def on_sent():
+        checks.append(len(checks))
+        if len(checks) > 1:
+            raise Deposed()
+    dropping = await _Dropping(drops=1).start()
+    try:
+        with pytest.raises(Deposed):
+            await client.scale(Compute("c", dropping.url), "web", 2, on_sent=on_sent)
+        assert dropping.orders == [(b"POST", b'{"number": 2}')] and checks == [0, 1]
     finally:
         await dropping.stop()
 
