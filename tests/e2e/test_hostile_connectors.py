@@ -121,6 +121,11 @@ def test_misbehaving_connectors_cost_bounded_memory_and_say_what_is_wrong(
         entries = {compute: wait_for(lambda c=compute, s=service: failed_often(s, c),
                                      timeout=60, message="%s failing on %s" % (service, compute))
                    for compute, service in SERVICES.items()}
+        # Many large answers each (6 services there, each failing again and again): a
+        # condition waited for, since the services fail at their own pace.
+        for compute in ("big64", "stream1g"):
+            wait_for(lambda c=compute: stats(bad_connectors[c])[c]["answers"] >= 60,
+                     timeout=60, message="60 answers of %s" % compute)
         scale("web", "healthy", 0)
         wait_for(lambda: converged("web", 0), timeout=30, message="web converged at 0")
     finally:
