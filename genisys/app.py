@@ -85,7 +85,8 @@ def make_reconciler(store, settings, metrics, leadership=None):
                              ca_file=settings.connector.ca_file, metrics=metrics,
                              max_answer_bytes=settings.connector.max_answer_size,
                              max_replicas=settings.intents.max_replicas,
-                             identity=leadership.identity if leadership is not None else None)
+                             identity=leadership.identity if leadership is not None else None,
+                             term=leadership.term if leadership is not None else None)
     backoff = Backoff(initial=settings.reconciler.backoff_initial,
                       maximum=settings.reconciler.backoff_max)
     r = settings.reconciler

@@ -13,3 +13,8 @@ once, kept by every scale order), the bundled backends ``process``,
 #: The header that names the controller a call comes from (its --identity): a connector
 #: counts scale orders by it (docs/connectors.md).
 IDENTITY_HEADER = "Genisys-Identity"
+#: The leader's term, and the scope it counts in (an etcd cluster and key prefix), sent
+#: with every call of a leader elected on etcd: a connector refuses the orders of a
+#: term older than one it has seen in that scope (docs/connectors.md, "Fencing").
+TERM_HEADER = "Genisys-Term"
+TERM_SCOPE_HEADER = "Genisys-Term-Scope"

@@ -45,7 +45,7 @@ from typing import NamedTuple, Optional
 
 import aiohttp
 
-from genisys.connector import IDENTITY_HEADER
+from genisys.connector import IDENTITY_HEADER, TERM_HEADER, TERM_SCOPE_HEADER
 from genisys.connector.answers import (
     EXCERPT_CHARS,
     MAX_RETRY_AFTER,
@@ -164,6 +164,13 @@ class ConnectorBadResponse(ConnectorFailure):
     """A 2xx answer that is not what the protocol says (garbage JSON, wrong shape)."""
 
     reason = "ConnectorBadResponse"
+
+
+class ConnectorFenced(ConnectorError):
+    """409 StaleTerm: the connector has had calls of a newer leader's term; this
+    controller no longer leads, whatever its own clock says."""
+
+    reason = "StaleTerm"
 
 
 class ConnectorInsufficientCapacity(ConnectorError):
@@ -321,7 +328,7 @@ class ConnectorClient:
 
     def __init__(self, *, connect_timeout, request_timeout, max_in_flight=256, ca_file=None,
                  metrics=None, max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES,
-                 max_replicas=DEFAULT_MAX_REPLICAS, identity=None):
+                 max_replicas=DEFAULT_MAX_REPLICAS, identity=None, term=None):
         #: Seconds to establish a connection.
         self.connect_timeout = connect_timeout
         #: Seconds for a whole call, connection included.
@@ -339,6 +346,10 @@ class ConnectorClient:
         #: This controller's name (its --identity), sent as Genisys-Identity with every
         #: call, so a connector can tell who ordered what (None: not sent).
         self.identity = identity
+        #: (scope, number) of the leader's term, sent as Genisys-Term-Scope and
+        #: Genisys-Term with every call (None: not sent): connectors refuse the orders
+        #: of an older term (ConnectorFenced).
+        self.term = term
         self._http = None
         #: The loop the session is bound to, and the task closing it.
         self._loop = None
@@ -677,6 +688,9 @@ class ConnectorClient:
             headers["Authorization"] = "Bearer " + compute.token
         if self.identity is not None:
             headers[IDENTITY_HEADER] = self.identity
+        if self.term is not None:
+            headers[TERM_SCOPE_HEADER], number = self.term
+            headers[TERM_HEADER] = str(number)
         return _Request(method, url, body, headers)
 
     def limit(self, connector):
@@ -839,6 +853,8 @@ def _status_error(code, body, method, url, with_token, *, content_type="", retry
     if code == 404:
         return ConnectorNotFound("%s %s: 404, the connector has no such service: %s"
                                  % (method, url, detail), status=404, body=body)
+    if code == 409 and _error_reason(body) == ConnectorFenced.reason:
+        return ConnectorFenced("%s %s: 409 %s" % (method, url, detail), status=409, body=body)
     if code == 409 and _error_reason(body) == ConnectorInsufficientCapacity.reason:
         return ConnectorInsufficientCapacity("%s %s: 409 %s" % (method, url, detail),
                                              status=409, body=body)

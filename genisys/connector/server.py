@@ -22,6 +22,7 @@ from genisys.connector import IDENTITY_HEADER
 from genisys.connector import batch as batching
 from genisys.connector.backend import MAX_RESOURCES
 from genisys.connector.capacity import CapacityGuard
+from genisys.connector.fence import Fence
 from genisys.connector.metrics import ConnectorMetrics
 from genisys.model import check_fields, validate_count, validate_name
 from genisys.web import InFlight, JSONHandler, NotFoundHandler
@@ -30,9 +31,14 @@ from genisys.web import InFlight, JSONHandler, NotFoundHandler
 class ConnectorHandler(JSONHandler):
     """Handlers get the backend and the metrics from the route table."""
 
-    def initialize(self, *, backend, metrics, endpoint, tracker, auth=None, capacity=None,
-                   batch=True):
+    #: True for the handlers of scale orders, which the fence refuses of an old term.
+    orders = False
+
+    def initialize(self, *, backend, metrics, endpoint, tracker, fence, auth=None,
+                   capacity=None, batch=True):
         super().initialize(tracker=tracker, auth=auth)
+        #: The leader terms seen (genisys.connector.fence).
+        self.fence = fence
         self.backend = backend
         self.metrics = metrics
         self.endpoint = endpoint
@@ -40,6 +46,10 @@ class ConnectorHandler(JSONHandler):
         self.capacity = capacity
         #: True if the batch extension is offered.
         self.batch = batch
+
+    def prepare(self):
+        super().prepare()
+        self.fence.check(self.request.headers, order=self.orders)
 
     def on_finish(self):
         self.metrics.requests.labels(self.endpoint, self.request.method,
@@ -75,6 +85,8 @@ async def take_scale_order(handler, service, number):
 
 
 class ScaleHandler(ConnectorHandler):
+    orders = True
+
     async def post(self, name):
         validate_name(name, "name")
         body = self.json_body()
@@ -115,6 +127,7 @@ class BatchStatusHandler(ConnectorHandler):
 
 class BatchScaleHandler(ConnectorHandler):
     max_body_bytes = batching.MAX_BATCH_BODY_BYTES
+    orders = True
 
     async def post(self):
         orders = batching.orders_from(self.json_body())
@@ -215,7 +228,7 @@ def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=
     metrics = metrics or ConnectorMetrics()
     guard = CapacityGuard(backend, capacity) if capacity is not None else None
     deps = {"backend": backend, "metrics": metrics, "tracker": tracker, "auth": auth,
-            "capacity": guard}
+            "capacity": guard, "fence": Fence()}
     app = tornado.web.Application(
         routes(batch=batch, **deps),
         default_handler_class=UnknownPathHandler,

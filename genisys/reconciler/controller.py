@@ -26,7 +26,12 @@ from collections.abc import Iterable
 from typing import Any, Optional, cast
 
 from genisys import pacing, placement
-from genisys.connector.client import ConnectorClient, ConnectorFailure, ConnectorNotFound
+from genisys.connector.client import (
+    ConnectorClient,
+    ConnectorFailure,
+    ConnectorFenced,
+    ConnectorNotFound,
+)
 from genisys.errors import GenisysError, VersionMismatch
 from genisys.intents import (
     COMPUTES,
@@ -496,6 +501,12 @@ class Reconciler:
                 answered = dataclasses.replace(observed, asked=True, running=running)
         except NotLeader:
             raise  # not ours to reconcile any more: no status either
+        except ConnectorFenced as e:
+            # The connector has heard a newer leader: this one's term is over.
+            if self.leadership is not None:
+                self.leadership.deposed(e.message)
+            raise NotLeader("a connector refused the order of an old term: %s"
+                            % e.message) from e
         except ConnectorNotFound as e:
             failure = Failure(e.reason, e.condition, e.message, not_defined=True)
             return dataclasses.replace(observed, failure=failure)

@@ -89,6 +89,15 @@ class Leadership:
         """``store`` as this leader's reconciler writes it."""
         raise NotImplementedError
 
+    @property
+    def term(self) -> Optional[tuple[str, int]]:
+        """(scope, number) of this leader's term, sent with its connector calls so that
+        connectors refuse the orders of an older one (None: nothing to fence)."""
+        return None
+
+    def deposed(self, why: str) -> None:
+        """Something proved this process is no longer the leader: step down now."""
+
     async def start(self, make_reconciler: "MakeReconciler") -> None:
         raise NotImplementedError
 
@@ -197,8 +206,16 @@ class Election(Leadership):
         assert self._version is not None  # check() raised NotLeader otherwise
         return Condition.version(LEADER_KEY, self._version)
 
+    @property
+    def term(self) -> Optional[tuple[str, int]]:
+        # The revision that wrote this leader's key: higher for every new leader of the
+        # same etcd cluster and key prefix, which make the scope (docs/distributed.md).
+        if self._version is None:
+            return None
+        return ("%s/%s" % (getattr(self.store, "cluster_id", None) or "-",
+                           getattr(self.store, "prefix", "")), self._version)
+
     def deposed(self, why: str) -> None:
-        """Something proved this process is no longer the leader: step down now."""
         if self._leading:
             log.warning("leadership lost: %s", why)
             self._leading = False

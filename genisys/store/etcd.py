@@ -282,6 +282,11 @@ class EtcdStore(Store):
         #: What the members said at open(): version and cluster.
         self.server_version: Optional[str] = None
 
+    @property
+    def cluster_id(self) -> Optional[str]:
+        """The etcd cluster's ID (None before its first answer)."""
+        return self._client.cluster_id
+
     def __repr__(self) -> str:
         return "EtcdStore(%s, prefix=%r)" % (",".join(map(str, self.endpoints)), self.prefix)
 

@@ -229,6 +229,8 @@ class EtcdClient:
         self.on_failover: Optional[Callable[[Endpoint], None]] = None
         #: The highest store revision seen in any answer.
         self.seen_revision = 0
+        #: The cluster's ID, as its answers say (None before the first).
+        self.cluster_id: Optional[str] = None
 
     @property
     def current(self) -> Endpoint:
@@ -462,6 +464,8 @@ class EtcdClient:
         return None
 
     def note_revision(self, header: Optional[Json]) -> None:
+        if header and header.get("cluster_id"):
+            self.cluster_id = str(header["cluster_id"])
         if header and "revision" in header:
             revision = int(header["revision"])
             if revision > self.seen_revision:
