@@ -28,14 +28,15 @@ read or wrote last (``_Seen``). Steps 2 and 3 run on the guess; a commit proves
 it was right (etcd compared every key against it), anything else (a refusal,
 nothing to write, a failed compare) is decided again on a snapshot read from
 etcd. A key only put with no condition at all is neither read nor compared; one
-that only has to exist (a compute a service names, or a compute replaced whatever it
-held) is compared only for existing, so writes that replace it do not conflict.
+that only has to exist (the compute an upscale names) is compared only for existing,
+so a write of it meanwhile refuses nothing. ``replace`` (a compute written whatever
+it held) is one transaction of its own, with no read.
 
 Writes of one process to the same key wait for each other (a local lock),
 so concurrent updates in one process don't retry against each other; only
-other replicas' writes cause retries. Writes that only replace a key that must
-exist don't wait: nothing they compare changes under them. Blind writes (puts and deletes with no
-condition at all, like the audit trail's) skip the snapshot and are split
+other replicas' writes cause retries (``replace`` takes no turn: it compares
+nothing that another write of the key would break). Blind writes (puts and deletes
+with no condition at all, like the audit trail's) skip the snapshot and are split
 into transactions of at most ``MAX_TXN_OPS`` (etcd's default limit), so a
 large batch of them is not atomic as a whole.
 
@@ -206,10 +207,10 @@ class _KeyLocks:
 
 def _assumed_keys(ops: Sequence[Op]) -> frozenset[str]:
     """Keys whose only part in ``ops`` is to exist (``Condition.exists``) before any op
-    writes them, and which ops write only by puts that expect no version: the compute a
-    service names, a compute replaced whatever it held. Nothing depends on what they
-    hold, so the commit compares only that they exist (etcd: version > 0), and writers
-    that replace one need neither read it nor take turns."""
+    writes them, and which ops write only by puts that expect no version (the compute an
+    upscale names). Nothing depends on what they hold, so the commit compares only that
+    they exist (etcd: version > 0): they need no guess and no turn, and a write of one
+    meanwhile is no reason to try again."""
     checked: dict[str, int] = {}  # key -> index of the last op that needs it to exist
     out: set[str] = set()
     for i, op in enumerate(ops):
