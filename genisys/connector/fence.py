@@ -61,7 +61,3 @@ class Fence:
             raise StaleTerm("an order of term %d, after a call of term %d in the same scope "
                             "(%s): a newer leader gives the orders now" % (number, newest, scope),
                             field=TERM_HEADER)
-
-    def newest(self, scope: str) -> int:
-        """The newest term seen in ``scope`` (0: none)."""
-        return self._terms.get(scope, 0)

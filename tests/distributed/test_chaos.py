@@ -11,7 +11,6 @@ controller) and later brought back. Afterwards:
 * no service ever ran more processes than it was asked for in the seconds before.
 """
 
-import base64
 import hashlib
 import json
 import random
@@ -23,8 +22,9 @@ import uuid
 import pytest
 import requests
 
+from genisys.store.etcd_client import b64, range_end, unb64
 from tests.connector.common import SLEEPER, define, orders
-from tests.etcd import EtcdCluster, etcd_binary, prefix_range_end, unique_prefix
+from tests.etcd import EtcdCluster, etcd_binary, unique_prefix
 from tests.support import wait_for
 
 SERVICES = ("s0", "s1", "s2")
@@ -170,10 +170,9 @@ class Clients:
 
 def _held(member, key, **more):
     """[(key, mod_revision, decoded value)] of etcd ``key`` on ``member``."""
-    answer = member.call("/v3/kv/range", dict(
-        {"key": base64.b64encode(key.encode()).decode()}, **more))
-    return [(base64.b64decode(kv["key"]).decode(), int(kv["mod_revision"]),
-             json.loads(base64.b64decode(kv["value"]))) for kv in answer.get("kvs") or []]
+    answer = member.call("/v3/kv/range", dict({"key": b64(key)}, **more))
+    return [(unb64(kv["key"]), int(kv["mod_revision"]), json.loads(unb64(kv["value"])))
+            for kv in answer.get("kvs") or []]
 
 
 def _disagreements(cluster, prefix, history):
@@ -184,8 +183,7 @@ def _disagreements(cluster, prefix, history):
     live = [m for m in cluster.members if m.alive() and not m.paused]
     full = prefix + "/idempotency/"
     applied = {key[len(full):]: (revision, value["spec"]["replicas"])
-               for key, revision, value in _held(live[0], full, range_end=base64.b64encode(
-                   prefix_range_end(full).encode()).decode())}
+               for key, revision, value in _held(live[0], full, range_end=range_end(full))}
     lines = []
     for key, (service, step, tries, outcome) in history.items():
         stored = applied.get(hashlib.sha256(key.encode()).hexdigest())

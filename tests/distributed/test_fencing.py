@@ -1,8 +1,7 @@
 """Fencing, end to end (docs/distributed.md, "Fencing"): a leader's calls carry its term;
 once its connector has heard a newer one, its orders are refused, and it steps down."""
 
-import base64
-
+from genisys.store.etcd_client import b64
 from tests.distributed.conftest import USER, add_compute, upscale, wait_leader, wait_running
 from tests.support import wait_for
 
@@ -18,8 +17,8 @@ def test_a_leader_whose_connector_heard_a_newer_term_steps_down_and_orders_nothi
     wait_running(connector, 1)
 
     # Its term (the revision of its leadership key) and the scope it counts in, from etcd.
-    answer = cluster.members[0].call("/v3/kv/range", {"key": base64.b64encode(
-        ("%s/leader/reconciler" % prefix).encode()).decode()}, token=cluster.token(USER))
+    answer = cluster.members[0].call("/v3/kv/range", {"key": b64("%s/leader/reconciler" % prefix)},
+                                     token=cluster.token(USER))
     term = int(answer["kvs"][0]["mod_revision"])
     scope = "%s/%s/" % (answer["header"]["cluster_id"], prefix)
     # A newer leader, as far as the connector knows, calls it first.
