@@ -32,6 +32,10 @@ that only has to exist (the compute an upscale names) is compared only for exist
 so a write of it meanwhile refuses nothing. ``replace`` (a compute written whatever
 it held) is one transaction of its own, with no read.
 
+Transactions (reads of several keys, and every write but ``replace`` and blind
+ones) leave together when several are made at once: each nested in one etcd
+transaction, never with one that writes what another reads (``etcd_batch``).
+
 Writes of one process to the same key wait for each other (a local lock),
 so concurrent updates in one process don't retry against each other; only
 other replicas' writes cause retries (``replace`` takes no turn: it compares
@@ -70,6 +74,7 @@ from genisys.store.base import (
     apply_op,
     decode,
 )
+from genisys.store.etcd_batch import Batcher
 from genisys.store.etcd_client import (
     Endpoint,
     EtcdAuthError,
@@ -280,6 +285,10 @@ class EtcdStore(Store):
         self._locks = _KeyLocks()
         self._seen = _Seen(SEEN_RECORDS)
         self._watches: set[EtcdWatch] = set()
+        #: Transactions leave in batches (``etcd_batch``): those that may be sent again
+        #: on another member (reads, ``replace``) apart from those that may not.
+        self._batches = {retry: Batcher(self._send_batch, name="reads" if retry else "writes")
+                         for retry in (True, False)}
         #: What the members said at open(): version and cluster.
         self.server_version: Optional[str] = None
 
@@ -341,6 +350,8 @@ class EtcdStore(Store):
         self._closed = True
         for watch in list(self._watches):
             watch.close()
+        for batcher in self._batches.values():
+            batcher.close(StoreUnavailable("the store is closed"))
         await self._client.close()
 
     def _check_open(self) -> None:
@@ -375,6 +386,15 @@ class EtcdStore(Store):
         self._check_open()
         return await self._client.call(path, body, **kwargs)
 
+    async def _txn(self, body: Json, *, retry_sent: bool = True) -> Json:
+        """etcd's answer to the transaction ``body``, sent with others (``etcd_batch``)."""
+        self._check_open()
+        return await self._batches[retry_sent].txn(body, retry_sent=retry_sent)
+
+    async def _send_batch(self, data: str, retry_sent: bool) -> Json:
+        self._check_open()
+        return await self._client.call("/v3/kv/txn", data, retry_sent=retry_sent)
+
     # -- reads ------------------------------------------------------------------
 
     async def get(self, key: str) -> Optional[Record]:
@@ -390,7 +410,7 @@ class EtcdStore(Store):
         if not keys:
             return []
         unique = sorted(set(keys))
-        answer = await self._call("/v3/kv/txn", {"success": self._snapshot_reads(unique, [])})
+        answer = await self._txn({"success": self._snapshot_reads(unique, [])})
         records = self._snapshot(answer, answer.get("responses"), unique, []).records
         return [records[key] for key in keys]
 
@@ -448,6 +468,8 @@ class EtcdStore(Store):
         self._check_open()
         text = _encode(value)
         full = b64(self._key(key))
+        # Not batched (``_txn``): concurrent replaces of one key conflict, so they would
+        # leave one batch at a time, while sent together etcd syncs them to disk at once.
         answer = await self._call("/v3/kv/txn", {
             "compare": [{"key": full, "target": "VERSION", "result": "GREATER", "version": 0},
                         {"key": full, "target": "VALUE", "result": "NOT_EQUAL",
@@ -511,7 +533,7 @@ class EtcdStore(Store):
             guessed = snapshot is not None
             for _ in range(MAX_ATTEMPTS):
                 if snapshot is None:
-                    answer = await self._call("/v3/kv/txn", {"success": reads})
+                    answer = await self._txn({"success": reads})
                     snapshot = self._snapshot(answer, answer.get("responses"), read_keys,
                                               prefixes)
                 view = _SnapshotView(snapshot, assumed)
@@ -540,7 +562,7 @@ class EtcdStore(Store):
                 # either): the compare of a second copy fails if the first landed, and then
                 # an update function would run again over its own write (an upscale counted
                 # twice), or a put would be refused though it happened.
-                answer = await self._call("/v3/kv/txn", txn, retry_sent=False)
+                answer = await self._txn(txn, retry_sent=False)
                 if answer.get("succeeded"):
                     revision = int(answer["header"]["revision"])
                     for key, text in written.items():

@@ -37,7 +37,7 @@ import logging
 import re
 import ssl
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import aiohttp
 import tornado.httputil
@@ -260,10 +260,11 @@ class EtcdClient:
         if self.on_failover is not None:
             self.on_failover(endpoint)
 
-    async def call(self, path: str, body: Json, *, retry_sent: bool = True,
+    async def call(self, path: str, body: Union[Json, str], *, retry_sent: bool = True,
                    timeout: Optional[float] = None) -> Json:
-        """POST ``body`` to ``path`` on the current member, failing over as the module
-        docstring says; returns the decoded answer or raises StoreUnavailable.
+        """POST ``body`` (or its JSON text) to ``path`` on the current member, failing
+        over as the module docstring says; returns the decoded answer or raises
+        StoreUnavailable.
 
         ``retry_sent``: the call may be repeated on another member even after it was
         sent (reads, keep-alives, blind writes); otherwise it is sent once (aiohttp
@@ -331,7 +332,8 @@ class EtcdClient:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": self._token} if self._token else {}
 
-    async def _call_members(self, http: aiohttp.ClientSession, path: str, body: Json,
+    async def _call_members(self, http: aiohttp.ClientSession, path: str,
+                            body: Union[Json, str],
                             deadline: float, *, retry_sent: bool,
                             token: bool = True) -> Json:
         if token and self.security.user is not None and self._token is None:
@@ -391,14 +393,16 @@ class EtcdClient:
                                % (path, "; ".join(errors) or "out of time"))
 
     async def _call_one(self, http: aiohttp.ClientSession, endpoint: Endpoint, path: str,
-                        body: Json, timeout: float, *, token: bool = True) -> Json:
+                        body: Union[Json, str], timeout: float, *,
+                        token: bool = True) -> Json:
         security = self.security
         headers = {"Content-Type": "application/json"}
         if token:
             headers.update(self.auth_headers())
         try:
             async with http.post(
-                    "%s://%s%s" % (security.scheme, endpoint, path), data=json.dumps(body),
+                    "%s://%s%s" % (security.scheme, endpoint, path),
+                    data=body if isinstance(body, str) else json.dumps(body),
                     headers=headers, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(
                         total=timeout, sock_connect=min(self.connect_timeout, timeout))
