@@ -8,7 +8,11 @@ the server it measures)::
         --body '{"compute": "c0"}' --clients 64 --duration 10 --warmup 1 --output out.json
 
 Each client holds one connection and sends its next request as soon as the
-answer to the last one has arrived (a closed loop, like ``wrk``). ``{key}``
+answer to the last one has arrived (a closed loop, like ``wrk``). With
+``--rate R`` the requests are due at a steady R per second instead (an open
+loop, like ``wrk2``): each goes on the first of the C connections that is
+free, and its latency counts from when it was due, so the time it waited for
+a connection is counted too (no "coordinated omission"). ``{key}``
 in the path takes the values 0, 1, ..., keys - 1 in turn across all clients;
 ``{key}`` in the body (``--body``) takes the same value as in its path, so
 every request of a long run can carry a value of its own.
@@ -29,8 +33,9 @@ import urllib.parse
 
 
 class Run:
-    def __init__(self, *, warmup_end, end):
+    def __init__(self, *, warmup_end, end, clients):
         self.warmup_end = warmup_end
+        self.clients = clients
         self.end = end
         #: Latencies (seconds) of the answers completed in the measured window.
         self.latencies = []
@@ -77,11 +82,31 @@ def request_bytes(method, host, path, body):
     return data + (body or b"")
 
 
-async def client(args, run, keys):
+async def due_times(run, rate, due):
+    """Put on ``due`` the moment each request is due, ``rate`` per second, until the end."""
+    start = time.perf_counter()
+    for i in itertools.count():
+        moment = start + i / rate
+        if moment > run.end:
+            break
+        delay = moment - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        due.put_nowait(moment)
+    for _ in range(run.clients):
+        due.put_nowait(None)  # no more
+
+
+async def client(args, run, keys, due=None):
     url = urllib.parse.urlsplit(args.url)
     host, port = url.hostname, url.port or 80
     reader = writer = None
     while time.perf_counter() < run.end:
+        started = None
+        if due is not None:
+            started = await due.get()
+            if started is None:
+                break
         try:
             if writer is None:
                 reader, writer = await asyncio.open_connection(host, port)
@@ -90,7 +115,8 @@ async def client(args, run, keys):
             if args.body is not None:
                 body = args.body.replace("{key}", str(key)).encode("utf-8")
             request = request_bytes(args.method, url.netloc, args.path.format(key=key), body)
-            started = time.perf_counter()
+            if started is None:
+                started = time.perf_counter()
             writer.write(request)
             status, keep_alive = await read_response(reader)
             run.record(status, started, time.perf_counter())
@@ -115,15 +141,22 @@ def percentile(ordered, fraction):
 
 async def main_async(args):
     now = time.perf_counter()
-    run = Run(warmup_end=now + args.warmup, end=now + args.warmup + args.duration)
+    run = Run(warmup_end=now + args.warmup, end=now + args.warmup + args.duration,
+              clients=args.clients)
     keys = itertools.count()
     cpu = time.process_time()
-    await asyncio.gather(*(client(args, run, keys) for _ in range(args.clients)))
+    due = None
+    tasks = []
+    if args.rate is not None:
+        due = asyncio.Queue()
+        tasks.append(due_times(run, args.rate, due))
+    await asyncio.gather(*tasks, *(client(args, run, keys, due) for _ in range(args.clients)))
     cpu = time.process_time() - cpu
     ordered = sorted(run.latencies)
     ok = sum(n for code, n in run.codes.items() if 200 <= code < 300)
     return {
         "method": args.method, "path": args.path, "clients": args.clients,
+        "rate": args.rate,
         "seconds": args.duration, "requests": len(ordered), "ok": ok,
         "requests_per_second": len(ordered) / args.duration,
         "ok_per_second": ok / args.duration,
@@ -147,6 +180,9 @@ def main(argv=None):
     parser.add_argument("--body", default=None,
                         help="JSON body of every request, {key} is replaced")
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="requests due per second, in all (an open loop); default: "
+                        "each client sends as soon as it has its answer (a closed loop)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured")
     parser.add_argument("--output", default="-", help="JSON result file (- : stdout)")

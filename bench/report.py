@@ -33,7 +33,9 @@ PLACEMENT_SERVICES = 10000
 PLACEMENT_CPU_SECONDS = 0.2
 PLACEMENT_CONVERGENCE_RATIO = 1.25
 #: etcd's (issue 18): upscales on one local etcd member at least this share of the
-#: SQLite store's rate in the same run, with this p99; and TLS at most this much slower.
+#: SQLite store's rate in the same run (64 clients, each sending when answered), and
+#: this p99 with upscales due at that rate (an open loop: the p99 of a closed loop of
+#: 64 clients is at least 64 / rate, whatever the store); TLS at most this much slower.
 ETCD_UPSCALE_SHARE = 0.5
 ETCD_UPSCALE_P99_MS = 100.0
 ETCD_TLS_COST = 0.15
@@ -223,8 +225,8 @@ def _api_verdicts(results):
 def _etcd_verdicts(results):
     etcd, sqlite = results.get("etcd"), results.get("api")
     labels = [
-        "etcd: upscales >= %d%% of the SQLite store's rate, p99 <= %g ms (one local member)"
-        % (ETCD_UPSCALE_SHARE * 100, ETCD_UPSCALE_P99_MS),
+        "etcd: upscales >= %d%% of the SQLite store's rate, p99 <= %g ms at that rate "
+        "(one local member)" % (ETCD_UPSCALE_SHARE * 100, ETCD_UPSCALE_P99_MS),
         "etcd: upscales over TLS (client certificate) at most %d%% slower than without"
         % (ETCD_TLS_COST * 100)]
     if etcd is None or sqlite is None:
@@ -232,16 +234,29 @@ def _etcd_verdicts(results):
     if "unavailable" in etcd:
         return [Verdict(label, None, "n/a: " + etcd["unavailable"]) for label in labels]
     plain, tls = etcd["plain"]["api"]["upscale"], etcd["tls"]["api"]["upscale"]
+    paced = etcd["plain"]["api"].get("upscale_paced")
     base = sqlite["upscale"]["ok_per_second"]
     share = plain["ok_per_second"] / base if base else 0.0
     cost = 1.0 - tls["ok_per_second"] / plain["ok_per_second"] if plain["ok_per_second"] \
         else 1.0
+    figure = "%d%% (%s/s of %s/s; p99 %s ms with %d clients sending when answered)" % (
+        round(share * 100), fmt(plain["ok_per_second"], 0), fmt(base, 0),
+        fmt(plain["p99_ms"]), plain["clients"])
+    if paced is None:
+        rate_met, figure = False, figure + "; not measured at that rate"
+    else:
+        # Answered (nearly) all that was due: a store that cannot keep up shows it here
+        # as well as in its latency.
+        kept_up = paced["ok_per_second"] >= 0.95 * paced["rate"]
+        rate_met = kept_up and paced["p99_ms"] is not None \
+            and paced["p99_ms"] <= ETCD_UPSCALE_P99_MS
+        figure += "; due at %s/s: %s/s answered 2xx, p99 %s ms" % (
+            fmt(paced["rate"], 0), fmt(paced["ok_per_second"], 0), fmt(paced["p99_ms"]))
+        reference = sqlite.get("upscale_paced")
+        if reference is not None:
+            figure += " (SQLite at that rate: p99 %s ms)" % fmt(reference["p99_ms"])
     return [
-        Verdict(labels[0], share >= ETCD_UPSCALE_SHARE and plain["p99_ms"] is not None
-                and plain["p99_ms"] <= ETCD_UPSCALE_P99_MS,
-                "%d%% (%s/s of %s/s), p99 %s ms" % (
-                    round(share * 100), fmt(plain["ok_per_second"], 0), fmt(base, 0),
-                    fmt(plain["p99_ms"]))),
+        Verdict(labels[0], share >= ETCD_UPSCALE_SHARE and rate_met, figure),
         Verdict(labels[1], cost <= ETCD_TLS_COST, "%d%% (%s/s against %s/s), p99 %s ms" % (
             round(cost * 100), fmt(tls["ok_per_second"], 0), fmt(plain["ok_per_second"], 0),
             fmt(tls["p99_ms"])))]
@@ -546,9 +561,14 @@ def render(results):
         stores = ([("sqlite", sqlite)] if sqlite else []) + [
             ("etcd", etcd["plain"]["api"]), ("etcd + TLS", etcd["tls"]["api"])]
         for name, api in stores:
+            paced = api.get("upscale_paced")
             for request, key in (("upscale", "upscale"), ("GET", "get"),
-                                 ("PUT /compute/c1", "compute_writes")):
-                r = api[key]
+                                 ("PUT /compute/c1", "compute_writes"),
+                                 ("upscale due at %s/s" % fmt(paced and paced["rate"], 0),
+                                  "upscale_paced")):
+                r = api.get(key)
+                if r is None:
+                    continue
                 rows.append([name, request, fmt(r["ok_per_second"], 0), fmt(r["p50_ms"], 2),
                              fmt(r["p99_ms"], 2),
                              fmt(r.get("controller_cpu_ms_per_request"), 3),

@@ -300,7 +300,7 @@ def steady_state(fleet, settings, protocol, services, db, connectors):
 
 
 def _load(fleet, settings, server, *, method, path, body=None, keys, clients=None,
-          duration=None, warmup=None):
+          duration=None, warmup=None, rate=None):
     """What the load generator measured of ``method path`` against ``server``."""
     clients = settings.api_clients if clients is None else clients
     duration = settings.api_duration if duration is None else duration
@@ -312,6 +312,8 @@ def _load(fleet, settings, server, *, method, path, body=None, keys, clients=Non
             "--warmup", str(warmup), "--output", output]
     if body is not None:
         argv += ["--body", body]
+    if rate is not None:
+        argv += ["--rate", "%.1f" % rate]
     loadgen = fleet.python(argv, name="loadgen")
     status = loadgen.proc.wait(warmup + duration + 120)
     fleet.stop(loadgen)
@@ -359,12 +361,15 @@ def _one_compute_controller(fleet, settings, store_name, *, store=None):
     return connector, controller
 
 
-def api(fleet, settings, *, store=None):
+def api(fleet, settings, *, store=None, upscale_rate=None):
     """Upscales spread over ``api_keys`` services on one compute, then GETs of them,
     then compute writes, against a controller on the default durable SQLite store
     (or on ``store``, an ``EtcdBench``: then without the ceiling, taken once a run).
     The compute's simulated connector is real: the reconciler converges the upscales
-    while they arrive, as it would in production."""
+    while they arrive, as it would in production. ``upscale_rate``: after the GETs,
+    upscales again, due at that steady rate (an open loop), for their latency at
+    that rate rather than at the most the store takes; a function of the first
+    upscales' figures gives the rate from them."""
     connector, controller = _one_compute_controller(fleet, settings, "api.db", store=store)
     path = "/service/" + service_name_template(settings.api_keys, prefix="api")
 
@@ -375,16 +380,30 @@ def api(fleet, settings, *, store=None):
     upscale = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
                     body=UPSCALE_BODY, keys=settings.api_keys)
     cpu.append(cpu_now())
-    listed = requests.get(controller.url + "/service", timeout=120).json()
-    stored = sum(view["replicas"].get("c0", 0) for view in listed.values())
+
+    def stored_total():
+        listed = requests.get(controller.url + "/service", timeout=120).json()
+        return sum(view["replicas"].get("c0", 0) for view in listed.values())
+    stored = stored_total()
     get = _load(fleet, settings, controller, method="GET", path=path, keys=settings.api_keys)
+    cpu.append(cpu_now())
+    paced = None
+    if callable(upscale_rate):
+        upscale_rate = upscale_rate(upscale)
+    if upscale_rate is not None:
+        paced = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
+                      body=UPSCALE_BODY, keys=settings.api_keys, rate=upscale_rate)
+        paced["stored_total"] = stored_total() - stored
+        paced["totals_match"] = paced["stored_total"] == paced["total_ok"]
     cpu.append(cpu_now())
     compute_writes = _load(fleet, settings, controller, method="PUT", path="/compute/c1",
                            body=COMPUTE_WRITE_BODY, keys=2 ** 62)
     cpu.append(cpu_now())
     memory = procs.memory_mb(controller.pid)
     fleet.stop(controller, connector)
-    for i, phase in enumerate((upscale, get, compute_writes)):
+    for i, phase in enumerate((upscale, get, paced, compute_writes)):
+        if phase is None:
+            continue
         used, store_used = (b - a for a, b in zip(cpu[i], cpu[i + 1]))
         phase["controller_cpu_seconds"] = used
         phase["controller_cpu_ms_per_request"] = (used * 1000.0 / phase["total_requests"]
@@ -395,6 +414,7 @@ def api(fleet, settings, *, store=None):
     return {"store": "sqlite (durable: WAL, synchronous=FULL)" if store is None
             else store.describe(), "clients": settings.api_clients,
             "upscale": upscale, "get": get, "compute_writes": compute_writes,
+            "upscale_paced": paced,
             "ceiling": ceiling(fleet, settings) if store is None else None,
             "stored_total": stored,
             "upscales_answered_2xx": upscale["total_ok"],
@@ -618,17 +638,18 @@ def etcd_convergence(fleet, settings, protocol, services, store):
             "seed_seconds": seed_seconds}
 
 
-def etcd(fleet, settings, *, services):
-    """The API (``api``) and a convergence run (``services`` x ``computes``, batch
-    extension) on one local etcd member, without TLS and then with TLS and a client
-    certificate; the SQLite figures they are read against are those of the same run."""
+def etcd(fleet, settings, *, services, upscale_rate=None):
+    """The API (``api``; ``upscale_rate``: with upscales due at that rate too) and a
+    convergence run (``services`` x ``computes``, batch extension) on one local etcd
+    member, without TLS and then with TLS and a client certificate; the SQLite
+    figures they are read against are those of the same run."""
     results = {}
     for tls in (False, True):
         store = EtcdBench(settings.workdir, tls=tls)
         try:
             results["tls" if tls else "plain"] = {
                 "store": store.describe(),
-                "api": api(fleet, settings, store=store),
+                "api": api(fleet, settings, store=store, upscale_rate=upscale_rate),
                 "convergence": etcd_convergence(fleet, settings, PROTOCOLS["batch"],
                                                 services, store)}
         finally:
