@@ -5,6 +5,7 @@ Written to kill what a mutation run of ``genisys.intents`` left alive; the same 
 through HTTP are in tests/api/."""
 
 import asyncio
+import collections
 import time
 
 import pytest
@@ -631,3 +632,41 @@ async def test_the_answer_to_a_change_shows_the_services_status(store):
     assert (await intents.upscale("web", "local"))["status"] == status
     view, _ = await intents.put_service("web", {"local": 3})
     assert view["status"] == status
+
+
+class Counting:
+    """A real store that counts the calls of each of its methods."""
+
+    def __init__(self, store):
+        self._store, self.calls = store, collections.Counter()
+
+    def __getattr__(self, name):
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return attribute(*args, **kwargs)
+        return counted
+
+
+@pytest.mark.gen_test
+async def test_puts_of_one_new_compute_made_together_create_it_once_then_replace_it(store):
+    """Thirty clients PUT the same new compute at once: one creates it, the others wait
+    for that creation and replace it, instead of each trying to create it in turn."""
+    counting = Counting(store)
+    intents = Intents(counting, max_replicas=10, max_computes=5)
+    answers = await asyncio.gather(*(
+        intents.put_compute(Compute("new", "http://127.0.0.1:%d" % (7000 + i)))
+        for i in range(30)))
+    assert counting.calls["put"] == 1
+    assert [created for _, created in answers].count(True) == 1
+    stored = await intents.get_compute("new")
+    assert stored == max((record for record, _ in answers), key=lambda r: r.version)
+    # A creation that fails (no room) fails the others' too, each on its own try.
+    full = Intents(Counting(store), max_replicas=10, max_computes=1)
+    outcomes = await asyncio.gather(*(full.put_compute(compute("other")) for _ in range(5)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, LimitExceeded) for o in outcomes), outcomes
+    assert sorted(await intents.list_computes()) == ["new"]
