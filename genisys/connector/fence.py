@@ -9,13 +9,26 @@ newest term it has seen in each scope, from any call, and refuses with 409 Stale
 scale order of an older one: a leader paused past its lease, whose order arrives after
 the next leader has spoken, changes nothing. Calls without a term (one controller on
 SQLite, the seed's protocol) are never fenced.
+
+A connector with a state directory (the process, docker and aws backends) keeps the
+newest terms in ``<state-dir>/terms.json``, written durably before the call that
+brought a newer one is answered: a restart does not forget them, so a deposed
+leader's late order is refused after it too.
 """
 
 import collections
+import json
+import logging
 import re
 
 from genisys.connector import TERM_HEADER, TERM_SCOPE_HEADER
-from genisys.errors import Conflict, Invalid
+from genisys.connector.statedir import write_durably
+from genisys.errors import Conflict, Invalid, StartupError
+
+log = logging.getLogger(__name__)
+
+#: The file, in a backend's state directory, that keeps the newest terms.
+TERMS_FILE = "terms.json"
 
 #: Scopes remembered at most (the oldest seen is forgotten first).
 MAX_SCOPES = 1000
@@ -30,11 +43,15 @@ class StaleTerm(Conflict):
 
 
 class Fence:
-    """The newest term seen in each scope."""
+    """The newest term seen in each scope; ``path``: the file that keeps them across
+    restarts (None: memory only)."""
 
-    def __init__(self, max_scopes: int = MAX_SCOPES) -> None:
+    def __init__(self, max_scopes: int = MAX_SCOPES, *, path=None) -> None:
         self.max_scopes = max_scopes
+        self.path = path
         self._terms: collections.OrderedDict[str, int] = collections.OrderedDict()
+        if path is not None:
+            self._terms.update(_read_terms(path))
 
     def check(self, headers, *, order: bool) -> None:
         """Note the term of a call's ``headers``; raise StaleTerm if it is an ``order``
@@ -57,7 +74,40 @@ class Fence:
             self._terms.move_to_end(scope)
             while len(self._terms) > self.max_scopes:
                 self._terms.popitem(last=False)
+            if number > newest and self.path is not None:
+                self._keep()
         elif order:
             raise StaleTerm("an order of term %d, after a call of term %d in the same scope "
                             "(%s): a newer leader gives the orders now" % (number, newest, scope),
                             field=TERM_HEADER)
+
+    def _keep(self) -> None:
+        """Write the terms to ``path`` (a new leader's first call: rare, so in line)."""
+        try:
+            write_durably(self.path, {"terms": dict(self._terms)})
+        except OSError as e:
+            # The fence holds while this process lives; only a restart would forget.
+            log.error("cannot keep the fencing terms in %s: %s (a restart would forget "
+                      "them)", self.path, e.strerror or e)
+
+
+def _read_terms(path) -> dict:
+    """The terms kept in ``path``: none if it does not exist; StartupError if it
+    cannot be used (a person decides: starting afresh forgets them)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            kept = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise StartupError("cannot read the fencing terms %s: %s (move it away to start "
+                           "afresh: until the leader calls, a deposed leader's order "
+                           "would then be obeyed)" % (path, getattr(e, "strerror", None) or e)
+                           ) from e
+    terms = kept.get("terms") if isinstance(kept, dict) else None
+    if not isinstance(terms, dict) or not all(
+            isinstance(scope, str) and _SCOPE.match(scope) and type(term) is int and term > 0
+            for scope, term in terms.items()):
+        raise StartupError("the fencing terms file %s does not hold {\"terms\": {scope: "
+                           "positive integer}} (move it away to start afresh)" % path)
+    return terms

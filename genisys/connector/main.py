@@ -15,11 +15,13 @@ does the aws backend its instances (AWS keeps them).
 import asyncio
 import dataclasses
 import logging
+import os
 from typing import Optional
 
 from genisys.auth import Authenticator
 from genisys.connector.batch import MAX_BATCH_BODY_BYTES
 from genisys.connector.definitions import load_definitions_file
+from genisys.connector.fence import TERMS_FILE, Fence
 from genisys.connector.process import ProcessBackend
 from genisys.connector.server import make_connector_app
 from genisys.connector.simulated import SimulatedBackend
@@ -194,6 +196,12 @@ def make_backend(settings):
     raise ValueError("unknown backend %r" % settings.backend)
 
 
+def _state_dir(settings):
+    """The backend's state directory (None: the simulated backend has none)."""
+    backend_settings = getattr(settings, settings.backend, None)
+    return getattr(backend_settings, "state_dir", None)
+
+
 async def run_connector(settings, *, stop=None):
     """Serve until ``stop`` (an asyncio.Event) is set or SIGTERM/SIGINT arrives.
 
@@ -229,8 +237,10 @@ async def _serve(settings, backend, sockets, stop):
         if capacity is not None:
             log.info("capacity %d, as %s reports (--capacity sets another)", capacity,
                      backend.name)
+    state_dir = _state_dir(settings)
+    fence = Fence(path=os.path.join(state_dir, TERMS_FILE) if state_dir else None)
     app = make_connector_app(backend, auth=Authenticator(settings.tokens), batch=settings.batch,
-                             capacity=capacity)
+                             capacity=capacity, fence=fence)
     log_access(log, EXPOSURE, bind=settings.bind, tokens=settings.tokens)
     server = Server(app, max_body_size=SERVER_MAX_BODY_BYTES,
                     max_header_size=SERVER_MAX_HEADER_BYTES,

@@ -213,14 +213,15 @@ def routes(*, batch=True, **deps):
 
 
 def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=True,
-                       capacity=None):
+                       capacity=None, fence=None):
     """The connector's tornado Application over ``backend`` (already started).
 
     ``auth`` (a ``genisys.auth.Authenticator``): every request but /healthz must
     carry one of its tokens (the compute's ``token`` in genisys). ``batch``: offer
     the batch extension (False: /batch/* answer 404, and /capabilities too unless
     there is a capacity). ``capacity``: the most resources the connector runs at
-    once, over all its services (None: no limit).
+    once, over all its services (None: no limit). ``fence``: the ``Fence`` of leaders'
+    terms (default: one in memory).
 
     Batch bodies may be up to ``genisys.connector.batch.MAX_BATCH_BODY_BYTES``: an
     HTTPServer in front of the app needs a ``max_body_size`` above that."""
@@ -228,7 +229,7 @@ def make_connector_app(backend, *, tracker=None, metrics=None, auth=None, batch=
     metrics = metrics or ConnectorMetrics()
     guard = CapacityGuard(backend, capacity) if capacity is not None else None
     deps = {"backend": backend, "metrics": metrics, "tracker": tracker, "auth": auth,
-            "capacity": guard, "fence": Fence()}
+            "capacity": guard, "fence": fence if fence is not None else Fence()}
     app = tornado.web.Application(
         routes(batch=batch, **deps),
         default_handler_class=UnknownPathHandler,

@@ -111,15 +111,21 @@ class StateDir:
         """Replace the state file with ``state`` (plus its version), durably."""
         if self._lock_fd is None:
             return  # not opened (or closed): the directory is not ours to write
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(dict(state, version=self.version), f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
-        dir_fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_durably(self.state_path, dict(state, version=self.version))
+
+
+def write_durably(path, data):
+    """Replace the JSON file ``path`` with ``data``: written aside, synced, renamed over
+    it, and the directory synced, so a crash leaves the old file or the new one."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

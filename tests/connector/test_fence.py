@@ -1,9 +1,15 @@
 """Fencing (docs/connectors.md, "Fencing"): a connector keeps the newest leader term it
 has seen in each scope, from any call, and refuses the scale orders of an older one
-with 409 StaleTerm; reads are answered, and calls without a term are never fenced."""
+with 409 StaleTerm; reads are answered, and calls without a term are never fenced. With a
+state directory, the newest terms outlive a restart."""
 
-from tests.connector.common import orders
-from tests.support import wait_for
+import json
+import os
+
+import pytest
+
+from tests.connector.common import SLEEPER, define, error_of, orders
+from tests.support import run_genisys, wait_for
 
 SCOPE = "1234/genisys/"
 
@@ -76,3 +82,39 @@ def test_a_malformed_term_is_refused_naming_the_header(start_connector):
         assert r.json() == {"error": {"reason": "Invalid", "field": field,
                                       "message": message}}
     assert running(connector) == 0
+
+
+def test_the_newest_term_outlives_a_restart_of_a_connector_with_a_state_directory(
+        start_connector):
+    connector = start_connector()  # the process backend
+    define(connector, "web", SLEEPER)
+    assert order(connector, 1, term(7, caller="new")).status_code == 200
+    with open(os.path.join(connector.state_dir, "terms.json"), encoding="utf-8") as f:
+        assert json.load(f) == {"terms": {SCOPE: 7}}
+    connector.kill()  # no clean stop: the term was kept when it came
+    again = start_connector(state_dir=connector.state_dir)
+    # The deposed leader's late order, right after the restart: refused.
+    assert error_of(order(again, 3, term(6, caller="old")), 409)["reason"] == "StaleTerm"
+    assert running(again) == 1
+    assert order(again, 0, term(7, caller="new")).status_code == 200
+    wait_for(lambda: running(again) == 0, timeout=20, message="web stopped")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "cannot read the fencing terms {path}: "),
+    ('{"terms": {"1234/genisys/": -1}}',
+     'the fencing terms file {path} does not hold {{"terms": {{scope: positive integer}}}}'),
+    ('["7"]', 'the fencing terms file {path} does not hold')])
+def test_a_terms_file_that_cannot_be_used_stops_the_start_naming_it(tmp_path, content, message):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    path = state_dir / "terms.json"
+    path.write_text(content)
+    result = run_genisys(["connector", "--port", "0", "--state-dir", str(state_dir)],
+                         cwd=str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message.format(path=path) in lines[0]
+    assert "move it away to start afresh" in lines[0]
+    assert path.read_text() == content
