@@ -391,7 +391,7 @@ class EtcdStore(Store):
         self._check_open()
         return await self._batches[retry_sent].txn(body, retry_sent=retry_sent)
 
-    async def _send_batch(self, data: str, retry_sent: bool) -> Json:
+    async def _send_batch(self, data: bytes, retry_sent: bool) -> Json:
         self._check_open()
         return await self._client.call("/v3/kv/txn", data, retry_sent=retry_sent)
 

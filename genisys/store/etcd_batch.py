@@ -31,10 +31,11 @@ per transaction, and this process a sixth (docs/performance.md, "Group commit").
 import asyncio
 import base64
 import collections
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Optional
+
+import orjson
 
 from genisys.errors import StoreUnavailable
 from genisys.store.etcd_client import EtcdError, Json
@@ -50,8 +51,8 @@ MOST = 64
 #: About the most bytes of one batch: etcd's --max-request-bytes is 1.5 MiB.
 MOST_BYTES = 512 * 1024
 
-#: ``send(data, retry_sent)``: POST ``data`` (a JSON text) to /v3/kv/txn.
-Send = Callable[[str, bool], Awaitable[Json]]
+#: ``send(data, retry_sent)``: POST ``data`` (JSON) to /v3/kv/txn.
+Send = Callable[[bytes, bool], Awaitable[Json]]
 
 
 class _Keys:
@@ -118,7 +119,7 @@ class _Pending:
     __slots__ = ("text", "retry_sent", "footprint", "future")
 
     def __init__(self, body: Json, retry_sent: bool) -> None:
-        self.text = json.dumps(body)
+        self.text = orjson.dumps(body)
         self.retry_sent = retry_sent
         self.footprint = _Footprint(body)
         self.future: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -217,8 +218,8 @@ class Batcher:
             if len(batch) == 1:
                 await self._alone(batch[0])
                 return
-            data = '{"success":[%s]}' % ",".join(
-                '{"request_txn":%s}' % pending.text for pending in batch)
+            data = b'{"success":[%s]}' % b",".join(
+                b'{"request_txn":%s}' % pending.text for pending in batch)
             try:
                 answer = await self._send(data, all(p.retry_sent for p in batch))
             except EtcdError as e:

@@ -40,6 +40,7 @@ import time
 from typing import Any, Callable, Optional, Union
 
 import aiohttp
+import orjson
 import tornado.httputil
 import tornado.iostream
 import tornado.tcpclient
@@ -260,7 +261,7 @@ class EtcdClient:
         if self.on_failover is not None:
             self.on_failover(endpoint)
 
-    async def call(self, path: str, body: Union[Json, str], *, retry_sent: bool = True,
+    async def call(self, path: str, body: Union[Json, bytes], *, retry_sent: bool = True,
                    timeout: Optional[float] = None) -> Json:
         """POST ``body`` (or its JSON text) to ``path`` on the current member, failing
         over as the module docstring says; returns the decoded answer or raises
@@ -333,7 +334,7 @@ class EtcdClient:
         return {"Authorization": self._token} if self._token else {}
 
     async def _call_members(self, http: aiohttp.ClientSession, path: str,
-                            body: Union[Json, str],
+                            body: Union[Json, bytes],
                             deadline: float, *, retry_sent: bool,
                             token: bool = True) -> Json:
         if token and self.security.user is not None and self._token is None:
@@ -393,7 +394,7 @@ class EtcdClient:
                                % (path, "; ".join(errors) or "out of time"))
 
     async def _call_one(self, http: aiohttp.ClientSession, endpoint: Endpoint, path: str,
-                        body: Union[Json, str], timeout: float, *,
+                        body: Union[Json, bytes], timeout: float, *,
                         token: bool = True) -> Json:
         security = self.security
         headers = {"Content-Type": "application/json"}
@@ -402,7 +403,7 @@ class EtcdClient:
         try:
             async with http.post(
                     "%s://%s%s" % (security.scheme, endpoint, path),
-                    data=body if isinstance(body, str) else json.dumps(body),
+                    data=body if isinstance(body, bytes) else orjson.dumps(body),
                     headers=headers, allow_redirects=False,
                     timeout=aiohttp.ClientTimeout(
                         total=timeout, sock_connect=min(self.connect_timeout, timeout))
@@ -428,7 +429,7 @@ class EtcdClient:
         except asyncio.TimeoutError:
             raise _Failed("no answer within %.1fs" % timeout) from None
         try:
-            answer = json.loads(content or b"null")
+            answer = orjson.loads(content or b"null")
         except ValueError:
             answer = None
         if status != 200 or not isinstance(answer, dict) or "error" in answer:
@@ -555,7 +556,7 @@ class Stream:
 
     def _message(self, line: bytes) -> None:
         try:
-            message = json.loads(line)
+            message = orjson.loads(line)
         except ValueError:
             message = {"error": {"message": "not JSON: %r" % line[:200]}}
         self._on_message(message if isinstance(message, dict) else {"error": {}})

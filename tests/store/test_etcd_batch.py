@@ -24,7 +24,7 @@ def batches_sent(store):
 
     async def counted(path, body, **kwargs):
         if path == "/v3/kv/txn":
-            sent.append(json.loads(body) if isinstance(body, str) else body)
+            sent.append(json.loads(body) if isinstance(body, bytes) else body)
         return await call(path, body, **kwargs)
     store._client.call = counted
     return sent
