@@ -286,7 +286,7 @@ class EtcdStore(Store):
         self._seen = _Seen(SEEN_RECORDS)
         self._watches: set[EtcdWatch] = set()
         #: Transactions leave in batches (``etcd_batch``): those that may be sent again
-        #: on another member (reads, ``replace``) apart from those that may not.
+        #: on another member (reads) apart from those that may not (writes).
         self._batches = {retry: Batcher(self._send_batch, name="reads" if retry else "writes")
                          for retry in (True, False)}
         #: What the members said at open(): version and cluster.
