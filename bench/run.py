@@ -195,9 +195,10 @@ def run(args, settings, results):
                                                    upscale_rate=_etcd_target_rate)
                 progress("etcd: the API and %d services x %d computes, plain and TLS"
                          % (args.etcd_services, settings.computes))
+                # etcd's upscales go at the rate SQLite's gave, not at their own.
                 rate = _etcd_target_rate(results["api"]["upscale"])
                 results["etcd"] = scenarios.etcd(fleet, settings, services=args.etcd_services,
-                                                 upscale_rate=rate)
+                                                 upscale_rate=lambda _upscales: rate)
 
         if "one-compute" not in args.skip:
             progress("convergence and sequential baseline, %d services x 1 compute"

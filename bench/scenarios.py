@@ -368,8 +368,8 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
     The compute's simulated connector is real: the reconciler converges the upscales
     while they arrive, as it would in production. ``upscale_rate``: after the GETs,
     upscales again, due at that steady rate (an open loop), for their latency at
-    that rate rather than at the most the store takes; a function of the first
-    upscales' figures gives the rate from them."""
+    that rate rather than at the most the store takes: a function of the first
+    upscales' figures that gives the rate."""
     connector, controller = _one_compute_controller(fleet, settings, "api.db", store=store)
     path = "/service/" + service_name_template(settings.api_keys, prefix="api")
 
@@ -388,11 +388,9 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
     get = _load(fleet, settings, controller, method="GET", path=path, keys=settings.api_keys)
     cpu.append(cpu_now())
     paced = None
-    if callable(upscale_rate):
-        upscale_rate = upscale_rate(upscale)
     if upscale_rate is not None:
         paced = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
-                      body=UPSCALE_BODY, keys=settings.api_keys, rate=upscale_rate)
+                      body=UPSCALE_BODY, keys=settings.api_keys, rate=upscale_rate(upscale))
         paced["stored_total"] = stored_total() - stored
         paced["totals_match"] = paced["stored_total"] == paced["total_ok"]
     cpu.append(cpu_now())
@@ -639,7 +637,8 @@ def etcd_convergence(fleet, settings, protocol, services, store):
 
 
 def etcd(fleet, settings, *, services, upscale_rate=None):
-    """The API (``api``; ``upscale_rate``: with upscales due at that rate too) and a
+    """The API (``api``; ``upscale_rate``: with upscales due at that rate too, given
+    their closed loop's figures) and a
     convergence run (``services`` x ``computes``, batch extension) on one local etcd
     member, without TLS and then with TLS and a client certificate; the SQLite
     figures they are read against are those of the same run."""

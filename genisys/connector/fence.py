@@ -17,12 +17,11 @@ leader's late order is refused after it too.
 """
 
 import collections
-import json
 import logging
 import re
 
 from genisys.connector import TERM_HEADER, TERM_SCOPE_HEADER
-from genisys.connector.statedir import write_durably
+from genisys.connector.statedir import read_kept, write_durably
 from genisys.errors import Conflict, Invalid, StartupError
 
 log = logging.getLogger(__name__)
@@ -94,16 +93,10 @@ class Fence:
 def _read_terms(path) -> dict:
     """The terms kept in ``path``: none if it does not exist; StartupError if it
     cannot be used (a person decides: starting afresh forgets them)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            kept = json.load(f)
-    except FileNotFoundError:
+    kept = read_kept(path, what="the fencing terms", at_stake="until the leader calls, a "
+                     "deposed leader's order would then be obeyed")
+    if kept is None:
         return {}
-    except (OSError, ValueError) as e:
-        raise StartupError("cannot read the fencing terms %s: %s (move it away to start "
-                           "afresh: until the leader calls, a deposed leader's order "
-                           "would then be obeyed)" % (path, getattr(e, "strerror", None) or e)
-                           ) from e
     terms = kept.get("terms") if isinstance(kept, dict) else None
     if not isinstance(terms, dict) or not all(
             isinstance(scope, str) and _SCOPE.match(scope) and type(term) is int and term > 0

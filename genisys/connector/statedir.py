@@ -91,17 +91,9 @@ class StateDir:
 
     def read(self):
         """The state: ``{}`` if there is none yet; StartupError if it can't be used."""
-        try:
-            with open(self.state_path, encoding="utf-8") as f:
-                state = json.load(f)
-        except FileNotFoundError:
+        state = read_kept(self.state_path, what="the state file", at_stake=self.at_stake)
+        if state is None:
             return {}
-        except (OSError, ValueError) as e:
-            # Starting anyway would lose what it holds: a person decides.
-            raise StartupError("cannot read the state file %s: %s (move it away to start "
-                               "afresh; %s)" % (self.state_path,
-                                                getattr(e, "strerror", None) or e,
-                                                self.at_stake)) from e
         if not isinstance(state, dict) or state.get("version") != self.version:
             raise StartupError("the state file %s is not a version %d state file of the %s "
                                "backend" % (self.state_path, self.version, self.kind))
@@ -112,6 +104,20 @@ class StateDir:
         if self._lock_fd is None:
             return  # not opened (or closed): the directory is not ours to write
         write_durably(self.state_path, dict(state, version=self.version))
+
+
+def read_kept(path, *, what, at_stake):
+    """The JSON ``path`` holds (None if there is no such file); StartupError, saying
+    ``what`` it is and what starting afresh loses (``at_stake``), if it can't be read:
+    starting anyway would lose what it holds, so a person decides."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise StartupError("cannot read %s %s: %s (move it away to start afresh; %s)"
+                           % (what, path, getattr(e, "strerror", None) or e, at_stake)) from e
 
 
 def write_durably(path, data):

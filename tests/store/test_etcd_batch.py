@@ -4,6 +4,7 @@ never as an outcome that sending them one by one could not have had."""
 
 import asyncio
 import base64
+import contextlib
 import json
 
 import pytest
@@ -13,6 +14,7 @@ from genisys.store.base import Condition
 from genisys.store.etcd import EtcdStore, parse_location
 from genisys.store.etcd_client import EtcdError
 from tests.etcd import EtcdCluster, unique_prefix
+from tests.reconciler.conftest import eventually
 
 on_etcd = pytest.mark.parametrize("backend", ["etcd"])
 
@@ -142,11 +144,15 @@ async def open_store(cluster, *, timeout):
     return store
 
 
-async def until(predicate, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+@contextlib.contextmanager
+def stalled(cluster):
+    """The cluster's only member stopped (SIGSTOP) for the block, then resumed."""
+    member = cluster.members[0]
+    member.pause()
+    try:
+        yield
+    finally:
+        member.resume()
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -155,14 +161,10 @@ async def test_etcd_a_batch_with_no_answer_fails_each_write_as_maybe_done(own_et
     lone one would (it may or may not have happened), and they happened all or none."""
     store = await open_store(own_etcd, timeout=1.0)
     try:
-        member = own_etcd.members[0]
-        member.pause()
-        try:
+        with stalled(own_etcd):
             outcomes = await asyncio.gather(
                 *(store.put("k/%d" % i, {"n": i}, expect_version=0) for i in range(5)),
                 return_exceptions=True)
-        finally:
-            member.resume()
         for outcome in outcomes:
             assert isinstance(outcome, StoreUnavailable)
             assert "may or may not have happened" in str(outcome)
@@ -179,19 +181,15 @@ async def test_etcd_a_write_given_up_before_it_left_is_never_sent(own_etcd):
     store = await open_store(own_etcd, timeout=30.0)
     try:
         batcher = store._batches[False]
-        member = own_etcd.members[0]
-        member.pause()
-        try:
+        with stalled(own_etcd):
             first = [asyncio.ensure_future(store.put("k/first%d" % i, {}, expect_version=0))
                      for i in range(2)]
-            await until(lambda: len(batcher._sending) == 1)
+            await eventually(lambda: len(batcher._sending) == 1)
             second = asyncio.ensure_future(store.put("k/second", {}, expect_version=0))
-            await until(lambda: len(batcher._sending) == 2)
+            await eventually(lambda: len(batcher._sending) == 2)
             given_up = asyncio.ensure_future(store.put("k/given-up", {}, expect_version=0))
-            await until(lambda: len(batcher._queue) == 1)
+            await eventually(lambda: len(batcher._queue) == 1)
             given_up.cancel()
-        finally:
-            member.resume()
         await asyncio.gather(*first, second)
         with pytest.raises(asyncio.CancelledError):
             await given_up
@@ -206,17 +204,13 @@ async def test_etcd_a_write_given_up_before_it_left_is_never_sent(own_etcd):
 async def test_etcd_writes_waiting_to_leave_fail_when_the_store_closes(own_etcd):
     store = await open_store(own_etcd, timeout=30.0)
     batcher = store._batches[False]
-    member = own_etcd.members[0]
-    member.pause()
-    try:
+    with stalled(own_etcd):
         writes = [asyncio.ensure_future(store.put("k/%d" % i, {}, expect_version=0))
                   for i in range(2)]
-        await until(lambda: len(batcher._sending) == 1)
+        await eventually(lambda: len(batcher._sending) == 1)
         waiting = asyncio.ensure_future(store.put("k/waiting", {}, expect_version=0))
         await asyncio.sleep(0)
         await store.close()
         for write in writes + [waiting]:
             with pytest.raises(StoreUnavailable, match="closed"):
                 await write
-    finally:
-        member.resume()
