@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import sys
 
 import pytest
 
@@ -113,3 +114,67 @@ async def test_close_wakes_waiting_workers_and_drops_delayed_keys():
     with pytest.raises(QueueClosed):
         await waiter
     assert queue.delayed == 0
+
+
+
+def test_a_ready_key_wakes_one_waiting_worker_not_all_of_them():
+    workers_count, keys = 100, ["web", "api", "db"]
+
+    async def scenario():
+        queue = WorkQueue()
+        got = []
+
+        async def worker():
+            while True:
+                try:
+                    key = await queue.get()
+                except QueueClosed:
+                    return
+                got.append(key)
+                queue.done(key)
+        workers = [asyncio.ensure_future(worker()) for _ in range(workers_count)]
+        await asyncio.sleep(0.01)  # all of them wait in get()
+        for key in keys:
+            queue.add(key)
+            await asyncio.sleep(0.01)  # whoever was woken has looked
+        queue.close()
+        await asyncio.gather(*workers)
+        return got
+
+    # A coroutine's frame is a profiler "call" each time the event loop resumes it.
+    calls = [0]
+    code = WorkQueue.get.__code__
+
+    def profile(frame, event, _arg):
+        if event == "call" and frame.f_code is code:
+            calls[0] += 1
+    sys.setprofile(profile)
+    try:
+        got = asyncio.run(scenario())
+    finally:
+        sys.setprofile(None)
+    assert sorted(got) == sorted(keys)
+    # Each worker's first call and its wake-up by close(); per key, the woken worker's
+    # resumption and its next call. Waking every waiter for each key would add ~300.
+    assert calls[0] <= 2 * workers_count + 2 * len(keys), calls[0]
+
+
+@pytest.mark.gen_test
+async def test_a_woken_worker_cancelled_before_it_runs_passes_the_key_on():
+    queue = WorkQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0.01)
+    queue.add("web")  # wakes the first waiter...
+    first.cancel()  # ...which is cancelled before it could take the key
+    assert await asyncio.wait_for(second, 5) == "web"
+    assert first.cancelled()
+    # A waiter cancelled while still waiting leaves no trace: the next key is served.
+    third = asyncio.ensure_future(queue.get())
+    fourth = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0.01)
+    third.cancel()
+    await asyncio.sleep(0.01)
+    queue.done("web")
+    queue.add("api")
+    assert await asyncio.wait_for(fourth, 5) == "api"
