@@ -70,7 +70,7 @@ class _Cache(Generic[T]):
         listed = {r.key[len(self.prefix):]: r for r in listing.records}
         for name, (version, _) in list(self.entries.items()):
             if name not in listed and version <= listing.revision:
-                del self.entries[name]
+                self._drop(name)
         for name, record in listed.items():
             self.offer(name, record)
 
@@ -79,7 +79,7 @@ class _Cache(Generic[T]):
         cached = self.entries.get(name)
         if cached is not None and cached[0] >= record.version:
             return False
-        self.entries[name] = (record.version, self.keep(record))
+        self._set(name, record.version, self.keep(record))
         return True
 
     def apply(self, event: Event) -> None:
@@ -90,7 +90,44 @@ class _Cache(Generic[T]):
             return
         cached = self.entries.get(name)
         if cached is not None and cached[0] <= event.revision:
-            del self.entries[name]
+            self._drop(name)
+
+    # Every change of ``entries`` goes through these two (a subclass keeps an index).
+    def _set(self, name: str, version: int, item: T) -> None:
+        self.entries[name] = (version, item)
+
+    def _drop(self, name: str) -> None:
+        del self.entries[name]
+
+
+class _SpecCache(_Cache[frozenset]):
+    """The specs' cache: of each, the computes it names; and, from those, the services
+    that name each compute, so a compute's change finds its services without looking
+    at every spec (it did: 0.27 ms of CPU per compute write with 1,000 services)."""
+
+    def __init__(self) -> None:
+        super().__init__(SERVICES, _ComputesNamed())
+        #: compute (or "*", for placed services) -> the services that name it.
+        self.using: dict[str, set[str]] = {}
+
+    def _set(self, name: str, version: int, item: frozenset) -> None:
+        cached = self.entries.get(name)
+        if cached is not None and cached[1] is not item:
+            self._unindex(name, cached[1])
+        super()._set(name, version, item)
+        for compute in item:
+            self.using.setdefault(compute, set()).add(name)
+
+    def _drop(self, name: str) -> None:
+        self._unindex(name, self.entries[name][1])
+        super()._drop(name)
+
+    def _unindex(self, name: str, named: frozenset) -> None:
+        for compute in named:
+            users = self.using[compute]
+            users.discard(name)
+            if not users:
+                del self.using[compute]
 
 
 class _ComputesNamed:
@@ -109,7 +146,8 @@ class _ComputesNamed:
 
 
 #: What is kept of a placed service's spec: it may use any compute ("*" names none).
-ANY_COMPUTE = frozenset(["*"])
+ANY = "*"
+ANY_COMPUTE = frozenset([ANY])
 
 
 class Informer:
@@ -118,7 +156,7 @@ class Informer:
         self.store = store
         self._computes: _Cache[Record] = _Cache(COMPUTES, lambda record: record)
         #: Of each spec, only the computes it names (``services_using``).
-        self._specs: _Cache[frozenset] = _Cache(SERVICES, _ComputesNamed())
+        self._specs = _SpecCache()
         self._handlers = {SERVICES: (on_spec, on_specs_relisted),
                           COMPUTES: (on_compute, on_computes_relisted)}
         #: compute -> (the record version it was made from, the Compute).
@@ -179,11 +217,11 @@ class Informer:
         return specs, {r.key[len(STATUS):]: r for r in listing.records}
 
     def services_using(self, compute: str) -> set[str]:
-        """The services whose spec names ``compute``, as of the specs listed and
-        watched: no store read (computes may change often; ten thousand services'
-        computes cost about 1 MB here)."""
-        return {name for name, (_, named) in self._specs.entries.items()
-                if compute in named or named is ANY_COMPUTE}
+        """The services whose spec names ``compute``, and the placed ones, as of the
+        specs listed and watched: no store read (computes may change often; ten
+        thousand services on four computes cost about 3 MB here, with the index)."""
+        using = self._specs.using
+        return using.get(compute, set()) | using.get(ANY, set())
 
     # -- list and watch ----------------------------------------------------------
 

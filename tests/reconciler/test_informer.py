@@ -1,11 +1,13 @@
 """The informer over every store: what it keeps (computes), what it hands over
 (listings, changes), and which services refer to a compute."""
 
+import random
+
 import pytest
 
 from genisys.intents import Intents
 from genisys.model import Compute
-from genisys.reconciler.informer import Informer, _Cache
+from genisys.reconciler.informer import ANY, Informer, _Cache, _SpecCache
 from genisys.store import Event, Listing, Record
 from tests.reconciler.conftest import eventually
 
@@ -120,3 +122,40 @@ def test_a_record_only_replaces_an_older_version_of_itself():
     assert list(cache.kept()) == ["b"]
     cache.replace(Listing([], revision=10))
     assert cache.kept() == {}
+
+
+def test_the_index_of_services_by_compute_follows_every_change_of_the_specs():
+    rng = random.Random(11)
+    cache = _SpecCache()
+    revision = 0
+
+    def spec(name):
+        nonlocal revision
+        revision += 1
+        if rng.random() < 0.2:  # a placed service: it may use any compute
+            value = {"name": name, "replicas": 3}
+        else:
+            value = {"name": name, "replicas": {c: 1 for c in rng.sample("abcd", rng.randint(0, 3))}}
+        return Record("services/" + name, value, revision)
+
+    names = ["s%d" % i for i in range(12)]
+    for step in range(3000):
+        name = rng.choice(names)
+        roll = rng.random()
+        if roll < 0.5:
+            cache.apply(Event("put", "services/" + name, revision + 1, spec(name)))
+        elif roll < 0.6:  # a late event: older than what is cached, ignored
+            cache.apply(Event("put", "services/" + name, 1, Record("services/" + name,
+                                                                   {"replicas": {"z": 1}}, 1)))
+        elif roll < 0.8:
+            revision += 1
+            cache.apply(Event("delete", "services/" + name, revision))
+        else:
+            listed = [spec(n) for n in sorted(rng.sample(names, rng.randint(0, 6)))]
+            cache.replace(Listing(listed, revision=revision))
+        expected = {}
+        for service, (_, named) in cache.entries.items():
+            for compute in named:
+                expected.setdefault(compute, set()).add(service)
+        assert cache.using == expected, step
+    assert set(cache.using) <= set("abcd") | {ANY}
