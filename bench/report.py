@@ -61,6 +61,15 @@ def fmt(value, digits=1):
     return "{:,.{}f}".format(value, digits)
 
 
+def _caught_up(upscale):
+    """What the reconciler took to converge the upscales once they stopped."""
+    after = upscale.get("converged_after_seconds")
+    if after is None:
+        return "NOT every service converged within 300 s of the last upscale"
+    return ("every service converged %s s after the last upscale; the next phase began "
+            "then, and the controller's CPU until then counts as the upscales'" % fmt(after, 2))
+
+
 def _convergence(results, protocol, services):
     for row in results.get("convergence", []):
         if row["protocol"] == protocol and row["services"] == services:
@@ -466,6 +475,7 @@ def render(results):
         out.append("  stored total of replicas %s %s upscales answered 2xx (%s)" % (
             fmt(api["stored_total"]), "=" if api["totals_match"] else "!=",
             fmt(api["upscales_answered_2xx"])))
+        out.append("  " + _caught_up(api["upscale"]))
         out.append("")
 
     held = results.get("steady_state", [])
@@ -569,13 +579,19 @@ def render(results):
                 r = api.get(key)
                 if r is None:
                     continue
+                caught_up = "-"
+                if key in ("upscale", "upscale_paced") and "converged_after_seconds" in r:
+                    caught_up = fmt(r["converged_after_seconds"], 2) \
+                        if r["converged_after_seconds"] is not None else "NO"
                 rows.append([name, request, fmt(r["ok_per_second"], 0), fmt(r["p50_ms"], 2),
                              fmt(r["p99_ms"], 2),
                              fmt(r.get("controller_cpu_ms_per_request"), 3),
-                             fmt(r.get("store_cpu_ms_per_request"), 3)])
+                             fmt(r.get("store_cpu_ms_per_request"), 3), caught_up])
         out += ["  " + line for line in _table(
             ["store", "request", "2xx/s", "p50 ms", "p99 ms", "controller CPU ms/request",
-             "etcd CPU ms/request"], rows, left=2)]
+             "etcd CPU ms/request", "converged after s"], rows, left=2)]
+        out.append("  converged after: seconds from the last upscale until every service "
+                   "converged (the next phase began then)")
         rows = []
         for name in ("plain", "tls"):
             c = etcd[name]["convergence"]

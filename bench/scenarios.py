@@ -379,6 +379,9 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
     cpu = [cpu_now()]
     upscale = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
                     body=UPSCALE_BODY, keys=settings.api_keys)
+    # The upscales' own work ends when the reconciler has converged them: wait for it,
+    # so that the GETs measure reads, not this catch-up, and it counts as the upscales'.
+    upscale["converged_after_seconds"] = _converged_after(controller, settings.api_keys)
     cpu.append(cpu_now())
 
     def stored_total():
@@ -391,6 +394,7 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
     if upscale_rate is not None:
         paced = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
                       body=UPSCALE_BODY, keys=settings.api_keys, rate=upscale_rate(upscale))
+        paced["converged_after_seconds"] = _converged_after(controller, settings.api_keys)
         paced["stored_total"] = stored_total() - stored
         paced["totals_match"] = paced["stored_total"] == paced["total_ok"]
     cpu.append(cpu_now())
@@ -420,6 +424,30 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
             "controller_rss_mb": memory["rss"]}
 
 
+def _all_converged(controller, services):
+    """True when every service's status says Converged at its replicas on c0."""
+    listed = requests.get(controller.url + "/service", timeout=120).json()
+    if len(listed) < services:
+        return False
+    for view in listed.values():
+        entry = view["status"].get("computes", {}).get("c0", {})
+        if entry.get("condition") != "Converged" \
+                or entry.get("running") != view["replicas"].get("c0"):
+            return False
+    return True
+
+
+def _converged_after(controller, services, *, timeout=300.0):
+    """Seconds until every service's status says Converged at its replicas on c0 (None:
+    not within ``timeout``), looked at every 0.2 s."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if _all_converged(controller, services):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    return None
+
+
 # -- f. one compute ------------------------------------------------------------------------
 
 
@@ -434,19 +462,6 @@ def one_compute(fleet, settings):
 
 
 # -- g. memory after a burst of upscales ----------------------------------------------------
-
-
-def _burst_converged(controller, services):
-    """True when every service's status says Converged at its replicas on c0."""
-    listed = requests.get(controller.url + "/service", timeout=120).json()
-    if len(listed) < services:
-        return False
-    for view in listed.values():
-        entry = view["status"].get("computes", {}).get("c0", {})
-        if entry.get("condition") != "Converged" \
-                or entry.get("running") != view["replicas"].get("c0"):
-            return False
-    return True
 
 
 def memory_burst(fleet, settings, *, settle=5.0, timeout=300.0):
@@ -465,7 +480,7 @@ def memory_burst(fleet, settings, *, settle=5.0, timeout=300.0):
     started = time.monotonic()
     converged = False
     while time.monotonic() - started < timeout:
-        converged = _burst_converged(controller, settings.burst_services)
+        converged = _all_converged(controller, settings.burst_services)
         if converged:
             break
         time.sleep(0.5)
