@@ -135,7 +135,8 @@ def test_the_index_of_services_by_compute_follows_every_change_of_the_specs():
         if rng.random() < 0.2:  # a placed service: it may use any compute
             value = {"name": name, "replicas": 3}
         else:
-            value = {"name": name, "replicas": {c: 1 for c in rng.sample("abcd", rng.randint(0, 3))}}
+            named = rng.sample("abcd", rng.randint(0, 3))
+            value = {"name": name, "replicas": {c: 1 for c in named}}
         return Record("services/" + name, value, revision)
 
     names = ["s%d" % i for i in range(12)]
