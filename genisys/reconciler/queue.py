@@ -10,8 +10,9 @@ Like client-go's workqueue:
   ``retry`` delays it by an exponential backoff with jitter that grows with
   each consecutive failure; ``forget`` resets that count after a success;
 * a key made ready wakes one waiting worker, not all of them: with the
-  default 256 workers idle, waking them all cost some 4 ms of CPU per key,
-  most of a controller's CPU when upscales came one at a time.
+  default 256 workers idle, waking them all cost some 2 ms of CPU per key
+  (upscales one at a time, 100 a second: 5.5 ms of the controller's CPU
+  each, 3.3 ms when one worker wakes).
 """
 
 import asyncio
