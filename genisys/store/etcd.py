@@ -57,7 +57,6 @@ import asyncio
 import builtins
 import collections
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Optional
@@ -73,6 +72,7 @@ from genisys.store.base import (
     View,
     apply_op,
     decode,
+    encode,
 )
 from genisys.store.etcd_batch import Batcher
 from genisys.store.etcd_client import (
@@ -119,12 +119,6 @@ def parse_location(location: str) -> tuple[list[Endpoint], str]:
     else:
         prefix = DEFAULT_PREFIX
     return endpoints, prefix
-
-
-def _encode(value: object) -> str:
-    if not isinstance(value, dict):
-        raise TypeError("store values are JSON objects, got %r" % type(value))
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 class _Snapshot:
@@ -466,7 +460,7 @@ class EtcdStore(Store):
         # value is put; else what it holds is read (nothing: it does not exist).
         # Sent again safely: a second copy finds the value already there.
         self._check_open()
-        text = _encode(value)
+        text = encode(value)
         full = b64(self._key(key))
         # Not batched (``_txn``): concurrent replaces of one key conflict, so they would
         # leave one batch at a time, while sent together etcd syncs them to disk at once.
@@ -502,7 +496,7 @@ class EtcdStore(Store):
         self._check_open()
         for op in ops:
             if op.kind == "put":
-                _encode(op.value)  # a value that is not a JSON object fails here, alone
+                encode(op.value)  # a value that is not a JSON object fails here, alone
         blind = all(op.kind in ("put", "delete") and op.expect_version is None
                     and not op.conditions for op in ops)
         if blind and len({op.key for op in ops}) == len(ops):
@@ -552,7 +546,7 @@ class EtcdStore(Store):
                         continue
                     return ([result] if len(ops) == 1 else result,
                             await self.get_many(then_read))
-                written = {key: None if record is None else _encode(record.value)
+                written = {key: None if record is None else encode(record.value)
                            for key, record in view.writes.items()}
                 txn = {"compare": self._compares(snapshot, ops, assumed),
                        "success": [self._request(key, text) for key, text in written.items()]
@@ -620,7 +614,7 @@ class EtcdStore(Store):
             for op in chunk:
                 if op.kind == "put":
                     requests.append({"request_put": {"key": b64(self._key(op.key)),
-                                                     "value": b64(_encode(op.value))}})
+                                                     "value": b64(encode(op.value))}})
                 else:
                     requests.append({"request_delete_range": {"key": b64(self._key(op.key)),
                                                               "prev_kv": True}})
@@ -629,8 +623,8 @@ class EtcdStore(Store):
             revision = int(answer["header"]["revision"])
             for op, response in zip(chunk, answer.get("responses") or [{}] * len(chunk)):
                 if op.kind == "put":
-                    text = _encode(op.value)
-                    results.append(Record(op.key, json.loads(text), revision))
+                    text = encode(op.value)
+                    results.append(Record(op.key, decode(text), revision))
                     self._seen.note(op.key, revision, text)
                 else:
                     prev = (response.get("response_delete_range") or {}).get("prev_kvs") or []
@@ -739,12 +733,12 @@ class EtcdStore(Store):
         answer = await self._call("/v3/kv/txn", {
             "compare": [{"key": full, "target": "CREATE", "result": "EQUAL",
                          "create_revision": 0}],
-            "success": [{"request_put": {"key": full, "value": b64(_encode(value)),
+            "success": [{"request_put": {"key": full, "value": b64(encode(value)),
                                          "lease": lease}}],
             "failure": [{"request_range": {"key": full}}],
         }, retry_sent=False, timeout=timeout)
         if answer.get("succeeded"):
-            return True, Record(key, json.loads(_encode(value)),
+            return True, Record(key, decode(encode(value)),
                                 int(answer["header"]["revision"]))
         kvs = (answer.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
         return False, self._record(kvs[0]) if kvs else None

@@ -7,7 +7,6 @@ that would not survive the sqlite store fails here too.
 
 import bisect
 import builtins
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
@@ -24,6 +23,7 @@ from genisys.store.base import (
     WatchHub,
     apply_op,
     decode,
+    encode,
     prefix_end,
 )
 
@@ -42,7 +42,7 @@ class _MemoryView(View):
         s = self._store
         if record.key not in s._data:
             bisect.insort(s._keys, record.key)
-        s._data[record.key] = (json.dumps(record.value, separators=(",", ":")), record.version)
+        s._data[record.key] = (encode(record.value), record.version)
 
     def remove(self, key: str) -> None:
         s = self._store

@@ -20,7 +20,6 @@ import asyncio
 import builtins
 import collections
 import fcntl
-import json
 import logging
 import os
 import queue
@@ -43,6 +42,7 @@ from genisys.store.base import (
     WatchHub,
     apply_op,
     decode,
+    encode,
     prefix_end,
 )
 
@@ -107,8 +107,7 @@ class _SqliteView(View):
         return row[0] or 0
 
     def write(self, record: Record) -> None:
-        self._store_row(record.key, json.dumps(record.value, separators=(",", ":")),
-                        record.version)
+        self._store_row(record.key, encode(record.value), record.version)
 
     def _store_row(self, key: str, text: str, version: int) -> None:
         self._conn.execute(

@@ -1,6 +1,7 @@
 """The store contract, written once and run against every backend."""
 
 import asyncio
+import datetime
 
 import pytest
 
@@ -267,6 +268,21 @@ async def test_a_value_that_is_not_json_fails_alone_and_the_store_goes_on(store)
         await store.put("k/a", {"not json": {1, 2}})
     assert await store.revision() == before
     assert (await store.put("k/b", {"ok": True})).value == {"ok": True}
+
+
+@pytest.mark.gen_test
+async def test_what_json_refuses_every_store_refuses_and_text_round_trips(store):
+    # Stored text is written with orjson: it must refuse what json refuses (a
+    # datetime, a dataclass: orjson would write them on its own) and keep the rest.
+    before = await store.revision()
+    for bad in ({"when": datetime.datetime(2026, 11, 30)}, {"op": Op.put("k/x", {})}):
+        with pytest.raises(TypeError):
+            await store.put("k/a", bad)
+    assert await store.revision() == before
+    value = {"message": "déjà vu ✓ \u2028", "quote": '"\\', "n": -(2 ** 63), "f": 0.1,
+             "nested": [{"x": None}, [], {}]}
+    written = await store.put("k/a", value)
+    assert written.value == value and (await store.get("k/a")).value == value
 
 
 @pytest.mark.gen_test
