@@ -273,10 +273,14 @@ async def test_a_value_that_is_not_json_fails_alone_and_the_store_goes_on(store)
 @pytest.mark.gen_test
 async def test_what_json_refuses_every_store_refuses_and_text_round_trips(store):
     # Stored text is written with orjson: it must refuse what json refuses (a
-    # datetime, a dataclass: orjson would write them on its own) and keep the rest.
+    # datetime, a dataclass: orjson would write them on its own; NaN, which it would
+    # write as null) and keep the rest.
     before = await store.revision()
     for bad in ({"when": datetime.datetime(2026, 11, 30)}, {"op": Op.put("k/x", {})}):
         with pytest.raises(TypeError):
+            await store.put("k/a", bad)
+    for bad in ({"v": float("nan")}, {"v": [None, {"w": float("-inf")}]}):
+        with pytest.raises(ValueError, match="Out of range float values"):
             await store.put("k/a", bad)
     assert await store.revision() == before
     value = {"message": "déjà vu ✓ \u2028", "quote": '"\\', "n": -(2 ** 63), "f": 0.1,
