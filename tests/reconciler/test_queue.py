@@ -9,6 +9,17 @@ import pytest
 from genisys.reconciler.queue import Backoff, QueueClosed, WorkQueue
 
 
+async def work(queue, handle):
+    """A worker: ``await handle(key)`` for each key it gets, until the queue closes."""
+    while True:
+        try:
+            key = await queue.get()
+        except QueueClosed:
+            return
+        await handle(key)
+        queue.done(key)
+
+
 def test_backoff_doubles_up_to_the_maximum_with_jitter_below_the_ceiling():
     backoff = Backoff(initial=0.5, maximum=8.0, rng=random.Random(7))
     assert [backoff.ceiling(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 8, 8]
@@ -53,21 +64,15 @@ async def test_the_same_key_is_never_processed_concurrently():
     active, overlaps, processed = set(), [], []
     keys = ["k%d" % i for i in range(5)]
 
-    async def worker():
-        while True:
-            try:
-                key = await queue.get()
-            except QueueClosed:
-                return
-            if key in active:
-                overlaps.append(key)
-            active.add(key)
-            await asyncio.sleep(random.random() / 200)
-            active.discard(key)
-            processed.append(key)
-            queue.done(key)
+    async def handle(key):
+        if key in active:
+            overlaps.append(key)
+        active.add(key)
+        await asyncio.sleep(random.random() / 200)
+        active.discard(key)
+        processed.append(key)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(8)]
+    workers = [asyncio.ensure_future(work(queue, handle)) for _ in range(8)]
     for _ in range(300):
         queue.add(random.choice(keys))
         await asyncio.sleep(random.random() / 1000)
@@ -124,15 +129,9 @@ def test_a_ready_key_wakes_one_waiting_worker_not_all_of_them():
         queue = WorkQueue()
         got = []
 
-        async def worker():
-            while True:
-                try:
-                    key = await queue.get()
-                except QueueClosed:
-                    return
-                got.append(key)
-                queue.done(key)
-        workers = [asyncio.ensure_future(worker()) for _ in range(workers_count)]
+        async def handle(key):
+            got.append(key)
+        workers = [asyncio.ensure_future(work(queue, handle)) for _ in range(workers_count)]
         await asyncio.sleep(0.01)  # all of them wait in get()
         for key in keys:
             queue.add(key)
