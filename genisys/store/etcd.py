@@ -729,16 +729,16 @@ class EtcdStore(Store):
                                 ) -> tuple[bool, Optional[Record]]:
         """Create ``key`` bound to ``lease`` unless it exists. Returns (won, record):
         the record written, or the one that was there."""
-        full = b64(self._key(key))
+        full, text = b64(self._key(key)), encode(value)
         answer = await self._call("/v3/kv/txn", {
             "compare": [{"key": full, "target": "CREATE", "result": "EQUAL",
                          "create_revision": 0}],
-            "success": [{"request_put": {"key": full, "value": b64(encode(value)),
+            "success": [{"request_put": {"key": full, "value": b64(text),
                                          "lease": lease}}],
             "failure": [{"request_range": {"key": full}}],
         }, retry_sent=False, timeout=timeout)
         if answer.get("succeeded"):
-            return True, Record(key, decode(encode(value)),
+            return True, Record(key, decode(text),
                                 int(answer["header"]["revision"]))
         kvs = (answer.get("responses") or [{}])[0].get("response_range", {}).get("kvs") or []
         return False, self._record(kvs[0]) if kvs else None
