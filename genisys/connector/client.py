@@ -749,7 +749,7 @@ class ConnectorClient:
             if turns is not None:
                 # The time answers waited for a busy event loop to read them is genisys'
                 # own, not the connector's.
-                turns.release(turn, seconds=max(0.0, seconds - self._lag.seconds),
+                turns.release(turn, seconds=seconds, lag=self._lag.seconds,
                               failed=outcome in SHRINKING)
                 if self.metrics is not None:
                     self.metrics.connector_limit.labels(compute.name).set(turns.limit)

@@ -21,15 +21,26 @@ ended, which is about one round trip:
   no connection, 429 or 503) halves it at once. The calls started before a
   decrease report the old limit's congestion, not the new one's: they are left
   out of the next window, and cannot decrease it again.
-* **Flat**: any other window grows the limit, if at least half of it was in
-  use: it doubles (slow start, from 1) until the first congestion, then grows
-  by 1 every ``probe`` windows. A limit not in use does not grow: idle time
-  says nothing about what the connector takes. Probing slowly past the last
-  congestion keeps the calls that find it again few.
+* **Slow start**: until the first congestion, each call answered within
+  ``tolerance`` times the fastest call yet grows the limit by 1, as TCP's slow
+  start does per acknowledgement: from 1, the limit doubles every round trip
+  while latency stays flat. (Per window it would take 8 round trips at a limit
+  of 1, 4 at 2, and so on.) A slow call only does not grow it: congestion is
+  the windows' to judge, from their medians. In slow start they are judged
+  against the fastest call too, since the first windows, taken while the limit
+  ramps up, may already be congested and would make a congested baseline.
+* **Flat**: after slow start, a window that is not congested grows the limit by
+  1 every ``probe`` windows, if at least half of it was in use. A limit not in
+  use does not grow: idle time says nothing about what the connector takes.
+  Probing slowly past the last congestion keeps the calls that find it again
+  few.
 
-Latency is the connector's, not genisys' own: the caller subtracts from each
-sample how late its event loop runs (``LoopLag``), so a controller busy with
-other work does not take every connector for congested.
+Latency is the connector's, not genisys' own: the caller says with each
+sample how late its event loop runs (``LoopLag``), and the windows learn from
+the latency less that lag, so a controller busy with other work does not take
+every connector for congested. The fastest call is the latency as measured,
+lag and all: it is never below the connector's own, however the lag is
+misjudged, so a lag taken too large cannot set a yardstick nothing meets.
 
 Calls beyond the limit wait their turn, first come first served. A waiting
 call gives up (``acquire`` raises ``TimeoutError``) only when the connector has
@@ -100,11 +111,16 @@ class AdaptiveLimit:
         self._started = 0
         #: Calls started before this number report the limit before the last decrease.
         self._decreased_at = 0
-        #: Until the first congestion, the limit doubles per flat window.
+        #: Until the first congestion, the limit grows by 1 per call answered fast.
         self._slow_start = True
-        #: The latencies of the window so far, and the most calls in flight during it.
+        #: The latencies of the window so far, and the most calls in flight during it
+        #: (and the last one); how many calls it takes, and the limit when it began.
         self._window: list[float] = []
-        self._window_used = 0
+        self._window_used = self._was_used = 0
+        self._window_size = max(MIN_WINDOW, int(self.limit))
+        self._window_limit = self.limit
+        #: The lowest latency of a single call yet: slow start's yardstick per call.
+        self._fastest = math.inf
         #: The median latencies of the last windows.
         self._medians: collections.deque[float] = collections.deque(maxlen=history)
         self._waiting: collections.deque[_Waiting] = collections.deque()
@@ -176,11 +192,11 @@ class AdaptiveLimit:
         self._started += 1
         return Turn(self._started, self.in_flight, self.limit, time.monotonic())
 
-    def release(self, turn: Turn, *, seconds: Optional[float] = None,
+    def release(self, turn: Turn, *, seconds: Optional[float] = None, lag: float = 0.0,
                 failed: bool = False) -> None:
         """The call of ``turn`` ended after ``seconds`` (None: no latency to learn
-        from); ``failed``: for want of capacity (a timeout, no connection, 429 or
-        503)."""
+        from), of which up to ``lag`` was the caller's event loop running late;
+        ``failed``: for want of capacity (a timeout, no connection, 429 or 503)."""
         used = max(turn.load, self.in_flight)
         self.in_flight -= 1
         if failed:
@@ -192,7 +208,7 @@ class AdaptiveLimit:
         else:
             self._last_answer = time.monotonic()
             if seconds is not None:
-                self._sample(turn, seconds, used)
+                self._sample(turn, seconds, lag, used)
         self._hand_on()
 
     def _give_back(self) -> None:
@@ -209,22 +225,35 @@ class AdaptiveLimit:
             self._timer.cancel()
             self._timer = None
 
-    def _sample(self, turn: Turn, seconds: float, used: int) -> None:
+    def _sample(self, turn: Turn, measured: float, lag: float, used: int) -> None:
         if turn.number <= self._decreased_at:
             return  # it ran under the limit before the last decrease
-        self._window.append(seconds)
+        seconds = max(0.0, measured - lag)
+        self._fastest = min(self._fastest, measured)
         self._window_used = max(self._window_used, used)
-        if len(self._window) < max(MIN_WINDOW, int(self.limit)):
+        if self._slow_start and 2 * max(self._window_used, self._was_used) >= self.limit \
+                and seconds <= self.tolerance * self._fastest:
+            self.limit = min(self.ceiling, self.limit + 1)
+        self._window.append(seconds)
+        if len(self._window) < self._window_size:
             return
         median = sorted(self._window)[len(self._window) // 2]
         baseline, used = self.baseline, self._window_used
+        if self._slow_start:
+            baseline = min(baseline, self._fastest)
         self._medians.append(median)
-        self._window, self._window_used = [], 0
         if median > self.tolerance * baseline:
             self._decrease(turn, self.backoff)
-        elif 2 * used >= self.limit:
-            grown = self.limit * 2 if self._slow_start else self.limit + 1.0 / self.probe
-            self.limit = min(self.ceiling, grown)
+            return
+        if not self._slow_start and 2 * used >= self._window_limit:
+            self.limit = min(self.ceiling, self.limit + 1.0 / self.probe)
+        self._new_window()
+
+    def _new_window(self) -> None:
+        self._was_used = self._window_used
+        self._window, self._window_used = [], 0
+        self._window_size = max(MIN_WINDOW, int(self.limit))
+        self._window_limit = self.limit
 
     def _decrease(self, turn: Turn, factor: float) -> None:
         if turn.number <= self._decreased_at:
@@ -232,7 +261,7 @@ class AdaptiveLimit:
         self._slow_start = False
         self.limit = max(self.floor, self.limit * factor)
         self._decreased_at = self._started
-        self._window, self._window_used = [], 0
+        self._new_window()
 
 
 class LoopLag:

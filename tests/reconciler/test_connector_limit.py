@@ -28,14 +28,57 @@ async def window(limit, seconds):
         left -= len(calls)
 
 
+async def round_trip(limit, seconds):
+    """As many calls as the limit lets, started together, each answered after
+    ``seconds``."""
+    for turn in await started(limit, int(limit.limit)):
+        limit.release(turn, seconds=seconds)
+
+
 @pytest.mark.gen_test
-async def test_it_starts_at_one_and_doubles_each_window_while_latency_stays_flat():
+async def test_it_starts_at_one_and_doubles_each_round_trip_while_latency_stays_flat():
     limit = AdaptiveLimit(ceiling=100, timeout=1.0)
     assert limit.limit == 1
     for expected in (2, 4, 8, 16, 32, 64, 100, 100):  # never past the ceiling
-        await window(limit, 0.020)
+        await round_trip(limit, 0.020)
         assert limit.limit == expected
     assert limit.baseline == 0.020
+
+
+@pytest.mark.gen_test
+async def test_in_slow_start_a_slow_call_does_not_grow_it_and_a_slow_window_ends_it():
+    limit = AdaptiveLimit(ceiling=100, timeout=1.0, initial=8)
+    await window(limit, 0.020)
+    assert limit.limit == 16
+    calls = await started(limit, 16)
+    for i, turn in enumerate(calls):  # one call in four is slow: the median is not
+        limit.release(turn, seconds=0.200 if i % 4 == 0 else 0.021)
+    assert limit.limit == 16 + 12
+    # The first window of a slow start that ramped into congestion: its median is
+    # what the fastest call took many times over, though no baseline was taken yet.
+    ramped = AdaptiveLimit(ceiling=100, timeout=1.0)
+    await round_trip(ramped, 0.020)
+    for _ in range(7):
+        await round_trip(ramped, 0.060)
+    assert ramped.limit == 2 * 0.8
+    await window(ramped, 0.020)  # no more slow start: flat windows add 1/4
+    assert ramped.limit == 2 * 0.8 + 0.25
+
+
+@pytest.mark.gen_test
+async def test_the_fastest_call_is_measured_with_the_loop_lag_a_window_without():
+    limit = AdaptiveLimit(ceiling=100, timeout=1.0)
+    # A busy controller's lag taken too large makes a call look faster than the
+    # connector can be; the fastest call, counted lag and all, stays 20 ms.
+    [turn] = await started(limit, 1)
+    limit.release(turn, seconds=0.020, lag=0.019)
+    assert limit.limit == 2
+    for _ in range(3):
+        await round_trip(limit, 0.020)
+    assert limit.limit == 16
+    for turn in await started(limit, 16):  # 40 ms measured, 25 of them the loop's
+        limit.release(turn, seconds=0.040, lag=0.025)
+    assert limit.limit == 32
 
 
 @pytest.mark.gen_test
@@ -60,13 +103,15 @@ async def test_rising_latency_shrinks_it_once_per_window_then_it_probes_slowly()
 
 @pytest.mark.gen_test
 async def test_single_slow_calls_are_noise_not_congestion():
-    limit = AdaptiveLimit(ceiling=100, timeout=1.0, initial=8)
+    limit = AdaptiveLimit(ceiling=100, timeout=1.0, initial=16, probe=1)
+    [turn] = await started(limit, 1)
+    limit.release(turn, failed=True)  # out of slow start, at 8
     await window(limit, 0.020)
-    grown = limit.limit
-    calls = await started(limit, 16)
+    assert limit.limit == 9
+    calls = await started(limit, 9)
     for i, turn in enumerate(calls):  # one call in four is slow: the median is not
         limit.release(turn, seconds=0.200 if i % 4 == 0 else 0.021)
-    assert limit.limit == 2 * grown
+    assert limit.limit == 10
 
 
 @pytest.mark.gen_test
