@@ -55,8 +55,10 @@ test: $(STAMP)
 
 ## bench: the benchmarks of bench/ (never part of `make test`): prints a table and writes
 ## bench/results/latest.json; e.g. make bench BENCH_ARGS="--sizes 100,1000" (see --help)
+# Bytecode files as for the tests: a controller that compiles genisys at each start
+# (0.1 s and more) would count that in its start-up, which an installed genisys does not.
 bench: $(STAMP)
-	$(PY) -m bench $(BENCH_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m bench $(BENCH_ARGS)
 
 ## docs: the documentation site (docs/, mkdocs.yml) on http://127.0.0.1:$(DOCS_PORT),
 ## rebuilt whenever a page changes; e.g. make docs DOCS_PORT=8001
