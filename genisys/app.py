@@ -29,7 +29,7 @@ from genisys.reconciler.queue import Backoff
 from genisys.serving import bind_sockets, log_access, stop_on_signals
 from genisys.store import store_from_url
 from genisys.tasks import start_task, stop_tasks
-from genisys.web import SERVER_MAX_HEADER_BYTES, Server, drain
+from genisys.web import SERVER_MAX_HEADER_BYTES, InFlight, Server, drain
 
 log = logging.getLogger("genisys")
 
@@ -78,7 +78,7 @@ async def forget_expired_keys(intents):
         await asyncio.sleep(interval)
 
 
-def make_reconciler(store, settings, metrics, leadership=None):
+def make_reconciler(store, settings, metrics, leadership=None, api_answering=None):
     client = ConnectorClient(connect_timeout=settings.connector.connect_timeout,
                              request_timeout=settings.connector.timeout,
                              max_in_flight=settings.connector.max_in_flight,
@@ -98,7 +98,7 @@ def make_reconciler(store, settings, metrics, leadership=None):
                       workers=r.workers, backoff=backoff, pass_budget=r.pass_budget,
                       leadership=leadership, health=thresholds,
                       probe_interval=r.compute_probe_interval, failover_rate=r.failover_rate,
-                      failover_breaker=r.failover_breaker)
+                      failover_breaker=r.failover_breaker, api_answering=api_answering)
 
 
 def connectors_known(leadership):
@@ -166,11 +166,13 @@ async def _run_controller(settings, computes, stop):
         intents = make_intents(store, settings)
         await sync_computes(intents, computes, settings.intents.compute_file)
         await warn_plain_http(intents)
-        metrics, audit = Metrics(), AuditLog(store)
+        metrics, audit, tracker = Metrics(), AuditLog(store), InFlight()
         # With etcd, the elected leader alone reconciles; otherwise this process does.
+        # Its passes yield to this process's API when that is busy (workers.PassGate).
         leadership = make_leadership(store, metrics=metrics, ttl=settings.reconciler.leader_ttl,
                                      identity=settings.reconciler.identity)
-        await leadership.start(lambda lead: make_reconciler(store, settings, metrics, lead))
+        await leadership.start(lambda lead: make_reconciler(
+            store, settings, metrics, lead, api_answering=lambda: tracker.answering))
         background = [start_task(forget_expired_keys(intents), name="idempotency-janitor"),
                       start_task(audit.run(), name="audit-writer")]
         tokens, checks, listening = settings.auth.tokens, {}, None
@@ -192,8 +194,8 @@ async def _run_controller(settings, computes, stop):
                     port=port, bind=settings.server.bind, tls=bool(settings.server.tls_cert),
                     token=sidecar_token)
                 background.append(start_task(sync.run(), name="manifests-sync"))
-        app = make_app(intents, metrics=metrics, auth=Authenticator(tokens), audit=audit,
-                       checks=checks, connectors=connectors_known(leadership))
+        app = make_app(intents, tracker=tracker, metrics=metrics, auth=Authenticator(tokens),
+                       audit=audit, checks=checks, connectors=connectors_known(leadership))
         await serve(app, settings, stop, listening=listening)
     finally:
         await stop_tasks(background)

@@ -41,6 +41,9 @@ class Metrics:
                                       "calls, by compute, operation and outcome.",
                                       ["compute", "operation", "outcome"], registry=r,
                                       buckets=CALL_BUCKETS)
+        self.passes_allowed = Gauge("genisys_reconcile_passes_allowed", "Passes that may run "
+                                    "at once: reconciler.workers, fewer while the API "
+                                    "answers many requests at once.", registry=r)
         self.connector_limit = Gauge("genisys_connector_limit", "Calls genisys lets be in "
                                      "flight to a compute's connector at once: its adaptive "
                                      "limit (connector.max_in_flight at most).", ["compute"],

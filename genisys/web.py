@@ -158,6 +158,7 @@ class JSONHandler(tornado.web.RequestHandler):
         self._body = bytearray()
         self._too_large = False
         self._tracked = False
+        self._streaming = False
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -166,6 +167,12 @@ class JSONHandler(tornado.web.RequestHandler):
     def _track(self):
         self.tracker.started()
         self._tracked = True
+
+    def streaming(self):
+        """This request is a stream (a watch): it no longer counts as being answered."""
+        if self._tracked and not self._streaming:
+            self._streaming = True
+            self.tracker.streams += 1
 
     def authenticate(self):
         if self.public or self.auth is None or not self.auth.enabled:
@@ -216,6 +223,8 @@ class JSONHandler(tornado.web.RequestHandler):
     def on_finish(self):
         if self._tracked:
             self._tracked = False
+            if self._streaming:
+                self.tracker.streams -= 1
             self.tracker.finished()
 
     def decode_argument(self, value, name=None):
@@ -320,6 +329,8 @@ class InFlight:
 
     def __init__(self):
         self.count = 0
+        #: Of them, streams (watches): they last as long as their client listens.
+        self.streams = 0
         self._idle = asyncio.Event()
         self._idle.set()
         #: Set when shutdown begins: requests that would never end by themselves (a
@@ -345,6 +356,12 @@ class InFlight:
         self.count -= 1
         if self.count == 0:
             self._idle.set()
+
+    @property
+    def answering(self):
+        """Requests being answered, streams left out: how busy the API is now (the
+        reconciler's passes yield to it, ``genisys.reconciler.workers.PassGate``)."""
+        return self.count - self.streams
 
     async def wait_idle(self, timeout):
         """True once no request is in flight, False if ``timeout`` passed first."""

@@ -171,6 +171,7 @@ class EventStream:
 
     def start(self):
         handler = self.handler
+        handler.streaming()
         handler.set_status(200)
         handler.set_header("Content-Type", "text/event-stream; charset=UTF-8")
         handler.set_header("Cache-Control", "no-store")

@@ -22,7 +22,7 @@ import datetime
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Optional, cast
 
 from genisys import pacing, placement
@@ -68,7 +68,7 @@ from genisys.reconciler.health import NOT_READY, ComputeHealth, Health, Threshol
 from genisys.reconciler.informer import Informer
 from genisys.reconciler.leader import Leadership, NotLeader
 from genisys.reconciler.queue import Backoff, WorkQueue
-from genisys.reconciler.workers import resync_timer, worker
+from genisys.reconciler.workers import PassGate, resync_timer, worker
 from genisys.store import Condition, Op, Record, Store
 from genisys.tasks import start_task, stop_tasks
 
@@ -84,7 +84,8 @@ class Reconciler:
                  pass_budget: float = 1.0, leadership: Optional[Leadership] = None,
                  health: Optional[Thresholds] = None, probe_interval: float = 10.0,
                  failover_rate: float = 0.5,
-                 failover_breaker: float = placement.DEFAULT_BREAKER) -> None:
+                 failover_breaker: float = placement.DEFAULT_BREAKER,
+                 api_answering: Optional[Callable[[], int]] = None) -> None:
         #: With a shared store, every write is fenced by the leadership (a deposed
         #: leader can't write) and every connector call is preceded by its check().
         self.leadership = leadership
@@ -94,6 +95,10 @@ class Reconciler:
         #: Seconds between resyncs of every service.
         self.poll_interval = poll_interval
         self.workers = workers
+        #: How many requests the API is answering now (None: no API in this
+        #: process): with it, passes yield to a busy API (workers.PassGate).
+        self.api_answering = api_answering
+        self.gate: Optional[PassGate] = None
         #: Backoff of failing (service, compute) pairs.
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
         #: First delay before checking that a scale order took effect; doubles
@@ -157,13 +162,21 @@ class Reconciler:
         self._tasks = [start_task(resync_timer(self.poll_interval, self.resync),
                                   name="resync-timer"),
                        start_task(self._follow_health(), name="compute-health")]
+        if self.api_answering is not None:
+            self.gate = PassGate(self.workers, answering=self.api_answering,
+                                 on_look=self.metrics.passes_allowed.set)
+            self.metrics.passes_allowed.set(self.workers)
+            self.gate.start()
         self._tasks += [start_task(worker(self.queue, self.reconcile_service,
-                                          metrics=self.metrics), name="worker-%d" % i)
+                                          metrics=self.metrics, gate=self.gate),
+                                   name="worker-%d" % i)
                         for i in range(self.workers)]
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop every task; a pass cut short is simply redone by the next leader or start."""
         self.queue.close()
+        if self.gate is not None:
+            self.gate.stop()
         await stop_tasks(self._tasks + list(self._inflight.values()) + list(self._health_writes)
                          + list(self._probing.values()), timeout=timeout)
         await self.informer.stop(timeout=timeout)
