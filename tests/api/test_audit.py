@@ -71,3 +71,41 @@ async def test_the_trail_keeps_the_newest(store):
     entries = await audit.entries(100)
     assert len((await store.list("audit/")).records) <= 6
     assert [e["path"] for e in entries][:5] == ["/p/%d" % i for i in range(11, 6, -1)]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_burst_is_one_record_and_the_trail_keeps_whole_batches(store):
+    audit = AuditLog(store, keep=5)
+    for batch in range(5):  # five flushes of three entries: five records, not fifteen
+        for i in range(3):
+            audit.record(who="ops", method="POST", path="/p/%d-%d" % (batch, i), status=202)
+        await audit.flush()
+        if batch == 0:
+            [record] = (await store.list("audit/")).records
+            assert [e["path"] for e in record.value["entries"]] == ["/p/0-0", "/p/0-1",
+                                                                   "/p/0-2"]
+    # 15 entries is more than 5 and a tenth: the oldest batches go while 5 are left.
+    assert len((await store.list("audit/")).records) == 2
+    assert [e["path"] for e in await audit.entries(100)] == [
+        "/p/4-2", "/p/4-1", "/p/4-0", "/p/3-2", "/p/3-1", "/p/3-0"]
+    assert [e["path"] for e in await audit.entries(4)] == [
+        "/p/4-2", "/p/4-1", "/p/4-0", "/p/3-2"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_entries_written_one_by_one_before_batches_are_read_and_trimmed_too(store):
+    for i in range(3):  # the trail of an older genisys: one record per entry
+        await store.put("audit/%020d-%06d" % (i + 1, i + 1), {
+            "time": "2026-11-01T00:00:0%dZ" % i, "who": "ops", "method": "PUT",
+            "path": "/old/%d" % i, "status": 200})
+    audit = AuditLog(store, keep=4)
+    for i in range(2):
+        audit.record(who="ops", method="POST", path="/new/%d" % i, status=202)
+    await audit.flush()  # 5 held, keep 4: the oldest record goes
+    assert [e["path"] for e in await audit.entries(100)] == [
+        "/new/1", "/new/0", "/old/2", "/old/1"]
+    audit.record(who="ops", method="POST", path="/new/2", status=202)
+    await audit.flush()
+    assert [e["path"] for e in await audit.entries(100)] == [
+        "/new/2", "/new/1", "/new/0", "/old/2"]
+    assert len((await store.list("audit/")).records) == 3
