@@ -113,16 +113,14 @@ async def worker(queue: WorkQueue, reconcile: Callable[[str], Awaitable[Optional
     """Run passes until the queue closes; ``reconcile(name)`` returns when to look
     again (None: at resync). With a ``gate``, each pass waits for its turn first."""
     while True:
-        if gate is None:
-            if not await _one_pass(queue, reconcile, metrics):
-                return
-            continue
-        await gate.acquire()
+        if gate is not None:
+            await gate.acquire()
         try:
             if not await _one_pass(queue, reconcile, metrics):
                 return
         finally:
-            gate.release()
+            if gate is not None:
+                gate.release()
 
 
 async def _one_pass(queue: WorkQueue, reconcile: Callable[[str], Awaitable[Optional[float]]],
