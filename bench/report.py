@@ -452,6 +452,9 @@ def render(results):
         ceiling = api.get("ceiling")
         phases = [("POST /service/<name>/upscale", api["upscale"], ceiling and ceiling["write"]),
                   ("GET  /service/<name>", api["get"], ceiling and ceiling["get"])]
+        if api.get("health"):
+            phases.append(("GET  /healthz (genisys' floor)", api["health"],
+                           ceiling and ceiling["get"]))
         if "compute_writes" in api:
             phases.append(("PUT  /compute/c1", api["compute_writes"],
                            ceiling and ceiling["write"]))

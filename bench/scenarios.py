@@ -363,8 +363,9 @@ def _one_compute_controller(fleet, settings, store_name, *, store=None):
 
 def api(fleet, settings, *, store=None, upscale_rate=None):
     """Upscales spread over ``api_keys`` services on one compute, then GETs of them,
-    then compute writes, against a controller on the default durable SQLite store
-    (or on ``store``, an ``EtcdBench``: then without the ceiling, taken once a run).
+    then GETs of /healthz, then compute writes, against a controller on the default
+    durable SQLite store (or on ``store``, an ``EtcdBench``: then without the ceiling,
+    taken once a run, nor /healthz).
     The compute's simulated connector is real: the reconciler converges the upscales
     while they arrive, as it would in production. ``upscale_rate``: after the GETs,
     upscales again, due at that steady rate (an open loop), for their latency at
@@ -390,6 +391,13 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
     stored = stored_total()
     get = _load(fleet, settings, controller, method="GET", path=path, keys=settings.api_keys)
     cpu.append(cpu_now())
+    # genisys' own floor: /healthz does nothing but what every request of the API goes
+    # through (routing, genisys' checks of the request, the answer's headers). Read
+    # against the ceiling, it shows how much of a gap is the endpoint's own work.
+    health = None
+    if store is None:
+        health = _load(fleet, settings, controller, method="GET", path="/healthz", keys=1)
+    cpu.append(cpu_now())
     paced = None
     if upscale_rate is not None:
         paced = _load(fleet, settings, controller, method="POST", path=path + "/upscale",
@@ -403,7 +411,7 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
     cpu.append(cpu_now())
     memory = procs.memory_mb(controller.pid)
     fleet.stop(controller, connector)
-    for i, phase in enumerate((upscale, get, paced, compute_writes)):
+    for i, phase in enumerate((upscale, get, health, paced, compute_writes)):
         if phase is None:
             continue
         used, store_used = (b - a for a, b in zip(cpu[i], cpu[i + 1]))
@@ -415,7 +423,8 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
                                                  if phase["total_requests"] else None)
     return {"store": "sqlite (durable: WAL, synchronous=FULL)" if store is None
             else store.describe(), "clients": settings.api_clients,
-            "upscale": upscale, "get": get, "compute_writes": compute_writes,
+            "upscale": upscale, "get": get, "health": health,
+            "compute_writes": compute_writes,
             "upscale_paced": paced,
             "ceiling": ceiling(fleet, settings) if store is None else None,
             "stored_total": stored,

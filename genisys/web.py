@@ -9,6 +9,7 @@ and nowhere else.
 """
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -239,8 +240,7 @@ class JSONHandler(tornado.web.RequestHandler):
 
     @classmethod
     def allowed_methods(cls):
-        return [m for m in ("GET", "POST", "PUT", "DELETE")
-                if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
+        return _allowed_methods(cls)
 
     def json_body(self):
         if self._too_large:
@@ -308,6 +308,15 @@ class JSONHandler(tornado.web.RequestHandler):
                       value)
             return
         super().log_exception(typ, value, tb)
+
+
+@functools.cache
+def _allowed_methods(handler_class):
+    """The methods a handler class answers (those it defines), worked out once per
+    class: every request checks its own against them."""
+    return tuple(m for m in ("GET", "POST", "PUT", "DELETE")
+                 if getattr(handler_class, m.lower())
+                 is not getattr(tornado.web.RequestHandler, m.lower()))
 
 
 class NotFoundHandler(JSONHandler):
