@@ -92,7 +92,7 @@ class PassGate:
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self.release()  # handed a turn just as the worker was stopped
-            else:
+            elif turn in self._waiting:  # (_hand_on may have passed it over already)
                 self._waiting.remove(turn)
             raise
 

@@ -61,6 +61,23 @@ async def test_passes_beyond_those_allowed_wait_their_turn_first_come_first_serv
     assert waiting[2].done() and gate.running == 3
 
 
+@pytest.mark.gen_test
+async def test_a_worker_stopped_while_its_turn_is_passed_over_stops_cleanly():
+    # Shutdown cancels the workers waiting for a turn; a pass that ends in between hands
+    # turns on, and passes over the cancelled ones before their workers see it.
+    gate = PassGate(1, answering=Api(), floor=1)
+    await gate.acquire()
+    waiting = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()  # its turn is cancelled now, its worker told later
+    gate.release()  # passes over that turn: nobody else waits
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert gate.running == 0
+    await gate.acquire()  # the next worker takes the free turn at once
+    assert gate.running == 1
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_while_the_api_is_busy_services_wait_in_the_queue_where_changes_add_up():
     api = Api()
