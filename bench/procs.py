@@ -73,6 +73,12 @@ def memory_mb(pid):
     return {"rss": values.get("VmRSS"), "peak": values.get("VmHWM")}
 
 
+#: A log line that tells of a fault: genisys' "<date> <time> ERROR <logger>: ...", or the
+#: first line of a traceback that no logger caught.
+_FAULT = re.compile(r"^\S+ \S+ (?:ERROR|CRITICAL) .*$|^Traceback \(most recent call last\):$",
+                    re.M)
+
+
 # -- one child ------------------------------------------------------------------------
 
 
@@ -159,6 +165,8 @@ class Fleet(contextlib.AbstractContextManager):
     def __init__(self, workdir):
         self.workdir = workdir
         self._children = []
+        #: Every child of the run, stopped or not: their logs are read at the end.
+        self._spawned = []
         self._names = collections.Counter()
 
     def _name(self, base):
@@ -167,7 +175,22 @@ class Fleet(contextlib.AbstractContextManager):
 
     def _track(self, child):
         self._children.append(child)
+        self._spawned.append(child)
         return child
+
+    def faults(self):
+        """{name: (count, first)} of the children whose logs tell of a fault: a line
+        logged as ERROR or CRITICAL, or a traceback. A run under load is where a fault
+        that tests miss shows (a race at shutdown, say): the report prints them."""
+        found = {}
+        for child in self._spawned:
+            try:
+                lines = _FAULT.findall(child.log())
+            except OSError:
+                continue
+            if lines:
+                found[child.name] = (len(lines), lines[0].strip())
+        return found
 
     def controller(self, store, *, args=(), profile_to=None, name="controller"):
         """``genisys.py serve`` on ``store`` (a SQLite file's path, durable, or a store

@@ -615,6 +615,18 @@ def render(results):
                                     for name, key in (("etcd", "plain"), ("TLS", "tls"))))
         out.append("")
 
+    faults = results.get("faults")
+    if faults:
+        out.append("WARNING: processes of the run logged faults (ERROR, CRITICAL or a "
+                   "traceback); their logs are kept with --keep-temp:")
+        for name, fault in sorted(faults.items()):
+            out.append("  %s: %s lines, the first: %s" % (name, fmt(fault["lines"]),
+                                                           fault["first"][:160]))
+        out.append("")
+    elif faults is not None:
+        out.append("Faults logged: none (no ERROR, CRITICAL or traceback in any process's "
+                   "log)")
+        out.append("")
     out.append("Targets (issues 7, 18 and 21, and placement)")
     for v in results["targets"]:
         state = {True: "met    ", False: "NOT MET", None: "n/a    "}[v["met"]]

@@ -218,6 +218,9 @@ def run(args, settings, results):
 
         if args.profile:
             profile(fleet, settings, args.profile, os.path.dirname(args.output))
+    # Once every process has stopped: what they logged at their stop counts too.
+    results["faults"] = {name: {"lines": count, "first": first}
+                         for name, (count, first) in fleet.faults().items()}
 
 
 def profile(fleet, settings, services, directory):
