@@ -7,6 +7,8 @@ failure: CI must run them all, and a skip there is a test nobody ran.
 """
 
 import os
+import pathlib
+import re
 import uuid
 
 import pytest
@@ -45,6 +47,31 @@ def store_url(backend, tmp_path):
     if backend == "memory":
         return "memory://"
     return "sqlite:///" + os.path.join(str(tmp_path), "genisys.db")
+
+
+#: What no process a test starts may log, whatever the test: a background task that died
+#: of an exception nobody expected (``genisys.tasks``), or a traceback nothing caught.
+_CRASH = re.compile(r"^.*genisys\.tasks: task \S+ crashed.*$"
+                    r"|^Traceback \(most recent call last\):$", re.M)
+
+
+@pytest.fixture(autouse=True)
+def no_crash_in_logs(request):
+    """After the test, once its processes are stopped: the logs under its tmp_path
+    tell of no crash (``_CRASH``). A race when a busy controller stops is seen here."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    # Asked for now, it is torn down after this fixture: after the test's processes stop.
+    tmp_path = pathlib.Path(request.getfixturevalue("tmp_path"))
+    yield
+    crashes = []
+    for log in sorted(tmp_path.rglob("*.log")):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        crashes += ["%s: %s" % (log.name, line) for line in _CRASH.findall(text)]
+    if crashes:
+        pytest.fail("a process of this test logged a crash:\n" + "\n".join(crashes[:10]),
+                    pytrace=False)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Under CI, a skipped test is a failure (the rule in tests/conftest.py), whatever
-truthy value CI has; outside CI a skip stays a skip."""
+"""The rules of tests/conftest.py for every test: under CI, a skipped test is a failure,
+whatever truthy value CI has (outside CI a skip stays a skip); and a test whose processes
+logged a crash fails, whatever it asserted."""
 
 import os
 import re
@@ -39,21 +40,24 @@ def test_passes():
 '''
 
 
-def run_tiny_suite(tmp_path, ci):
-    """pytest over TINY_TESTS with the rule of tests/conftest.py loaded (as a plugin)
-    and CI set to ``ci`` (None: unset); (exit status, output)."""
-    (tmp_path / "test_tiny.py").write_text(TINY_TESTS)
+def run_tiny_suite(tmp_path, ci, tests=TINY_TESTS, basetemp=None):
+    """pytest over ``tests`` with the rules of tests/conftest.py loaded (as a plugin)
+    and CI set to ``ci`` (None: unset), its tests' tmp_path under ``basetemp`` (None:
+    pytest's default); (exit status, output)."""
+    (tmp_path / "test_tiny.py").write_text(tests)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     # Only the rule is loaded: the suite's other plugins take seconds to import.
     env = dict(os.environ, PYTHONPATH=ROOT, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     env.pop("CI", None)
     if ci is not None:
         env["CI"] = ci
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
-         "-p", "no:warnings", "-rfEs", "--rootdir", str(tmp_path),
-         "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_tiny.py")],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    argv = [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider",
+            "-p", "no:warnings", "-rfEs", "--rootdir", str(tmp_path),
+            "-c", str(tmp_path / "pytest.ini"), str(tmp_path / "test_tiny.py")]
+    if basetemp is not None:
+        argv.insert(-1, "--basetemp=%s" % basetemp)
+    done = subprocess.run(argv, cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=120)
     return done.returncode, done.stdout + done.stderr
 
 
@@ -88,3 +92,40 @@ def test_which_values_mean_ci():
     for environ in ({}, {"CI": ""}, {"CI": "0"}, {"CI": "false"}, {"CI": " FALSE "},
                     {"CI": "no"}, {"CI": "off"}):
         assert not under_ci(environ), environ
+
+
+#: Logs a test's processes may leave in its tmp_path: a crash in two forms, and faults
+#: that are not crashes (a connector that cannot start a command is logged as ERROR).
+CRASH_TESTS = '''
+def test_a_task_crashed(tmp_path):
+    (tmp_path / "genisys-0.log").write_text(
+        "2026-11-30 10:00:00,000 INFO genisys: listening\\n"
+        "2026-11-30 10:00:01,000 ERROR genisys.tasks: task worker-3 crashed: ValueError()\\n")
+
+def test_a_traceback_nothing_caught(tmp_path):
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "connector.log").write_text(
+        "Traceback (most recent call last):\\n  File \\"x.py\\", line 1\\nValueError\\n")
+
+def test_an_error_that_is_no_crash(tmp_path):
+    (tmp_path / "connector.log").write_text(
+        "2026-11-30 10:00:00,000 ERROR genisys.connector.process: cannot start web\\n")
+
+def test_without_tmp_path():
+    pass
+'''
+
+
+def test_a_test_whose_processes_logged_a_crash_fails(tmp_path, tmp_path_factory):
+    # The tiny tests' logs are kept out of this test's tmp_path, which the rule reads too.
+    status, output = run_tiny_suite(tmp_path, None, tests=CRASH_TESTS,
+                                    basetemp=tmp_path_factory.mktemp("crash-logs"))
+    assert status == 1, output
+    # The test passed, then failed at its teardown: pytest calls that an error.
+    assert summary(output) == "4 passed, 2 errors", output
+    assert "genisys-0.log: 2026-11-30 10:00:01,000 ERROR genisys.tasks: task worker-3 " \
+        "crashed: ValueError()" in output, output
+    assert "connector.log: Traceback (most recent call last):" in output, output
+    for name in ("test_a_task_crashed", "test_a_traceback_nothing_caught"):
+        assert re.search(r"ERROR test_tiny.py::%s - Failed: a process of th" % name,
+                         output), output
