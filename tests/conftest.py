@@ -50,8 +50,10 @@ def store_url(backend, tmp_path):
 
 
 #: What no process a test starts may log, whatever the test: a background task that died
-#: of an exception nobody expected (``genisys.tasks``), or a traceback nothing caught.
-_CRASH = re.compile(r"^.*genisys\.tasks: task \S+ crashed.*$"
+#: of an exception nobody expected (``genisys.tasks``), an error of asyncio's own (a task
+#: destroyed while pending, an exception never retrieved, a session left unclosed), or a
+#: traceback nothing caught.
+_CRASH = re.compile(r"^.*(?:genisys\.tasks: task \S+ crashed|(?:ERROR|CRITICAL) asyncio: ).*$"
                     r"|^Traceback \(most recent call last\):$", re.M)
 
 

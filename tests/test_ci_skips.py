@@ -94,7 +94,7 @@ def test_which_values_mean_ci():
         assert not under_ci(environ), environ
 
 
-#: Logs a test's processes may leave in its tmp_path: a crash in two forms, and faults
+#: Logs a test's processes may leave in its tmp_path: a crash in three forms, and faults
 #: that are not crashes (a connector that cannot start a command is logged as ERROR).
 CRASH_TESTS = '''
 def test_a_task_crashed(tmp_path):
@@ -106,6 +106,11 @@ def test_a_traceback_nothing_caught(tmp_path):
     (tmp_path / "lab").mkdir()
     (tmp_path / "lab" / "connector.log").write_text(
         "Traceback (most recent call last):\\n  File \\"x.py\\", line 1\\nValueError\\n")
+
+def test_a_session_left_unclosed(tmp_path):
+    (tmp_path / "genisys-1.log").write_text(
+        "2026-11-30 10:00:02,000 INFO genisys: stopped\\n"
+        "2026-11-30 10:00:02,100 ERROR asyncio: Unclosed client session\\n")
 
 def test_an_error_that_is_no_crash(tmp_path):
     (tmp_path / "connector.log").write_text(
@@ -122,10 +127,13 @@ def test_a_test_whose_processes_logged_a_crash_fails(tmp_path, tmp_path_factory)
                                     basetemp=tmp_path_factory.mktemp("crash-logs"))
     assert status == 1, output
     # The test passed, then failed at its teardown: pytest calls that an error.
-    assert summary(output) == "4 passed, 2 errors", output
+    assert summary(output) == "5 passed, 3 errors", output
     assert "genisys-0.log: 2026-11-30 10:00:01,000 ERROR genisys.tasks: task worker-3 " \
         "crashed: ValueError()" in output, output
     assert "connector.log: Traceback (most recent call last):" in output, output
-    for name in ("test_a_task_crashed", "test_a_traceback_nothing_caught"):
+    assert "genisys-1.log: 2026-11-30 10:00:02,100 ERROR asyncio: Unclosed client " \
+        "session" in output, output
+    for name in ("test_a_task_crashed", "test_a_traceback_nothing_caught",
+                 "test_a_session_left_unclosed"):
         assert re.search(r"ERROR test_tiny.py::%s - Failed: a process of th" % name,
                          output), output

@@ -358,6 +358,9 @@ class ConnectorClient:
         #: of an older term (ConnectorFenced).
         self.term = term
         self._http = None
+        #: Set by close(): no call is sent any more, and no new session is opened (a batch
+        #: or a capabilities request due after the close would open one nobody closes).
+        self._closed = False
         #: The loop the session is bound to, and the task closing it.
         self._loop = None
         self._closing = None
@@ -389,6 +392,9 @@ class ConnectorClient:
         # User-Agent, and no compressed answers: a connector's answer is bounded by the
         # bytes it sends (``max_answer_bytes``), never inflated past them.
         if self._http is None:
+            if self._closed:
+                raise ConnectorUnreachable("not sent: this connector client is closed (its "
+                                           "reconciler stopped)")
             context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file \
                 else True
             self._http = aiohttp.ClientSession(
@@ -402,7 +408,9 @@ class ConnectorClient:
         return self._http
 
     async def aclose(self):
-        """Close every connection (the calls still under way fail)."""
+        """Close every connection (the calls still under way fail), for good: a call made
+        after it fails at once, and is sent nowhere."""
+        self._closed = True
         self._lag.stop()
         http, self._http = self._http, None
         if http is not None:
@@ -411,6 +419,7 @@ class ConnectorClient:
     def close(self):
         """``aclose`` where no coroutine can wait for it: at once on the session's loop
         if that is not running (a test's teardown), else in a task of it."""
+        self._closed = True
         loop = self._loop
         if self._http is None or loop is None or loop.is_closed():
             self._lag.stop()
@@ -556,6 +565,7 @@ class ConnectorClient:
         """GET /capabilities, remembered; ``orders``: our scale orders the connector had
         answered when it was sent (a capacity read before a later one is out of date)."""
         url = compute.connector.rstrip("/") + "/capabilities"
+        self._check_open("GET", url)
         answer, ttl = None, CAPABILITIES_TTL
         started, outcome, failure = time.monotonic(), "error", ""
         try:
@@ -708,9 +718,17 @@ class ConnectorClient:
                                                             timeout=self.request_timeout)
         return limit
 
+    def _check_open(self, method, url):
+        """A call after close() is not a connector's failure: it fails before it is
+        counted (``_observe``) or sent."""
+        if self._closed:
+            raise ConnectorUnreachable("%s %s: not sent: this connector client is closed (its "
+                                       "reconciler stopped)" % (method, url))
+
     async def _call(self, compute, service, operation, method, body, *, url=None,
                     max_bytes=None, on_sent=None):
         url = url or self._url(compute, service, operation)
+        self._check_open(method, url)
         request = self._request(compute, url, method, body)
         # A batch request takes no turn: the calls made within BATCH_WINDOW already go
         # out together, up to MAX_BATCH each, so there are few of them; held in line

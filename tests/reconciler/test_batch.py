@@ -60,6 +60,22 @@ async def test_calls_made_together_go_out_together(start_connector, client):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_batch_due_after_the_client_closed_is_not_sent(start_connector, client):
+    connector = start_connector(backend="simulated")
+    compute = Compute("sim", connector.url)
+    assert await client.running(compute, "s0") == 0  # the batch size is known now
+    waiting = asyncio.ensure_future(client.scale(compute, "s1", 1))
+    while not client._batches:  # in the batch window, which ends after the close
+        await asyncio.sleep(0)
+    await client.aclose()
+    with pytest.raises(ConnectorUnreachable) as caught:
+        await waiting
+    assert "not sent: this connector client is closed" in caught.value.message
+    assert client._http is None  # no session opened after the close, left unclosed
+    assert requests_by_endpoint(connector).get("batch_scale", 0) == 0
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_failing_service_fails_alone_and_reads_as_it_would_one_by_one(
         start_connector, client, tmp_path):
     batch = start_connector("--services", services_file(tmp_path), name="batch")

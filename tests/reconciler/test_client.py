@@ -97,6 +97,23 @@ async def test_a_connector_url_with_a_path_prefix_is_kept(fake, client):
         await client.running(Compute("local", fake.url + "/agent/"), "web")
 
 
+@pytest.mark.gen_test
+async def test_a_closed_client_sends_nothing_more_and_opens_no_connection(fake, client):
+    told = []
+    client.on_outcome = lambda *outcome: told.append(outcome)
+    assert await client.running(compute(fake), "web") == 0  # and its capabilities asked
+    answered = list(told)
+    await client.aclose()
+    for call in (client.running(compute(fake), "web"), client.scale(compute(fake), "web", 2),
+                 client.probe(compute(fake))):
+        with pytest.raises(ConnectorUnreachable) as caught:
+            await call
+        assert "not sent: this connector client is closed" in caught.value.message
+    assert client._http is None  # no session was opened again, to be left unclosed
+    assert fake.scales("web") == [] and len(fake.peers) == 1
+    assert told == answered  # a call after the close is no connector's fault: not counted
+
+
 @pytest.mark.gen_test(timeout=30)
 async def test_calls_queued_behind_a_hung_connector_time_out_too(fake):
     fake.mode = HANG
