@@ -99,6 +99,8 @@ SHRINKING = frozenset({"timeout", "unreachable", "429", "503", "too_large"})
 #: service's URLs two or three times. 2,048 are a thousand services' two URLs on one
 #: compute, about 2 MB.
 PARSED_URLS = 2048
+#: Why a call made after close() fails.
+CLOSED = "not sent: this connector client is closed (its reconciler stopped)"
 
 
 class ConnectorFailure(GenisysError):
@@ -393,8 +395,7 @@ class ConnectorClient:
         # bytes it sends (``max_answer_bytes``), never inflated past them.
         if self._http is None:
             if self._closed:
-                raise ConnectorUnreachable("not sent: this connector client is closed (its "
-                                           "reconciler stopped)")
+                raise ConnectorUnreachable(CLOSED)
             context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file \
                 else True
             self._http = aiohttp.ClientSession(
@@ -722,8 +723,7 @@ class ConnectorClient:
         """A call after close() is not a connector's failure: it fails before it is
         counted (``_observe``) or sent."""
         if self._closed:
-            raise ConnectorUnreachable("%s %s: not sent: this connector client is closed (its "
-                                       "reconciler stopped)" % (method, url))
+            raise ConnectorUnreachable("%s %s: %s" % (method, url, CLOSED))
 
     async def _call(self, compute, service, operation, method, body, *, url=None,
                     max_bytes=None, on_sent=None):
