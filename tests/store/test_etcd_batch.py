@@ -10,7 +10,7 @@ import json
 import pytest
 
 from genisys.errors import StoreUnavailable, VersionMismatch
-from genisys.store.base import Condition
+from genisys.store.base import Condition, Op
 from genisys.store.etcd import EtcdStore, parse_location
 from genisys.store.etcd_client import EtcdError
 from tests.etcd import EtcdCluster, unique_prefix
@@ -62,6 +62,26 @@ async def test_etcd_writes_made_together_leave_in_one_call_each_with_its_own_ans
     assert isinstance(outcomes[0], VersionMismatch) and outcomes[0].field == "k/00"
     assert outcomes[1].value == {"n": "new"}
     assert (await store.get("k/00")).value == {"n": 0}
+
+
+@pytest.mark.gen_test
+@on_etcd
+async def test_etcd_blind_writes_made_together_leave_together(store):
+    """Puts and deletes that expect nothing (the audit trail's batches, and its trimming)
+    leave with the transactions on their way, not in a call each, and each gets its own
+    answer: its value at the batch's revision, or the record it deleted."""
+    await store.put("k/gone", {"n": "old"})
+    sent = batches_sent(store)
+    results = await asyncio.gather(
+        *(store.put("k/%02d" % i, {"n": i}) for i in range(10)), store.delete("k/gone"),
+        store.transaction([Op.put("k/t1", {"n": "t1"}), Op.put("k/t2", {"n": "t2"})]))
+    assert [nested(body) for body in sent] == [12]
+    revision = results[0].version
+    for i, record in enumerate(results[:10]):
+        assert (record.key, record.value, record.version) == ("k/%02d" % i, {"n": i}, revision)
+        assert await store.get(record.key) == record
+    assert results[10].value == {"n": "old"} and await store.get("k/gone") is None
+    assert [r.value for r in results[11]] == [{"n": "t1"}, {"n": "t2"}]
 
 
 @pytest.mark.gen_test

@@ -296,13 +296,16 @@ async def test_etcd_refuses_a_write_whose_key_changed_under_it(store, etcd_for_s
     assert (await store.get("k/x")).value == {"v": 11}
 
 
-def count_calls(store):
-    """The etcd calls ``store`` makes from now on, as a list of their paths."""
+def count_calls(store, bodies=None):
+    """The etcd calls ``store`` makes from now on, as a list of their paths; and their
+    bodies (JSON, decoded) in ``bodies``, if given."""
     calls = []
     call = store._client.call
 
     async def counted(path, body, **kwargs):
         calls.append(path)
+        if bodies is not None:
+            bodies.append(body if isinstance(body, dict) else json.loads(body))
         return await call(path, body, **kwargs)
     store._client.call = counted
     return calls
@@ -398,10 +401,15 @@ async def test_etcd_a_guess_that_moved_is_never_taken(store, etcd_for_stores):
     etcd = etcd_for_stores()
     await store.put("k/a", {"v": 1})
     write_behind_the_stores_back(etcd, store.prefix + "k/a", {"v": 10})
-    calls = count_calls(store)
+    bodies = []
+    calls = count_calls(store, bodies)
     assert (await store.update("k/a", lambda r: {"v": r.value["v"] + 1})).value == {"v": 11}
-    # The guess's compare failed, and its failure branch brought the record back.
-    assert calls == ["/v3/kv/txn", "/v3/kv/txn"]
+    # The guess's compare failed; it carried no failure branch (etcd would parse and
+    # apply one for nothing nearly every time), so the record was read, then written on
+    # what was read, with a failure branch that reads it again should it move once more.
+    assert calls == ["/v3/kv/txn"] * 3
+    guess, read, write = bodies  # each alone: nothing else was on its way
+    assert "failure" not in guess and "compare" not in read and write["failure"]
 
     # Refused on the guess (v=11 < 12), allowed on what etcd holds.
     write_behind_the_stores_back(etcd, store.prefix + "k/a", {"v": 20})
