@@ -70,6 +70,12 @@ def _caught_up(upscale):
             "then, and the controller's CPU until then counts as the upscales'" % fmt(after, 2))
 
 
+def _runs(figures):
+    """Each run of a repeated load (``scenarios._median_run``): "2xx/s (p99 ms)"."""
+    return ", ".join("%s/s (p99 %s ms)" % (fmt(run["ok_per_second"], 0), fmt(run["p99_ms"]))
+                     for run in figures.get("runs", []))
+
+
 def _convergence(results, protocol, services):
     for row in results.get("convergence", []):
         if row["protocol"] == protocol and row["services"] == services:
@@ -264,11 +270,15 @@ def _etcd_verdicts(results):
         reference = sqlite.get("upscale_paced")
         if reference is not None:
             figure += " (SQLite at that rate: p99 %s ms)" % fmt(reference["p99_ms"])
+        if paced.get("runs"):
+            figure += "; medians of %d runs, due at that rate: %s" % (len(paced["runs"]),
+                                                                     _runs(paced))
     return [
         Verdict(labels[0], share >= ETCD_UPSCALE_SHARE and rate_met, figure),
-        Verdict(labels[1], cost <= ETCD_TLS_COST, "%d%% (%s/s against %s/s), p99 %s ms" % (
+        Verdict(labels[1], cost <= ETCD_TLS_COST, "%d%% (%s/s against %s/s), p99 %s ms%s" % (
             round(cost * 100), fmt(tls["ok_per_second"], 0), fmt(plain["ok_per_second"], 0),
-            fmt(tls["p99_ms"])))]
+            fmt(tls["p99_ms"]), "; medians of runs: TLS %s; without %s" % (
+                _runs(tls), _runs(plain)) if tls.get("runs") else ""))]
 
 
 def _one_compute_verdict(results):
@@ -479,6 +489,10 @@ def render(results):
             fmt(api["stored_total"]), "=" if api["totals_match"] else "!=",
             fmt(api["upscales_answered_2xx"])))
         out.append("  " + _caught_up(api["upscale"]))
+        if api["upscale"].get("runs"):
+            out.append("  upscales: the median of %d runs, one after another (each "
+                       "converged before the next): %s" % (len(api["upscale"]["runs"]),
+                                                           _runs(api["upscale"])))
         out.append("")
 
     held = results.get("steady_state", [])
@@ -595,6 +609,10 @@ def render(results):
              "etcd CPU ms/request", "converged after s"], rows, left=2)]
         out.append("  converged after: seconds from the last upscale until every service "
                    "converged (the next phase began then)")
+        for name, api in stores:
+            for label, key in (("upscales", "upscale"), ("due at a rate", "upscale_paced")):
+                if api.get(key) and api[key].get("runs"):
+                    out.append("  %s, %s, the median of: %s" % (name, label, _runs(api[key])))
         rows = []
         for name in ("plain", "tls"):
             c = etcd[name]["convergence"]

@@ -47,6 +47,16 @@ def sizes(text):
     return values
 
 
+def positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more, got %d" % value)
+    return value
+
+
 def names(choices):
     def parse(text):
         values = [v.strip() for v in text.split(",") if v.strip()]
@@ -83,6 +93,9 @@ def build_parser():
     parser.add_argument("--api-clients", type=int, default=64)
     parser.add_argument("--api-duration", type=duration, default=10.0,
                         help="measured seconds per API phase (default 10s)")
+    parser.add_argument("--api-rounds", type=positive, default=3,
+                        help="runs of the API's upscales, closed and due at a rate, one "
+                        "after another; their median is kept (default 3)")
     parser.add_argument("--api-keys", type=int, default=1000,
                         help="services the API upscales are spread over (default 1000)")
     parser.add_argument("--placement-services", type=int, default=10000,
@@ -252,7 +265,7 @@ def main(argv=None):
     settings = scenarios.Settings(
         workdir=workdir, computes=args.computes, latency=args.latency,
         poll_interval=args.poll_interval, timeout=args.timeout, api_clients=args.api_clients,
-        api_duration=args.api_duration, api_keys=args.api_keys,
+        api_duration=args.api_duration, api_keys=args.api_keys, api_rounds=args.api_rounds,
         placement_services=args.placement_services, controller_args=tuple(args.controller_arg))
     results = {
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -262,6 +275,7 @@ def main(argv=None):
                      "timeout": args.timeout, "baseline_max": args.baseline_max,
                      "api_clients": args.api_clients, "api_duration": args.api_duration,
                      "api_warmup": settings.api_warmup, "api_keys": args.api_keys,
+                     "api_rounds": args.api_rounds,
                      "placement_services": args.placement_services,
                      "controller_args": list(args.controller_arg), "skip": args.skip},
     }
