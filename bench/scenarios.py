@@ -445,10 +445,11 @@ def api(fleet, settings, *, store=None, upscale_rate=None):
 #: A load generator's figures that describe one run's speed: of several runs, the median
 #: of each is kept (``_median_run``).
 _MEDIAN_FIGURES = ("requests_per_second", "ok_per_second", "p50_ms", "p90_ms", "p99_ms",
-                   "max_ms")
+                   "max_ms", "loadgen_cpu_share")
 #: ... and those that count what was sent: summed (totals checked against the store,
 #: CPU per request).
-_SUMMED_FIGURES = ("requests", "ok", "total_requests", "total_ok", "loadgen_cpu_seconds")
+_SUMMED_FIGURES = ("seconds", "requests", "ok", "total_requests", "total_ok",
+                   "loadgen_cpu_seconds")
 
 
 def _median_run(runs):

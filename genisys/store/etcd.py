@@ -622,9 +622,10 @@ class EtcdStore(Store):
             texts: builtins.list[Optional[str]] = []
             for op in chunk:
                 if op.kind == "put":
-                    texts.append(encode(op.value))
+                    text = encode(op.value)
+                    texts.append(text)
                     requests.append({"request_put": {"key": b64(self._key(op.key)),
-                                                     "value": b64(texts[-1])}})
+                                                     "value": b64(text)}})
                 else:
                     texts.append(None)
                     requests.append({"request_delete_range": {"key": b64(self._key(op.key)),
@@ -632,11 +633,11 @@ class EtcdStore(Store):
             async with self._locks.hold(op.key for op in chunk):
                 answer = await self._txn({"success": requests})
             revision = int(answer["header"]["revision"])
-            for op, text, response in zip(chunk, texts,
-                                          answer.get("responses") or [{}] * len(chunk)):
-                if text is not None:
-                    results.append(Record(op.key, decode(text), revision))
-                    self._seen.note(op.key, revision, text)
+            for op, written, response in zip(chunk, texts,
+                                             answer.get("responses") or [{}] * len(chunk)):
+                if written is not None:
+                    results.append(Record(op.key, decode(written), revision))
+                    self._seen.note(op.key, revision, written)
                 else:
                     prev = (response.get("response_delete_range") or {}).get("prev_kvs") or []
                     results.append(self._record(prev[0]) if prev else None)
